@@ -1,0 +1,420 @@
+"""The engine: faithful img2img and prompt2img on diffusers' own pipelines, with every step captured.
+
+    engine = Engine("stable-diffusion-v1-5/stable-diffusion-v1-5")
+    result = engine.generate(GenerationRequest(prompt="fire", init_image="fireplace.png", strength=0.7, steps=10))
+    result.steps_taken  # 7, counted from the run
+    for item in engine.stream(request):  # StepFrame … as each step is computed, then the GenerationResult
+        ...
+
+Each request gets its own shallow copy of the loaded pipeline and its own scheduler, so requests never
+share scheduler state; runs on one device take turns on that device's lock. Noise comes from a CPU
+``torch.Generator`` seeded with the request's seed, so a seed gives the same image on cpu, cuda and mps,
+and the same image as diffusers' own pipelines called with ``torch.Generator("cpu").manual_seed(seed)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import queue
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+from PIL import Image
+
+from . import __version__
+from .config import (
+    DEFAULT_GUIDANCE, DEFAULT_MODEL, DEFAULT_PREVIEW, DEFAULT_RESIZE_MODE, DEFAULT_SAMPLER, DEFAULT_STEPS,
+    DEFAULT_STRENGTH, DEFAULT_TAESD, DEFAULT_TXT2IMG_SIZE, MAX_DIMENSION, MAX_GUIDANCE, MAX_PROMPT_CHARS,
+    MAX_SEED, MAX_SIDE, MIN_DIMENSION, RESIZE_MODES, VIEWS,
+)
+from .errors import GenerationError, ModelLoadError, UserInputError
+from .images import default_size, fit_image, open_image
+from .loading import LoadedModel, load_model
+from .previews import PreviewDecoder, check_preview, make_strip
+from .samplers import check_sampler, make_scheduler
+from .schedule import StepPlan, plan_steps
+from .steps import StepFrame, StepRecorder
+
+
+@dataclass
+class GenerationRequest:
+    """One run's settings. ``init_image=None`` means prompt2img (strength does not apply).
+
+    Args:
+        prompt: what to make.
+        init_image: a path, bytes or PIL image; ``None`` for prompt2img.
+        negative_prompt: what to steer away from.
+        strength: 0 < strength ≤ 1; how much of the schedule runs, and how far the init image may change.
+        steps: schedule length, or with ``real_steps`` the number of steps that must run.
+        real_steps: pick the schedule length so that exactly ``steps`` steps run.
+        seed: 0 ≤ seed < 2**32; ``None`` picks one at random (the result reports it).
+        sampler: one of ``samplers.SAMPLER_NAMES``.
+        guidance_scale: classifier-free guidance; 1 turns it off.
+        width, height: multiples of 8; ``None`` takes the init image's own size (longest side ≤ ``max_side``).
+        resize_mode: how the init image is fitted to width×height: ``resize``, ``crop`` or ``fill``.
+        preview: how step latents become pictures: ``approx``, ``taesd`` or ``full``.
+        max_side: cap on the longest side of the default size.
+    """
+
+    prompt: str
+    init_image: Any = None
+    negative_prompt: str = ""
+    strength: float = DEFAULT_STRENGTH
+    steps: int = DEFAULT_STEPS
+    real_steps: bool = False
+    seed: int | None = None
+    sampler: str = DEFAULT_SAMPLER
+    guidance_scale: float = DEFAULT_GUIDANCE
+    width: int | None = None
+    height: int | None = None
+    resize_mode: str = DEFAULT_RESIZE_MODE
+    preview: str = DEFAULT_PREVIEW
+    max_side: int = MAX_SIDE
+
+
+@dataclass
+class PreparedRequest:
+    """A checked request: image opened and fitted, size and seed settled, steps planned."""
+
+    request: GenerationRequest
+    image: Image.Image | None
+    width: int
+    height: int
+    seed: int
+    plan: StepPlan
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def mode(self) -> str:
+        return "txt2img" if self.image is None else "img2img"
+
+
+@dataclass
+class GenerationResult:
+    """What a run made and how: the output, every step, and the settings that reproduce it."""
+
+    output: Image.Image
+    frames: list[StepFrame]
+    mode: str  # "img2img" or "txt2img"
+    prompt: str
+    negative_prompt: str
+    seed: int
+    steps: int  # as asked
+    real_steps: bool
+    schedule_steps: int  # length of the schedule handed to the scheduler
+    steps_taken: int  # counted from the run
+    model_calls: int  # UNet evaluations (Heun and DPM2 take two a step, PLMS two on its first)
+    strength: float | None
+    sampler: str
+    guidance_scale: float
+    width: int
+    height: int
+    resize_mode: str
+    preview: str
+    model: str
+    seconds: dict[str, float]
+    nsfw_flagged: bool = False
+    stopped: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    def step_images(self, view: str = "latents") -> list[Image.Image]:
+        """Step images, step 0 first; ``view`` is ``latents`` (noisy, as the UNet sees them) or ``x0``."""
+        if view not in VIEWS:
+            raise UserInputError(f"unknown view {view!r}; choose one of: {', '.join(VIEWS)}")
+        return [f.image(view) for f in self.frames]
+
+    def strip(self, view: str = "latents") -> Image.Image:
+        """All step images side by side in one picture."""
+        return make_strip(self.step_images(view))
+
+    def settings(self) -> dict[str, Any]:
+        """The settings that reproduce this run (what PNG metadata records)."""
+        return dict(
+            generator=f"sd-img2img {__version__}", mode=self.mode, model=self.model, prompt=self.prompt,
+            negative_prompt=self.negative_prompt, seed=self.seed, steps=self.steps, real_steps=self.real_steps,
+            schedule_steps=self.schedule_steps, steps_taken=self.steps_taken, model_calls=self.model_calls,
+            strength=self.strength,
+            sampler=self.sampler, guidance_scale=self.guidance_scale, width=self.width, height=self.height,
+            resize_mode=self.resize_mode, stopped=self.stopped,
+        )
+
+    def info(self) -> dict[str, Any]:
+        """Settings plus how the run went: timings, flags, warnings (JSON-ready)."""
+        return {**self.settings(), "preview": self.preview, "seconds": self.seconds,
+                "nsfw_flagged": self.nsfw_flagged, "warnings": list(self.warnings)}
+
+
+def _check_int(name: str, value, low: int, high: int, hint: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise UserInputError(f"{name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise UserInputError(f"{name}={value} is out of range [{low}, {high}]; {hint}")
+    return value
+
+
+def check_inputs(request: GenerationRequest) -> PreparedRequest:
+    """Check every setting of ``request`` without touching the model; raise ``UserInputError`` naming the bad value.
+
+    Opens and normalises the init image (size checked before decoding), settles width/height and the seed,
+    and plans the steps.
+    """
+    r = request
+    if not isinstance(r.prompt, str):
+        raise UserInputError(f"prompt must be text, got {type(r.prompt).__name__}")
+    if not isinstance(r.negative_prompt, str):
+        raise UserInputError(f"negative prompt must be text, got {type(r.negative_prompt).__name__}")
+    for name, text in (("prompt", r.prompt), ("negative prompt", r.negative_prompt)):
+        if len(text) > MAX_PROMPT_CHARS:
+            raise UserInputError(f"the {name} is {len(text)} characters, above the limit of {MAX_PROMPT_CHARS}; "
+                                 "shorten it (the text encoder reads about 75 tokens anyway)")
+    check_sampler(r.sampler)
+    check_preview(r.preview)
+    if r.resize_mode not in RESIZE_MODES:
+        raise UserInputError(f"unknown resize mode {r.resize_mode!r}; choose one of: {', '.join(RESIZE_MODES)}")
+    if isinstance(r.guidance_scale, bool) or not isinstance(r.guidance_scale, (int, float)) \
+            or not 0 <= r.guidance_scale <= MAX_GUIDANCE or r.guidance_scale != r.guidance_scale:
+        raise UserInputError(f"guidance scale must be between 0 and {MAX_GUIDANCE}, got {r.guidance_scale!r}")
+    seed = secrets.randbelow(MAX_SEED) if r.seed is None else _check_int(
+        "seed", r.seed, 0, MAX_SEED - 1, "use a seed from 0 to 4294967295, or none for a random one")
+    for name in ("width", "height"):
+        value = getattr(r, name)
+        if value is not None:
+            value = _check_int(name, value, MIN_DIMENSION, MAX_DIMENSION,
+                               f"use {MIN_DIMENSION} to {MAX_DIMENSION} pixels")
+            if value % 8:
+                raise UserInputError(f"{name}={value} is not a multiple of 8; use {value // 8 * 8} or {value // 8 * 8 + 8}")
+
+    image = None
+    if r.init_image is not None:
+        image = open_image(r.init_image)
+        if r.width is None or r.height is None:
+            w, h = default_size(*image.size, max_side=r.max_side)
+            if r.width is not None:  # one side given: keep the aspect for the other
+                h = max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.width * image.height / image.width / 8) * 8))
+                w = r.width
+            elif r.height is not None:
+                w = max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.height * image.width / image.height / 8) * 8))
+                h = r.height
+        else:
+            w, h = int(r.width), int(r.height)
+        image = fit_image(image, w, h, r.resize_mode)
+        plan = plan_steps(r.steps, r.strength, r.real_steps)
+    else:
+        w = int(r.width) if r.width is not None else DEFAULT_TXT2IMG_SIZE
+        h = int(r.height) if r.height is not None else DEFAULT_TXT2IMG_SIZE
+        plan = plan_steps(r.steps, None)
+    return PreparedRequest(request=r, image=image, width=w, height=h, seed=seed, plan=plan)
+
+
+def truncation_warning(tokenizer, text: str, name: str) -> str | None:
+    """Say where the text encoder cuts a prompt longer than its 77 tokens, or None if it fits."""
+    if not text:
+        return None
+    limit = tokenizer.model_max_length - 2  # without the start and end tokens
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
+    ids = enc["input_ids"]
+    if len(ids) <= limit:
+        return None
+    cut = enc["offset_mapping"][limit][0]
+    dropped = text[cut:].strip()
+    shown = dropped if len(dropped) <= 40 else dropped[:40] + "…"
+    return (f"the {name} is {len(ids)} tokens and the text encoder reads {limit}: it was cut at character {cut}, "
+            f"so “{shown}” was ignored")
+
+
+class Engine:
+    """Loads a checkpoint once (lazily, thread-safe) and runs img2img / prompt2img with step capture.
+
+    Args:
+        model: hub id or local diffusers folder (SD 1.x / 2.x, safetensors).
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        dtype: ``auto``, ``float16``, ``bfloat16`` or ``float32``.
+        offload: ``none``, ``model`` or ``sequential`` (accelerate).
+        safety_checker: keep the checkpoint's safety checker if it has one.
+        taesd: hub id or folder of the TAESD decoder used by ``preview="taesd"``.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
+                 offload: str = "none", safety_checker: bool = True, taesd: str = DEFAULT_TAESD):
+        self.model = model
+        self.device = device
+        self.dtype = dtype
+        self.offload = offload
+        self.safety_checker = safety_checker
+        self.taesd_id = taesd
+        self._loaded: LoadedModel | None = None
+        self._taesd = None
+        self._load_lock = threading.Lock()
+        self.load_error: Exception | None = None
+        self.load_seconds: float | None = None
+
+    # -- loading -------------------------------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> LoadedModel:
+        """The loaded checkpoint, loading it on first use."""
+        if self._loaded is None:
+            self.load()
+        return self._loaded  # type: ignore[return-value]
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._loaded is not None
+
+    def load(self) -> LoadedModel:
+        """Load the checkpoint once; later calls return it. A failed load is remembered and re-raised."""
+        with self._load_lock:
+            if self._loaded is None:
+                t = time.perf_counter()
+                try:
+                    self._loaded = load_model(self.model, self.device, self.dtype, self.offload, self.safety_checker)
+                except Exception as e:
+                    self.load_error = e
+                    raise
+                self.load_error = None
+                self.load_seconds = time.perf_counter() - t
+            return self._loaded
+
+    def _taesd_decoder(self):
+        if self._taesd is None:
+            from diffusers import AutoencoderTiny
+
+            lm = self.loaded
+            try:
+                taesd = AutoencoderTiny.from_pretrained(self.taesd_id, torch_dtype=lm.dtype, use_safetensors=True)
+            except (OSError, ValueError) as e:
+                raise ModelLoadError(f"could not load the TAESD preview decoder '{self.taesd_id}': "
+                                     f"{str(e).splitlines()[0] if str(e) else type(e).__name__}; "
+                                     "use preview 'approx' or 'full'") from e
+            self._taesd = taesd.to(lm.execution_device).eval()
+        return self._taesd
+
+    def decoder(self, preview: str) -> PreviewDecoder:
+        check_preview(preview)
+        return PreviewDecoder(preview, vae=self.loaded.vae, taesd=self._taesd_decoder() if preview == "taesd" else None)
+
+    # -- generation ----------------------------------------------------------------------------------------
+
+    def check_inputs(self, request: GenerationRequest) -> PreparedRequest:
+        """``check_inputs`` plus the checks that need the loaded tokenizer (prompt length)."""
+        prepared = check_inputs(request)
+        tokenizer = self.loaded.tokenizer
+        for name, text in (("prompt", request.prompt), ("negative prompt", request.negative_prompt)):
+            warning = truncation_warning(tokenizer, text, name)
+            if warning:
+                prepared.warnings.append(warning)
+        return prepared
+
+    def generate(self, request: GenerationRequest, on_step: Callable[[StepFrame], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> GenerationResult:
+        """Run a request to the end (or until ``should_stop()`` turns True between steps).
+
+        Args:
+            request: the settings.
+            on_step: called with each ``StepFrame`` as soon as it is computed (step 0 first).
+            should_stop: polled after each step; True ends the run, keeping the steps computed so far
+                (the output is then the partial latents, decoded).
+        """
+        t_start = time.perf_counter()
+        prepared = self.check_inputs(request)
+        lm = self.loaded
+        r, plan = request, prepared.plan
+        with lm.lock:
+            t_locked = time.perf_counter()
+            base = lm.img2img if prepared.image is not None else lm.txt2img
+            pipe = copy.copy(base)  # request-scoped: own scheduler, shared weights
+            pipe.scheduler = make_scheduler(r.sampler, base.scheduler.config)
+            recorder = StepRecorder(pipe, self.decoder(r.preview), plan.steps_to_run, on_step, should_stop)
+            generator = torch.Generator("cpu").manual_seed(prepared.seed)
+            common = dict(prompt=r.prompt, negative_prompt=r.negative_prompt or None,
+                          num_inference_steps=plan.schedule_steps, guidance_scale=float(r.guidance_scale),
+                          generator=generator, callback_on_step_end=recorder.callback_on_step_end)
+            try:
+                with torch.inference_mode():
+                    if prepared.image is not None:
+                        out = pipe(image=prepared.image, strength=float(r.strength), **common)
+                    else:
+                        out = pipe(width=prepared.width, height=prepared.height, **common)
+            except torch.OutOfMemoryError:
+                del pipe, recorder
+                free_memory(lm.device)
+                raise GenerationError(
+                    f"out of memory on {lm.device} at {prepared.width}×{prepared.height}; lower width/height or "
+                    "steps, use preview 'approx', or start with --offload model (or sequential)") from None
+            t_done = time.perf_counter()
+        if recorder.nonfinite_at is not None or not recorder.decoded_finite:
+            at = recorder.nonfinite_at
+            raise GenerationError(
+                "the run produced NaN/inf values" + (f" at step {at}" if at is not None else " in the VAE decode")
+                + f" (dtype {str(lm.dtype).removeprefix('torch.')}); try --dtype float32 or another seed")
+        flagged = bool(out.nsfw_content_detected and out.nsfw_content_detected[0])
+        warnings = list(prepared.warnings)
+        if flagged:
+            warnings.append("the safety checker flagged the output, so it was withheld (blacked out)")
+        if recorder.stopped:
+            warnings.append(f"stopped after {len(recorder.frames) - 1} of {plan.steps_to_run} steps")
+        frames = recorder.frames
+        unet_seconds = [b.seconds - a.seconds for a, b in zip(frames, frames[1:])]
+        return GenerationResult(
+            output=out.images[0], frames=frames, mode=prepared.mode, prompt=r.prompt,
+            negative_prompt=r.negative_prompt, seed=prepared.seed, steps=r.steps, real_steps=bool(r.real_steps),
+            schedule_steps=plan.schedule_steps, steps_taken=len(frames) - 1, model_calls=recorder.model_calls,
+            strength=float(r.strength) if prepared.image is not None else None, sampler=r.sampler,
+            guidance_scale=float(r.guidance_scale), width=prepared.width, height=prepared.height,
+            resize_mode=r.resize_mode, preview=r.preview, model=self.model,
+            seconds=dict(total=round(time.perf_counter() - t_start, 4), queued=round(t_locked - t_start, 4),
+                         run=round(t_done - t_locked, 4),
+                         per_step=round(sorted(unet_seconds)[len(unet_seconds) // 2], 4) if unet_seconds else 0.0),
+            nsfw_flagged=flagged, stopped=recorder.stopped, warnings=warnings,
+        )
+
+    def stream(self, request: GenerationRequest) -> Iterator[StepFrame | GenerationResult]:
+        """Yield each ``StepFrame`` as soon as it is computed, then the ``GenerationResult``.
+
+        Closing the iterator early (``.close()``, or a UI cancelling it) stops the run between steps.
+        Errors of the run are raised from the iterator.
+        """
+        items: queue.Queue = queue.Queue()
+        stop = threading.Event()
+        done = object()
+
+        def work():
+            try:
+                items.put(self.generate(request, on_step=items.put, should_stop=stop.is_set))
+            except BaseException as e:  # handed to the consumer
+                items.put(e)
+            finally:
+                items.put(done)
+
+        worker = threading.Thread(target=work, name="sd-img2img-run", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = items.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+
+
+def free_memory(device: str) -> None:
+    """Release what a failed run held: Python garbage and the device's cached blocks."""
+    gc.collect()
+    if device == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif device == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()
+
+
+__all__ = ["Engine", "GenerationRequest", "GenerationResult", "PreparedRequest", "StepFrame", "check_inputs"]

@@ -1,0 +1,130 @@
+"""Init images: open safely, normalise to upright RGB, pick the size, fit to it.
+
+The header is read and its size checked before a single pixel is decoded, so a 20000×20000 image or a
+decompression bomb costs nothing. Every mode PIL can open ends as 8-bit RGB: alpha is laid on white,
+16-bit and float images are scaled (not clipped), CMYK and palette images converted, EXIF rotation applied.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
+from .config import MAX_INPUT_BYTES, MAX_INPUT_PIXELS, MAX_INPUT_SIDE, MAX_SIDE, MIN_DIMENSION, RESIZE_MODES
+from .errors import UserInputError
+
+
+
+def _check_header_size(width: int, height: int, name: str) -> None:
+    if width < 1 or height < 1:
+        raise UserInputError(f"{name} has no pixels ({width}×{height})")
+    if max(width, height) > MAX_INPUT_SIDE or width * height > MAX_INPUT_PIXELS:
+        raise UserInputError(
+            f"{name} is {width}×{height} pixels, above the limit of {MAX_INPUT_SIDE} px a side and "
+            f"{MAX_INPUT_PIXELS // 1_000_000} megapixels; scale it down first")
+
+
+def open_image(source, name: str | None = None) -> Image.Image:
+    """Open an init image from a path, bytes or a PIL image and return it as upright 8-bit RGB.
+
+    Raises ``UserInputError`` for a missing, empty, oversized, corrupt or non-image file.
+    """
+    if isinstance(source, Image.Image):
+        _check_header_size(*source.size, name or "the image")
+        return to_rgb(source)
+    if isinstance(source, (bytes, bytearray)):
+        name = name or "the uploaded file"
+        data = io.BytesIO(source)
+        size = len(source)
+    else:
+        path = Path(os.fspath(source))
+        name = name or f"'{path}'"
+        if not path.exists():
+            raise UserInputError(f"init image {name} does not exist; check the path")
+        if not path.is_file():
+            raise UserInputError(f"init image {name} is not a file")
+        size = path.stat().st_size
+        data = path
+    if size == 0:
+        raise UserInputError(f"{name} is empty (0 bytes); choose an image file")
+    if size > MAX_INPUT_BYTES:
+        raise UserInputError(f"{name} is {size / 2**20:.0f} MB, above the limit of {MAX_INPUT_BYTES // 2**20} MB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(data)
+            _check_header_size(img.width, img.height, name)  # before decoding any pixel
+            img.load()
+    except UserInputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise UserInputError(f"{name} would decode to too many pixels ({e}); scale it down first") from None
+    except UnidentifiedImageError:
+        raise UserInputError(f"{name} is not an image this program can read; use PNG, JPEG, WebP, BMP, GIF or TIFF") from None
+    except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
+        raise UserInputError(f"{name} is damaged and cannot be decoded ({e}); re-save or choose another image") from None
+    return to_rgb(img)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Upright 8-bit RGB: EXIF rotation applied, transparency on white, 16-bit/float scaled, CMYK/palette converted."""
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # a broken EXIF block must not lose the picture
+        pass
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        if mode == "F" and arr.max(initial=0) <= 1.0:
+            top = 1.0
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, "L").convert("RGB")
+    if mode in ("P", "PA"):
+        img = img.convert("RGBA")
+    elif mode in ("LA", "La", "RGBa"):
+        img = img.convert("RGBA")
+    if img.mode == "RGBA":
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, img).convert("RGB")
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return img
+
+
+def default_size(width: int, height: int, max_side: int = MAX_SIDE) -> tuple[int, int]:
+    """The init image's own size rounded down to multiples of 8, longest side capped at ``max_side``."""
+    scale = min(1.0, max_side / max(width, height))
+    w, h = int(width * scale) // 8 * 8, int(height * scale) // 8 * 8
+    if min(w, h) < MIN_DIMENSION:
+        raise UserInputError(
+            f"the init image is {width}×{height} pixels, too small to use at its own size (the smallest is "
+            f"{MIN_DIMENSION}×{MIN_DIMENSION}); use a larger image or set width and height")
+    return w, h
+
+
+def fit_image(img: Image.Image, width: int, height: int, mode: str = "resize") -> Image.Image:
+    """Fit ``img`` to ``width``×``height``.
+
+    Args:
+        mode: ``resize`` stretches to the size; ``crop`` keeps the aspect and cuts the overflow from the
+            centre; ``fill`` keeps the whole image and fills the borders with a blurred stretch of itself.
+    """
+    if mode not in RESIZE_MODES:
+        raise UserInputError(f"unknown resize mode {mode!r}; choose one of: {', '.join(RESIZE_MODES)}")
+    if img.size == (width, height):
+        return img
+    if mode == "resize":
+        return img.resize((width, height), Image.Resampling.LANCZOS)
+    if mode == "crop":
+        return ImageOps.fit(img, (width, height), Image.Resampling.LANCZOS)
+    background = img.resize((width, height), Image.Resampling.BILINEAR).filter(
+        ImageFilter.GaussianBlur(radius=max(width, height) / 32))
+    inner = ImageOps.contain(img, (width, height), Image.Resampling.LANCZOS)
+    background.paste(inner, ((width - inner.width) // 2, (height - inner.height) // 2))
+    return background

@@ -1,0 +1,179 @@
+"""Loading a Stable Diffusion 1.x / 2.x checkpoint once, for img2img and prompt2img alike.
+
+Safetensors only: a pickle file (``.ckpt``, ``.bin``, ``.pt``) can run code when loaded, so it is never
+opened. No ``trust_remote_code``, no custom pipelines. A checkpoint whose ``model_index.json`` names
+``StableDiffusionPipeline`` (as the real SD1.5 repository does) loads for img2img; prompt2img shares its
+components.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import DEVICES, DTYPES, OFFLOADS
+from .errors import ModelLoadError, UserInputError
+
+PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
+SD_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline")
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+_DEVICE_LOCKS: dict[str, threading.Lock] = {}
+_DEVICE_LOCKS_GUARD = threading.Lock()
+
+
+def device_lock(device: str) -> threading.Lock:
+    """One lock per device: runs on the same device take turns, whatever engine they come from."""
+    with _DEVICE_LOCKS_GUARD:
+        return _DEVICE_LOCKS.setdefault(device, threading.Lock())
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` → cuda, then mps, then cpu; an explicit device must be present."""
+    if device not in DEVICES:
+        raise UserInputError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserInputError("device 'cuda' was asked for but no CUDA GPU is available; use --device auto or cpu")
+    if device == "mps" and not has_mps:
+        raise UserInputError("device 'mps' was asked for but Apple's MPS is not available; use --device auto or cpu")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    """``auto`` → float16 on cuda and mps, float32 on cpu."""
+    if dtype not in DTYPES:
+        raise UserInputError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
+    if dtype == "auto":
+        return torch.float16 if device in ("cuda", "mps") else torch.float32
+    return getattr(torch, dtype)
+
+
+def check_checkpoint_folder(path: Path) -> None:
+    """Raise ``ModelLoadError`` saying what is wrong with a local folder that is not a usable checkpoint."""
+    if path.is_file():
+        if path.suffix in PICKLE_SUFFIXES:
+            raise ModelLoadError(
+                f"'{path}' is a pickle checkpoint; pickle files can run code when loaded and are never opened. "
+                "Use a diffusers folder with .safetensors weights")
+        raise ModelLoadError(
+            f"'{path}' is a single file; give a checkpoint folder in diffusers layout (with model_index.json) "
+            "or a Hugging Face hub id")
+    index = path / "model_index.json"
+    if not index.is_file():
+        raise ModelLoadError(f"'{path}' has no model_index.json, so it is not a diffusers checkpoint folder")
+    try:
+        meta = json.loads(index.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"'{index}' cannot be read as JSON: {e}") from None
+    cls = meta.get("_class_name")
+    if cls not in SD_PIPELINES:
+        raise ModelLoadError(
+            f"'{path}' holds a {cls}; this program runs Stable Diffusion 1.x/2.x checkpoints ({', '.join(SD_PIPELINES)})")
+    for part in ("unet", "vae", "text_encoder"):
+        folder = path / part
+        if not folder.is_dir():
+            raise ModelLoadError(f"'{path}' has no {part}/ folder; the checkpoint is incomplete")
+        files = [f.name for f in folder.iterdir()]
+        if not any(f.endswith(".safetensors") for f in files):
+            pickles = [f for f in files if f.endswith(PICKLE_SUFFIXES)]
+            if pickles:
+                raise ModelLoadError(
+                    f"'{folder}' has only pickle weights ({', '.join(pickles)}); they can run code when loaded and "
+                    "are never opened. Convert the checkpoint to .safetensors")
+            raise ModelLoadError(f"'{folder}' has no .safetensors weights")
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint loaded once: the img2img pipeline and a prompt2img pipeline sharing its components."""
+
+    model: str
+    img2img: Any
+    txt2img: Any
+    device: str
+    dtype: torch.dtype
+    offload: str
+    has_safety_checker: bool
+    lock: threading.Lock = field(repr=False)
+
+    @property
+    def vae(self):
+        return self.img2img.vae
+
+    @property
+    def tokenizer(self):
+        return self.img2img.tokenizer
+
+    @property
+    def execution_device(self) -> torch.device:
+        return self.img2img._execution_device
+
+
+def load_model(
+    model: str,
+    device: str = "auto",
+    dtype: str = "auto",
+    offload: str = "none",
+    safety_checker: bool = True,
+) -> LoadedModel:
+    """Load a checkpoint by hub id or local folder.
+
+    Args:
+        model: a Hugging Face hub id (``owner/name``) or a local folder in diffusers layout.
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        dtype: ``auto`` (float16 on GPUs, float32 on cpu), ``float16``, ``bfloat16`` or ``float32``.
+        offload: ``none``; ``model`` (accelerate moves each whole model to the GPU while it runs);
+            ``sequential`` (layer by layer: least memory, slowest).
+        safety_checker: keep the checkpoint's safety checker if it has one.
+    """
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+
+    if offload not in OFFLOADS:
+        raise UserInputError(f"unknown offload {offload!r}; choose one of: {', '.join(OFFLOADS)}")
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    if offload != "none" and dev == "cpu":
+        raise UserInputError(f"offload {offload!r} moves models onto a GPU, and the device is cpu; use offload 'none'")
+    if dev == "cpu" and torch_dtype == torch.float16:
+        raise UserInputError("float16 is not supported on cpu; use --dtype float32 or bfloat16")
+
+    path = Path(model).expanduser()
+    if path.exists():
+        check_checkpoint_folder(path)
+        source = str(path)
+    elif model.startswith((".", "/", "~")) or model.endswith(PICKLE_SUFFIXES + (".safetensors",)) or not HUB_ID.match(model):
+        raise ModelLoadError(f"model '{model}' is neither an existing folder nor a Hugging Face hub id (owner/name)")
+    else:
+        source = model
+
+    kwargs: dict[str, Any] = dict(torch_dtype=torch_dtype, use_safetensors=True)
+    if not safety_checker:
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    try:
+        img2img = StableDiffusionImg2ImgPipeline.from_pretrained(source, **kwargs)
+    except (OSError, ValueError, EnvironmentError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        where = "the folder" if source != model else "the Hugging Face hub (or the local cache)"
+        raise ModelLoadError(f"could not load model '{model}' from {where}: {first}") from e
+
+    img2img.set_progress_bar_config(disable=True)
+    has_checker = img2img.safety_checker is not None
+    txt2img = StableDiffusionPipeline.from_pipe(img2img)
+    txt2img.set_progress_bar_config(disable=True)
+    if offload == "model":
+        img2img.enable_model_cpu_offload(device=dev)
+    elif offload == "sequential":
+        img2img.enable_sequential_cpu_offload(device=dev)
+    else:
+        img2img.to(dev)
+    return LoadedModel(model=model, img2img=img2img, txt2img=txt2img, device=dev, dtype=torch_dtype,
+                       offload=offload, has_safety_checker=has_checker, lock=device_lock(dev))

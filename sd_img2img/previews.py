@@ -1,0 +1,82 @@
+"""Turning latents into pictures: ``approx``, ``taesd`` or ``full``, and the steps strip.
+
+- ``approx``: a fixed linear map from the 4 latent channels to RGB at latent resolution (1/8 of the image
+  side), nearly free. Coefficients: keturn's least-squares fit for SD1.4 latents, as published in
+  AUTOMATIC1111's ``modules/sd_vae_approx.py`` (``cheap_approximation``). SD2.x shares the latent space.
+- ``taesd``: diffusers' ``AutoencoderTiny`` (``madebyollin/taesd`` by default), about 1/18 of the full
+  decoder's compute, at full resolution.
+- ``full``: the checkpoint's own VAE; the last step decoded with it is the output image, pixel for pixel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .config import PREVIEWS, STRIP_MAX_FRAME_HEIGHT
+from .errors import UserInputError
+
+# rows: latent channels 0..3; columns: R, G, B; applied to the scaled latents, output in [-1, 1]
+APPROX_RGB_FACTORS = (
+    (0.298, 0.207, 0.208),
+    (0.187, 0.286, 0.173),
+    (-0.158, 0.189, 0.264),
+    (-0.184, -0.271, -0.473),
+)
+
+
+def check_preview(name: str) -> str:
+    if name not in PREVIEWS:
+        raise UserInputError(f"unknown preview decoder {name!r}; choose one of: {', '.join(PREVIEWS)}")
+    return name
+
+
+def to_pil(images: torch.Tensor) -> Image.Image:
+    """A [-1, 1] image tensor (1, 3, H, W) → PIL, rounded as diffusers' ``VaeImageProcessor`` does."""
+    arr = (images[0].float() / 2 + 0.5).clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray((arr * 255).round().astype(np.uint8))
+
+
+class PreviewDecoder:
+    """Decodes scaled SD latents (1, 4, h, w) into a picture with one of the three methods.
+
+    Args:
+        method: ``approx``, ``taesd`` or ``full``.
+        vae: the checkpoint's ``AutoencoderKL`` (used by ``full``).
+        taesd: a loaded ``AutoencoderTiny`` (used by ``taesd``).
+    """
+
+    def __init__(self, method: str, vae=None, taesd=None):
+        self.method = check_preview(method)
+        self.vae = vae
+        self.taesd = taesd
+        self._factors: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> Image.Image:
+        if self.method == "approx":
+            if self._factors is None or self._factors.device != latents.device:
+                self._factors = torch.tensor(APPROX_RGB_FACTORS, device=latents.device, dtype=torch.float32)
+            rgb = torch.einsum("bchw,cr->brhw", latents.float(), self._factors)
+            return to_pil(rgb)
+        if self.method == "taesd":
+            t = self.taesd
+            return to_pil(t.decode(latents.to(t.device, t.dtype) / t.config.scaling_factor, return_dict=False)[0])
+        vae = self.vae
+        return to_pil(vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0])
+
+
+def make_strip(images: list[Image.Image], max_frame_height: int = STRIP_MAX_FRAME_HEIGHT, gap: int = 2) -> Image.Image:
+    """All step images side by side in one picture (step 0 on the left), like InvokeAI's ``*.steps.png``."""
+    if not images:
+        raise ValueError("no step images to put in a strip")
+    h = min(max_frame_height, max(im.height for im in images))
+    frames = [im if im.height == h else im.resize((max(1, round(im.width * h / im.height)), h), Image.Resampling.LANCZOS)
+              for im in images]
+    strip = Image.new("RGB", (sum(f.width for f in frames) + gap * (len(frames) - 1), h), (255, 255, 255))
+    x = 0
+    for f in frames:
+        strip.paste(f, (x, 0))
+        x += f.width + gap
+    return strip

@@ -1,0 +1,49 @@
+"""Samplers by their InvokeAI names, each built from the checkpoint's own scheduler config.
+
+Names are plain data so the UI and validation can list them without importing diffusers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import UserInputError
+
+# name → (diffusers scheduler class, config overrides)
+SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "k_lms": ("LMSDiscreteScheduler", {}),
+    "ddim": ("DDIMScheduler", {}),
+    "plms": ("PNDMScheduler", {"skip_prk_steps": True}),
+    "k_euler": ("EulerDiscreteScheduler", {}),
+    "k_euler_a": ("EulerAncestralDiscreteScheduler", {}),
+    "k_heun": ("HeunDiscreteScheduler", {}),
+    "k_dpm_2": ("KDPM2DiscreteScheduler", {}),
+    "k_dpm_2_a": ("KDPM2AncestralDiscreteScheduler", {}),
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "dpmpp_2m_karras": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
+    ),
+}
+SAMPLER_NAMES = tuple(SAMPLERS)
+
+
+def check_sampler(name: str) -> str:
+    """Return ``name`` if it is a known sampler, else raise naming the valid ones."""
+    if name not in SAMPLERS:
+        raise UserInputError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLER_NAMES)}")
+    return name
+
+
+def make_scheduler(name: str, base_config: Any):
+    """A fresh scheduler for one request, built from the checkpoint's scheduler config.
+
+    Args:
+        name: a sampler name from ``SAMPLER_NAMES``.
+        base_config: the loaded checkpoint's ``scheduler.config``.
+    """
+    import diffusers
+
+    cls_name, overrides = SAMPLERS[check_sampler(name)]
+    cls = getattr(diffusers, cls_name)
+    return cls.from_config(base_config, **overrides)

@@ -1,0 +1,182 @@
+"""Step capture: every step of a run, as the diffusion sees it.
+
+diffusers' ``callback_on_step_end`` hands over the latents after each scheduler step, but nothing before the
+first step, and not the model's prediction of the final image. ``StepRecorder`` attaches to one request's
+own pipeline copy and scheduler and records:
+
+- frame 0: the latents at the entry point (for img2img the encoded init image mixed with the noise of that
+  point, "the initial image SD sees"; for prompt2img the starting noise);
+- one frame per step actually taken: the latents after it and the predicted final image x0, taken from the
+  scheduler's ``pred_original_sample`` where it gives one and derived from the model output otherwise.
+
+Noisy latents are shown as the UNet sees them: k-diffusion samplers (LMS, Euler, Heun, DPM2) keep
+``x0 + sigma·noise`` with sigma up to ~15, which the pipeline divides by ``sqrt(sigma² + 1)`` before the
+UNet; the recorder does the same so every sampler's latents look alike. Second-order samplers (Heun, DPM2)
+call the scheduler twice per step, and PLMS twice on its first step; a frame is recorded when a whole step is
+done, and ``model_calls`` counts the UNet evaluations.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from PIL import Image
+
+from .previews import PreviewDecoder
+
+
+@dataclass
+class StepFrame:
+    """One picture of the run: step 0 is the starting point, step i the state after the i-th step taken."""
+
+    index: int
+    total: int  # steps this run will take
+    timestep: int | None  # the timestep the step ran at (None for frame 0)
+    sigma: float | None  # noise level of the latents in k-diffusion terms, where the sampler has one
+    latents_image: Image.Image  # the noisy latents as the UNet sees them
+    x0_image: Image.Image  # the model's current prediction of the final image
+    seconds: float  # since the run started
+    latents: torch.Tensor = field(repr=False)  # scaled latents (1, 4, h, w), on the cpu
+
+    @property
+    def label(self) -> str:
+        if self.index == 0:
+            return "step 0 · the initial image SD sees" if self.timestep is None else f"step 0 · t={self.timestep}"
+        return f"step {self.index}/{self.total} · t={self.timestep}"
+
+    def image(self, view: str = "latents") -> Image.Image:
+        return self.x0_image if view == "x0" else self.latents_image
+
+
+class StopRun(Exception):
+    """Raised inside a run to end it at once (used for faults; a user's stop ends it gracefully)."""
+
+
+class StepRecorder:
+    """Records a run's frames on one request's pipeline copy and scheduler.
+
+    Args:
+        pipe: the request's own pipeline (a shallow copy of the loaded one, with its own scheduler).
+        decoder: turns latents into pictures.
+        total: steps this run will take (for labels).
+        on_step: called with each frame as soon as it is computed.
+        should_stop: polled after every step; when it returns True the run ends between steps.
+    """
+
+    def __init__(self, pipe, decoder: PreviewDecoder, total: int,
+                 on_step: Callable[[StepFrame], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None):
+        self.pipe = pipe
+        self.scheduler = pipe.scheduler
+        self.decoder = decoder
+        self.total = total
+        self.on_step = on_step
+        self.should_stop = should_stop
+        self.frames: list[StepFrame] = []
+        self.stopped = False
+        self.nonfinite_at: int | None = None
+        self._x0: torch.Tensor | None = None
+        self._t0 = time.perf_counter()
+        self._k_style = float(self.scheduler.init_noise_sigma) > 1.0
+        self.decoded_finite = True
+        self.model_calls = 0  # scheduler steps, each one UNet evaluation (batched with guidance)
+        self._wrap_prepare_latents()
+        self._wrap_scheduler_step()
+        self._wrap_run_safety_checker()
+
+    # -- hooks ---------------------------------------------------------------------------------------------
+
+    def _wrap_prepare_latents(self) -> None:
+        original = self.pipe.prepare_latents
+
+        def prepare_latents(*args, **kwargs):
+            latents = original(*args, **kwargs)
+            sigma = self._sigma_at(getattr(self.scheduler, "begin_index", None) or 0)
+            self._emit(latents, None, None, sigma)
+            return latents
+
+        self.pipe.prepare_latents = prepare_latents  # this request's copy only
+
+    def _wrap_scheduler_step(self) -> None:
+        scheduler = self.scheduler
+        original = scheduler.step
+
+        def step(model_output, timestep, sample, *args, return_dict: bool = True, **kwargs):
+            index = getattr(scheduler, "step_index", None)
+            sigma = self._sigma_at(index) if index is not None else None
+            out = original(model_output, timestep, sample, *args, return_dict=True, **kwargs)
+            x0 = getattr(out, "pred_original_sample", None)
+            self._x0 = x0 if x0 is not None else self._derive_x0(model_output, timestep, sample, sigma)
+            return out if return_dict else out.to_tuple()
+
+        scheduler.step = step  # this request's scheduler only
+
+    def _wrap_run_safety_checker(self) -> None:
+        original = self.pipe.run_safety_checker
+
+        def run_safety_checker(image, *args, **kwargs):  # receives the VAE's decoded output
+            self.decoded_finite = bool(torch.isfinite(image).all())
+            return original(image, *args, **kwargs)
+
+        self.pipe.run_safety_checker = run_safety_checker  # this request's copy only
+
+    def callback_on_step_end(self, pipe, i: int, t, callback_kwargs: dict) -> dict:
+        """diffusers' ``callback_on_step_end``: record the step, stop between steps on request."""
+        self.model_calls += 1
+        if self._step_complete(i, pipe):
+            step_index = getattr(self.scheduler, "step_index", None)
+            sigma = self._sigma_at(step_index) if step_index is not None else None
+            self._emit(callback_kwargs["latents"], int(t), self._x0, sigma)
+        if self.nonfinite_at is not None or (self.should_stop is not None and self.should_stop()):
+            self.stopped = self.nonfinite_at is None
+            pipe._interrupt = True
+        return {}
+
+    # -- helpers -------------------------------------------------------------------------------------------
+
+    def _step_complete(self, i: int, pipe) -> bool:
+        """True when the scheduler call just made finished a whole step.
+
+        Heun and DPM2 take two calls per step (``state_in_first_order`` is False between them), and PLMS
+        takes two on its first step (``cur_sample`` is kept between them); the last call always ends a step.
+        """
+        if i == pipe._num_timesteps - 1:
+            return True
+        return getattr(self.scheduler, "state_in_first_order", True) and getattr(self.scheduler, "cur_sample", None) is None
+
+    def _sigma_at(self, index: int) -> float | None:
+        sigmas = getattr(self.scheduler, "sigmas", None)
+        if not self._k_style or sigmas is None or index >= len(sigmas):
+            return None
+        return float(sigmas[index])
+
+    def _derive_x0(self, model_output, timestep, sample, sigma) -> torch.Tensor:
+        """x0 from the model output where the sampler gives none (PNDM, DPM-Solver)."""
+        prediction = self.scheduler.config.prediction_type
+        if sigma is not None:
+            if prediction == "v_prediction":
+                return model_output * (-sigma / (sigma**2 + 1) ** 0.5) + sample / (sigma**2 + 1)
+            return sample - sigma * model_output
+        alphas = self.scheduler.alphas_cumprod.to(sample.device)
+        a = alphas[int(timestep)].to(sample.dtype)
+        if prediction == "v_prediction":
+            return a.sqrt() * sample - (1 - a).sqrt() * model_output
+        return (sample - (1 - a).sqrt() * model_output) / a.sqrt()
+
+    def _emit(self, latents: torch.Tensor, timestep: int | None, x0: torch.Tensor | None, sigma: float | None) -> None:
+        latents = latents[:1].detach()
+        if not torch.isfinite(latents).all():
+            self.nonfinite_at = len(self.frames)
+            return
+        seen = latents / (sigma**2 + 1) ** 0.5 if sigma is not None else latents
+        latents_image = self.decoder.decode(seen)
+        x0_image = self.decoder.decode(x0[:1].detach()) if x0 is not None else latents_image
+        frame = StepFrame(index=len(self.frames), total=self.total, timestep=timestep, sigma=sigma,
+                          latents_image=latents_image, x0_image=x0_image,
+                          seconds=time.perf_counter() - self._t0, latents=latents.float().cpu())
+        self.frames.append(frame)
+        if self.on_step is not None:
+            self.on_step(frame)
