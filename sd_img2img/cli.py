@@ -1,0 +1,162 @@
+"""The ``sd-img2img`` command: the engine from a shell.
+
+    sd-img2img fireplace.png --prompt "fire" --strength 0.7 --steps 10 --seed 1592514025 --out outputs/
+
+Writes the output PNG (settings embedded), every step image (step 0 first) and the steps strip into
+``--out``, named by a running number and the seed as InvokeAI does (``000032.1592514025.png``,
+``000032.1592514025.step000.png``, ``000032.steps.png``), and prints one JSON object on stdout.
+A mistake in the input gives a one-line message on stderr and exit status 2; a model or run failure
+exit status 1. Ctrl-C stops the run between steps and still writes what was computed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from . import config
+from .samplers import SAMPLER_NAMES
+
+_NUMBERED = re.compile(r"^(\d{6})\.")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="sd-img2img", description="Stable Diffusion img2img (or prompt2img without INIT_IMAGE) that "
+                "writes every denoising step.")
+    p.add_argument("init_image", nargs="?", metavar="INIT_IMAGE", help="initial image; leave out for prompt2img")
+    p.add_argument("--prompt", required=True, help="what to make")
+    p.add_argument("--negative-prompt", default="", help="what to steer away from")
+    p.add_argument("--strength", type=float, default=config.DEFAULT_STRENGTH,
+                   help=f"0 < F ≤ 1: share of the schedule that runs (default {config.DEFAULT_STRENGTH})")
+    p.add_argument("--steps", type=int, default=config.DEFAULT_STEPS,
+                   help=f"schedule length (default {config.DEFAULT_STEPS}); with --real-steps the steps that run")
+    p.add_argument("--real-steps", action="store_true", help="--steps is the number of steps that must actually run")
+    p.add_argument("--seed", type=int, default=None, help="0 ≤ N < 2^32 (default: random; the seed used is reported)")
+    p.add_argument("--sampler", choices=SAMPLER_NAMES, default=config.DEFAULT_SAMPLER, metavar="NAME",
+                   help=f"one of {', '.join(SAMPLER_NAMES)} (default {config.DEFAULT_SAMPLER})")
+    p.add_argument("--guidance", type=float, default=config.DEFAULT_GUIDANCE, help="classifier-free guidance scale")
+    p.add_argument("--width", type=int, default=None, help="multiple of 8 (default: the init image's, or 512)")
+    p.add_argument("--height", type=int, default=None, help="multiple of 8 (default: the init image's, or 512)")
+    p.add_argument("--max-side", type=int, default=config.MAX_SIDE,
+                   help=f"cap on the longest side of the default size (default {config.MAX_SIDE})")
+    p.add_argument("--resize", choices=config.RESIZE_MODES, default=config.DEFAULT_RESIZE_MODE,
+                   help="fit the init image by stretching, centre-cropping or padding")
+    p.add_argument("--model", default=config.DEFAULT_MODEL, metavar="ID_OR_DIR", help="hub id or diffusers folder")
+    p.add_argument("--device", choices=config.DEVICES, default="auto")
+    p.add_argument("--dtype", choices=config.DTYPES, default="auto")
+    p.add_argument("--offload", choices=config.OFFLOADS, default="none")
+    p.add_argument("--preview", choices=config.PREVIEWS, default=config.DEFAULT_PREVIEW,
+                   help="how step images are decoded: approx (free), taesd, full (exact)")
+    p.add_argument("--view", choices=config.VIEWS, default="latents",
+                   help="step images show the noisy latents or the predicted final image (x0)")
+    p.add_argument("--taesd", default=config.DEFAULT_TAESD, metavar="ID_OR_DIR", help="TAESD decoder for --preview taesd")
+    p.add_argument("--no-safety-checker", action="store_true", help="turn the checkpoint's safety checker off")
+    p.add_argument("--out", default="outputs", metavar="DIR", help="output folder (default ./outputs)")
+    return p
+
+
+def next_number(folder: Path) -> int:
+    """The next running number in ``folder`` (one above the highest ``NNNNNN.*`` file)."""
+    numbers = [int(m.group(1)) for f in folder.iterdir() if (m := _NUMBERED.match(f.name))]
+    return max(numbers, default=0) + 1
+
+
+def write_outputs(result, folder: Path, view: str = "latents") -> dict:
+    """Write the output, step images and strip of ``result`` into ``folder``; return the JSON summary."""
+    from .metadata import save_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    n = next_number(folder)
+    stem = f"{n:06d}.{result.seed}"
+    settings = result.settings()
+    output = save_png(result.output, folder / f"{stem}.png", settings)
+    steps = []
+    for frame in result.frames:
+        path = folder / f"{stem}.step{frame.index:03d}.png"
+        save_png(frame.image(view), path, {**settings, "step": frame.index, "timestep": frame.timestep, "view": view})
+        steps.append(str(path))
+    strip = save_png(result.strip(view), folder / f"{n:06d}.steps.png", {**settings, "view": view})
+    return {
+        "output": str(output), "step_images": steps, "strip": str(strip), "seed": result.seed, "steps": result.steps,
+        "steps_taken": result.steps_taken, "schedule_steps": result.schedule_steps, "real_steps": result.real_steps,
+        "model_calls": result.model_calls, "strength": result.strength, "sampler": result.sampler,
+        "width": result.width, "height": result.height, "model": result.model, "preview": result.preview,
+        "seconds": result.seconds["total"], "nsfw_flagged": result.nsfw_flagged, "stopped": result.stopped,
+        "warnings": result.warnings,
+    }
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from diffusers.utils import logging as dlogging
+    from transformers.utils import logging as tlogging
+
+    dlogging.set_verbosity_error()
+    dlogging.disable_progress_bar()
+    tlogging.set_verbosity_error()
+    tlogging.disable_progress_bar()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_libraries()
+    from .engine import Engine, GenerationRequest
+    from .errors import GenerationError, ModelLoadError, UserInputError
+
+    stop = threading.Event()
+
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("sd-img2img: stopping after this step (Ctrl-C again to abort)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+    try:
+        engine = Engine(args.model, device=args.device, dtype=args.dtype, offload=args.offload,
+                        safety_checker=not args.no_safety_checker, taesd=args.taesd)
+        request = GenerationRequest(
+            prompt=args.prompt, init_image=args.init_image, negative_prompt=args.negative_prompt,
+            strength=args.strength, steps=args.steps, real_steps=args.real_steps, seed=args.seed,
+            sampler=args.sampler, guidance_scale=args.guidance, width=args.width, height=args.height,
+            resize_mode=args.resize, preview=args.preview, max_side=args.max_side)
+        from .engine import check_inputs
+
+        check_inputs(request)  # bad input is reported before the model loads
+        result = engine.generate(request, should_stop=stop.is_set)
+        summary = write_outputs(result, Path(args.out), args.view)
+    except UserInputError as e:
+        print(f"sd-img2img: error: {e}", file=sys.stderr)
+        return 2
+    except (ModelLoadError, GenerationError) as e:
+        print(f"sd-img2img: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # e.g. the output folder cannot be written
+        print(f"sd-img2img: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    for warning in result.warnings:
+        print(f"sd-img2img: warning: {warning}", file=sys.stderr)
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Shared fixtures: tiny random-weight checkpoints in the real SD1.5 layout, built once per test session.
+
+Tests run offline: the Hugging Face hub is never contacted.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import pytest  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny random SD1.5-layout checkpoint folder (model_index.json names StableDiffusionPipeline)."""
+    from sd_img2img.random_checkpoint import build_checkpoint
+
+    return build_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-sd15")
+
+
+@pytest.fixture(scope="session")
+def tiny_taesd(tmp_path_factory):
+    from sd_img2img.random_checkpoint import build_taesd
+
+    return build_taesd(tmp_path_factory.mktemp("taesd") / "tiny-taesd")
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_checkpoint, tiny_taesd):
+    """One engine on the tiny checkpoint (cpu, float32), shared by the tests that don't change its settings."""
+    from sd_img2img.engine import Engine
+
+    e = Engine(str(tiny_checkpoint), device="cpu", taesd=str(tiny_taesd))
+    e.load()
+    return e
+
+
+@pytest.fixture(scope="session")
+def fireplace():
+    """A hand-drawn-style fireplace, like the InvokeAI img2img guide's init image."""
+    from sd_img2img.examples import draw_fireplace
+
+    return draw_fireplace(384, 384)
+
+
+def solid(size=(96, 80), color=(200, 60, 30)) -> Image.Image:
+    return Image.new("RGB", size, color)
+
+
+def drawing(size=(128, 128)) -> Image.Image:
+    im = Image.new("RGB", size, "white")
+    ImageDraw.Draw(im).ellipse([10, 10, size[0] - 10, size[1] - 10], fill=(220, 120, 20), outline="black")
+    return im
