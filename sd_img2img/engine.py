@@ -58,6 +58,9 @@ class GenerationRequest:
         width, height: multiples of 8; ``None`` takes the init image's own size (longest side ≤ ``max_side``).
         resize_mode: how the init image is fitted to width×height: ``resize``, ``crop`` or ``fill``.
         preview: how step latents become pictures: ``approx``, ``taesd`` or ``full``.
+        view: the view decoded while the run goes (``latents`` or ``x0``); with ``taesd``/``full`` the
+            other view is decoded when first asked for, so the run pays for one decode a step. ``approx``
+            decodes both (it is nearly free).
         max_side: cap on the longest side of the default size.
     """
 
@@ -74,6 +77,7 @@ class GenerationRequest:
     height: int | None = None
     resize_mode: str = DEFAULT_RESIZE_MODE
     preview: str = DEFAULT_PREVIEW
+    view: str = "latents"
     max_side: int = MAX_SIDE
 
 
@@ -177,6 +181,8 @@ def check_inputs(request: GenerationRequest) -> PreparedRequest:
                                  "shorten it (the text encoder reads about 75 tokens anyway)")
     check_sampler(r.sampler)
     check_preview(r.preview)
+    if r.view not in VIEWS:
+        raise UserInputError(f"unknown view {r.view!r}; choose one of: {', '.join(VIEWS)}")
     if r.resize_mode not in RESIZE_MODES:
         raise UserInputError(f"unknown resize mode {r.resize_mode!r}; choose one of: {', '.join(RESIZE_MODES)}")
     if isinstance(r.guidance_scale, bool) or not isinstance(r.guidance_scale, (int, float)) \
@@ -299,7 +305,9 @@ class Engine:
 
     def decoder(self, preview: str) -> PreviewDecoder:
         check_preview(preview)
-        return PreviewDecoder(preview, vae=self.loaded.vae, taesd=self._taesd_decoder() if preview == "taesd" else None)
+        lm = self.loaded
+        return PreviewDecoder(preview, vae=lm.vae, taesd=self._taesd_decoder() if preview == "taesd" else None,
+                              device=lm.execution_device, lock=lm.lock)
 
     # -- generation ----------------------------------------------------------------------------------------
 
@@ -332,7 +340,8 @@ class Engine:
             base = lm.img2img if prepared.image is not None else lm.txt2img
             pipe = copy.copy(base)  # request-scoped: own scheduler, shared weights
             pipe.scheduler = make_scheduler(r.sampler, base.scheduler.config)
-            recorder = StepRecorder(pipe, self.decoder(r.preview), plan.steps_to_run, on_step, should_stop)
+            views = VIEWS if r.preview == "approx" else (r.view,)
+            recorder = StepRecorder(pipe, self.decoder(r.preview), plan.steps_to_run, on_step, should_stop, views)
             generator = torch.Generator("cpu").manual_seed(prepared.seed)
             common = dict(prompt=r.prompt, negative_prompt=r.negative_prompt or None,
                           num_inference_steps=plan.schedule_steps, guidance_scale=float(r.guidance_scale),

@@ -24,14 +24,17 @@ PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 SD_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline")
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
-_DEVICE_LOCKS: dict[str, threading.Lock] = {}
+_DEVICE_LOCKS: dict[str, threading.RLock] = {}
 _DEVICE_LOCKS_GUARD = threading.Lock()
 
 
-def device_lock(device: str) -> threading.Lock:
-    """One lock per device: runs on the same device take turns, whatever engine they come from."""
+def device_lock(device: str) -> threading.RLock:
+    """One lock per device: runs on the same device take turns, whatever engine they come from.
+
+    Re-entrant, so a step callback may decode a picture (which takes the lock) inside its own run.
+    """
     with _DEVICE_LOCKS_GUARD:
-        return _DEVICE_LOCKS.setdefault(device, threading.Lock())
+        return _DEVICE_LOCKS.setdefault(device, threading.RLock())
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -103,7 +106,7 @@ class LoadedModel:
     dtype: torch.dtype
     offload: str
     has_safety_checker: bool
-    lock: threading.Lock = field(repr=False)
+    lock: threading.RLock = field(repr=False)
 
     @property
     def vae(self):

@@ -45,12 +45,18 @@ class PreviewDecoder:
         method: ``approx``, ``taesd`` or ``full``.
         vae: the checkpoint's ``AutoencoderKL`` (used by ``full``).
         taesd: a loaded ``AutoencoderTiny`` (used by ``taesd``).
+        device: where ``taesd``/``full`` decode (the pipeline's execution device; latents kept on the
+            cpu are moved there).
+        lock: held while decoding with ``taesd``/``full`` (the device's lock: a decode after the run must
+            not cross another run's model offloading).
     """
 
-    def __init__(self, method: str, vae=None, taesd=None):
+    def __init__(self, method: str, vae=None, taesd=None, device=None, lock=None):
         self.method = check_preview(method)
         self.vae = vae
         self.taesd = taesd
+        self.device = device
+        self.lock = lock
         self._factors: torch.Tensor | None = None
 
     @torch.no_grad()
@@ -60,11 +66,17 @@ class PreviewDecoder:
                 self._factors = torch.tensor(APPROX_RGB_FACTORS, device=latents.device, dtype=torch.float32)
             rgb = torch.einsum("bchw,cr->brhw", latents.float(), self._factors)
             return to_pil(rgb)
-        if self.method == "taesd":
-            t = self.taesd
-            return to_pil(t.decode(latents.to(t.device, t.dtype) / t.config.scaling_factor, return_dict=False)[0])
-        vae = self.vae
-        return to_pil(vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0])
+        model = self.taesd if self.method == "taesd" else self.vae
+        if latents.device.type == "cpu" and self.device is not None and torch.device(self.device).type != "cpu":
+            latents = latents.to(self.device)
+        return to_pil(model.decode(latents.to(model.dtype) / model.config.scaling_factor, return_dict=False)[0])
+
+    def decode_later(self, latents: torch.Tensor) -> Image.Image:
+        """``decode`` for a step asked for after its run: waits for the device's lock when it needs a model."""
+        if self.method == "approx" or self.lock is None:
+            return self.decode(latents)
+        with self.lock:
+            return self.decode(latents)
 
 
 def make_strip(images: list[Image.Image], max_frame_height: int = STRIP_MAX_FRAME_HEIGHT, gap: int = 2) -> Image.Image:

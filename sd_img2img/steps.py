@@ -30,16 +30,21 @@ from .previews import PreviewDecoder
 
 @dataclass
 class StepFrame:
-    """One picture of the run: step 0 is the starting point, step i the state after the i-th step taken."""
+    """One picture of the run: step 0 is the starting point, step i the state after the i-th step taken.
+
+    The latents of both views stay on the cpu; a view's picture is decoded when first asked for (the view
+    the run was asked to show is decoded while it runs, so a UI can stream it) and then kept.
+    """
 
     index: int
     total: int  # steps this run will take
     timestep: int | None  # the timestep the step ran at (None for frame 0)
     sigma: float | None  # noise level of the latents in k-diffusion terms, where the sampler has one
-    latents_image: Image.Image  # the noisy latents as the UNet sees them
-    x0_image: Image.Image  # the model's current prediction of the final image
     seconds: float  # since the run started
-    latents: torch.Tensor = field(repr=False)  # scaled latents (1, 4, h, w), on the cpu
+    latents: torch.Tensor = field(repr=False)  # the noisy latents as the UNet sees them (1, 4, h, w), cpu
+    x0: torch.Tensor | None = field(repr=False)  # the predicted final image's latents, cpu
+    decode: Callable[[torch.Tensor], Image.Image] | None = field(default=None, repr=False)
+    images: dict[str, Image.Image] = field(default_factory=dict, repr=False)
 
     @property
     def label(self) -> str:
@@ -48,7 +53,24 @@ class StepFrame:
         return f"step {self.index}/{self.total} · t={self.timestep}"
 
     def image(self, view: str = "latents") -> Image.Image:
-        return self.x0_image if view == "x0" else self.latents_image
+        """The picture of this step: ``latents`` (noisy, as the UNet sees them) or ``x0`` (predicted final)."""
+        if view not in self.images:
+            source = self.x0 if view == "x0" and self.x0 is not None else self.latents
+            if view == "x0" and self.x0 is None and "latents" in self.images:
+                self.images[view] = self.images["latents"]
+            elif self.decode is None:
+                raise RuntimeError("this step's pictures were not kept and there is no decoder to make them")
+            else:
+                self.images[view] = self.decode(source)
+        return self.images[view]
+
+    @property
+    def latents_image(self) -> Image.Image:
+        return self.image("latents")
+
+    @property
+    def x0_image(self) -> Image.Image:
+        return self.image("x0")
 
 
 class StopRun(Exception):
@@ -62,14 +84,16 @@ class StepRecorder:
         pipe: the request's own pipeline (a shallow copy of the loaded one, with its own scheduler).
         decoder: turns latents into pictures.
         total: steps this run will take (for labels).
+        views: the views decoded while the run goes (the others are decoded when asked for).
         on_step: called with each frame as soon as it is computed.
         should_stop: polled after every step; when it returns True the run ends between steps.
     """
 
     def __init__(self, pipe, decoder: PreviewDecoder, total: int,
                  on_step: Callable[[StepFrame], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None):
+                 should_stop: Callable[[], bool] | None = None, views: tuple[str, ...] = ("latents", "x0")):
         self.pipe = pipe
+        self.views = views
         self.scheduler = pipe.scheduler
         self.decoder = decoder
         self.total = total
@@ -171,12 +195,13 @@ class StepRecorder:
         if not torch.isfinite(latents).all():
             self.nonfinite_at = len(self.frames)
             return
-        seen = latents / (sigma**2 + 1) ** 0.5 if sigma is not None else latents
-        latents_image = self.decoder.decode(seen)
-        x0_image = self.decoder.decode(x0[:1].detach()) if x0 is not None else latents_image
+        seen = latents / (sigma**2 + 1) ** 0.5 if sigma else latents
+        x0 = x0[:1].detach() if x0 is not None else None
         frame = StepFrame(index=len(self.frames), total=self.total, timestep=timestep, sigma=sigma,
-                          latents_image=latents_image, x0_image=x0_image,
-                          seconds=time.perf_counter() - self._t0, latents=latents.float().cpu())
+                          seconds=time.perf_counter() - self._t0, latents=seen.cpu(),
+                          x0=x0.cpu() if x0 is not None else None, decode=self.decoder.decode_later)
+        for view in self.views:  # decode on the device, from the tensors still there
+            frame.images[view] = self.decoder.decode(x0 if view == "x0" and x0 is not None else seen)
         self.frames.append(frame)
         if self.on_step is not None:
             self.on_step(frame)
