@@ -36,7 +36,7 @@ from .errors import GenerationError, ModelLoadError, UserInputError
 from .images import default_size, fit_image, open_image
 from .loading import LoadedModel, load_model
 from .previews import PreviewDecoder, check_preview, make_strip
-from .samplers import check_sampler, make_scheduler
+from .samplers import check_sampler, check_schedule_length, make_scheduler
 from .schedule import StepPlan, plan_steps
 from .steps import StepFrame, StepRecorder
 
@@ -314,6 +314,7 @@ class Engine:
     def check_inputs(self, request: GenerationRequest) -> PreparedRequest:
         """``check_inputs`` plus the checks that need the loaded tokenizer (prompt length)."""
         prepared = check_inputs(request)
+        check_schedule_length(request.sampler, prepared.plan.schedule_steps, self.loaded.img2img.scheduler.config)
         tokenizer = self.loaded.tokenizer
         for name, text in (("prompt", request.prompt), ("negative prompt", request.negative_prompt)):
             warning = truncation_warning(tokenizer, text, name)

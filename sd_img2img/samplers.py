@@ -26,6 +26,8 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
 }
 SAMPLER_NAMES = tuple(SAMPLERS)
+# samplers that step between the training timesteps themselves, so a schedule can't be longer than those
+DISCRETE_TIMESTEP_SAMPLERS = ("ddim", "plms")
 
 
 def check_sampler(name: str) -> str:
@@ -47,3 +49,12 @@ def make_scheduler(name: str, base_config: Any):
     cls_name, overrides = SAMPLERS[check_sampler(name)]
     cls = getattr(diffusers, cls_name)
     return cls.from_config(base_config, **overrides)
+
+
+def check_schedule_length(name: str, schedule_steps: int, base_config: Any) -> None:
+    """Raise if ``name`` cannot run a schedule of ``schedule_steps`` (DDIM/PLMS: at most the training timesteps)."""
+    limit = int(base_config.num_train_timesteps)
+    if name in DISCRETE_TIMESTEP_SAMPLERS and schedule_steps > limit:
+        raise UserInputError(
+            f"sampler {name!r} cannot run a schedule of {schedule_steps} steps (at most {limit}, the model's training "
+            "timesteps); raise strength, lower steps, or use a k_ sampler")

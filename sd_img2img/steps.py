@@ -18,6 +18,7 @@ done, and ``model_calls`` counts the UNet evaluations.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -116,6 +117,7 @@ class StepRecorder:
     def _wrap_prepare_latents(self) -> None:
         original = self.pipe.prepare_latents
 
+        @functools.wraps(original)
         def prepare_latents(*args, **kwargs):
             latents = original(*args, **kwargs)
             sigma = self._sigma_at(getattr(self.scheduler, "begin_index", None) or 0)
@@ -128,6 +130,9 @@ class StepRecorder:
         scheduler = self.scheduler
         original = scheduler.step
 
+        # functools.wraps keeps the signature visible: diffusers passes ``generator``/``eta`` only to a
+        # step() whose signature names them (prepare_extra_step_kwargs)
+        @functools.wraps(original)
         def step(model_output, timestep, sample, *args, return_dict: bool = True, **kwargs):
             index = getattr(scheduler, "step_index", None)
             sigma = self._sigma_at(index) if index is not None else None
@@ -141,6 +146,7 @@ class StepRecorder:
     def _wrap_run_safety_checker(self) -> None:
         original = self.pipe.run_safety_checker
 
+        @functools.wraps(original)
         def run_safety_checker(image, *args, **kwargs):  # receives the VAE's decoded output
             self.decoded_finite = bool(torch.isfinite(image).all())
             return original(image, *args, **kwargs)

@@ -1,0 +1,246 @@
+"""The engine on a tiny random checkpoint loaded through the user's own code path."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sd_img2img.engine import Engine, GenerationRequest, check_inputs
+from sd_img2img.errors import GenerationError, UserInputError
+from sd_img2img.images import fit_image
+from sd_img2img.samplers import SAMPLER_NAMES, make_scheduler
+
+
+def pixels(im: Image.Image) -> np.ndarray:
+    return np.asarray(im.convert("RGB"), dtype=np.int16)
+
+
+def max_diff(a: Image.Image, b: Image.Image) -> int:
+    return int(np.abs(pixels(a) - pixels(b)).max())
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_checkpoint):
+    """diffusers' own pipelines, loaded independently of the engine."""
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+
+    img2img = StableDiffusionImg2ImgPipeline.from_pretrained(tiny_checkpoint, use_safetensors=True)
+    txt2img = StableDiffusionPipeline.from_pretrained(tiny_checkpoint, use_safetensors=True)
+    for p in (img2img, txt2img):
+        p.set_progress_bar_config(disable=True)
+    return img2img, txt2img
+
+
+@pytest.mark.parametrize("sampler", ["k_lms", "k_euler_a", "dpmpp_2m"])
+def test_img2img_matches_diffusers(engine, reference, fireplace, sampler):
+    img2img, _ = reference
+    seed = 1592514025
+    result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=0.7, steps=10,
+                                               seed=seed, sampler=sampler, width=256, height=256))
+    img2img.scheduler = make_scheduler(sampler, img2img.scheduler.config)
+    expected = img2img(prompt="fire", image=fit_image(fireplace, 256, 256), strength=0.7, num_inference_steps=10,
+                       guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(seed)).images[0]
+    assert result.output.size == expected.size == (256, 256)
+    assert max_diff(result.output, expected) <= 2
+    assert result.seed == seed and result.steps_taken == 7
+
+
+def test_txt2img_matches_diffusers(engine, reference):
+    _, txt2img = reference
+    result = engine.generate(GenerationRequest(prompt="a cozy room", steps=6, seed=42, width=128, height=192))
+    txt2img.scheduler = make_scheduler("k_lms", txt2img.scheduler.config)
+    expected = txt2img(prompt="a cozy room", num_inference_steps=6, width=128, height=192, guidance_scale=7.5,
+                       generator=torch.Generator("cpu").manual_seed(42)).images[0]
+    assert max_diff(result.output, expected) <= 2
+    assert result.mode == "txt2img" and result.strength is None
+    assert result.steps_taken == 6 and len(result.frames) == 7
+
+
+@pytest.mark.parametrize("strength,taken", [(0.7, 7), (0.4, 4)])
+def test_steps_taken_are_counted_from_the_run(engine, fireplace, strength, taken):
+    result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=strength, steps=10,
+                                               seed=1592514025))
+    assert result.steps_taken == taken
+    assert [f.index for f in result.frames] == list(range(taken + 1))
+    assert result.frames[0].timestep is None and all(f.timestep is not None for f in result.frames[1:])
+    timesteps = [f.timestep for f in result.frames[1:]]
+    assert timesteps == sorted(timesteps, reverse=True)  # denoising goes down the schedule
+
+
+@pytest.mark.parametrize("strength", [0.4, 0.7])
+def test_real_steps_run_exactly_that_many(engine, fireplace, strength):
+    result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=strength, steps=20,
+                                               real_steps=True, seed=3, width=128, height=128))
+    assert result.steps_taken == 20 and len(result.frames) == 21
+    assert result.schedule_steps == {0.4: 50, 0.7: 29}[strength]
+
+
+@pytest.mark.parametrize("sampler", SAMPLER_NAMES)
+def test_every_sampler_runs_the_planned_steps_and_the_last_full_frame_is_the_output(engine, fireplace, sampler):
+    result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=0.7, steps=10, seed=5,
+                                               sampler=sampler, preview="full", width=128, height=128))
+    assert result.steps_taken == 7 and len(result.frames) == 8
+    assert result.model_calls >= 7  # Heun and DPM2 take two per step, PLMS two on its first
+    assert max_diff(result.frames[-1].image("latents"), result.output) == 0
+    assert result.frames[-1].image("x0").size == (128, 128)  # the other view, decoded on demand
+
+
+@pytest.mark.parametrize("sampler", ["k_lms", "k_euler_a", "k_dpm_2_a"])  # ancestral ones draw noise every step
+def test_same_settings_same_image_and_another_seed_differs(engine, fireplace, sampler):
+    req = dict(prompt="fire", init_image=fireplace, strength=0.6, steps=8, width=128, height=128, sampler=sampler)
+    a = engine.generate(GenerationRequest(seed=11, **req))
+    b = engine.generate(GenerationRequest(seed=11, **req))
+    c = engine.generate(GenerationRequest(seed=12, **req))
+    assert max_diff(a.output, b.output) == 0
+    assert all(max_diff(x.image(), y.image()) == 0 for x, y in zip(a.frames, b.frames))
+    assert max_diff(a.output, c.output) > 0
+
+
+def test_step_counts_29_and_30_differ(engine, fireplace):
+    req = dict(prompt="fire", init_image=fireplace, strength=0.7, seed=1, width=64, height=64)
+    a = engine.generate(GenerationRequest(steps=29, **req))
+    b = engine.generate(GenerationRequest(steps=30, **req))
+    assert (a.steps_taken, b.steps_taken) == (20, 21)
+    assert max_diff(a.output, b.output) > 0
+
+
+def test_random_seed_is_reported_and_reproduces(engine, fireplace):
+    req = dict(prompt="fire", init_image=fireplace, strength=0.5, steps=4, width=64, height=64)
+    a = engine.generate(GenerationRequest(**req))
+    assert 0 <= a.seed < 2**32
+    b = engine.generate(GenerationRequest(seed=a.seed, **req))
+    assert max_diff(a.output, b.output) == 0
+
+
+@pytest.mark.parametrize("preview,size", [("approx", (32, 32)), ("taesd", (256, 256)), ("full", (256, 256))])
+def test_preview_decoders(engine, fireplace, preview, size):
+    result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=0.5, steps=4, seed=1,
+                                               preview=preview, width=256, height=256))
+    assert {f.image("latents").size for f in result.frames} == {size}
+    assert {f.image("x0").size for f in result.frames} == {size}
+    strip = result.strip()
+    assert strip.height == min(256, size[1]) and strip.width >= len(result.frames) * strip.height
+    assert result.step_images("x0")[0].size == size
+
+
+def test_step_zero_is_the_noised_init_image(engine):
+    """At low strength the entry point is late in the schedule: step 0 still looks like the init image."""
+    red = Image.new("RGB", (128, 128), (220, 30, 30))
+    low = engine.generate(GenerationRequest(prompt="", init_image=red, strength=0.1, steps=20, seed=1))
+    high = engine.generate(GenerationRequest(prompt="", init_image=red, strength=1.0, steps=20, seed=1))
+    assert low.frames[0].sigma < high.frames[0].sigma  # less noise mixed in at a later entry point
+    # the UNet's view of the noised latents: nearly the clean latents at 0.1, mostly noise at 1.0
+    clean = engine.generate(GenerationRequest(prompt="", init_image=red, strength=0.05, steps=20, seed=1))
+    d_low = (low.frames[0].latents - clean.frames[0].latents).abs().mean()
+    d_high = (high.frames[0].latents - clean.frames[0].latents).abs().mean()
+    assert d_low < d_high / 3
+
+
+def test_streaming_hands_over_each_step_then_the_result(engine, fireplace):
+    items = list(engine.stream(GenerationRequest(prompt="fire", init_image=fireplace, strength=0.7, steps=10, seed=1,
+                                                 width=64, height=64)))
+    *frames, result = items
+    assert [f.index for f in frames] == list(range(8))
+    assert result.steps_taken == 7 and result.frames == frames
+
+
+def test_stop_between_steps_keeps_what_was_computed(engine, fireplace):
+    seen = []
+    result = engine.generate(
+        GenerationRequest(prompt="fire", init_image=fireplace, strength=1.0, steps=12, seed=1, width=64, height=64),
+        on_step=seen.append, should_stop=lambda: len(seen) >= 4)
+    assert result.stopped and result.steps_taken == 3 and len(result.frames) == 4
+    assert "stopped after 3 of 12 steps" in result.warnings[0]
+
+
+def test_closing_the_stream_stops_the_run(engine, fireplace):
+    stream = engine.stream(GenerationRequest(prompt="fire", init_image=fireplace, strength=1.0, steps=40, seed=1,
+                                             width=64, height=64))
+    first = [next(stream) for _ in range(3)]
+    stream.close()
+    assert [f.index for f in first] == [0, 1, 2]
+    # the engine is free again right away: the next run goes through
+    again = engine.generate(GenerationRequest(prompt="x", steps=2, seed=1, width=64, height=64))
+    assert again.steps_taken == 2
+
+
+def test_long_prompt_runs_and_says_where_it_was_cut(engine):
+    prompt = "a cozy room " + "with a fireplace " * 20
+    result = engine.generate(GenerationRequest(prompt=prompt, steps=2, seed=1, width=64, height=64))
+    assert result.steps_taken == 2
+    (warning,) = result.warnings
+    assert "the prompt is" in warning and "text encoder reads 75" in warning
+    cut = int(warning.split("cut at character ")[1].split(",")[0])
+    assert 0 < cut < len(prompt) and prompt[cut:].strip()[:20] in warning
+
+
+def test_default_size_follows_the_init_image(engine):
+    wide = Image.new("RGB", (1500, 700), "white")
+    prepared = check_inputs(GenerationRequest(prompt="x", init_image=wide))
+    assert (prepared.width, prepared.height) == (1024, 472)
+    prepared = check_inputs(GenerationRequest(prompt="x", init_image=Image.new("RGB", (203, 150))))
+    assert (prepared.width, prepared.height) == (200, 144)
+
+
+@pytest.mark.parametrize("mode", ["resize", "crop", "fill"])
+def test_resize_modes_fit_the_size(mode):
+    im = Image.new("RGB", (300, 100), (10, 200, 10))
+    out = fit_image(im, 128, 128, mode)
+    assert out.size == (128, 128)
+    centre = out.getpixel((64, 64))
+    assert centre[1] > 150  # the picture itself is in the middle in every mode
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("seed", -1, r"seed=-1 is out of range \[0, 4294967295\]"),
+    ("seed", 2**32, r"seed=4294967296 is out of range"),
+    ("width", 100, r"width=100 is not a multiple of 8; use 96 or 104"),
+    ("height", 4096, r"height=4096 is out of range \[64, 2048\]"),
+    ("sampler", "euler_magic", r"unknown sampler 'euler_magic'; choose one of: k_lms, ddim"),
+    ("strength", 0.0, r"strength must be above 0 and at most 1, got 0.0"),
+    ("strength", 1.5, r"got 1.5"),
+    ("steps", 0, r"steps must be a whole number ≥ 1, got 0"),
+    ("steps", 200, r"steps=200 is above the limit of 150"),
+    ("guidance_scale", float("nan"), r"guidance scale must be between 0 and 30"),
+    ("preview", "vae", r"unknown preview decoder 'vae'"),
+    ("resize_mode", "zoom", r"unknown resize mode 'zoom'"),
+])
+def test_bad_settings_are_named(engine, fireplace, field, value, match):
+    req = GenerationRequest(prompt="fire", init_image=fireplace, steps=10, strength=0.5)
+    setattr(req, field, value)
+    with pytest.raises(UserInputError, match=match):
+        engine.generate(req)
+
+
+def test_strength_too_small_to_run_a_step(engine, fireplace):
+    with pytest.raises(UserInputError, match=r"runs no step at all.*use strength ≥ 0.1"):
+        engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, steps=10, strength=0.05))
+
+
+def test_ddim_schedule_longer_than_training_is_refused(engine, fireplace):
+    with pytest.raises(UserInputError, match="cannot run a schedule of 1200 steps"):
+        engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, steps=60, strength=0.05,
+                                          real_steps=True, sampler="ddim"))
+
+
+def test_nan_latents_are_reported_not_returned_black(tiny_checkpoint, fireplace):
+    engine = Engine(str(tiny_checkpoint), device="cpu")
+    unet = engine.loaded.img2img.unet
+    with torch.no_grad():
+        unet.conv_out.bias.fill_(float("nan"))
+    with pytest.raises(GenerationError, match=r"NaN/inf values at step 1 .*try --dtype float32"):
+        engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, steps=4, strength=1.0, seed=1,
+                                          width=64, height=64))
+
+
+def test_flagged_output_is_reported(tmp_path, fireplace):
+    from sd_img2img.random_checkpoint import build_checkpoint
+
+    engine = Engine(str(build_checkpoint(tmp_path / "flagging", flag_everything=True)), device="cpu")
+    result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, steps=4, strength=0.5, seed=1,
+                                               width=64, height=64))
+    assert result.nsfw_flagged
+    assert any("safety checker flagged" in w for w in result.warnings)
+    off = Engine(str(tmp_path / "flagging"), device="cpu", safety_checker=False)
+    assert not off.generate(GenerationRequest(prompt="fire", init_image=fireplace, steps=4, strength=0.5, seed=1,
+                                              width=64, height=64)).nsfw_flagged
