@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -63,7 +64,11 @@ def open_image(source, name: str | None = None) -> Image.Image:
     except UserInputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise UserInputError(f"{name} would decode to too many pixels ({e}); scale it down first") from None
+        # PIL refuses the worst bombs while reading the header; its message carries the pixel count
+        count = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = f"{int(count.group(1)) / 1e6:.0f} megapixels" if count else "too many pixels"
+        raise UserInputError(f"{name} would decode to {pixels}, above the limit of "
+                             f"{MAX_INPUT_PIXELS // 1_000_000} megapixels; scale it down first") from None
     except UnidentifiedImageError:
         raise UserInputError(f"{name} is not an image this program can read; use PNG, JPEG, WebP, BMP, GIF or TIFF") from None
     except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
