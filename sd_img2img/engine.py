@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import gc
 import queue
+import re
 import secrets
 import threading
 import time
@@ -34,7 +35,7 @@ from .config import (
 )
 from .errors import GenerationError, ModelLoadError, UserInputError
 from .images import default_size, fit_image, open_image
-from .loading import LoadedModel, load_model
+from .loading import LoadedModel, configure_vae, load_model
 from .previews import PreviewDecoder, check_preview, make_strip
 from .samplers import check_sampler, check_schedule_length, make_scheduler
 from .schedule import StepPlan, plan_steps
@@ -81,11 +82,22 @@ class GenerationRequest:
     max_side: int = MAX_SIDE
 
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+
+
+def clean_prompt(text: str) -> tuple[str, int]:
+    """Drop control characters (NUL and friends, but not tab/newline) and lone surrogates; return the count."""
+    cleaned, count = _CONTROL_CHARS.subn("", text)
+    return cleaned, count
+
+
 @dataclass
 class PreparedRequest:
-    """A checked request: image opened and fitted, size and seed settled, steps planned."""
+    """A checked request: prompts cleaned, image opened and fitted, size and seed settled, steps planned."""
 
     request: GenerationRequest
+    prompt: str
+    negative_prompt: str
     image: Image.Image | None
     width: int
     height: int
@@ -175,10 +187,15 @@ def check_inputs(request: GenerationRequest) -> PreparedRequest:
         raise UserInputError(f"prompt must be text, got {type(r.prompt).__name__}")
     if not isinstance(r.negative_prompt, str):
         raise UserInputError(f"negative prompt must be text, got {type(r.negative_prompt).__name__}")
+    prompts, warnings = [], []
     for name, text in (("prompt", r.prompt), ("negative prompt", r.negative_prompt)):
         if len(text) > MAX_PROMPT_CHARS:
             raise UserInputError(f"the {name} is {len(text)} characters, above the limit of {MAX_PROMPT_CHARS}; "
                                  "shorten it (the text encoder reads about 75 tokens anyway)")
+        text, removed = clean_prompt(text)
+        if removed:
+            warnings.append(f"removed {removed} control character{'s' * (removed > 1)} from the {name}")
+        prompts.append(text)
     check_sampler(r.sampler)
     check_preview(r.preview)
     if r.view not in VIEWS:
@@ -217,7 +234,8 @@ def check_inputs(request: GenerationRequest) -> PreparedRequest:
         w = int(r.width) if r.width is not None else DEFAULT_TXT2IMG_SIZE
         h = int(r.height) if r.height is not None else DEFAULT_TXT2IMG_SIZE
         plan = plan_steps(r.steps, None)
-    return PreparedRequest(request=r, image=image, width=w, height=h, seed=seed, plan=plan)
+    return PreparedRequest(request=r, prompt=prompts[0], negative_prompt=prompts[1], image=image, width=w, height=h,
+                           seed=seed, plan=plan, warnings=warnings)
 
 
 def truncation_warning(tokenizer, text: str, name: str) -> str | None:
@@ -246,16 +264,19 @@ class Engine:
         offload: ``none``, ``model`` or ``sequential`` (accelerate).
         safety_checker: keep the checkpoint's safety checker if it has one.
         taesd: hub id or folder of the TAESD decoder used by ``preview="taesd"``.
+        compile: ``torch.compile`` the UNet at load and warm it up there (GPU; see docs/performance.md).
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
-                 offload: str = "none", safety_checker: bool = True, taesd: str = DEFAULT_TAESD):
+                 offload: str = "none", safety_checker: bool = True, taesd: str = DEFAULT_TAESD,
+                 compile: bool = False):
         self.model = model
         self.device = device
         self.dtype = dtype
         self.offload = offload
         self.safety_checker = safety_checker
         self.taesd_id = taesd
+        self.compile = compile  # torch.compile the UNet at load (warmed up there); see loading.compile_unet
         self._loaded: LoadedModel | None = None
         self._taesd = None
         self._load_lock = threading.Lock()
@@ -281,7 +302,8 @@ class Engine:
             if self._loaded is None:
                 t = time.perf_counter()
                 try:
-                    self._loaded = load_model(self.model, self.device, self.dtype, self.offload, self.safety_checker)
+                    self._loaded = load_model(self.model, self.device, self.dtype, self.offload, self.safety_checker,
+                                              compile=self.compile)
                 except Exception as e:
                     self.load_error = e
                     raise
@@ -316,7 +338,7 @@ class Engine:
         prepared = check_inputs(request)
         check_schedule_length(request.sampler, prepared.plan.schedule_steps, self.loaded.img2img.scheduler.config)
         tokenizer = self.loaded.tokenizer
-        for name, text in (("prompt", request.prompt), ("negative prompt", request.negative_prompt)):
+        for name, text in (("prompt", prepared.prompt), ("negative prompt", prepared.negative_prompt)):
             warning = truncation_warning(tokenizer, text, name)
             if warning:
                 prepared.warnings.append(warning)
@@ -338,15 +360,17 @@ class Engine:
         r, plan = request, prepared.plan
         with lm.lock:
             t_locked = time.perf_counter()
+            configure_vae(lm, prepared.width, prepared.height)  # tiling above a size threshold, GPU only
             base = lm.img2img if prepared.image is not None else lm.txt2img
             pipe = copy.copy(base)  # request-scoped: own scheduler, shared weights
             pipe.scheduler = make_scheduler(r.sampler, base.scheduler.config)
             views = VIEWS if r.preview == "approx" else (r.view,)
             recorder = StepRecorder(pipe, self.decoder(r.preview), plan.steps_to_run, on_step, should_stop, views)
             generator = torch.Generator("cpu").manual_seed(prepared.seed)
-            common = dict(prompt=r.prompt, negative_prompt=r.negative_prompt or None,
+            common = dict(prompt=prepared.prompt, negative_prompt=prepared.negative_prompt or None,
                           num_inference_steps=plan.schedule_steps, guidance_scale=float(r.guidance_scale),
                           generator=generator, callback_on_step_end=recorder.callback_on_step_end)
+            out = None
             try:
                 with torch.inference_mode():
                     if prepared.image is not None:
@@ -354,11 +378,13 @@ class Engine:
                     else:
                         out = pipe(width=prepared.width, height=prepared.height, **common)
             except torch.OutOfMemoryError:
-                del pipe, recorder
+                pass  # handled below, once the exception (and the tensors its traceback holds) is gone
+            if out is None:
+                del pipe, recorder, common
                 free_memory(lm.device)
                 raise GenerationError(
                     f"out of memory on {lm.device} at {prepared.width}×{prepared.height}; lower width/height or "
-                    "steps, use preview 'approx', or start with --offload model (or sequential)") from None
+                    "steps, use preview 'approx', or start with --offload model (or sequential)")
             t_done = time.perf_counter()
         if recorder.nonfinite_at is not None or not recorder.decoded_finite:
             at = recorder.nonfinite_at
@@ -374,8 +400,8 @@ class Engine:
         frames = recorder.frames
         unet_seconds = [b.seconds - a.seconds for a, b in zip(frames, frames[1:])]
         return GenerationResult(
-            output=out.images[0], frames=frames, mode=prepared.mode, prompt=r.prompt,
-            negative_prompt=r.negative_prompt, seed=prepared.seed, steps=r.steps, real_steps=bool(r.real_steps),
+            output=out.images[0], frames=frames, mode=prepared.mode, prompt=prepared.prompt,
+            negative_prompt=prepared.negative_prompt, seed=prepared.seed, steps=r.steps, real_steps=bool(r.real_steps),
             schedule_steps=plan.schedule_steps, steps_taken=len(frames) - 1, model_calls=recorder.model_calls,
             strength=float(r.strength) if prepared.image is not None else None, sampler=r.sampler,
             guidance_scale=float(r.guidance_scale), width=prepared.width, height=prepared.height,
@@ -386,11 +412,14 @@ class Engine:
             nsfw_flagged=flagged, stopped=recorder.stopped, warnings=warnings,
         )
 
-    def stream(self, request: GenerationRequest) -> Iterator[StepFrame | GenerationResult]:
+    def stream(self, request: GenerationRequest,
+               should_stop: Callable[[], bool] | None = None) -> Iterator[StepFrame | GenerationResult]:
         """Yield each ``StepFrame`` as soon as it is computed, then the ``GenerationResult``.
 
         Closing the iterator early (``.close()``, or a UI cancelling it) stops the run between steps.
-        Errors of the run are raised from the iterator.
+        ``should_stop`` (optional) is polled between steps too; when it turns True the run ends gracefully
+        and the iterator still yields the (stopped) ``GenerationResult``. Errors of the run are raised
+        from the iterator.
         """
         items: queue.Queue = queue.Queue()
         stop = threading.Event()
@@ -398,7 +427,8 @@ class Engine:
 
         def work():
             try:
-                items.put(self.generate(request, on_step=items.put, should_stop=stop.is_set))
+                items.put(self.generate(request, on_step=items.put, should_stop=lambda: stop.is_set() or (
+                    should_stop is not None and bool(should_stop()))))
             except BaseException as e:  # handed to the consumer
                 items.put(e)
             finally:

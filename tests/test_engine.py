@@ -244,3 +244,38 @@ def test_flagged_output_is_reported(tmp_path, fireplace):
     off = Engine(str(tmp_path / "flagging"), device="cpu", safety_checker=False)
     assert not off.generate(GenerationRequest(prompt="fire", init_image=fireplace, steps=4, strength=0.5, seed=1,
                                               width=64, height=64)).nsfw_flagged
+
+
+@pytest.mark.parametrize("prompt,expected,warned", [
+    ("feu 🔥 نار \u200f", "feu 🔥 نار \u200f", False),  # emoji and right-to-left text are kept as they are
+    ("a\x00b\x00c", "abc", True),
+    ("lone \ud800 surrogate", "lone  surrogate", True),
+    ("tab\tand\nnewline", "tab\tand\nnewline", False),
+])
+def test_awkward_prompts_run(engine, prompt, expected, warned):
+    result = engine.generate(GenerationRequest(prompt=prompt, negative_prompt=prompt, steps=2, seed=1, width=64,
+                                               height=64))
+    assert result.steps_taken == 2 and result.prompt == expected == result.negative_prompt
+    assert any("control character" in w for w in result.warnings) == warned
+
+
+def test_out_of_memory_in_a_step_is_explained_and_the_next_run_works(tiny_checkpoint, fireplace):
+    engine = Engine(str(tiny_checkpoint), device="cpu")
+    unet = engine.loaded.img2img.unet
+    calls = []
+
+    def fail_on_third_step(module, args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    handle = unet.register_forward_pre_hook(fail_on_third_step)
+    try:
+        with pytest.raises(GenerationError, match=r"out of memory on cpu at 64×64; lower width/height or steps.*offload"):
+            engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=1.0, steps=6, seed=1,
+                                              width=64, height=64))
+        ok = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=1.0, steps=6, seed=1,
+                                               width=64, height=64))
+    finally:
+        handle.remove()
+    assert ok.steps_taken == 6 and len(calls) == 3 + 6
