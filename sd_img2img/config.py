@@ -36,3 +36,20 @@ MAX_INPUT_PIXELS = 50_000_000
 MAX_INPUT_BYTES = 30 * 1024 * 1024
 
 STRIP_MAX_FRAME_HEIGHT = 256  # the steps strip scales larger step images down to this height
+
+# GPU performance (none of these change what runs on the cpu).
+VAE_TILING_ABOVE_PIXELS = 1024 * 1024  # on a GPU, width×height above this decodes/encodes the VAE in tiles (and slices)
+COMPILE_MODE = "max-autotune-no-cudagraphs"  # torch.compile mode of the UNet with --compile (see docs/performance.md)
+COMPILE_WARMUP_SIZE = 512  # --compile warms the UNet up at load with a run of this size, so no visitor pays for it
+COMPILE_WARMUP_STEPS = 2
+
+# The web demo (app.py).
+QUEUE_MAX_SIZE = 16  # requests waiting in the one queue every model event shares; more are turned away
+MAX_UPLOAD_SIZE = "30mb"  # gradio's launch(max_file_size=...), in line with MAX_INPUT_BYTES
+COMPARE_STRENGTHS = (0.4, 0.7)  # the explain tab's default columns when comparing strengths
+COMPARE_STEP_COUNTS = (29, 30)  # … and when comparing step counts
+COMPARE_STEPS = 10  # steps of each column when comparing strengths
+COMPARE_STRENGTH = 0.4  # strength of each column when comparing step counts
+COMPARE_MAX_COLUMNS = 6
+COMPARE_FRAME_HEIGHT = 96  # height of one step in the explain table's strips
+GPU_SECONDS = 120  # ZeroGPU: the longest one request may hold the GPU

@@ -17,7 +17,15 @@ from typing import Any
 
 import torch
 
-from .config import DEVICES, DTYPES, OFFLOADS
+from .config import (
+    COMPILE_MODE,
+    COMPILE_WARMUP_SIZE,
+    COMPILE_WARMUP_STEPS,
+    DEVICES,
+    DTYPES,
+    OFFLOADS,
+    VAE_TILING_ABOVE_PIXELS,
+)
 from .errors import ModelLoadError, UserInputError
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
@@ -107,6 +115,10 @@ class LoadedModel:
     offload: str
     has_safety_checker: bool
     lock: threading.RLock = field(repr=False)
+    compiled: bool = False  # the UNet went through torch.compile (and was warmed up)
+    channels_last: bool = False  # UNet and VAE in channels_last memory format
+    attention: str = ""  # the UNet's attention processor(s), e.g. AttnProcessor2_0 (PyTorch SDPA)
+    warmup_seconds: float = 0.0  # spent warming the compiled UNet up at load
 
     @property
     def vae(self):
@@ -127,6 +139,8 @@ def load_model(
     dtype: str = "auto",
     offload: str = "none",
     safety_checker: bool = True,
+    compile: bool = False,
+    channels_last: bool | None = None,
 ) -> LoadedModel:
     """Load a checkpoint by hub id or local folder.
 
@@ -137,6 +151,10 @@ def load_model(
         offload: ``none``; ``model`` (accelerate moves each whole model to the GPU while it runs);
             ``sequential`` (layer by layer: least memory, slowest).
         safety_checker: keep the checkpoint's safety checker if it has one.
+        compile: ``torch.compile`` the UNet (mode ``config.COMPILE_MODE``) and warm it up here with a short
+            dummy run at ``config.COMPILE_WARMUP_SIZE``, so the first request does not pay for compiling.
+        channels_last: UNet and VAE in channels_last memory format; ``None`` → on cuda only (the cpu's
+            behaviour and outputs stay as they are).
     """
     from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 
@@ -163,7 +181,7 @@ def load_model(
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     try:
         img2img = StableDiffusionImg2ImgPipeline.from_pretrained(source, **kwargs)
-    except (OSError, ValueError, EnvironmentError) as e:
+    except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         where = "the folder" if source != model else "the Hugging Face hub (or the local cache)"
         raise ModelLoadError(f"could not load model '{model}' from {where}: {first}") from e
@@ -178,5 +196,72 @@ def load_model(
         img2img.enable_sequential_cpu_offload(device=dev)
     else:
         img2img.to(dev)
-    return LoadedModel(model=model, img2img=img2img, txt2img=txt2img, device=dev, dtype=torch_dtype,
-                       offload=offload, has_safety_checker=has_checker, lock=device_lock(dev))
+    if channels_last is None:
+        channels_last = dev == "cuda"
+    if channels_last:
+        img2img.unet.to(memory_format=torch.channels_last)
+        img2img.vae.to(memory_format=torch.channels_last)
+    loaded = LoadedModel(model=model, img2img=img2img, txt2img=txt2img, device=dev, dtype=torch_dtype,
+                         offload=offload, has_safety_checker=has_checker, lock=device_lock(dev),
+                         channels_last=channels_last, attention=attention_processors(img2img.unet))
+    if compile:
+        compile_unet(loaded)
+    return loaded
+
+
+def attention_processors(unet) -> str:
+    """The names of the attention processor classes the UNet uses (``AttnProcessor2_0`` is PyTorch's SDPA)."""
+    return ",".join(sorted({type(p).__name__ for p in unet.attn_processors.values()}))
+
+
+def compile_unet(loaded: LoadedModel, mode: str = COMPILE_MODE) -> None:
+    """``torch.compile`` the UNet of ``loaded`` in place and warm it up with a short dummy run.
+
+    ``max-autotune-no-cudagraphs`` by default: CUDA graphs (``reduce-overhead``) keep static output buffers
+    per shape and are recorded per thread, while the demo serves each request from a worker thread and at
+    varying sizes; the autotuned kernels are where the speed comes from. The QKV projections are fused and
+    1×1 convolutions run as matmuls, as diffusers' own torch.compile guide does.
+    """
+    import time
+
+    from PIL import Image
+
+    t = time.perf_counter()
+    if loaded.device == "cuda":
+        import torch._inductor.config as inductor
+
+        inductor.conv_1x1_as_mm = True
+        inductor.coordinate_descent_tuning = True
+        inductor.epilogue_fusion = False
+        inductor.coordinate_descent_check_all_directions = True
+    unet = loaded.img2img.unet
+    unet.fuse_qkv_projections()
+    loaded.img2img.unet = torch.compile(unet, mode=mode, fullgraph=False)
+    loaded.txt2img.unet = loaded.img2img.unet  # prompt2img shares the components
+    size = COMPILE_WARMUP_SIZE
+    with loaded.lock, torch.inference_mode():
+        for _ in range(2):  # the second run confirms no recompilation is left
+            loaded.img2img(prompt="", image=Image.new("RGB", (size, size), (128, 128, 128)), strength=1.0,
+                           num_inference_steps=COMPILE_WARMUP_STEPS, generator=torch.Generator("cpu").manual_seed(0),
+                           output_type="latent")
+    loaded.compiled = True
+    loaded.attention = attention_processors(unet)
+    loaded.warmup_seconds = time.perf_counter() - t
+
+
+def configure_vae(loaded: LoadedModel, width: int, height: int) -> bool:
+    """Turn VAE tiling and slicing on for a run above ``config.VAE_TILING_ABOVE_PIXELS`` on a GPU, off otherwise.
+
+    Called under the device's lock before each run (the VAE is shared by all requests). On the cpu nothing
+    changes. Returns whether tiling is on.
+    """
+    vae = loaded.vae
+    tile = loaded.device != "cpu" and width * height > VAE_TILING_ABOVE_PIXELS
+    if tile != bool(getattr(vae, "use_tiling", False)):
+        if tile:
+            vae.enable_tiling()
+            vae.enable_slicing()
+        else:
+            vae.disable_tiling()
+            vae.disable_slicing()
+    return tile
