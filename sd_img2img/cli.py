@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=config.DEVICES, default="auto")
     p.add_argument("--dtype", choices=config.DTYPES, default="auto")
     p.add_argument("--offload", choices=config.OFFLOADS, default="none")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the UNet (GPU; compiles and warms up at load, then runs faster)")
     p.add_argument("--preview", choices=config.PREVIEWS, default=config.DEFAULT_PREVIEW,
                    help="how step images are decoded: approx (free), taesd, full (exact)")
     p.add_argument("--view", choices=config.VIEWS, default="latents",
@@ -129,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
     try:
         engine = Engine(args.model, device=args.device, dtype=args.dtype, offload=args.offload,
-                        safety_checker=not args.no_safety_checker, taesd=args.taesd)
+                        safety_checker=not args.no_safety_checker, taesd=args.taesd,
+                        compile=args.compile)
         request = GenerationRequest(
             prompt=args.prompt, init_image=args.init_image, negative_prompt=args.negative_prompt,
             strength=args.strength, steps=args.steps, real_steps=args.real_steps, seed=args.seed,
