@@ -1,0 +1,33 @@
+"""The demo launched in-process on 127.0.0.1 (a free port) with the tiny random checkpoint, for the app tests."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(engine, **settings):
+    """Build the page around ``engine`` and serve it; yields the URL."""
+    import app
+    from sd_img2img.server import AppSettings, ModelStatus
+
+    s = AppSettings(model=engine.model, host="127.0.0.1", port=free_port(), **settings)
+    demo = app.build_demo(engine, s, ModelStatus(engine).start())
+    _, url, _ = app.launch(demo, s, prevent_thread_lock=True, quiet=True)
+    try:
+        yield url
+    finally:
+        demo.close()

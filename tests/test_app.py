@@ -1,0 +1,245 @@
+"""The web demo through gradio_client, against the app served in-process on 127.0.0.1 with the tiny random
+checkpoint: every endpoint, streaming, Stop, errors; plus the demo's settings, status and the live plan line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from appserver import ROOT, free_port, serve
+
+FIREPLACE = str(ROOT / "examples" / "fireplace.png")
+
+
+@pytest.fixture(scope="module")
+def url(engine):
+    with serve(engine) as u:
+        yield u
+
+
+@pytest.fixture()
+def client(url):
+    from gradio_client import Client
+
+    return Client(url, verbose=False)
+
+
+def img2img(client, **kw):
+    from gradio_client import handle_file
+
+    args = dict(image=handle_file(FIREPLACE), prompt="fire", negative_prompt="", strength=0.7, steps=10, seed=7,
+                width=128, height=128)
+    args.update(kw)
+    return client.submit(**args, api_name="/img2img")
+
+
+def gallery_len(output) -> int | None:
+    gallery = output[1]
+    return len(gallery) if isinstance(gallery, list) else None
+
+
+def test_named_endpoints_and_parameters(client):
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert {"/img2img", "/txt2img", "/compare", "/stop"} <= set(api)
+    names = [p["parameter_name"] for p in api["/img2img"]["parameters"]]
+    assert names[:11] == ["image", "prompt", "negative_prompt", "strength", "steps", "real_steps", "seed", "sampler",
+                          "guidance_scale", "width", "height"]
+    t2i = [p["parameter_name"] for p in api["/txt2img"]["parameters"]]
+    assert "image" not in t2i and "strength" not in t2i and "prompt" in t2i
+    assert not any(name.startswith(("/use_sketch", "/plan")) for name in api)  # UI plumbing stays private
+
+
+def test_img2img_strength_07_ten_steps(client):
+    from sd_img2img.metadata import read_settings
+
+    output, gallery, info, strip, status, download = img2img(client).result()
+    assert info["steps"] == 10 and info["steps_taken"] == 7 and info["seed"] == 7 and info["sampler"] == "k_lms"
+    assert info["schedule_steps"] == 10 and info["strength"] == 0.7 and info["mode"] == "img2img"
+    assert len(gallery) == 8
+    assert gallery[0]["caption"] == "step 0 · start"
+    assert [g["caption"].split(" · ")[0] for g in gallery] == [f"step {i}" for i in range(8)]
+    assert all(g["caption"].split(" · t=")[1].isdigit() for g in gallery[1:])
+    assert all(Path(g["image"]).suffix == ".webp" for g in gallery)  # steps travel as small WebP
+    settings = read_settings(output)  # the result is the PNG with its settings
+    assert settings["steps_taken"] == 7 and settings["seed"] == 7 and settings["prompt"] == "fire"
+    assert Path(download).read_bytes() == Path(output).read_bytes()
+    assert Path(strip).exists()
+    assert "7 taken" in status
+
+
+def test_steps_arrive_one_by_one(client):
+    job = img2img(client, steps=12, strength=0.5, seed=1)  # 6 steps
+    seen, arrivals = [], []
+    while not job.done() or len(seen) < len(job.outputs()):
+        outputs = job.outputs()
+        for out in outputs[len(seen):]:
+            seen.append(out)
+            arrivals.append(time.monotonic())
+        time.sleep(0.01)
+    lengths = [n for n in map(gallery_len, seen) if n]
+    assert lengths[:7] == [1, 2, 3, 4, 5, 6, 7], lengths  # one message per step, step 0 first
+    assert job.result()[2]["steps_taken"] == 6
+
+
+def test_real_steps_and_txt2img(client):
+    _, gallery, info, *_ = img2img(client, steps=5, strength=0.5, real_steps=True).result()
+    assert info["steps_taken"] == 5 and info["schedule_steps"] == 10 and len(gallery) == 6
+    output, gallery, info, *_ = client.predict(prompt="fire", negative_prompt="", steps=4, seed=3, width=64, height=64,
+                                                api_name="/txt2img")
+    assert info["mode"] == "txt2img" and info["strength"] is None
+    assert info["steps_taken"] == 4 and len(gallery) == 5 and info["seed"] == 3
+
+
+@pytest.fixture()
+def light_client(url):
+    """A client that leaves the files on the server (long runs stream many)."""
+    from gradio_client import Client
+
+    return Client(url, verbose=False, download_files=False)
+
+
+def steps_so_far(job) -> int:
+    outputs = job.outputs()
+    return (gallery_len(outputs[-1]) or 0) if outputs else 0
+
+
+def test_stop_mid_run_keeps_what_was_computed(light_client):
+    client = light_client
+    job = img2img(client, steps=150, strength=1.0, width=64, height=64)
+    while steps_so_far(job) < 4:
+        assert not job.done(), "the run ended before it could be stopped"
+        time.sleep(0.02)
+    client.predict(api_name="/stop")  # the page's Stop button: same session
+    output, gallery, info, strip, status, _ = job.result()
+    assert info["stopped"] is True
+    assert 3 <= info["steps_taken"] < 150
+    assert len(gallery) == info["steps_taken"] + 1
+    assert output["path"].endswith(".png") and "Stopped" in status
+
+
+def test_cancel_mid_run_frees_the_model(light_client):
+    client = light_client
+    job = img2img(client, steps=150, strength=1.0, width=64, height=64)
+    while steps_so_far(job) < 3:
+        assert not job.done()
+        time.sleep(0.02)
+    job.cancel()  # gradio closes the generator; the engine stops between steps
+    info = img2img(client, steps=4, strength=1.0).result()[2]
+    assert info["steps_taken"] == 4
+    assert info["seconds"]["queued"] < 1.0  # the cancelled run did not hold the device for its other ~140 steps
+
+
+def test_bad_input_is_a_message_and_the_server_goes_on(client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=r"runs no step at all.*use strength ≥ 0\.1"):
+        img2img(client, strength=0.05).result()
+    fake = tmp_path / "notes.png"
+    fake.write_text("not a picture")
+    with pytest.raises(AppError, match="not an image"):
+        img2img(client, image=handle_file(str(fake))).result()
+    with pytest.raises(AppError, match="multiple of 8"):
+        img2img(client, width=100).result()
+    with pytest.raises(AppError, match="unknown sampler|Value: nope is not in the list"):
+        img2img(client, sampler="nope").result()
+    assert img2img(client, steps=3, strength=1.0).result()[2]["steps_taken"] == 3
+
+
+def test_compare_strengths_and_step_counts(client):
+    from gradio_client import handle_file
+
+    html, columns = client.predict(image=handle_file(FIREPLACE), prompt="fire", negative_prompt="", compare_by="strength",
+                                   values="0.4, 0.7", steps=10, seed=5, width=128, height=128, api_name="/compare")
+    assert [(c["value"], c["steps"], c["steps_taken"]) for c in columns] == [(0.4, 10, 4), (0.7, 10, 7)]
+    assert len({c["seed"] for c in columns}) == 1
+    for row in ("initial image SD sees", "steps argument", "steps actually taken", "latent space at each step", "output"):
+        assert row in html
+    assert html.count("<th scope=\"col\">") == 2 and "strength 0.4" in html and "strength 0.7" in html
+    _, columns = client.predict(image=handle_file(FIREPLACE), prompt="fire", negative_prompt="", compare_by="steps",
+                                values="29 30", strength=0.4, seed=5, width=64, height=64, api_name="/compare")
+    assert [(c["steps"], c["steps_taken"]) for c in columns] == [(29, 11), (30, 12)]
+
+
+def test_compare_needs_an_image_and_sane_values(client):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="needs an initial image"):
+        client.predict(image=None, prompt="fire", negative_prompt="", api_name="/compare")
+    with pytest.raises(AppError, match="not a number"):
+        client.predict(image=handle_file(FIREPLACE), prompt="fire", negative_prompt="", values="0.4, lots",
+                       api_name="/compare")
+
+
+def test_plan_line_says_what_the_engine_does():
+    from app import plan_line
+
+    assert "10 steps × strength 0.7 → 7 steps will run (3 skipped)" in plan_line(True, 0.7, 10, False)
+    assert "a schedule of 29 steps" in plan_line(True, 0.7, 20, True) and "20 will run" in plan_line(True, 0.7, 20, True)
+    assert "prompt2img" in plan_line(False, 0.7, 10, False) and "strength does not apply" in plan_line(False, 0.7, 10, False)
+    assert "use strength ≥" in plan_line(True, 0.05, 10, False)
+
+
+def test_png_settings_fill_the_form(client):
+    from sd_img2img.server import form_values
+
+    output, *_ = img2img(client, steps=8, strength=0.6, seed=99, sampler="ddim").result()
+    values = form_values(output)
+    assert values["seed"] == 99 and values["steps"] == 8 and values["strength"] == 0.6 and values["sampler"] == "ddim"
+    assert values["prompt"] == "fire" and values["width"] == 128
+
+
+def test_settings_from_flags_and_environment():
+    from sd_img2img.server import parse_settings
+
+    env = {"SD_IMG2IMG_MODEL": "some/model", "SD_IMG2IMG_PORT": "9000", "SD_IMG2IMG_PREVIEW": "taesd",
+           "SD_IMG2IMG_SHARE": "1"}
+    s = parse_settings([], env)
+    assert (s.model, s.port, s.preview, s.share, s.host) == ("some/model", 9000, "taesd", True, None)
+    s = parse_settings(["--model", "random", "--port", "7000", "--max-side", "512", "--offload", "model"], env)
+    assert (s.model, s.port, s.max_side, s.offload) == ("random", 7000, 512, "model")
+    assert parse_settings([], {}).share is False  # share links only on request
+
+
+def test_model_status_reports_failure(tmp_path):
+    from sd_img2img.engine import Engine
+    from sd_img2img.server import ModelStatus
+
+    status = ModelStatus(Engine(str(tmp_path / "missing"), device="cpu")).start()
+    status.wait(60)
+    assert status.state == "failed"
+    assert "failed to load" in status.html() and "missing" in status.html()
+
+
+def test_python_app_py_serves_offline(tiny_checkpoint, tiny_taesd, tmp_path):
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SD_IMG2IMG_TAESD": str(tiny_taesd), "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "app.py", "--model", str(tiny_checkpoint), "--device", "cpu",
+                             "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        page = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
+                break
+            except OSError:
+                time.sleep(0.3)
+        assert page is not None, proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no page"
+        assert "img2img, step by step" in page
+        from gradio_client import Client, handle_file
+
+        info = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
+            image=handle_file(FIREPLACE), prompt="fire", negative_prompt="", strength=0.7, steps=10, seed=1,
+            width=64, height=64, api_name="/img2img")[2]
+        assert info["steps_taken"] == 7
+    finally:
+        proc.terminate()
+        proc.wait(20)
