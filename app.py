@@ -13,11 +13,13 @@ import sys
 from pathlib import Path
 
 import gradio as gr
+from PIL import Image as PILImage
 
 from sd_img2img import config
 from sd_img2img.compare import Column, compare_html, compare_info, default_values, parse_values, run_compare
 from sd_img2img.errors import GenerationError, ModelLoadError, UserInputError
 from sd_img2img.examples import EXAMPLES
+from sd_img2img.images import open_image
 from sd_img2img.samplers import SAMPLER_NAMES
 from sd_img2img.schedule import plan_steps
 from sd_img2img.server import (
@@ -74,9 +76,13 @@ def readable_uploads(component: gr.Image) -> gr.Image:
     def checked(payload):
         try:
             return preprocess(payload)
-        except (OSError, ValueError, SyntaxError):  # PIL's UnidentifiedImageError is an OSError
-            name = getattr(payload, "orig_name", None) or "the uploaded file"
-            raise gr.Error(f"'{name}' is not an image this program can read; use PNG, JPEG, WebP, BMP, GIF or TIFF") from None
+        except (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError):  # UnidentifiedImageError is an OSError
+            name = f"'{getattr(payload, 'orig_name', None) or 'the uploaded file'}'"
+            try:  # the engine's own check says precisely what is wrong (too many pixels, damaged, not an image)
+                open_image(payload.path, name)
+            except UserInputError as e:
+                raise gr.Error(str(e)) from None
+            raise gr.Error(f"{name} is not an image this program can read; use PNG, JPEG, WebP, BMP, GIF or TIFF") from None
 
     component.preprocess = checked
     return component
@@ -222,6 +228,7 @@ def build_demo(engine, settings: AppSettings | None = None, status: ModelStatus 
         if not last:
             return gr.skip(), gr.skip()
         result, folder = last["result"], last["folder"]
+        folder.mkdir(parents=True, exist_ok=True)  # swept away meanwhile if the run is old
         try:
             gallery = [(save_step_image(f.image(view), folder / f"{view}{f.index:03d}.webp"), caption(f))
                        for f in result.frames]
@@ -250,7 +257,8 @@ def build_demo(engine, settings: AppSettings | None = None, status: ModelStatus 
         filled = ", ".join(values) or "nothing"
         return updates + [f'<div class="png-note">Filled in from the PNG: {filled}.</div>']
 
-    with gr.Blocks(title="sd-img2img · every step of img2img", fill_width=False) as demo:
+    with gr.Blocks(title="sd-img2img · every step of img2img", fill_width=False,
+                   delete_cache=(config.CACHE_SWEEP_SECONDS, config.KEEP_RUN_SECONDS)) as demo:
         files = RunFiles(Path(demo.GRADIO_CACHE) / "sd-img2img-runs")
         last_run = gr.State(None, time_to_live=3600)
         source = gr.State("image")

@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         def client_loop(k: int) -> None:
             nonlocal sent, warm_rss
             rng = random.Random(k)
-            client = Client(url, verbose=False)
+            # as a browser does: files are fetched by URL when shown, not re-downloaded at every streamed step
+            client = Client(url, verbose=False, download_files=False)
             while time.monotonic() < deadline:
                 with lock:
                     if sent >= args.requests:

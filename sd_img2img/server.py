@@ -301,22 +301,31 @@ def form_values(png_path: str | Path) -> dict[str, Any]:
 # -- files the page shows ----------------------------------------------------------------------------------
 
 class RunFiles:
-    """Folders for each run's files under one temporary root; folders older than ``keep_seconds`` are removed."""
+    """Folders for each run's files under one temporary root, so disk use stays bounded over weeks of traffic:
+    a new run removes folders older than ``keep_seconds`` and, beyond ``max_runs``, the oldest ones."""
 
-    def __init__(self, root: str | Path | None = None, keep_seconds: float = 3600):
+    def __init__(self, root: str | Path | None = None, keep_seconds: float = config.KEEP_RUN_SECONDS,
+                 max_runs: int = config.MAX_KEPT_RUNS):
         self.root = Path(root) if root is not None else Path(tempfile.gettempdir()) / f"sd-img2img-app-{os.getpid()}"
         self.keep_seconds = keep_seconds
+        self.max_runs = max_runs
+        self._lock = threading.Lock()
 
     def new(self) -> Path:
-        self.root.mkdir(parents=True, exist_ok=True)
-        now = time.time()
-        for old in self.root.iterdir():
-            try:
-                if now - old.stat().st_mtime > self.keep_seconds:
+        with self._lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            now = time.time()
+            runs = []
+            for old in self.root.iterdir():
+                try:
+                    runs.append((old.stat().st_mtime, old))
+                except OSError:
+                    pass
+            runs.sort()
+            for i, (mtime, old) in enumerate(runs):
+                if now - mtime > self.keep_seconds or len(runs) - i >= self.max_runs:
                     shutil.rmtree(old, ignore_errors=True)
-            except OSError:
-                pass
-        return Path(tempfile.mkdtemp(dir=self.root, prefix="run-"))
+            return Path(tempfile.mkdtemp(dir=self.root, prefix="run-"))
 
 
 def save_step_image(image, path: Path) -> str:
