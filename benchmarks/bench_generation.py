@@ -144,7 +144,9 @@ class AppServer:
         self.start_seconds = time.perf_counter() - t
         from gradio_client import Client
 
-        self.client = Client(self.url, verbose=False)
+        # As a browser does: step images are fetched by URL when shown; by default gradio_client would download
+        # the whole gallery again at every streamed step (quadratic in the steps). The output PNG is fetched below.
+        self.client = Client(self.url, verbose=False, download_files=False)
 
     def tail(self, n: int = 2000) -> str:
         self.log.flush()
@@ -153,9 +155,12 @@ class AppServer:
     def call(self, image_path: str, *, strength: float, steps: int, size: int, sampler: str, guidance: float):
         from gradio_client import handle_file
 
-        return self.client.predict(image=handle_file(image_path), prompt=PROMPT, negative_prompt="", strength=strength,
-                                   steps=steps, real_steps=False, seed=SEED, sampler=sampler,
-                                   guidance_scale=guidance, width=size, height=size, api_name="/img2img")
+        result = self.client.predict(image=handle_file(image_path), prompt=PROMPT, negative_prompt="",
+                                     strength=strength, steps=steps, real_steps=False, seed=SEED, sampler=sampler,
+                                     guidance_scale=guidance, width=size, height=size, api_name="/img2img")
+        with urllib.request.urlopen(result[0]["url"], timeout=60) as r:  # the output PNG, end to end
+            r.read()
+        return result
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -157,8 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         for t in threads:
             t.start()
+        samples: list[tuple[int, int, int, int]] = []  # (served, rss, fds, temp bytes) over the run
         while any(t.is_alive() for t in threads):
-            peak_rss = max(peak_rss, server_stats(proc)[0])
+            rss, fds = server_stats(proc)
+            peak_rss = max(peak_rss, rss)
+            samples.append((len(latencies), rss, fds, folder_bytes(tmp)))
             time.sleep(0.5)
         elapsed = time.monotonic() - t0
         time.sleep(1.0)
@@ -183,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         "rss_peak_mb": round(peak_rss / mb, 1), "rss_end_mb": round(end_rss / mb, 1),
         "fds_start": start_fds, "fds_end": end_fds,
         "tmp_start_mb": round(start_tmp / mb, 2), "tmp_end_mb": round(end_tmp / mb, 2),
+        # the same figures at each quarter of the requests served: flat or growing?
+        "by_quarter": [
+            {"served": n, "rss_mb": round(r / mb, 1), "fds": f, "tmp_mb": round(b / mb, 2)}
+            for q in (1, 2, 3, 4)
+            for n, r, f, b in [min(samples, key=lambda x: abs(x[0] - q * len(lat) / 4))] if samples
+        ],
         "work_folder": str(work),
     }
     print(f"served {report['served']}/{report['requests']} requests in {report['minutes']} min "
@@ -192,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
           f"peak {report['rss_peak_mb']}, end {report['rss_end_mb']}")
     print(f"open fds: start {start_fds}, end {end_fds}; temp folder MB: start {report['tmp_start_mb']}, "
           f"end {report['tmp_end_mb']}")
+    for row in report["by_quarter"]:
+        print(f"  after {row['served']:5d} served: RSS {row['rss_mb']} MB, {row['fds']} fds, temp {row['tmp_mb']} MB")
     print(json.dumps(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

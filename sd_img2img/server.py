@@ -47,6 +47,7 @@ class AppSettings:
     max_side: int = config.MAX_SIDE
     safety_checker: bool = True
     queue_size: int = config.QUEUE_MAX_SIZE
+    compile: bool = False
 
 
 # flag → (environment variable, type, help); the choices come from config
@@ -85,6 +86,8 @@ def build_parser(environ: dict[str, str] | None = None) -> argparse.ArgumentPars
     share_default = _truthy(environ.get(ENV_PREFIX + "SHARE", ""))
     p.add_argument("--share", action="store_true", default=share_default,
                    help=f"also open a public gradio.live link (off unless asked) [{ENV_PREFIX}SHARE]")
+    p.add_argument("--compile", action="store_true", default=_truthy(environ.get(ENV_PREFIX + "COMPILE", "")),
+                   help=f"torch.compile the UNet, warmed up at load so no visitor pays for it (GPU) [{ENV_PREFIX}COMPILE]")
     p.add_argument("--no-safety-checker", action="store_true",
                    default=_truthy(environ.get(ENV_PREFIX + "NO_SAFETY_CHECKER", "")),
                    help=f"turn the checkpoint's safety checker off [{ENV_PREFIX}NO_SAFETY_CHECKER]")
@@ -94,7 +97,7 @@ def build_parser(environ: dict[str, str] | None = None) -> argparse.ArgumentPars
 def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> AppSettings:
     args = build_parser(environ).parse_args(argv)
     values = {name: getattr(args, name) for name in _ENV}
-    return AppSettings(**values, share=args.share, safety_checker=not args.no_safety_checker)
+    return AppSettings(**values, share=args.share, safety_checker=not args.no_safety_checker, compile=args.compile)
 
 
 # -- the offline demo's random checkpoint ------------------------------------------------------------------
@@ -137,7 +140,7 @@ def make_engine(settings: AppSettings):
             taesd = str(taesd_dir)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return Engine(model, device=settings.device, dtype=settings.dtype, offload=settings.offload,
-                  safety_checker=settings.safety_checker, taesd=taesd)
+                  safety_checker=settings.safety_checker, taesd=taesd, compile=settings.compile)
 
 
 # -- background loading and its status ---------------------------------------------------------------------

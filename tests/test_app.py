@@ -205,6 +205,8 @@ def test_settings_from_flags_and_environment():
     s = parse_settings(["--model", "random", "--port", "7000", "--max-side", "512", "--offload", "model"], env)
     assert (s.model, s.port, s.max_side, s.offload) == ("random", 7000, 512, "model")
     assert parse_settings([], {}).share is False  # share links only on request
+    assert parse_settings([], {}).compile is False and parse_settings(["--compile"], {}).compile is True
+    assert parse_settings([], {"SD_IMG2IMG_COMPILE": "1"}).compile is True
 
 
 def test_model_status_reports_failure(tmp_path):
