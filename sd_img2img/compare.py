@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 from PIL import Image
 
 from .config import (
-    COMPARE_FRAME_HEIGHT, COMPARE_MAX_COLUMNS, COMPARE_STEP_COUNTS, COMPARE_STRENGTHS, MAX_SEED,
+    COMPARE_FRAME_HEIGHT, COMPARE_FRAMES_PER_ROW, COMPARE_MAX_COLUMNS, COMPARE_STEP_COUNTS, COMPARE_STRENGTHS, MAX_SEED,
 )
 from .errors import UserInputError
 from .previews import make_strip
@@ -129,9 +129,9 @@ def compare_html(columns: list[Column], by: str, view: str = "latents") -> str:
         if r.stopped:
             note += ", stopped"
         rows["taken"].append(f'<td><span class="num">{r.steps_taken}</span> <small>{note}</small></td>')
-        strip = make_strip(frames, max_frame_height=COMPARE_FRAME_HEIGHT)
-        rows["strip"].append(f'<td><div class="strip-scroll">{_img(strip, f"{len(frames)} step images, step 0 first", "strip")}'
-                             f'</div><small>{len(frames)} pictures: step 0 and {r.steps_taken} steps</small></td>')
+        sheet = make_strip(frames, max_frame_height=COMPARE_FRAME_HEIGHT, per_row=COMPARE_FRAMES_PER_ROW)
+        rows["strip"].append(f'<td>{_img(sheet, f"{len(frames)} step images, step 0 first, left to right", "strip")}'
+                             f'<small>{len(frames)} pictures: step 0, then each of the {r.steps_taken} steps</small></td>')
         rows["out"].append(f"<td>{_img(r.output, 'output', 'out', max_width=384)}</td>")
     labels = {"sees": "initial image SD sees", "arg": "steps argument", "taken": "steps actually taken",
               "strip": "latent space at each step", "out": "output"}

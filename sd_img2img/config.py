@@ -52,6 +52,7 @@ COMPARE_STEPS = 10  # steps of each column when comparing strengths
 COMPARE_STRENGTH = 0.4  # strength of each column when comparing step counts
 COMPARE_MAX_COLUMNS = 6
 COMPARE_FRAME_HEIGHT = 96  # height of one step in the explain table's strips
+COMPARE_FRAMES_PER_ROW = 6  # … which wrap after this many steps, so every step fits the column
 GPU_SECONDS = 120  # ZeroGPU: the longest one request may hold the GPU
 MAX_KEPT_RUNS = 64  # the demo keeps the files of at most this many recent runs (output PNG, steps, strip) …
 KEEP_RUN_SECONDS = 3600  # … and none older than this; gradio's own cache (uploads) is swept on the same age

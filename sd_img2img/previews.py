@@ -79,16 +79,32 @@ class PreviewDecoder:
             return self.decode(latents)
 
 
-def make_strip(images: list[Image.Image], max_frame_height: int = STRIP_MAX_FRAME_HEIGHT, gap: int = 2) -> Image.Image:
-    """All step images side by side in one picture (step 0 on the left), like InvokeAI's ``*.steps.png``."""
+def make_strip(images: list[Image.Image], max_frame_height: int = STRIP_MAX_FRAME_HEIGHT, gap: int = 2,
+               per_row: int | None = None) -> Image.Image:
+    """All step images side by side in one picture (step 0 on the left), like InvokeAI's ``*.steps.png``.
+
+    Args:
+        images: the step images, step 0 first.
+        max_frame_height: larger frames are scaled down to this height.
+        gap: white pixels between frames (and between rows).
+        per_row: wrap after this many frames, the picture always that many frames wide (a contact sheet for
+            a narrow column); ``None``: one row.
+    """
     if not images:
         raise ValueError("no step images to put in a strip")
     h = min(max_frame_height, max(im.height for im in images))
     frames = [im if im.height == h else im.resize((max(1, round(im.width * h / im.height)), h), Image.Resampling.LANCZOS)
               for im in images]
-    strip = Image.new("RGB", (sum(f.width for f in frames) + gap * (len(frames) - 1), h), (255, 255, 255))
-    x = 0
-    for f in frames:
-        strip.paste(f, (x, 0))
-        x += f.width + gap
+    wrap = per_row is not None
+    per_row = len(frames) if per_row is None else max(1, per_row)
+    rows = [frames[i:i + per_row] for i in range(0, len(frames), per_row)]
+    width = max(sum(f.width for f in row) + gap * (len(row) - 1) for row in rows)
+    if wrap:  # always per_row frames wide, so sheets of different lengths show frames at the same scale
+        width = max(width, per_row * frames[0].width + gap * (per_row - 1))
+    strip = Image.new("RGB", (width, h * len(rows) + gap * (len(rows) - 1)), (255, 255, 255))
+    for r, row in enumerate(rows):
+        x = 0
+        for f in row:
+            strip.paste(f, (x, r * (h + gap)))
+            x += f.width + gap
     return strip

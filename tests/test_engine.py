@@ -279,3 +279,19 @@ def test_out_of_memory_in_a_step_is_explained_and_the_next_run_works(tiny_checkp
     finally:
         handle.remove()
     assert ok.steps_taken == 6 and len(calls) == 3 + 6
+
+
+def test_strip_wraps_into_rows_with_every_step_in_order():
+    """The explain table's contact sheet: every frame, in order, wrapped into rows of equal scale."""
+    from sd_img2img.previews import make_strip
+
+    colours = [(i * 30, 255 - i * 30, (i * 70) % 256) for i in range(8)]
+    frames = [Image.new("RGB", (10, 10), c) for c in colours]
+    sheet = make_strip(frames, per_row=6, gap=2)
+    assert sheet.size == (6 * 10 + 5 * 2, 2 * 10 + 2)
+    for i, c in enumerate(colours):
+        row, col = divmod(i, 6)
+        assert sheet.getpixel((col * 12 + 5, row * 12 + 5)) == c
+    short = make_strip(frames[:5], per_row=6, gap=2)
+    assert short.size == (6 * 10 + 5 * 2, 10)  # as wide as a full row: frames keep their scale beside longer sheets
+    assert make_strip(frames, gap=2).size == (8 * 10 + 7 * 2, 10)  # no per_row: one row, as the CLI writes it
