@@ -139,7 +139,9 @@ def build_demo(engine, settings: AppSettings | None = None, status: ModelStatus 
         stream = engine.stream(request, should_stop=flag.is_set)
         steps, total = [], None
         try:
-            yield (gr.skip(), [], gr.skip(), gr.skip(), status_html("running", "Starting…", 0.0), gr.skip(), gr.skip())
+            # Plain values while streaming, not gr.skip(): gradio keeps every component a prop update creates for a
+            # session (tens of KB per run, for as long as the session lives); clearing the last result is cheap.
+            yield (None, [], None, None, status_html("running", "Starting…", 0.0), None, gr.skip())
             for item in stream:
                 if isinstance(item, GenerationResult):
                     result = item
@@ -148,8 +150,8 @@ def build_demo(engine, settings: AppSettings | None = None, status: ModelStatus 
                 path = save_step_image(item.image(request.view), folder / f"step{item.index:03d}.webp")
                 steps.append((path, caption(item)))
                 text = "the initial image SD sees" if item.index == 0 else f"step {item.index} of {total}"
-                yield (gr.skip(), list(steps), gr.skip(), gr.skip(),
-                       status_html("running", text, item.index / max(1, total)), gr.skip(), gr.skip())
+                yield (None, list(steps), None, None, status_html("running", text, item.index / max(1, total)), None,
+                       gr.skip())
             else:
                 raise gr.Error("the run ended without a result; try again")
         except ERRORS as e:

@@ -297,6 +297,27 @@ def test_visitors_cannot_choose_a_model(url):
     assert {"image", "prompt", "strength", "steps", "seed"} <= names
 
 
+def test_a_sessions_runs_keep_no_objects_behind(url):
+    """Memory stays flat over many runs: nothing the server keeps grows with each run of a session.
+
+    (gradio keeps every component a streamed gr.skip() creates for the session; the app streams plain values.)"""
+    import gc
+
+    from gradio.components import Component
+
+    def alive() -> int:
+        gc.collect()
+        return sum(isinstance(o, Component) for o in gc.get_objects())
+
+    client = client_for(url)
+    for k in range(3):  # the session's first runs create what it keeps for good
+        submit(client, steps=3, seed=k).result()
+    before = alive()
+    for k in range(8):
+        submit(client, steps=3, seed=10 + k).result()
+    assert alive() - before < 4, f"{alive() - before} gradio components more after 8 runs of one session"
+
+
 def test_generated_files_are_capped(engine, tmp_path):
     from sd_img2img.server import RunFiles
 
