@@ -242,8 +242,10 @@ def build_demo(engine, settings: AppSettings | None = None, status: ModelStatus 
     def stop(request: gr.Request = None):
         stops.stop(request.session_hash if request else None)
 
-    def use_sketch(source, sketch, image):
-        """When the Sketch tab is the one in use, its drawing becomes the initial image."""
+    def use_sketch(source, sketch, image, request: gr.Request = None):
+        """At the click, before the run queues: a Stop pressed earlier is forgotten (so it cannot end this run),
+        and when the Sketch tab is the one in use, its drawing becomes the initial image."""
+        stops.clear_pending(request.session_hash if request else None)
         if source == "sketch" and sketch and sketch.get("composite"):
             return sketch["composite"]
         return image

@@ -225,20 +225,21 @@ def gpu(fn: Callable) -> Callable:
 class StopFlags:
     """One flag per browser session. Stop sets it; the session's run polls it between steps.
 
-    A Stop that comes while the session's run still waits in the queue is kept, and that run ends at once.
+    A Stop that comes while the session's run still waits in the queue is kept (for ``keep_seconds``), and
+    that run ends at once.
     """
 
-    def __init__(self):
+    def __init__(self, keep_seconds: float = 600.0):
         self._lock = threading.Lock()
         self._running: dict[str, threading.Event] = {}
-        self._pending: set[str] = set()
+        self._pending: dict[str, float] = {}  # session → when its Stop came; old ones are dropped
+        self.keep_seconds = keep_seconds
 
     def begin(self, session: str | None) -> threading.Event:
         event = threading.Event()
         if session:
             with self._lock:
-                if session in self._pending:
-                    self._pending.discard(session)
+                if self._pending.pop(session, None) is not None:
                     event.set()
                 self._running[session] = event
         return event
@@ -256,14 +257,17 @@ class StopFlags:
         with self._lock:
             event = self._running.get(session)
             if event is None:
-                self._pending.add(session)
+                now = time.monotonic()
+                for old in [s for s, t in self._pending.items() if now - t > self.keep_seconds]:
+                    del self._pending[old]  # visitors who pressed Stop with nothing running and left
+                self._pending[session] = now
                 return False
             event.set()
             return True
 
     def clear_pending(self, session: str | None) -> None:
         with self._lock:
-            self._pending.discard(session)
+            self._pending.pop(session, None)
 
 
 # -- form values -------------------------------------------------------------------------------------------

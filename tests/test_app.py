@@ -245,3 +245,22 @@ def test_python_app_py_serves_offline(tiny_checkpoint, tiny_taesd, tmp_path):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_stop_flags_keep_a_stop_for_a_queued_run_but_not_for_the_next_click():
+    from sd_img2img.server import StopFlags
+
+    flags = StopFlags(keep_seconds=600)
+    assert flags.stop("a") is False  # nothing running yet: kept for the run waiting in the queue
+    assert flags.begin("a").is_set()  # … which then ends at once
+    flags.stop("b")
+    flags.clear_pending("b")  # a new Generate click forgets a Stop pressed before it
+    assert not flags.begin("b").is_set()
+    running = flags.begin("c")
+    assert flags.stop("c") is True and running.is_set()
+    flags.end("c", running)
+    stale = StopFlags(keep_seconds=0)
+    stale.stop("d")
+    time.sleep(0.01)
+    stale.stop("e")  # visitors who pressed Stop with nothing running and left are not kept for ever
+    assert "d" not in stale._pending and "e" in stale._pending
