@@ -23,7 +23,7 @@ from sd_img2img.images import open_image
 from sd_img2img.samplers import SAMPLER_NAMES
 from sd_img2img.schedule import plan_steps
 from sd_img2img.server import (
-    AppSettings, ModelStatus, RunFiles, StopFlags, form_values, gpu, make_engine, parse_settings, save_step_image,
+    AppSettings, ModelStatus, RunFiles, StopFlags, forget_paths, form_values, gpu, make_engine, parse_settings, save_step_image,
     seed_value, size_value,
 )
 
@@ -263,7 +263,8 @@ def build_demo(engine, settings: AppSettings | None = None, status: ModelStatus 
 
     with gr.Blocks(title="sd-img2img · every step of img2img", fill_width=False,
                    delete_cache=(config.CACHE_SWEEP_SECONDS, config.KEEP_RUN_SECONDS)) as demo:
-        files = RunFiles(Path(demo.GRADIO_CACHE) / "sd-img2img-runs")
+        files = RunFiles(Path(demo.GRADIO_CACHE) / "sd-img2img-runs",
+                         on_remove=lambda folders: forget_paths(demo.temp_file_sets, folders))
         last_run = gr.State(None, time_to_live=3600)
         source = gr.State("image")
         with gr.Row(elem_classes="topbar"):

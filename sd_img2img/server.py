@@ -312,10 +312,11 @@ class RunFiles:
     a new run removes folders older than ``keep_seconds`` and, beyond ``max_runs``, the oldest ones."""
 
     def __init__(self, root: str | Path | None = None, keep_seconds: float = config.KEEP_RUN_SECONDS,
-                 max_runs: int = config.MAX_KEPT_RUNS):
+                 max_runs: int = config.MAX_KEPT_RUNS, on_remove: Callable[[list[Path]], None] | None = None):
         self.root = Path(root) if root is not None else Path(tempfile.gettempdir()) / f"sd-img2img-app-{os.getpid()}"
         self.keep_seconds = keep_seconds
         self.max_runs = max_runs
+        self.on_remove = on_remove  # told which run folders went (the app drops them from gradio's file lists)
         self._lock = threading.Lock()
 
     def new(self) -> Path:
@@ -329,10 +330,29 @@ class RunFiles:
                 except OSError:
                     pass
             runs.sort()
+            removed = []
             for i, (mtime, old) in enumerate(runs):
                 if now - mtime > self.keep_seconds or len(runs) - i >= self.max_runs:
                     shutil.rmtree(old, ignore_errors=True)
+                    removed.append(old)
+            if removed and self.on_remove is not None:
+                self.on_remove(removed)
             return Path(tempfile.mkdtemp(dir=self.root, prefix="run-"))
+
+
+def forget_paths(path_sets: list[set[str]], folders: list[Path]) -> int:
+    """Drop every path inside ``folders`` from ``path_sets`` (gradio's ``Blocks.temp_file_sets``); return how many.
+
+    gradio records each file it serves and its cache sweep keeps the record of a file someone else deleted, so
+    without this the records of swept runs would pile up for as long as the server runs.
+    """
+    prefixes = tuple({os.path.join(str(f), "") for f in folders} | {os.path.join(os.path.realpath(f), "") for f in folders})
+    dropped = 0
+    for paths in path_sets:
+        stale = {p for p in list(paths) if isinstance(p, str) and p.startswith(prefixes)}
+        paths -= stale
+        dropped += len(stale)
+    return dropped
 
 
 def save_step_image(image, path: Path) -> str:

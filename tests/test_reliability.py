@@ -336,6 +336,26 @@ def test_generated_files_are_capped(engine, tmp_path):
     assert not old.exists()
 
 
+def test_swept_runs_leave_no_records_in_gradios_file_lists(tmp_path):
+    """gradio records every file it serves; records of runs the app swept away must go with them."""
+    import gradio as gr
+
+    from sd_img2img.server import RunFiles, forget_paths
+
+    demo = gr.Blocks()
+    served = demo.temp_file_sets[0]  # as gradio's own: a set of the paths it handed out
+    runs = RunFiles(tmp_path / "runs", max_runs=3, on_remove=lambda folders: forget_paths(demo.temp_file_sets, folders))
+    for _ in range(10):
+        folder = runs.new()
+        for name in ("step000.webp", "out.png"):
+            (folder / name).write_bytes(b"x")
+            served.add(str(folder / name))
+        time.sleep(0.01)
+    served.add("/somewhere/else/upload.png")  # not the app's: untouched
+    kept = {str(p) for p in (tmp_path / "runs").glob("*/*")}
+    assert len(kept) == 6 and served == kept | {"/somewhere/else/upload.png"}
+
+
 def test_the_gradio_release_has_the_security_fixes():
     import gradio
     from packaging.version import Version
