@@ -129,7 +129,8 @@ def compare_html(columns: list[Column], by: str, view: str = "latents") -> str:
         if r.stopped:
             note += ", stopped"
         rows["taken"].append(f'<td><span class="num">{r.steps_taken}</span> <small>{note}</small></td>')
-        sheet = make_strip(frames, max_frame_height=COMPARE_FRAME_HEIGHT, per_row=COMPARE_FRAMES_PER_ROW)
+        sheet = make_strip(frames, max_frame_height=COMPARE_FRAME_HEIGHT, per_row=COMPARE_FRAMES_PER_ROW,
+                           background=None)
         rows["strip"].append(f'<td>{_img(sheet, f"{len(frames)} step images, step 0 first, left to right", "strip")}'
                              f'<small>{len(frames)} pictures: step 0, then each of the {r.steps_taken} steps</small></td>')
         rows["out"].append(f"<td>{_img(r.output, 'output', 'out', max_width=384)}</td>")

@@ -80,7 +80,7 @@ class PreviewDecoder:
 
 
 def make_strip(images: list[Image.Image], max_frame_height: int = STRIP_MAX_FRAME_HEIGHT, gap: int = 2,
-               per_row: int | None = None) -> Image.Image:
+               per_row: int | None = None, background: tuple[int, ...] | None = (255, 255, 255)) -> Image.Image:
     """All step images side by side in one picture (step 0 on the left), like InvokeAI's ``*.steps.png``.
 
     Args:
@@ -89,6 +89,7 @@ def make_strip(images: list[Image.Image], max_frame_height: int = STRIP_MAX_FRAM
         gap: white pixels between frames (and between rows).
         per_row: wrap after this many frames, the picture always that many frames wide (a contact sheet for
             a narrow column); ``None``: one row.
+        background: colour of the gaps and empty cells; ``None`` makes them transparent (an RGBA picture).
     """
     if not images:
         raise ValueError("no step images to put in a strip")
@@ -101,7 +102,8 @@ def make_strip(images: list[Image.Image], max_frame_height: int = STRIP_MAX_FRAM
     width = max(sum(f.width for f in row) + gap * (len(row) - 1) for row in rows)
     if wrap:  # always per_row frames wide, so sheets of different lengths show frames at the same scale
         width = max(width, per_row * frames[0].width + gap * (per_row - 1))
-    strip = Image.new("RGB", (width, h * len(rows) + gap * (len(rows) - 1)), (255, 255, 255))
+    size = (width, h * len(rows) + gap * (len(rows) - 1))
+    strip = Image.new("RGBA", size, (0, 0, 0, 0)) if background is None else Image.new("RGB", size, background)
     for r, row in enumerate(rows):
         x = 0
         for f in row:

@@ -295,3 +295,5 @@ def test_strip_wraps_into_rows_with_every_step_in_order():
     short = make_strip(frames[:5], per_row=6, gap=2)
     assert short.size == (6 * 10 + 5 * 2, 10)  # as wide as a full row: frames keep their scale beside longer sheets
     assert make_strip(frames, gap=2).size == (8 * 10 + 7 * 2, 10)  # no per_row: one row, as the CLI writes it
+    clear = make_strip(frames, per_row=6, background=None)  # the explain table's: empty cells show the page
+    assert clear.mode == "RGBA" and clear.getpixel((clear.width - 1, clear.height - 1))[3] == 0
