@@ -16,6 +16,7 @@ import gradio as gr
 from PIL import Image as PILImage
 
 from sd_img2img import config
+from sd_img2img.cpu_memory import keep_freed_memory
 from sd_img2img.compare import Column, compare_html, compare_info, default_values, parse_values, run_compare
 from sd_img2img.errors import GenerationError, ModelLoadError, UserInputError
 from sd_img2img.examples import EXAMPLES
@@ -454,6 +455,7 @@ def theme() -> gr.themes.Base:
 
 
 def main(argv: list[str] | None = None) -> None:
+    keep_freed_memory()  # before any thread: CPU steps stop page-faulting their activations in (sd_img2img.cpu_memory)
     settings = parse_settings(argv)
     from sd_img2img.cli import _quiet_libraries
 

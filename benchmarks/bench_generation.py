@@ -444,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from sd_img2img.cpu_memory import keep_freed_memory
+
+    keep_freed_memory()  # as app.py and the CLI do, so (a), (b) and (c) run on the same malloc settings
     if args.short:
         args.arch, args.size, args.steps, args.reps, args.unet_iters = "tiny", 128, 4, 2, 2
     report = run(args)

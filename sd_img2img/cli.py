@@ -116,6 +116,9 @@ def _quiet_libraries() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .cpu_memory import keep_freed_memory
+
+    keep_freed_memory()  # before torch starts threads: CPU steps stop page-faulting their activations in
     _quiet_libraries()
     from .engine import Engine, GenerationRequest
     from .errors import GenerationError, ModelLoadError, UserInputError
