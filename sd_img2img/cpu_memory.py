@@ -5,9 +5,9 @@ back to the kernel (``munmap``, heap trimming, and whole per-thread heaps delete
 layer and the next step fault the same memory in again, zero-filled page by page. Measured here on an SD1.5
 UNet forward at 128×128 (batch 2, one torch thread): ~464,000 minor page faults and ~1 s of kernel time in a
 2.6 s step, in every thread; and a worker thread (where the web demo runs the model) faults even where the
-main thread has stopped doing so. With a fixed mmap threshold, a high trim threshold and one arena the same
-step takes no faults and 1.7–1.8 s in the main thread and in worker threads alike
-(``benchmarks/unet_threads.py``, docs/performance.md).
+main thread has stopped doing so. With one arena, a fixed mmap threshold, a high trim threshold and 256 MiB
+of top padding the same step takes almost no faults (~0.1 %) and ~1.6–1.7 s in the main thread and in worker
+threads alike (``benchmarks/unet_threads.py``, docs/performance.md).
 
 ``keep_freed_memory()`` sets those with ``mallopt``. It must run before the process starts threads that
 allocate (glibc fixes its arena limit at the first one), so ``app.py`` and the ``sd-img2img`` command call it
@@ -33,7 +33,7 @@ SETTINGS = (
     (M_ARENA_MAX, 1),  # every thread allocates from the main heap, which keeps what it is given back
     (M_MMAP_THRESHOLD, 32 << 20),  # blocks under 32 MiB come from the heap (fixed: no dynamic threshold)
     (M_TRIM_THRESHOLD, 1 << 30),  # the heap's free top goes back to the kernel only beyond 1 GiB
-    (M_TOP_PAD, 64 << 20),  # and grows 64 MiB at a time
+    (M_TOP_PAD, 256 << 20),  # and keeps 256 MiB of slack above what is in use (64 MiB still faults)
 )
 ENV = "SD_IMG2IMG_KEEP_FREED_MEMORY"
 
