@@ -254,7 +254,8 @@ def run(args) -> dict:
         if not (ROOT / "app.py").is_file():
             print("# (c) skipped: app.py does not exist yet", flush=True)
         else:
-            extra = ["--device", device, *(["--taesd", str(taesd)] if taesd else []), *args.app_args]
+            extra = ["--device", device, *(["--taesd", str(taesd)] if taesd else []),
+                     *(["--compile"] if args.compile else []), *args.app_args]
             t = time.perf_counter()
             app = AppServer(ckpt, extra, env={"OMP_NUM_THREADS": str(args.threads)} if args.threads else None)
             report["app"] = dict(start_seconds=round(app.start_seconds, 2), args=extra)
