@@ -16,8 +16,8 @@ import gradio as gr
 from PIL import Image as PILImage
 
 from sd_img2img import config
-from sd_img2img.cpu_memory import keep_freed_memory
 from sd_img2img.compare import Column, compare_html, compare_info, default_values, parse_values, run_compare
+from sd_img2img.cpu_memory import keep_freed_memory
 from sd_img2img.errors import GenerationError, ModelLoadError, UserInputError
 from sd_img2img.examples import EXAMPLES
 from sd_img2img.images import open_image

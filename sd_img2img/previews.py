@@ -86,7 +86,7 @@ def make_strip(images: list[Image.Image], max_frame_height: int = STRIP_MAX_FRAM
     Args:
         images: the step images, step 0 first.
         max_frame_height: larger frames are scaled down to this height.
-        gap: white pixels between frames (and between rows).
+        gap: pixels between frames (and between rows), in the background colour.
         per_row: wrap after this many frames, the picture always that many frames wide (a contact sheet for
             a narrow column); ``None``: one row.
         background: colour of the gaps and empty cells; ``None`` makes them transparent (an RGBA picture).
@@ -96,12 +96,11 @@ def make_strip(images: list[Image.Image], max_frame_height: int = STRIP_MAX_FRAM
     h = min(max_frame_height, max(im.height for im in images))
     frames = [im if im.height == h else im.resize((max(1, round(im.width * h / im.height)), h), Image.Resampling.LANCZOS)
               for im in images]
-    wrap = per_row is not None
-    per_row = len(frames) if per_row is None else max(1, per_row)
-    rows = [frames[i:i + per_row] for i in range(0, len(frames), per_row)]
+    row_len = len(frames) if per_row is None else max(1, per_row)
+    rows = [frames[i:i + row_len] for i in range(0, len(frames), row_len)]
     width = max(sum(f.width for f in row) + gap * (len(row) - 1) for row in rows)
-    if wrap:  # always per_row frames wide, so sheets of different lengths show frames at the same scale
-        width = max(width, per_row * frames[0].width + gap * (per_row - 1))
+    if per_row is not None:  # always row_len frames wide, so sheets of different lengths show frames at one scale
+        width = max(width, row_len * frames[0].width + gap * (row_len - 1))
     size = (width, h * len(rows) + gap * (len(rows) - 1))
     strip = Image.new("RGBA", size, (0, 0, 0, 0)) if background is None else Image.new("RGB", size, background)
     for r, row in enumerate(rows):
