@@ -127,10 +127,10 @@ def build_demo(engine, settings: AppSettings | None = None, status: ModelStatus 
 
     def stream_run(request, session):
         """Shared by /img2img and /txt2img: yield page updates as each step arrives, then the result."""
-        from sd_img2img.engine import GenerationResult, check_inputs
+        from sd_img2img.engine import GenerationResult, prepare_request
 
         try:
-            check_inputs(request)  # bad input is answered before waiting for the model
+            prepare_request(request)  # bad input is answered before waiting for the model
             if not engine.is_loaded:
                 engine.load()
         except ERRORS as e:
@@ -202,14 +202,14 @@ def build_demo(engine, settings: AppSettings | None = None, status: ModelStatus 
         """The explain table: the same image, prompt and seed at several strengths or step counts.
 
         Returns the table (HTML) and one info object per column."""
-        from sd_img2img.engine import check_inputs
+        from sd_img2img.engine import prepare_request
 
         session = request.session_hash if request else None
         try:
             vals = parse_values(values, compare_by)
             base = make_request(image, prompt, negative_prompt, strength, steps, real_steps, seed, sampler,
                                 guidance_scale, width, height, resize_mode, preview, "latents")
-            check_inputs(base)
+            prepare_request(base)
             if not engine.is_loaded:
                 engine.load()
         except ERRORS as e:

@@ -141,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             strength=args.strength, steps=args.steps, real_steps=args.real_steps, seed=args.seed,
             sampler=args.sampler, guidance_scale=args.guidance, width=args.width, height=args.height,
             resize_mode=args.resize, preview=args.preview, max_side=args.max_side)
-        from .engine import check_inputs
+        from .engine import prepare_request
 
-        check_inputs(request)  # bad input is reported before the model loads
+        prepare_request(request)  # bad input (the image too) is reported before the model loads
         result = engine.generate(request, should_stop=stop.is_set)
         summary = write_outputs(result, Path(args.out), args.view)
     except UserInputError as e:

@@ -20,7 +20,7 @@ from PIL import Image
 from .config import (
     COMPARE_FRAME_HEIGHT, COMPARE_FRAMES_PER_ROW, COMPARE_MAX_COLUMNS, COMPARE_STEP_COUNTS, COMPARE_STRENGTHS, MAX_SEED,
 )
-from .errors import UserInputError
+from .errors import UserInputError, check_choice
 from .previews import make_strip
 from .schedule import plan_steps
 
@@ -34,8 +34,7 @@ def default_values(by: str) -> str:
 
 def parse_values(text: str, by: str) -> list[float] | list[int]:
     """``"0.4, 0.7"`` → ``[0.4, 0.7]`` (strengths) or ``"29 30"`` → ``[29, 30]`` (step counts)."""
-    if by not in COMPARE_BY:
-        raise UserInputError(f"compare by {by!r}? choose one of: {', '.join(COMPARE_BY)}")
+    check_choice("comparison", by, COMPARE_BY)
     parts = [p for p in str(text or "").replace(",", " ").replace(";", " ").split() if p]
     if not parts:
         raise UserInputError(f"give at least one {by} value to compare, e.g. {default_values(by)}")

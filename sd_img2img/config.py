@@ -5,7 +5,6 @@ from __future__ import annotations
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_TAESD = "madebyollin/taesd"
 
-DEFAULT_PROMPT = ""
 DEFAULT_STRENGTH = 0.75
 DEFAULT_STEPS = 30
 DEFAULT_GUIDANCE = 7.5

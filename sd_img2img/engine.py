@@ -33,7 +33,7 @@ from .config import (
     DEFAULT_STRENGTH, DEFAULT_TAESD, DEFAULT_TXT2IMG_SIZE, MAX_DIMENSION, MAX_GUIDANCE, MAX_PROMPT_CHARS,
     MAX_SEED, MAX_SIDE, MIN_DIMENSION, RESIZE_MODES, VIEWS,
 )
-from .errors import GenerationError, ModelLoadError, UserInputError
+from .errors import GenerationError, ModelLoadError, UserInputError, check_choice
 from .images import default_size, fit_image, open_image
 from .loading import LoadedModel, configure_vae, load_model
 from .previews import PreviewDecoder, check_preview, make_strip
@@ -140,8 +140,7 @@ class GenerationResult:
 
     def step_images(self, view: str = "latents") -> list[Image.Image]:
         """Step images, step 0 first; ``view`` is ``latents`` (noisy, as the UNet sees them) or ``x0``."""
-        if view not in VIEWS:
-            raise UserInputError(f"unknown view {view!r}; choose one of: {', '.join(VIEWS)}")
+        check_choice("view", view, VIEWS)
         return [f.image(view) for f in self.frames]
 
     def strip(self, view: str = "latents") -> Image.Image:
@@ -176,66 +175,83 @@ def _check_int(name: str, value, low: int, high: int, hint: str) -> int:
     return value
 
 
-def check_inputs(request: GenerationRequest) -> PreparedRequest:
-    """Check every setting of ``request`` without touching the model; raise ``UserInputError`` naming the bad value.
+def check_inputs(request: GenerationRequest) -> None:
+    """Check every setting of ``request`` that needs neither the model nor the image's pixels.
 
-    Opens and normalises the init image (size checked before decoding), settles width/height and the seed,
-    and plans the steps.
+    Raises ``UserInputError`` naming the bad value and saying what to change. Flat, like diffusers' own
+    ``check_inputs``: it opens nothing and changes nothing (``prepare_request`` does that).
     """
     r = request
-    if not isinstance(r.prompt, str):
-        raise UserInputError(f"prompt must be text, got {type(r.prompt).__name__}")
-    if not isinstance(r.negative_prompt, str):
-        raise UserInputError(f"negative prompt must be text, got {type(r.negative_prompt).__name__}")
-    prompts, warnings = [], []
     for name, text in (("prompt", r.prompt), ("negative prompt", r.negative_prompt)):
+        if not isinstance(text, str):
+            raise UserInputError(f"{name} must be text, got {type(text).__name__}")
         if len(text) > MAX_PROMPT_CHARS:
             raise UserInputError(f"the {name} is {len(text)} characters, above the limit of {MAX_PROMPT_CHARS}; "
                                  "shorten it (the text encoder reads about 75 tokens anyway)")
+    check_sampler(r.sampler)
+    check_preview(r.preview)
+    check_choice("view", r.view, VIEWS)
+    check_choice("resize mode", r.resize_mode, RESIZE_MODES)
+    if isinstance(r.guidance_scale, bool) or not isinstance(r.guidance_scale, (int, float)) \
+            or not 0 <= r.guidance_scale <= MAX_GUIDANCE or r.guidance_scale != r.guidance_scale:
+        raise UserInputError(f"guidance scale must be between 0 and {MAX_GUIDANCE}, got {r.guidance_scale!r}")
+    if r.seed is not None:
+        _check_int("seed", r.seed, 0, MAX_SEED - 1, "use a seed from 0 to 4294967295, or none for a random one")
+    for name in ("width", "height"):
+        value = getattr(r, name)
+        if value is not None:
+            value = _check_int(name, value, MIN_DIMENSION, MAX_DIMENSION, f"use {MIN_DIMENSION} to {MAX_DIMENSION} pixels")
+            if value % 8:
+                raise UserInputError(f"{name}={value} is not a multiple of 8; use {value // 8 * 8} or {value // 8 * 8 + 8}")
+    if r.init_image is None:
+        plan_steps(r.steps, None)
+    else:
+        plan_steps(r.steps, r.strength, r.real_steps)
+
+
+def output_size(request: GenerationRequest, image: Image.Image | None) -> tuple[int, int]:
+    """Width and height of the run: as asked, else from the init image (one side given: keep its aspect),
+    else ``DEFAULT_TXT2IMG_SIZE`` for prompt2img."""
+    r = request
+    if image is None:
+        return (int(r.width) if r.width is not None else DEFAULT_TXT2IMG_SIZE,
+                int(r.height) if r.height is not None else DEFAULT_TXT2IMG_SIZE)
+    if r.width is not None and r.height is not None:
+        return int(r.width), int(r.height)
+    if r.width is not None:
+        return int(r.width), max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.width * image.height / image.width / 8) * 8))
+    if r.height is not None:
+        return max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.height * image.width / image.height / 8) * 8)), int(r.height)
+    return default_size(*image.size, max_side=r.max_side)
+
+
+def prepare_request(request: GenerationRequest) -> PreparedRequest:
+    """Check ``request``, then settle everything a run needs short of the model.
+
+    1. ``check_inputs``; 2. prompts cleaned of control characters (with a warning); 3. the seed (a random
+    one when none is given); 4. the init image opened (size checked before decoding), made upright RGB and
+    fitted to the run's size; 5. the steps planned.
+    """
+    check_inputs(request)
+    r = request
+    # 2. prompts
+    prompts, warnings = [], []
+    for name, text in (("prompt", r.prompt), ("negative prompt", r.negative_prompt)):
         text, removed = clean_prompt(text)
         if removed:
             warnings.append(f"removed {removed} control character{'s' * (removed > 1)} from the {name}")
         prompts.append(text)
-    check_sampler(r.sampler)
-    check_preview(r.preview)
-    if r.view not in VIEWS:
-        raise UserInputError(f"unknown view {r.view!r}; choose one of: {', '.join(VIEWS)}")
-    if r.resize_mode not in RESIZE_MODES:
-        raise UserInputError(f"unknown resize mode {r.resize_mode!r}; choose one of: {', '.join(RESIZE_MODES)}")
-    if isinstance(r.guidance_scale, bool) or not isinstance(r.guidance_scale, (int, float)) \
-            or not 0 <= r.guidance_scale <= MAX_GUIDANCE or r.guidance_scale != r.guidance_scale:
-        raise UserInputError(f"guidance scale must be between 0 and {MAX_GUIDANCE}, got {r.guidance_scale!r}")
-    seed = secrets.randbelow(MAX_SEED) if r.seed is None else _check_int(
-        "seed", r.seed, 0, MAX_SEED - 1, "use a seed from 0 to 4294967295, or none for a random one")
-    for name in ("width", "height"):
-        value = getattr(r, name)
-        if value is not None:
-            value = _check_int(name, value, MIN_DIMENSION, MAX_DIMENSION,
-                               f"use {MIN_DIMENSION} to {MAX_DIMENSION} pixels")
-            if value % 8:
-                raise UserInputError(f"{name}={value} is not a multiple of 8; use {value // 8 * 8} or {value // 8 * 8 + 8}")
-
-    image = None
-    if r.init_image is not None:
-        image = open_image(r.init_image)
-        if r.width is None or r.height is None:
-            w, h = default_size(*image.size, max_side=r.max_side)
-            if r.width is not None:  # one side given: keep the aspect for the other
-                h = max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.width * image.height / image.width / 8) * 8))
-                w = r.width
-            elif r.height is not None:
-                w = max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.height * image.width / image.height / 8) * 8))
-                h = r.height
-        else:
-            w, h = int(r.width), int(r.height)
-        image = fit_image(image, w, h, r.resize_mode)
-        plan = plan_steps(r.steps, r.strength, r.real_steps)
-    else:
-        w = int(r.width) if r.width is not None else DEFAULT_TXT2IMG_SIZE
-        h = int(r.height) if r.height is not None else DEFAULT_TXT2IMG_SIZE
-        plan = plan_steps(r.steps, None)
-    return PreparedRequest(request=r, prompt=prompts[0], negative_prompt=prompts[1], image=image, width=w, height=h,
-                           seed=seed, plan=plan, warnings=warnings)
+    # 3. seed
+    seed = secrets.randbelow(MAX_SEED) if r.seed is None else _check_int("seed", r.seed, 0, MAX_SEED - 1, "")
+    # 4. image and size
+    image = open_image(r.init_image) if r.init_image is not None else None
+    width, height = output_size(r, image)
+    if image is not None:
+        image = fit_image(image, width, height, r.resize_mode)
+    # 5. steps
+    plan = plan_steps(r.steps, r.strength, r.real_steps) if image is not None else plan_steps(r.steps, None)
+    return PreparedRequest(request=r, prompt=prompts[0], negative_prompt=prompts[1], image=image, width=width,
+                           height=height, seed=seed, plan=plan, warnings=warnings)
 
 
 def truncation_warning(tokenizer, text: str, name: str) -> str | None:
@@ -333,9 +349,9 @@ class Engine:
 
     # -- generation ----------------------------------------------------------------------------------------
 
-    def check_inputs(self, request: GenerationRequest) -> PreparedRequest:
-        """``check_inputs`` plus the checks that need the loaded tokenizer (prompt length)."""
-        prepared = check_inputs(request)
+    def prepare(self, request: GenerationRequest) -> PreparedRequest:
+        """``prepare_request`` plus the checks that need the loaded model (schedule length, prompt length)."""
+        prepared = prepare_request(request)
         check_schedule_length(request.sampler, prepared.plan.schedule_steps, self.loaded.img2img.scheduler.config)
         tokenizer = self.loaded.tokenizer
         for name, text in (("prompt", prepared.prompt), ("negative prompt", prepared.negative_prompt)):
@@ -355,61 +371,89 @@ class Engine:
                 (the output is then the partial latents, decoded).
         """
         t_start = time.perf_counter()
-        prepared = self.check_inputs(request)
+        # 1. Check and prepare the request, before waiting for the device
+        prepared = self.prepare(request)
         lm = self.loaded
-        r, plan = request, prepared.plan
+        # 2. Take the device: runs on one device take turns
         with lm.lock:
             t_locked = time.perf_counter()
             configure_vae(lm, prepared.width, prepared.height)  # tiling above a size threshold, GPU only
-            base = lm.img2img if prepared.image is not None else lm.txt2img
-            pipe = copy.copy(base)  # request-scoped: own scheduler, shared weights
-            pipe.scheduler = make_scheduler(r.sampler, base.scheduler.config)
-            views = VIEWS if r.preview == "approx" else (r.view,)
-            recorder = StepRecorder(pipe, self.decoder(r.preview), plan.steps_to_run, on_step, should_stop, views)
-            generator = torch.Generator("cpu").manual_seed(prepared.seed)
-            common = dict(prompt=prepared.prompt, negative_prompt=prepared.negative_prompt or None,
-                          num_inference_steps=plan.schedule_steps, guidance_scale=float(r.guidance_scale),
-                          generator=generator, callback_on_step_end=recorder.callback_on_step_end)
-            out = None
-            try:
-                with torch.inference_mode():
-                    if prepared.image is not None:
-                        out = pipe(image=prepared.image, strength=float(r.strength), **common)
-                    else:
-                        out = pipe(width=prepared.width, height=prepared.height, **common)
-            except torch.OutOfMemoryError:
-                pass  # handled below, once the exception (and the tensors its traceback holds) is gone
-            if out is None:
-                del pipe, recorder, common
-                free_memory(lm.device)
-                raise GenerationError(
-                    f"out of memory on {lm.device} at {prepared.width}×{prepared.height}; lower width/height or "
-                    "steps, use preview 'approx', or start with --offload model (or sequential)")
+            # 3. A request-scoped pipeline: shared weights, its own scheduler, the step recorder attached
+            pipe, recorder = self._request_pipeline(prepared, on_step, should_stop)
+            # 4. Denoise with diffusers' own loop
+            out = self._denoise(pipe, recorder, prepared)
             t_done = time.perf_counter()
+        # 5. Check the output: NaN/inf, the safety checker, a stop
+        warnings = self._check_output(out, recorder, prepared)
+        # 6. The result, with the steps counted from the run
+        return self._result(prepared, out, recorder, warnings,
+                            seconds=dict(total=time.perf_counter() - t_start, queued=t_locked - t_start,
+                                         run=t_done - t_locked))
+
+    def _request_pipeline(self, prepared: PreparedRequest, on_step, should_stop) -> tuple[Any, StepRecorder]:
+        """A shallow copy of the loaded pipeline with its own scheduler, and a ``StepRecorder`` on it."""
+        r, lm = prepared.request, self.loaded
+        base = lm.img2img if prepared.image is not None else lm.txt2img
+        pipe = copy.copy(base)
+        pipe.scheduler = make_scheduler(r.sampler, base.scheduler.config)
+        views = VIEWS if r.preview == "approx" else (r.view,)
+        recorder = StepRecorder(pipe, self.decoder(r.preview), prepared.plan.steps_to_run, on_step, should_stop, views)
+        return pipe, recorder
+
+    def _denoise(self, pipe, recorder: StepRecorder, prepared: PreparedRequest):
+        """Call the pipeline; out of memory becomes a ``GenerationError`` saying what to lower."""
+        r, lm = prepared.request, self.loaded
+        kwargs = dict(prompt=prepared.prompt, negative_prompt=prepared.negative_prompt or None,
+                      num_inference_steps=prepared.plan.schedule_steps, guidance_scale=float(r.guidance_scale),
+                      generator=torch.Generator("cpu").manual_seed(prepared.seed),
+                      callback_on_step_end=recorder.callback_on_step_end)
+        if prepared.image is not None:
+            kwargs.update(image=prepared.image, strength=float(r.strength))
+        else:
+            kwargs.update(width=prepared.width, height=prepared.height)
+        out = None
+        try:
+            with torch.inference_mode():
+                out = pipe(**kwargs)
+        except torch.OutOfMemoryError:
+            pass  # handled below, once the exception (and the tensors its traceback holds) is gone
+        if out is None:
+            del pipe, recorder, kwargs
+            free_memory(lm.device)
+            raise GenerationError(
+                f"out of memory on {lm.device} at {prepared.width}×{prepared.height}; lower width/height or "
+                "steps, use preview 'approx', or start with --offload model (or sequential)")
+        return out
+
+    def _check_output(self, out, recorder: StepRecorder, prepared: PreparedRequest) -> list[str]:
+        """Raise on NaN/inf; return the run's warnings (the request's, a flagged output, a stop)."""
         if recorder.nonfinite_at is not None or not recorder.decoded_finite:
             at = recorder.nonfinite_at
             raise GenerationError(
                 "the run produced NaN/inf values" + (f" at step {at}" if at is not None else " in the VAE decode")
-                + f" (dtype {str(lm.dtype).removeprefix('torch.')}); try --dtype float32 or another seed")
-        flagged = bool(out.nsfw_content_detected and out.nsfw_content_detected[0])
+                + f" (dtype {str(self.loaded.dtype).removeprefix('torch.')}); try --dtype float32 or another seed")
         warnings = list(prepared.warnings)
-        if flagged:
+        if out.nsfw_content_detected and out.nsfw_content_detected[0]:
             warnings.append("the safety checker flagged the output, so it was withheld (blacked out)")
         if recorder.stopped:
-            warnings.append(f"stopped after {len(recorder.frames) - 1} of {plan.steps_to_run} steps")
-        frames = recorder.frames
-        unet_seconds = [b.seconds - a.seconds for a, b in zip(frames, frames[1:])]
+            warnings.append(f"stopped after {len(recorder.frames) - 1} of {prepared.plan.steps_to_run} steps")
+        return warnings
+
+    def _result(self, prepared: PreparedRequest, out, recorder: StepRecorder, warnings: list[str],
+                seconds: dict[str, float]) -> GenerationResult:
+        r, plan, frames = prepared.request, prepared.plan, recorder.frames
+        unet_seconds = sorted(b.seconds - a.seconds for a, b in zip(frames, frames[1:]))
+        seconds = {k: round(v, 4) for k, v in seconds.items()}
+        seconds["per_step"] = round(unet_seconds[len(unet_seconds) // 2], 4) if unet_seconds else 0.0
         return GenerationResult(
             output=out.images[0], frames=frames, mode=prepared.mode, prompt=prepared.prompt,
             negative_prompt=prepared.negative_prompt, seed=prepared.seed, steps=r.steps, real_steps=bool(r.real_steps),
             schedule_steps=plan.schedule_steps, steps_taken=len(frames) - 1, model_calls=recorder.model_calls,
             strength=float(r.strength) if prepared.image is not None else None, sampler=r.sampler,
             guidance_scale=float(r.guidance_scale), width=prepared.width, height=prepared.height,
-            resize_mode=r.resize_mode, preview=r.preview, model=self.model,
-            seconds=dict(total=round(time.perf_counter() - t_start, 4), queued=round(t_locked - t_start, 4),
-                         run=round(t_done - t_locked, 4),
-                         per_step=round(sorted(unet_seconds)[len(unet_seconds) // 2], 4) if unet_seconds else 0.0),
-            nsfw_flagged=flagged, stopped=recorder.stopped, warnings=warnings,
+            resize_mode=r.resize_mode, preview=r.preview, model=self.model, seconds=seconds,
+            nsfw_flagged=bool(out.nsfw_content_detected and out.nsfw_content_detected[0]), stopped=recorder.stopped,
+            warnings=warnings,
         )
 
     def stream(self, request: GenerationRequest,
@@ -457,4 +501,5 @@ def free_memory(device: str) -> None:
         torch.mps.empty_cache()
 
 
-__all__ = ["Engine", "GenerationRequest", "GenerationResult", "PreparedRequest", "StepFrame", "check_inputs"]
+__all__ = ["Engine", "GenerationRequest", "GenerationResult", "PreparedRequest", "StepFrame", "check_inputs",
+           "prepare_request"]

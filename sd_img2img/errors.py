@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class UserInputError(ValueError):
     """A request setting or an input file that cannot be used as given."""
@@ -13,3 +15,14 @@ class ModelLoadError(RuntimeError):
 
 class GenerationError(RuntimeError):
     """A run failed for a reason the user can act on: out of memory, NaN latents, …"""
+
+
+def check_choice(what: str, value, choices: Iterable[str]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise ``UserInputError`` listing them.
+
+    The one wording of "unknown X; choose one of: …" for every setting with a fixed list of values.
+    """
+    choices = tuple(choices)
+    if value not in choices:
+        raise UserInputError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
+    return value

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .config import MAX_INPUT_BYTES, MAX_INPUT_PIXELS, MAX_INPUT_SIDE, MAX_SIDE, MIN_DIMENSION, RESIZE_MODES
-from .errors import UserInputError
+from .errors import UserInputError, check_choice
 
 
 
@@ -120,8 +120,7 @@ def fit_image(img: Image.Image, width: int, height: int, mode: str = "resize") -
         mode: ``resize`` stretches to the size; ``crop`` keeps the aspect and cuts the overflow from the
             centre; ``fill`` keeps the whole image and fills the borders with a blurred stretch of itself.
     """
-    if mode not in RESIZE_MODES:
-        raise UserInputError(f"unknown resize mode {mode!r}; choose one of: {', '.join(RESIZE_MODES)}")
+    check_choice("resize mode", mode, RESIZE_MODES)
     if img.size == (width, height):
         return img
     if mode == "resize":

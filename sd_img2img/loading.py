@@ -26,7 +26,7 @@ from .config import (
     OFFLOADS,
     VAE_TILING_ABOVE_PIXELS,
 )
-from .errors import ModelLoadError, UserInputError
+from .errors import ModelLoadError, UserInputError, check_choice
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 SD_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline")
@@ -47,8 +47,7 @@ def device_lock(device: str) -> threading.RLock:
 
 def resolve_device(device: str = "auto") -> str:
     """``auto`` → cuda, then mps, then cpu; an explicit device must be present."""
-    if device not in DEVICES:
-        raise UserInputError(f"unknown device {device!r}; choose one of: {', '.join(DEVICES)}")
+    check_choice("device", device, DEVICES)
     has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
@@ -61,8 +60,7 @@ def resolve_device(device: str = "auto") -> str:
 
 def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     """``auto`` → float16 on cuda and mps, float32 on cpu."""
-    if dtype not in DTYPES:
-        raise UserInputError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
+    check_choice("dtype", dtype, DTYPES)
     if dtype == "auto":
         return torch.float16 if device in ("cuda", "mps") else torch.float32
     return getattr(torch, dtype)
@@ -158,8 +156,7 @@ def load_model(
     """
     from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 
-    if offload not in OFFLOADS:
-        raise UserInputError(f"unknown offload {offload!r}; choose one of: {', '.join(OFFLOADS)}")
+    check_choice("offload", offload, OFFLOADS)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     if offload != "none" and dev == "cpu":

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from .config import PREVIEWS, STRIP_MAX_FRAME_HEIGHT
-from .errors import UserInputError
+from .errors import check_choice
 
 # rows: latent channels 0..3; columns: R, G, B; applied to the scaled latents, output in [-1, 1]
 APPROX_RGB_FACTORS = (
@@ -27,9 +27,7 @@ APPROX_RGB_FACTORS = (
 
 
 def check_preview(name: str) -> str:
-    if name not in PREVIEWS:
-        raise UserInputError(f"unknown preview decoder {name!r}; choose one of: {', '.join(PREVIEWS)}")
-    return name
+    return check_choice("preview decoder", name, PREVIEWS)
 
 
 def to_pil(images: torch.Tensor) -> Image.Image:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import UserInputError
+from .errors import UserInputError, check_choice
 
 # name → (diffusers scheduler class, config overrides)
 SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -32,9 +32,7 @@ DISCRETE_TIMESTEP_SAMPLERS = ("ddim", "plms")
 
 def check_sampler(name: str) -> str:
     """Return ``name`` if it is a known sampler, else raise naming the valid ones."""
-    if name not in SAMPLERS:
-        raise UserInputError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLER_NAMES)}")
-    return name
+    return check_choice("sampler", name, SAMPLER_NAMES)
 
 
 def make_scheduler(name: str, base_config: Any):

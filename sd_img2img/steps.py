@@ -47,12 +47,6 @@ class StepFrame:
     decode: Callable[[torch.Tensor], Image.Image] | None = field(default=None, repr=False)
     images: dict[str, Image.Image] = field(default_factory=dict, repr=False)
 
-    @property
-    def label(self) -> str:
-        if self.index == 0:
-            return "step 0 · the initial image SD sees" if self.timestep is None else f"step 0 · t={self.timestep}"
-        return f"step {self.index}/{self.total} · t={self.timestep}"
-
     def image(self, view: str = "latents") -> Image.Image:
         """The picture of this step: ``latents`` (noisy, as the UNet sees them) or ``x0`` (predicted final)."""
         if view not in self.images:
@@ -64,18 +58,6 @@ class StepFrame:
             else:
                 self.images[view] = self.decode(source)
         return self.images[view]
-
-    @property
-    def latents_image(self) -> Image.Image:
-        return self.image("latents")
-
-    @property
-    def x0_image(self) -> Image.Image:
-        return self.image("x0")
-
-
-class StopRun(Exception):
-    """Raised inside a run to end it at once (used for faults; a user's stop ends it gracefully)."""
 
 
 class StepRecorder:

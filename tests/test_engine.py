@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sd_img2img.engine import Engine, GenerationRequest, check_inputs
+from sd_img2img.engine import Engine, GenerationRequest, prepare_request
 from sd_img2img.errors import GenerationError, UserInputError
 from sd_img2img.images import fit_image
 from sd_img2img.samplers import SAMPLER_NAMES, make_scheduler
@@ -176,9 +176,9 @@ def test_long_prompt_runs_and_says_where_it_was_cut(engine):
 
 def test_default_size_follows_the_init_image(engine):
     wide = Image.new("RGB", (1500, 700), "white")
-    prepared = check_inputs(GenerationRequest(prompt="x", init_image=wide))
+    prepared = prepare_request(GenerationRequest(prompt="x", init_image=wide))
     assert (prepared.width, prepared.height) == (1024, 472)
-    prepared = check_inputs(GenerationRequest(prompt="x", init_image=Image.new("RGB", (203, 150))))
+    prepared = prepare_request(GenerationRequest(prompt="x", init_image=Image.new("RGB", (203, 150))))
     assert (prepared.width, prepared.height) == (200, 144)
 
 
