@@ -132,11 +132,12 @@ import json, os, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, {root!r}); sys.argv = ["app.py"]
 import app
-from sd_img2img.server import ModelStatus, make_engine, parse_settings
+from sd_img2img.server import ModelStatus
+from sd_img2img.settings import engine_from, parse_settings
 t1 = time.perf_counter()
 settings = parse_settings(["--model", {model!r}, "--taesd", {taesd!r}, "--device", {device!r},
                            "--host", "127.0.0.1", "--port", str({port})])
-engine = make_engine(settings)
+engine = engine_from(settings)
 engine.load()
 t2 = time.perf_counter()
 demo = app.build_demo(engine, settings, ModelStatus(engine).start())

@@ -11,9 +11,7 @@ exit status 1. Ctrl-C stops the run between steps and still writes what was comp
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import re
 import signal
 import sys
@@ -22,18 +20,16 @@ from pathlib import Path
 
 from . import config
 from .samplers import SAMPLER_NAMES
+from .settings import CommandParser, add_model_flags, engine_from, quiet_libraries
 
 _NUMBERED = re.compile(r"^(\d{6})\.")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, no usage dump
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="sd-img2img", description="Stable Diffusion img2img (or prompt2img without INIT_IMAGE) that "
-                "writes every denoising step.")
+def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
+    p = CommandParser(prog="sd-img2img", environ=environ,
+                      description="Stable Diffusion img2img (or prompt2img without INIT_IMAGE) that writes every "
+                                  "denoising step. The model flags can also be set by environment variables "
+                                  "(shown in brackets); a flag beats its variable.")
     p.add_argument("init_image", nargs="?", metavar="INIT_IMAGE", help="initial image; leave out for prompt2img")
     p.add_argument("--prompt", required=True, help="what to make")
     p.add_argument("--negative-prompt", default="", help="what to steer away from")
@@ -48,22 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, default=config.DEFAULT_GUIDANCE, help="classifier-free guidance scale")
     p.add_argument("--width", type=int, default=None, help="multiple of 8 (default: the init image's, or 512)")
     p.add_argument("--height", type=int, default=None, help="multiple of 8 (default: the init image's, or 512)")
-    p.add_argument("--max-side", type=int, default=config.MAX_SIDE,
-                   help=f"cap on the longest side of the default size (default {config.MAX_SIDE})")
     p.add_argument("--resize", choices=config.RESIZE_MODES, default=config.DEFAULT_RESIZE_MODE,
                    help="fit the init image by stretching, centre-cropping or padding")
-    p.add_argument("--model", default=config.DEFAULT_MODEL, metavar="ID_OR_DIR", help="hub id or diffusers folder")
-    p.add_argument("--device", choices=config.DEVICES, default="auto")
-    p.add_argument("--dtype", choices=config.DTYPES, default="auto")
-    p.add_argument("--offload", choices=config.OFFLOADS, default="none")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the UNet (GPU; compiles and warms up at load, then runs faster)")
-    p.add_argument("--preview", choices=config.PREVIEWS, default=config.DEFAULT_PREVIEW,
-                   help="how step images are decoded: approx (free), taesd, full (exact)")
+    add_model_flags(p)
     p.add_argument("--view", choices=config.VIEWS, default="latents",
                    help="step images show the noisy latents or the predicted final image (x0)")
-    p.add_argument("--taesd", default=config.DEFAULT_TAESD, metavar="ID_OR_DIR", help="TAESD decoder for --preview taesd")
-    p.add_argument("--no-safety-checker", action="store_true", help="turn the checkpoint's safety checker off")
     p.add_argument("--out", default="outputs", metavar="DIR", help="output folder (default ./outputs)")
     return p
 
@@ -99,28 +84,13 @@ def write_outputs(result, folder: Path, view: str = "latents") -> dict:
     }
 
 
-def _quiet_libraries() -> None:
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    from diffusers.utils import logging as dlogging
-    from transformers.utils import logging as tlogging
-
-    dlogging.set_verbosity_error()
-    dlogging.disable_progress_bar()
-    tlogging.set_verbosity_error()
-    tlogging.disable_progress_bar()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .cpu_memory import keep_freed_memory
 
     keep_freed_memory()  # before torch starts threads: CPU steps stop page-faulting their activations in
-    _quiet_libraries()
-    from .engine import Engine, GenerationRequest
+    quiet_libraries()
+    from .engine import GenerationRequest
     from .errors import GenerationError, ModelLoadError, UserInputError
 
     stop = threading.Event()
@@ -133,14 +103,12 @@ def main(argv: list[str] | None = None) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
     try:
-        engine = Engine(args.model, device=args.device, dtype=args.dtype, offload=args.offload,
-                        safety_checker=not args.no_safety_checker, taesd=args.taesd,
-                        compile=args.compile)
+        engine = engine_from(args)
         request = GenerationRequest(
             prompt=args.prompt, init_image=args.init_image, negative_prompt=args.negative_prompt,
             strength=args.strength, steps=args.steps, real_steps=args.real_steps, seed=args.seed,
             sampler=args.sampler, guidance_scale=args.guidance, width=args.width, height=args.height,
-            resize_mode=args.resize, preview=args.preview, max_side=args.max_side)
+            resize_mode=args.resize, preview=args.preview, view=args.view, max_side=args.max_side)
         from .engine import prepare_request
 
         prepare_request(request)  # bad input (the image too) is reported before the model loads

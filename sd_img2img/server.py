@@ -1,146 +1,27 @@
-"""What the web demo (``app.py``) needs besides its layout.
+"""The web demo's run-time state, kept apart from its layout (``app.py``) and its start-up settings (``settings.py``).
 
-- ``AppSettings`` / ``parse_settings``: the demo's flags (the CLI's names where they overlap), each with an
-  ``SD_IMG2IMG_*`` environment variable for hosts such as Hugging Face Spaces (a flag beats its variable).
-- ``random_checkpoint``: the offline demo's tiny random-weight checkpoint, built once into a cache folder.
 - ``ModelStatus``: loads the engine's model once, in the background, and says how that goes.
-- ``gpu``: ZeroGPU's ``spaces.GPU`` where the ``spaces`` package is importable, nothing otherwise.
 - ``StopFlags``: the Stop button's per-session flags, polled by the engine between steps.
+- ``RunFiles`` / ``forget_paths`` / ``save_step_image``: per-run folders for the files the page shows, bounded.
+- ``gpu``: ZeroGPU's ``spaces.GPU`` where the ``spaces`` package is importable, nothing otherwise.
 - form values ↔ requests: ``seed_value``, ``size_value``, ``form_values`` (a PNG's settings → form fields).
-- ``RunFiles``: per-run folders for the files the page shows (step images, strip, output PNG).
 
 Nothing here loads a model at import time.
 """
 
 from __future__ import annotations
 
-import argparse
 import html
 import os
 import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from . import config
 
-ENV_PREFIX = "SD_IMG2IMG_"
-RANDOM_MODEL = "random"  # --model random: the offline demo's random-weight checkpoint
-
-
-# -- settings ----------------------------------------------------------------------------------------------
-
-@dataclass
-class AppSettings:
-    model: str = config.DEFAULT_MODEL
-    device: str = "auto"
-    dtype: str = "auto"
-    offload: str = "none"
-    preview: str = config.DEFAULT_PREVIEW
-    taesd: str = config.DEFAULT_TAESD
-    host: str | None = None  # None: gradio's default (127.0.0.1, or GRADIO_SERVER_NAME as on Spaces)
-    port: int | None = None  # None: gradio's default (7860, or GRADIO_SERVER_PORT)
-    share: bool = False
-    max_side: int = config.MAX_SIDE
-    safety_checker: bool = True
-    queue_size: int = config.QUEUE_MAX_SIZE
-    compile: bool = False
-
-
-# flag → (environment variable, type, help); the choices come from config
-_ENV = {
-    "model": ("MODEL", str, f"hub id or diffusers folder, or '{RANDOM_MODEL}' for the offline random-weight demo"),
-    "device": ("DEVICE", str, "auto, cpu, cuda or mps"),
-    "dtype": ("DTYPE", str, "auto, float16, bfloat16 or float32"),
-    "offload": ("OFFLOAD", str, "none, model or sequential"),
-    "preview": ("PREVIEW", str, "default step-image decoder: approx, taesd or full"),
-    "taesd": ("TAESD", str, "TAESD decoder (hub id or folder) for the taesd preview"),
-    "host": ("HOST", str, "address to listen on (default 127.0.0.1; 0.0.0.0 for everyone)"),
-    "port": ("PORT", int, "port (default 7860)"),
-    "max_side": ("MAX_SIDE", int, "cap on the longest side of the default size"),
-    "queue_size": ("QUEUE_SIZE", int, "requests that may wait in the queue"),
-}
-_CHOICES = {"device": config.DEVICES, "dtype": config.DTYPES, "offload": config.OFFLOADS, "preview": config.PREVIEWS}
-
-
-def _truthy(text: str) -> bool:
-    return text.strip().lower() in ("1", "true", "yes", "on")
-
-
-def build_parser(environ: dict[str, str] | None = None) -> argparse.ArgumentParser:
-    environ = os.environ if environ is None else environ
-    defaults = AppSettings()
-    p = argparse.ArgumentParser(
-        prog="python app.py",
-        description="The sd-img2img web demo: img2img with every denoising step. Each flag can also be set by "
-                    "an environment variable (shown in brackets); a flag beats its variable.")
-    for name, (env, kind, help_text) in _ENV.items():
-        var = ENV_PREFIX + env
-        default = environ.get(var)
-        default = kind(default) if default not in (None, "") else getattr(defaults, name)
-        p.add_argument("--" + name.replace("_", "-"), type=kind, default=default, choices=_CHOICES.get(name),
-                       help=f"{help_text} [{var}]")
-    share_default = _truthy(environ.get(ENV_PREFIX + "SHARE", ""))
-    p.add_argument("--share", action="store_true", default=share_default,
-                   help=f"also open a public gradio.live link (off unless asked) [{ENV_PREFIX}SHARE]")
-    p.add_argument("--compile", action="store_true", default=_truthy(environ.get(ENV_PREFIX + "COMPILE", "")),
-                   help=f"torch.compile the UNet, warmed up at load so no visitor pays for it (GPU) [{ENV_PREFIX}COMPILE]")
-    p.add_argument("--no-safety-checker", action="store_true",
-                   default=_truthy(environ.get(ENV_PREFIX + "NO_SAFETY_CHECKER", "")),
-                   help=f"turn the checkpoint's safety checker off [{ENV_PREFIX}NO_SAFETY_CHECKER]")
-    return p
-
-
-def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> AppSettings:
-    args = build_parser(environ).parse_args(argv)
-    values = {name: getattr(args, name) for name in _ENV}
-    return AppSettings(**values, share=args.share, safety_checker=not args.no_safety_checker, compile=args.compile)
-
-
-# -- the offline demo's random checkpoint ------------------------------------------------------------------
-
-def cache_dir(environ: dict[str, str] | None = None) -> Path:
-    """``$SD_IMG2IMG_CACHE``, else ``$XDG_CACHE_HOME/sd-img2img``, else ``~/.cache/sd-img2img``."""
-    environ = os.environ if environ is None else environ
-    if environ.get(ENV_PREFIX + "CACHE"):
-        return Path(environ[ENV_PREFIX + "CACHE"])
-    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "sd-img2img"
-
-
-def random_checkpoint(folder: str | Path | None = None) -> tuple[Path, Path]:
-    """The tiny random-weight checkpoint and TAESD of the offline demo, built on first use and then reused.
-
-    Returns ``(checkpoint folder, taesd folder)``. Its pictures are noise, but every step, control and table works.
-    """
-    from .random_checkpoint import build_checkpoint, build_taesd
-
-    root = Path(folder) if folder is not None else cache_dir() / "random-tiny"
-    model, taesd, done = root / "sd", root / "taesd", root / ".complete"
-    if not done.exists():
-        root.mkdir(parents=True, exist_ok=True)
-        build_checkpoint(model, "tiny")
-        build_taesd(taesd, "tiny")
-        done.write_text("built by sd_img2img.server.random_checkpoint\n")
-    return model, taesd
-
-
-def make_engine(settings: AppSettings):
-    """The engine the demo serves (not loaded yet). ``--model random`` builds the offline checkpoint first."""
-    from .engine import Engine
-
-    model, taesd = settings.model, settings.taesd
-    if model == RANDOM_MODEL:
-        model, taesd_dir = random_checkpoint()
-        model = str(model)
-        if taesd == config.DEFAULT_TAESD:
-            taesd = str(taesd_dir)
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return Engine(model, device=settings.device, dtype=settings.dtype, offload=settings.offload,
-                  safety_checker=settings.safety_checker, taesd=taesd, compile=settings.compile)
 
 
 # -- background loading and its status ---------------------------------------------------------------------
@@ -290,19 +171,14 @@ def size_value(value: Any) -> int | None:
     return value
 
 
-FORM_FIELDS = ("prompt", "negative_prompt", "strength", "steps", "real_steps", "seed", "sampler",
-               "guidance_scale", "width", "height", "resize_mode")
-
-
 def form_values(png_path: str | Path) -> dict[str, Any]:
-    """The form fields a PNG written by this project (app or CLI) fills: {field: value}, only those it has.
+    """The form fields (``metadata.REQUEST_FIELDS``) a PNG written by this project fills: {field: value}, only those it has.
 
     Raises ``UserInputError`` when the file carries no settings.
     """
     from .metadata import read_settings, request_kwargs
 
-    kwargs = request_kwargs(read_settings(png_path))
-    return {k: v for k, v in kwargs.items() if k in FORM_FIELDS}
+    return request_kwargs(read_settings(png_path))
 
 
 # -- files the page shows ----------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ def free_port() -> int:
 def serve(engine, **settings):
     """Build the page around ``engine`` and serve it; yields the URL."""
     import app
-    from sd_img2img.server import AppSettings, ModelStatus
+    from sd_img2img.server import ModelStatus
+    from sd_img2img.settings import AppSettings
 
     s = AppSettings(model=engine.model, host="127.0.0.1", port=free_port(), **settings)
     demo = app.build_demo(engine, s, ModelStatus(engine).start())

@@ -196,7 +196,7 @@ def test_png_settings_fill_the_form(client):
 
 
 def test_settings_from_flags_and_environment():
-    from sd_img2img.server import parse_settings
+    from sd_img2img.settings import parse_settings
 
     env = {"SD_IMG2IMG_MODEL": "some/model", "SD_IMG2IMG_PORT": "9000", "SD_IMG2IMG_PREVIEW": "taesd",
            "SD_IMG2IMG_SHARE": "1"}
@@ -207,6 +207,19 @@ def test_settings_from_flags_and_environment():
     assert parse_settings([], {}).share is False  # share links only on request
     assert parse_settings([], {}).compile is False and parse_settings(["--compile"], {}).compile is True
     assert parse_settings([], {"SD_IMG2IMG_COMPILE": "1"}).compile is True
+    assert parse_settings(["--device", "auto"], {"SD_IMG2IMG_DEVICE": "cpu"}).device == "auto"  # a flag beats its variable
+
+
+@pytest.mark.parametrize("var,value,message", [
+    ("SD_IMG2IMG_DEVICE", "gpu", "argument --device (from SD_IMG2IMG_DEVICE): invalid choice: 'gpu'"),
+    ("SD_IMG2IMG_PREVIEW", "bogus", "argument --preview (from SD_IMG2IMG_PREVIEW): invalid choice: 'bogus'"),
+    ("SD_IMG2IMG_PORT", "abc", "argument --port (from SD_IMG2IMG_PORT): invalid int value: 'abc'"),
+])
+def test_python_app_py_checks_environment_values_as_flags(var, value, message):
+    proc = subprocess.run([sys.executable, str(ROOT / "app.py")], capture_output=True, text=True,
+                          env={**os.environ, var: value}, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 
 def test_model_status_reports_failure(tmp_path):

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from PIL import Image as PILImage
 from appserver import ROOT, serve
 
 CHROMIUM = "/usr/bin/chromium"
@@ -112,3 +113,63 @@ def test_phone_layout(url, browser_context):
     page.screenshot(path=str(SHOTS / "phone-explain.png"), full_page=True)
     page.close()
     assert Path(SHOTS / "phone-generate.png").stat().st_size > 10_000
+
+
+PAYLOAD = "<img src=x onerror=document.title=7>"
+
+
+def test_a_hostile_prompt_or_png_runs_no_script(url, browser_context, tmp_path):
+    """A prompt that the run summary quotes (the long-prompt warning), filled in from someone else's PNG, and a PNG
+    whose sampler is markup: the page shows the text as text and runs nothing."""
+    from playwright.sync_api import expect
+
+    from sd_img2img.metadata import save_png
+
+    png = tmp_path / "crafted.png"
+    save_png(PILImage.new("RGB", (64, 64)), png,
+             {"prompt": "fire " * 75 + PAYLOAD, "negative_prompt": PAYLOAD, "steps": 4, "strength": 0.5, "seed": 3,
+              "sampler": "k_lms", "width": 128, "height": 128})
+    page = browser_context.new_page()
+    page.goto(url)
+    expect(page.locator(".model-status.ready")).to_be_visible(timeout=30_000)
+    title = page.title()
+    page.locator("#init-image input[type=file]").set_input_files(FIREPLACE)
+    expect(page.locator("#init-image img").first).to_be_visible(timeout=15_000)
+    page.get_by_text("Settings from a PNG").click()
+    page.locator("#png-settings input[type=file]").set_input_files(str(png))
+    expect(page.locator(".png-note")).to_contain_text("prompt", timeout=15_000)
+    expect(page.locator("#prompt textarea")).to_have_value("fire " * 75 + PAYLOAD)
+
+    page.locator("#run").click()
+    expect(page.locator("#run-status")).to_contain_text("2 taken", timeout=60_000)
+    warning = page.locator("#run-status .warn").first
+    expect(warning).to_contain_text("was ignored")
+    expect(warning).to_contain_text("onerror=document.title=7")  # shown as text …
+    assert page.locator("#run-status img").count() == 0  # … not made into an element
+    assert page.title() == title
+
+    # a PNG whose sampler is markup: not put into the form, and the note quotes it as text
+    bad = tmp_path / "bad-sampler.png"
+    save_png(PILImage.new("RGB", (64, 64)), bad, {"prompt": "fire", "sampler": PAYLOAD, "steps": 4})
+    page.close()
+    page = browser_context.new_page()
+    page.goto(url)
+    expect(page.locator(".model-status.ready")).to_be_visible(timeout=30_000)
+    page.get_by_text("Settings from a PNG").click()
+    page.locator("#png-settings input[type=file]").set_input_files(str(bad))
+    note = page.locator(".png-note")
+    expect(note).to_contain_text("Not used: sampler", timeout=15_000)
+    expect(note).to_contain_text("onerror=document.title=7")
+    assert note.locator("img").count() == 0
+
+    # an error message that quotes a visitor's value shows it as text
+    page.get_by_role("tab", name=re.compile("Explain")).click()
+    page.locator("#compare-values textarea, #compare-values input").first.fill("<img/src=x/onerror=document.title=7>")
+    page.locator("#compare-run").click()
+    toast = page.locator("[data-testid=toast-text]").first
+    expect(toast).to_contain_text("is not a number", timeout=30_000)
+    expect(toast).to_contain_text("onerror=document.title=7")
+    assert toast.locator("img").count() == 0
+    page.wait_for_timeout(500)
+    assert page.title() == title
+    page.close()

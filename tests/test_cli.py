@@ -113,3 +113,43 @@ def test_the_command_does_not_import_gradio():
     code = "import sys, sd_img2img.cli, sd_img2img.engine; print('gradio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_view_x0_decodes_each_step_once(tiny_checkpoint, fireplace_png, tmp_path, capsys, monkeypatch):
+    """--preview full --view x0: each step's x0 is decoded while the run goes and never again (5 steps: 6 step
+    pictures and the output = 7 VAE decodes), and the step files are those x0 pictures."""
+    from diffusers import AutoencoderKL
+
+    calls = []
+    decode = AutoencoderKL.decode
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return decode(self, *args, **kwargs)
+
+    monkeypatch.setattr(AutoencoderKL, "decode", counted)
+    code = main([str(fireplace_png), "--prompt", "fire", "--model", str(tiny_checkpoint), "--device", "cpu",
+                 "--strength", "1", "--steps", "5", "--width", "64", "--height", "64", "--seed", "3",
+                 "--preview", "full", "--view", "x0", "--out", str(tmp_path)])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["steps_taken"] == 5 and len(summary["step_images"]) == 6
+    assert len(calls) == 7
+    latents_view = main([str(fireplace_png), "--prompt", "fire", "--model", str(tiny_checkpoint), "--device", "cpu",
+                         "--strength", "1", "--steps", "5", "--width", "64", "--height", "64", "--seed", "3",
+                         "--preview", "full", "--out", str(tmp_path / "latents")])
+    other = json.loads(capsys.readouterr().out)
+    assert latents_view == 0 and len(calls) == 14
+    x0_last, latents_last = (Image.open(s["step_images"][-2]) for s in (summary, other))
+    assert x0_last.tobytes() != latents_last.tobytes()  # the x0 view is what was written
+
+
+@pytest.mark.parametrize("var,value,message", [
+    ("SD_IMG2IMG_DEVICE", "gpu", "argument --device (from SD_IMG2IMG_DEVICE): invalid choice: 'gpu'"),
+    ("SD_IMG2IMG_PREVIEW", "bogus", "argument --preview (from SD_IMG2IMG_PREVIEW): invalid choice: 'bogus'"),
+    ("SD_IMG2IMG_MAX_SIDE", "big", "argument --max-side (from SD_IMG2IMG_MAX_SIDE): invalid int value: 'big'"),
+])
+def test_environment_values_get_the_flags_checks(fireplace_png, var, value, message):
+    proc = subprocess.run([sys.executable, "-m", "sd_img2img", str(fireplace_png), "--prompt", "fire"],
+                          capture_output=True, text=True, env={**os.environ, var: value}, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
