@@ -13,7 +13,6 @@ os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import pytest  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -47,13 +46,3 @@ def fireplace():
     from sd_img2img.examples import draw_fireplace
 
     return draw_fireplace(384, 384)
-
-
-def solid(size=(96, 80), color=(200, 60, 30)) -> Image.Image:
-    return Image.new("RGB", size, color)
-
-
-def drawing(size=(128, 128)) -> Image.Image:
-    im = Image.new("RGB", size, "white")
-    ImageDraw.Draw(im).ellipse([10, 10, size[0] - 10, size[1] - 10], fill=(220, 120, 20), outline="black")
-    return im

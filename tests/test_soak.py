@@ -14,6 +14,7 @@ def test_short_soak(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads(report_path.read_text())
     assert report["errors"] == 0 and report["served"] == report["requests"] == 16
-    assert report["latency_p50_s"] > 0 and report["latency_p95_s"] >= report["latency_p50_s"]
+    assert report["latency_p95_s"] < 30  # no request hangs behind another (a tiny-model run takes well under 1 s)
+    assert report["tmp_end_mb"] - report["tmp_start_mb"] < 20  # run files stay bounded
     assert report["fds_end"] <= report["fds_start"] + 32  # no descriptor left open per request
     assert "served 16/16 requests" in proc.stdout
