@@ -1,7 +1,9 @@
 """Settings embedded in the PNGs this project writes, and read back to reproduce a run.
 
 The settings go in a PNG text chunk ``sd-img2img`` as JSON. A second chunk, ``parameters``, holds the same
-in AUTOMATIC1111's text layout so other tools' "PNG info" readers show them too.
+in AUTOMATIC1111's text layout, with AUTOMATIC1111's sampler names, the model's short name and (when the
+settings carry one) its ``Model hash``, so AUTOMATIC1111's PNG Info, sd-parsers and image sites read them.
+Reading the settings of other tools' PNGs is ``png_settings.read_png_settings``.
 """
 
 from __future__ import annotations
@@ -13,27 +15,75 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+from .config import MAX_INPUT_PIXELS
 from .errors import UserInputError
+from .sampler_names import a1111_sampler
 
 METADATA_KEY = "sd-img2img"
+CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 
 # fields of GenerationRequest that a PNG's settings fill in
-REQUEST_FIELDS = ("prompt", "negative_prompt", "strength", "steps", "real_steps", "seed", "sampler",
-                  "guidance_scale", "width", "height", "resize_mode")
+REQUEST_FIELDS = (
+    "prompt",
+    "negative_prompt",
+    "strength",
+    "steps",
+    "real_steps",
+    "seed",
+    "sampler",
+    "guidance_scale",
+    "width",
+    "height",
+    "resize_mode",
+)
+
+
+def short_model_name(model: str) -> str:
+    """The name AUTOMATIC1111's ``Model:`` field would show: a hub id as it is, a path's last part.
+
+    Args:
+        model: a hub id (``owner/name``), a folder or a checkpoint file path.
+    """
+    model = str(model).strip().rstrip("/\\")
+    is_path = model.startswith((".", "/", "~")) or "\\" in model or ":" in model or model.count("/") > 1
+    name = model.replace("\\", "/").rsplit("/", 1)[-1] if is_path else model
+    for suffix in CHECKPOINT_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def a1111_quote(value: Any) -> str:
+    """A value as AUTOMATIC1111 writes it in its settings line: JSON-quoted if it holds ``,``, ``:`` or a newline."""
+    text = str(value)
+    return json.dumps(text, ensure_ascii=False) if any(c in text for c in ",:\n") else text
 
 
 def a1111_parameters(settings: dict[str, Any]) -> str:
-    """The settings in AUTOMATIC1111's ``parameters`` text layout."""
-    lines = [settings.get("prompt", "")]
+    """The settings in AUTOMATIC1111's ``parameters`` text layout.
+
+    Args:
+        settings: what ``GenerationResult.settings()`` returns, optionally with ``model_hash`` (10 hex digits,
+            see ``model_hash.model_hash``). Settings that are missing or ``None`` are left out.
+    """
+    lines = [settings.get("prompt") or ""]
     if settings.get("negative_prompt"):
         lines.append(f"Negative prompt: {settings['negative_prompt']}")
-    parts = [f"Steps: {settings.get('steps')}", f"Sampler: {settings.get('sampler')}",
-             f"CFG scale: {settings.get('guidance_scale')}", f"Seed: {settings.get('seed')}",
-             f"Size: {settings.get('width')}x{settings.get('height')}", f"Model: {settings.get('model')}"]
-    if settings.get("strength") is not None:
-        parts.append(f"Denoising strength: {settings['strength']}")
-    parts.append(f"Steps taken: {settings.get('steps_taken')}")
-    lines.append(", ".join(parts))
+    sampler, schedule = a1111_sampler(settings["sampler"]) if settings.get("sampler") else (None, None)
+    width, height = settings.get("width"), settings.get("height")
+    fields = {
+        "Steps": settings.get("steps"),
+        "Sampler": sampler,
+        "Schedule type": schedule,
+        "CFG scale": settings.get("guidance_scale"),
+        "Seed": settings.get("seed"),
+        "Size": f"{width}x{height}" if width and height else None,
+        "Model hash": settings.get("model_hash"),
+        "Model": short_model_name(settings["model"]) if settings.get("model") else None,
+        "Denoising strength": settings.get("strength"),
+        "Steps taken": settings.get("steps_taken"),
+    }
+    lines.append(", ".join(f"{key}: {a1111_quote(value)}" for key, value in fields.items() if value is not None))
     return "\n".join(lines)
 
 
@@ -51,14 +101,22 @@ def save_png(image: Image.Image, path: str | os.PathLike, settings: dict[str, An
     return path
 
 
-def read_settings(source: str | os.PathLike | Image.Image) -> dict[str, Any]:
-    """The settings a PNG written by this project carries.
+def png_text(
+    source: str | os.PathLike | Image.Image, keys: tuple[str, ...] | None = None
+) -> tuple[dict[str, str], str]:
+    """An image's text chunks, and how to name the image in messages.
 
-    Raises ``UserInputError`` if the file is not such a PNG.
+    Chunks before the pixel data come from the header alone. Chunks after it (rare) are read by decoding the
+    image, so only when none of ``keys`` was in the header and the image is small enough (at most
+    ``config.MAX_INPUT_PIXELS``). Raises ``UserInputError`` if ``source`` is missing, not an image, or has text
+    chunks Pillow refuses (compressed ones over 1 MB).
+
+    Args:
+        source: a path or an open PIL image.
+        keys: the chunks wanted; ``None``: any.
     """
     if isinstance(source, Image.Image):
-        image = source
-        name = "the image"
+        image, name = source, "the image"
     else:
         name = f"'{source}'"
         try:
@@ -67,13 +125,47 @@ def read_settings(source: str | os.PathLike | Image.Image) -> dict[str, Any]:
             raise UserInputError(f"{name} does not exist") from None
         except (UnidentifiedImageError, OSError):
             raise UserInputError(f"{name} is not an image") from None
-    text = getattr(image, "text", None) or image.info
-    raw = text.get(METADATA_KEY) if isinstance(text, dict) else None
+        except ValueError as e:  # Pillow's limits on text chunks
+            raise UserInputError(f"{name} cannot be read: {e}") from None
+    try:
+        text = {k: v for k, v in image.info.items() if isinstance(k, str) and isinstance(v, str)}
+        in_header = keys is not None and any(key in text for key in keys)
+        small = image.width * image.height <= MAX_INPUT_PIXELS
+        if not in_header and small and isinstance(image, PngImagePlugin.PngImageFile):
+            try:
+                text = {**image.text, **text}  # loads the image, for chunks after the pixel data
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+                pass
+    finally:
+        if image is not source:
+            image.close()
+    return text, name
+
+
+def read_settings(source: str | os.PathLike | Image.Image) -> dict[str, Any]:
+    """The settings a PNG written by this project carries.
+
+    Raises ``UserInputError`` if the file is not such a PNG.
+
+    Args:
+        source: a path or an open PIL image.
+    """
+    text, name = png_text(source, (METADATA_KEY,))
+    return own_settings(text.get(METADATA_KEY), name)
+
+
+def own_settings(raw: str | None, name: str = "the image") -> dict[str, Any]:
+    """This project's settings from the text of its ``sd-img2img`` chunk; ``UserInputError`` if missing or damaged.
+
+    Args:
+        raw: the chunk's text (``None`` if the image has no such chunk).
+        name: how to name the image in messages.
+    """
     if not raw:
         raise UserInputError(f"{name} carries no sd-img2img settings (only PNGs this program wrote do)")
     try:
         settings = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise UserInputError(f"the sd-img2img settings in {name} are damaged") from None
     if not isinstance(settings, dict):
         raise UserInputError(f"the sd-img2img settings in {name} are damaged")

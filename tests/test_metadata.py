@@ -9,10 +9,21 @@ from sd_img2img.errors import UserInputError
 from sd_img2img.metadata import read_settings, request_kwargs, save_png
 
 
-def test_round_trip_reproduces_the_run(engine, fireplace, tmp_path):
-    first = engine.generate(GenerationRequest(prompt="fire", negative_prompt="smoke", init_image=fireplace,
-                                              strength=0.65, steps=9, seed=77, sampler="k_euler", width=128,
-                                              height=96, resize_mode="crop"))
+def test_round_trip_reproduces_the_run(engine, tiny_checkpoint, fireplace, tmp_path):
+    first = engine.generate(
+        GenerationRequest(
+            prompt="fire",
+            negative_prompt="smoke",
+            init_image=fireplace,
+            strength=0.65,
+            steps=9,
+            seed=77,
+            sampler="k_euler",
+            width=128,
+            height=96,
+            resize_mode="crop",
+        )
+    )
     path = save_png(first.output, tmp_path / "out.png", first.settings())
     settings = read_settings(path)
     assert settings["steps_taken"] == first.steps_taken == 5
@@ -21,6 +32,7 @@ def test_round_trip_reproduces_the_run(engine, fireplace, tmp_path):
     assert np.array_equal(np.asarray(again.output), np.asarray(first.output))
     text = Image.open(path).text["parameters"]
     assert "Steps: 9" in text and "Denoising strength: 0.65" in text and "Steps taken: 5" in text
+    assert "Sampler: Euler," in text and f"Model: {tiny_checkpoint.name}," in text  # AUTOMATIC1111's names
     assert text.splitlines()[1] == "Negative prompt: smoke"
 
 

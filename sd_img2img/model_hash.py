@@ -1,0 +1,92 @@
+"""The short model hash that AUTOMATIC1111-style ``Model hash:`` fields carry.
+
+AUTOMATIC1111's short hash is the first 10 hex digits of the sha256 of the checkpoint file. A diffusers
+folder has no single checkpoint file, so here the hash of a folder is defined as the first 10 hex digits of
+the sha256 of the UNet weights it loads — ``unet/diffusion_pytorch_model.safetensors``, or the shards named in
+``unet/diffusion_pytorch_model.safetensors.index.json`` read one after the other in name order. A single
+``.safetensors`` file hashes exactly as AUTOMATIC1111 hashes it.
+
+Hashing reads gigabytes, so it is done only when asked for and remembered per file (path, size and
+modification time). The PNG writer (``metadata.save_png``) never calls this: whoever has the model at hand
+puts the result in the settings as ``model_hash``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+
+HASH_CHARS = 10
+UNET_WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
+UNET_INDEX = "unet/diffusion_pytorch_model.safetensors.index.json"
+_CHUNK = 1 << 20
+
+
+def weight_files(model: str | os.PathLike) -> list[Path]:
+    """The files whose bytes make up ``model``'s hash, in hashing order; empty if there are none.
+
+    Args:
+        model: a local diffusers folder, a single ``.safetensors`` file, or a Hugging Face hub id already in
+            the local cache (nothing is downloaded).
+    """
+    path = Path(model).expanduser()
+    if path.is_file():
+        return [path] if path.suffix == ".safetensors" else []
+    if not path.is_dir():
+        path = _cached_snapshot(str(model))
+        if path is None:
+            return []
+    single = path / UNET_WEIGHTS
+    if single.is_file():
+        return [single]
+    index = path / UNET_INDEX
+    if not index.is_file():
+        return []
+    try:
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+    files = [index.parent / name for name in shards if isinstance(name, str)]
+    return files if files and all(f.is_file() and f.parent == index.parent for f in files) else []
+
+
+def model_hash(model: str | os.PathLike) -> str | None:
+    """AUTOMATIC1111-style short hash of ``model`` (10 hex digits), or ``None`` if its weights are not at hand.
+
+    Args:
+        model: a local diffusers folder, a single ``.safetensors`` file, or a hub id in the local cache.
+    """
+    files = weight_files(model)
+    if not files:
+        return None
+    try:
+        stamps = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+        return _hash_files(stamps)
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=16)
+def _hash_files(stamps: tuple[tuple[str, int, int], ...]) -> str:
+    digest = hashlib.sha256()
+    for name, _, _ in stamps:
+        with open(name, "rb") as f:
+            while block := f.read(_CHUNK):
+                digest.update(block)
+    return digest.hexdigest()[:HASH_CHARS]
+
+
+def _cached_snapshot(repo_id: str) -> Path | None:
+    """The local snapshot folder of a hub id whose UNet weights are already cached, without any download."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    try:
+        found = try_to_load_from_cache(repo_id, UNET_WEIGHTS)
+    except Exception:  # an id the hub library rejects is simply not in the cache
+        return None
+    return Path(found).parent.parent if isinstance(found, str) else None

@@ -1,0 +1,475 @@
+"""Settings read from other tools' PNGs (AUTOMATIC1111, InvokeAI, ComfyUI), sampler names both ways, model hash.
+
+Every PNG here is built with PIL's PngInfo, carrying the metadata the way each tool writes it. No model is needed.
+"""
+
+import hashlib
+import json
+import os
+import time
+import zlib
+
+import pytest
+from PIL import Image, PngImagePlugin
+
+from sd_img2img.errors import UserInputError
+from sd_img2img.metadata import a1111_parameters, read_settings, save_png, short_model_name
+from sd_img2img.model_hash import model_hash
+from sd_img2img.png_settings import parse_a1111_parameters, read_png_settings
+from sd_img2img.sampler_names import SAMPLER_TABLE, a1111_sampler, our_sampler
+from sd_img2img.samplers import SAMPLER_NAMES
+
+
+def png(tmp_path, chunks, name="in.png"):
+    """A small PNG with ``chunks`` as text chunks (dicts and lists are written as JSON)."""
+    info = PngImagePlugin.PngInfo()
+    for key, value in chunks.items():
+        info.add_text(key, value if isinstance(value, str) else json.dumps(value))
+    path = tmp_path / name
+    Image.new("RGB", (16, 16), "gray").save(path, pnginfo=info)
+    return path
+
+
+# -- AUTOMATIC1111 -------------------------------------------------------------------------------------------
+
+A1111_EXAMPLE = (
+    "a cat on a windowsill, golden hour\n"
+    "Negative prompt: blurry, lowres\n"
+    "Steps: 20, Sampler: Euler a, CFG scale: 6, Seed: 123, Size: 512x768, Denoising strength: 0.45"
+)
+
+A1111_BUSY = (
+    "a photo of a cat, (masterpiece:1.2), <lora:add_detail:0.8>\n"
+    "sitting on a windowsill\n"
+    "Negative prompt: blurry,\n"
+    "lowres\n"
+    "Steps: 30, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 4242, Size: 512x768, "
+    "Model hash: 6ce0161689, Model: v1-5-pruned-emaonly, Denoising strength: 0.7, Clip skip: 2, Hires upscale: 2, "
+    'Hires steps: 10, Hires upscaler: Latent, Lora hashes: "add_detail: 7c6bad76eb54", '
+    'ADetailer prompt: "detailed face, Seed: 9", ENSD: 31337, Version: v1.9.4\n'
+    "Template: a photo of a {cat|dog}"
+)
+
+
+def test_a1111_example(tmp_path):
+    got = read_png_settings(png(tmp_path, {"parameters": A1111_EXAMPLE}))
+    assert got.tool == "AUTOMATIC1111"
+    assert got.settings == {
+        "prompt": "a cat on a windowsill, golden hour",
+        "negative_prompt": "blurry, lowres",
+        "steps": 20,
+        "sampler": "k_euler_a",
+        "guidance_scale": 6.0,
+        "seed": 123,
+        "width": 512,
+        "height": 768,
+        "strength": 0.45,
+    }
+    assert got.notes == []
+    assert got.request_kwargs() == got.settings
+
+
+def test_a1111_quoted_values_multiline_prompt_and_notes(tmp_path):
+    got = read_png_settings(png(tmp_path, {"parameters": A1111_BUSY}))
+    s = got.settings
+    assert s["prompt"] == "a photo of a cat, (masterpiece:1.2), <lora:add_detail:0.8>\nsitting on a windowsill"
+    assert s["negative_prompt"] == "blurry,\nlowres"
+    # the quoted "…, Seed: 9" stays inside its value
+    assert (s["seed"], s["steps"], s["guidance_scale"]) == (4242, 30, 7.5)
+    assert s["sampler"] == "dpmpp_2m_karras"
+    assert (s["model"], s["model_hash"]) == ("v1-5-pruned-emaonly", "6ce0161689")
+    # with hires fix, "Denoising strength" is the hires pass's: not an img2img strength
+    assert "strength" not in s
+    notes = " | ".join(got.notes)
+    assert "hires fix settings ignored" in notes and "Hires upscale: 2" in notes
+    assert "Clip skip: 2 is not supported" in notes
+    assert "LoRAs are not supported here" in notes and "add_detail" in notes
+    assert "ENSD: 31337" in notes and "ADetailer prompt: detailed face, Seed: 9" in notes
+    assert "Version" not in notes
+
+
+def test_parse_a1111_parameters_without_settings_line():
+    prompt, negative, settings = parse_a1111_parameters("just a prompt\nNegative prompt: ugly")
+    assert (prompt, negative, settings) == ("just a prompt", "ugly", {})
+
+
+@pytest.mark.parametrize(
+    ("sampler", "schedule", "expected"),
+    [
+        ("DPM++ 2M Karras", None, "dpmpp_2m_karras"),  # before AUTOMATIC1111 1.8
+        ("DPM++ 2M", "Karras", "dpmpp_2m_karras"),
+        ("DPM++ 2M", "Automatic", "dpmpp_2m_karras"),  # 1.8+: DPM++ 2M's automatic schedule is Karras
+        ("DPM++ 2M", None, "dpmpp_2m"),
+        ("DPM++ 2M", "Uniform", "dpmpp_2m"),
+        ("LMS", None, "k_lms"),
+        ("Heun", None, "k_heun"),
+        ("DPM2 a", None, "k_dpm_2_a"),
+        ("DDIM", None, "ddim"),
+        ("PLMS", None, "plms"),
+    ],
+)
+def test_a1111_sampler_names(tmp_path, sampler, schedule, expected):
+    line = f"Steps: 20, Sampler: {sampler}, " + (f"Schedule type: {schedule}, " if schedule else "") + "Seed: 1"
+    got = read_png_settings(png(tmp_path, {"parameters": f"a cat\n{line}"}))
+    assert got.settings["sampler"] == expected
+
+
+def test_a1111_unmapped_sampler_and_lost_schedule_are_noted(tmp_path):
+    got = read_png_settings(png(tmp_path, {"parameters": "a\nSteps: 20, Sampler: DPM++ SDE, Seed: 5"}))
+    assert "sampler" not in got.settings and got.settings["seed"] == 5
+    assert any("'DPM++ SDE'" in n and "no equivalent here" in n for n in got.notes)
+    got = read_png_settings(png(tmp_path, {"parameters": "a\nSteps: 20, Sampler: Euler, Schedule type: Karras"}))
+    assert got.settings["sampler"] == "k_euler"
+    assert any("k_euler has no Karras schedule" in n for n in got.notes)
+
+
+def test_a1111_bad_values_are_left_out_with_notes(tmp_path):
+    text = "a\nSteps: 900, Sampler: Euler, CFG scale: nan, Seed: -4, Size: 20000x516, Denoising strength: 0"
+    got = read_png_settings(png(tmp_path, {"parameters": text}))
+    assert got.settings == {"prompt": "a", "negative_prompt": "", "sampler": "k_euler", "height": 512}
+    notes = " | ".join(got.notes)
+    for part in (
+        "Steps '900'",
+        "CFG scale 'nan'",
+        "Seed '-4'",
+        "width 20000",
+        "height 516 is not a multiple of 8",
+        "Denoising strength '0'",
+    ):
+        assert part in notes
+
+
+# -- InvokeAI -----------------------------------------------------------------------------------------------
+
+INVOKEAI_3 = {
+    "generation_mode": "img2img", "positive_prompt": "a cat", "negative_prompt": "blurry", "width": 512,
+    "height": 768, "seed": 123, "cfg_scale": 6.0, "steps": 20, "scheduler": "euler_a", "clip_skip": 0,
+    "model": {"model_name": "stable-diffusion-v1-5", "base_model": "sd-1", "model_type": "main"},
+    "strength": 0.45, "app_version": "3.6.0",
+    "loras": [{"lora": {"model_name": "add_detail", "base_model": "sd-1"}, "weight": 0.7}],
+}  # fmt: skip
+INVOKEAI_5 = {
+    "generation_mode": "sd-1_img2img", "positive_prompt": "a dog", "negative_prompt": "", "width": 640,
+    "height": 512, "seed": 7, "cfg_scale": 8, "steps": 25, "scheduler": "dpmpp_2m_k", "strength": 0.6,
+    "model": {"key": "abc", "hash": "blake3:ff00", "name": "Dreamshaper 8", "base": "sd-1", "type": "main"},
+    "app_version": "5.0.0",
+}  # fmt: skip
+
+
+def test_invokeai_metadata_3(tmp_path):
+    got = read_png_settings(png(tmp_path, {"invokeai_metadata": INVOKEAI_3}))
+    assert got.tool == "InvokeAI"
+    assert got.settings == {
+        "prompt": "a cat", "negative_prompt": "blurry", "steps": 20, "sampler": "k_euler_a",
+        "guidance_scale": 6.0, "seed": 123, "width": 512, "height": 768, "strength": 0.45,
+        "model": "stable-diffusion-v1-5",
+    }  # fmt: skip
+    assert any("add_detail" in n for n in got.notes)
+
+
+def test_invokeai_metadata_5_model_name_and_karras(tmp_path):
+    got = read_png_settings(png(tmp_path, {"invokeai_metadata": INVOKEAI_5}))
+    s = got.settings
+    assert (s["sampler"], s["seed"], s["steps"], s["guidance_scale"]) == ("dpmpp_2m_karras", 7, 25, 8.0)
+    assert (s["width"], s["height"], s["strength"], s["prompt"]) == (640, 512, 0.6, "a dog")
+    assert s["model"] == "Dreamshaper 8"  # sd-parsers alone misses InvokeAI 4+'s model name
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        {"Dream": '"a cat [blurry, lowres]" -s 20 -S 123 -W 512 -H 768 -C 6.0 -A k_euler_a -f 0.45'},
+        {"sd-metadata": {
+            "model_weights": "stable-diffusion-1.5", "app_id": "invoke-ai/InvokeAI", "app_version": "2.2.5",
+            "image": {"prompt": [{"prompt": "a cat [blurry, lowres]", "weight": 1.0}], "steps": 20, "cfg_scale": 6.0,
+                      "height": 768, "width": 512, "seed": 123, "type": "img2img", "sampler": "k_euler_a",
+                      "strength": 0.45},
+        }},
+    ],
+    ids=["dream", "sd-metadata"],
+)  # fmt: skip
+def test_invokeai_legacy_layouts(tmp_path, chunks):
+    got = read_png_settings(png(tmp_path, chunks))
+    assert got.tool == "InvokeAI"
+    s = got.settings
+    assert (s["prompt"], s["negative_prompt"]) == ("a cat", "blurry, lowres")
+    assert (s["steps"], s["seed"], s["guidance_scale"], s["sampler"]) == (20, 123, 6.0, "k_euler_a")
+    assert (s["width"], s["height"], s["strength"]) == (512, 768, 0.45)
+
+
+# -- ComfyUI ------------------------------------------------------------------------------------------------
+
+
+def comfy_img2img():
+    """ComfyUI's API graph of an img2img run: LoadImage → ImageScale → VAEEncode → KSampler, with a LoRA."""
+    return {
+        "3": {"class_type": "KSampler", "inputs": {
+            "seed": 987654, "steps": 30, "cfg": 5.5, "sampler_name": "dpmpp_2m", "scheduler": "karras",
+            "denoise": 0.55, "model": ["10", 0], "positive": ["6", 0], "negative": ["7", 0],
+            "latent_image": ["12", 0]}},
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15/dreamshaper_8.safetensors"}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a watercolor fox", "clip": ["10", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "photo, blurry", "clip": ["10", 1]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
+        "10": {"class_type": "LoraLoader", "inputs": {"lora_name": "watercolor.safetensors", "strength_model": 0.8,
+                                                      "strength_clip": 0.8, "model": ["4", 0], "clip": ["4", 1]}},
+        "11": {"class_type": "LoadImage", "inputs": {"image": "fox.png", "upload": "image"}},
+        "13": {"class_type": "ImageScale", "inputs": {"upscale_method": "lanczos", "width": 640, "height": 448,
+                                                      "crop": "center", "image": ["11", 0]}},
+        "12": {"class_type": "VAEEncode", "inputs": {"pixels": ["13", 0], "vae": ["4", 2]}},
+    }  # fmt: skip
+
+
+def test_comfyui_img2img_graph(tmp_path):
+    workflow = {"nodes": [{"id": 3, "type": "KSampler"}], "links": []}  # the editor's copy, beside the graph
+    got = read_png_settings(png(tmp_path, {"prompt": comfy_img2img(), "workflow": workflow}))
+    assert got.tool == "ComfyUI"
+    assert got.settings == {
+        "steps": 30, "sampler": "dpmpp_2m_karras", "guidance_scale": 5.5, "seed": 987654,
+        "prompt": "a watercolor fox", "negative_prompt": "photo, blurry", "width": 640, "height": 448,
+        "strength": 0.55, "model": "dreamshaper_8",
+    }  # fmt: skip
+    assert any("watercolor.safetensors" in n for n in got.notes)
+
+
+def test_comfyui_txt2img_with_hires_pass_reads_the_first_stage(tmp_path):
+    graph = {
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 768, "batch_size": 1}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a castle", "clip": ["4", 1]}},
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v1-5-pruned-emaonly.safetensors"}},
+        "21": {"class_type": "KSampler", "inputs": {  # the hires pass, listed first and with a lower-looking seed
+            "seed": 1, "steps": 10, "cfg": 7, "sampler_name": "euler", "scheduler": "normal", "denoise": 0.5,
+            "model": ["4", 0], "positive": ["6", 0], "negative": ["6", 0], "latent_image": ["20", 0]}},
+        "20": {"class_type": "LatentUpscale", "inputs": {"upscale_method": "nearest-exact", "width": 1024,
+                                                         "height": 1536, "crop": "disabled", "samples": ["3", 0]}},
+        "3": {"class_type": "KSamplerAdvanced", "inputs": {
+            "add_noise": "enable", "noise_seed": 31337, "steps": 25, "cfg": 7.0, "sampler_name": "euler_ancestral",
+            "scheduler": "normal", "start_at_step": 0, "end_at_step": 10000, "return_with_leftover_noise": "disable",
+            "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+    }  # fmt: skip
+    got = read_png_settings(png(tmp_path, {"prompt": graph}))
+    s = got.settings
+    assert (s["seed"], s["steps"], s["sampler"], s["prompt"]) == (31337, 25, "k_euler_a", "a castle")
+    assert s["negative_prompt"] == ""
+    assert (s["width"], s["height"], s["model"]) == (512, 768, "v1-5-pruned-emaonly")
+    assert "strength" not in s  # txt2img
+    assert any("2 sampler nodes; read #3" in n for n in got.notes)
+
+
+def test_comfyui_cycles_and_wrong_types_return_what_can_be_read(tmp_path):
+    graph = {
+        "1": {"class_type": "KSampler", "inputs": {
+            "seed": "abc", "steps": 12, "cfg": [1, 2, 3], "sampler_name": "euler", "scheduler": "sgm_uniform",
+            "denoise": 1.0, "model": ["2", 0], "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["2", 0]}},
+        "2": {"class_type": "Loop", "inputs": {"a": ["1", 0], "b": ["2", 0], "c": ["9", 0], "d": [None, "x"]}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": 12, "clip": ["3", 0]}},
+        "4": "not a node",
+        "5": {"class_type": "KSampler", "inputs": "not inputs"},
+    }  # fmt: skip
+    got = read_png_settings(png(tmp_path, {"prompt": graph}))
+    assert got.settings == {"steps": 12, "sampler": "k_euler"}
+    notes = " | ".join(got.notes)
+    assert "seed 'abc' is not a whole number" in notes and "sgm_uniform" in notes
+    assert "no text was found for the positive prompt" in notes
+
+
+# -- hostile files ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("chunks", "message"),
+    [
+        ({"prompt": "{not json", "workflow": "{}"}, "ComfyUI 'prompt' graph is not valid JSON"),
+        ({"prompt": "[1, 2]"}, "wrong shape"),
+        ({"prompt": "[" * 50_000 + "]" * 50_000}, "not valid JSON"),
+        ({"prompt": {"1": {"class_type": "CLIPTextEncode", "inputs": {"text": "x"}}}}, "no KSampler"),
+        ({"workflow": {"nodes": []}}, "only ComfyUI's editor 'workflow'"),
+        ({"invokeai_metadata": "[1, 2, 3]"}, "InvokeAI metadata could not be read"),
+        ({"invokeai_metadata": '{"scheduler": "euler", "model": "just a string"}'}, "InvokeAI metadata could not"),
+        ({"sd-metadata": '{"image": 5}'}, "InvokeAI metadata could not be read"),
+        ({"parameters": '{"prompt": "x", "fooocus_scheme": "a1111"}'}, "holds JSON"),
+        ({"parameters": "x" * 5_000_000}, "5,000,000 characters"),
+        ({"parameters": "a: b, " * 30_000}, "characters long"),
+        ({"Dream": '"a"' + " " * 200_000 + "-"}, "'Dream' text is"),
+    ],
+    ids=["garbage-json", "list", "deep", "no-sampler", "workflow-only", "invoke-list", "invoke-model", "sd-meta",
+         "fooocus", "huge", "long-a1111", "long-dream"],
+)  # fmt: skip
+def test_hostile_pngs_raise_user_input_error(tmp_path, chunks, message):
+    with pytest.raises(UserInputError, match="no settings could be read") as e:
+        read_png_settings(png(tmp_path, chunks))
+    assert message in str(e.value)
+
+
+def test_whitespace_runs_in_a_dream_line_do_not_hang(tmp_path):
+    # left as it is, sd-parsers' pattern backtracks over the run from each of its characters (about 10 s here)
+    path = png(tmp_path, {"Dream": '"a cat" -s 20 -S 5 -A k_lms -C 7' + " " * 90_000 + "x"})
+    start = time.perf_counter()
+    got = read_png_settings(path)
+    assert time.perf_counter() - start < 3
+    assert (got.settings["steps"], got.settings["seed"], got.settings["sampler"]) == (20, 5, "k_lms")
+
+
+def test_a_huge_chunk_beside_a_good_one_is_skipped_with_a_note(tmp_path):
+    got = read_png_settings(png(tmp_path, {"parameters": A1111_EXAMPLE, "prompt": "x" * 2_000_000}))
+    assert got.tool == "AUTOMATIC1111" and got.settings["seed"] == 123
+    got = read_png_settings(png(tmp_path, {"parameters": "y" * 2_000_000, "invokeai_metadata": INVOKEAI_5}))
+    assert got.tool == "InvokeAI" and got.settings["seed"] == 7
+    assert any("'parameters' text chunk is 2,000,000 characters" in n for n in got.notes)
+
+
+def test_plain_pngs_and_non_images(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    with pytest.raises(UserInputError, match="carries no generation settings"):
+        read_png_settings(tmp_path / "plain.png")
+    (tmp_path / "x.png").write_text("hello")
+    with pytest.raises(UserInputError, match="is not an image"):
+        read_png_settings(tmp_path / "x.png")
+    with pytest.raises(UserInputError, match="does not exist"):
+        read_png_settings(tmp_path / "missing.png")
+
+
+# -- this project's own PNGs --------------------------------------------------------------------------------
+
+OURS = dict(
+    generator="sd-img2img 0.1.0", mode="img2img", model="/models/checkpoints/tiny-sd15/", prompt="fire, embers",
+    negative_prompt="smoke", seed=77, steps=9, real_steps=False, steps_taken=5, strength=0.65,
+    sampler="dpmpp_2m_karras", guidance_scale=7.5, width=128, height=96, resize_mode="crop",
+    model_hash="0123456789",
+)  # fmt: skip
+
+
+def test_own_png_round_trip(tmp_path):
+    path = save_png(Image.new("RGB", (8, 8)), tmp_path / "ours.png", OURS)
+    got = read_png_settings(path)
+    assert got.tool == "sd-img2img" and got.notes == []
+    assert got.settings == read_settings(path) == OURS
+    assert got.request_kwargs()["sampler"] == "dpmpp_2m_karras" and "model" not in got.request_kwargs()
+    text = Image.open(path).text["parameters"]
+    assert text.splitlines()[-1] == (
+        "Steps: 9, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 77, Size: 128x96, "
+        "Model hash: 0123456789, Model: tiny-sd15, Denoising strength: 0.65, Steps taken: 5"
+    )
+
+
+def test_own_png_with_damaged_json_falls_back_to_its_parameters(tmp_path):
+    chunks = {"sd-img2img": "{oops", "parameters": a1111_parameters(OURS)}
+    got = read_png_settings(png(tmp_path, chunks))
+    assert got.tool == "AUTOMATIC1111"
+    assert (got.settings["sampler"], got.settings["seed"], got.settings["strength"]) == ("dpmpp_2m_karras", 77, 0.65)
+    assert (got.settings["model"], got.settings["model_hash"]) == ("tiny-sd15", "0123456789")
+    assert any("damaged" in n for n in got.notes)
+
+
+def test_parameters_quote_values_with_commas_and_read_back(tmp_path):
+    settings = {**OURS, "model": "C:\\models\\my, odd: model.safetensors", "sampler": "k_lms"}
+    text = a1111_parameters(settings)
+    assert 'Model: "my, odd: model"' in text and "Sampler: LMS," in text and "Schedule type" not in text
+    got = read_png_settings(png(tmp_path, {"parameters": text}))
+    assert got.settings["model"] == "my, odd: model" and got.settings["sampler"] == "k_lms"
+
+
+def test_sd_parsers_reads_our_png(tmp_path):
+    sd_parsers = pytest.importorskip("sd_parsers")
+    path = save_png(Image.new("RGB", (8, 8)), tmp_path / "ours.png", {**OURS, "sampler": "k_euler_a"})
+    info = sd_parsers.ParserManager().parse(str(path))
+    assert info is not None and info.generator.value == "AUTOMATIC1111"
+    sampler = info.samplers[0]
+    assert sampler.name == "Euler a"
+    assert sampler.parameters == {"steps": "9", "seed": "77", "cfg_scale": "7.5"}
+    assert (info.metadata["Size"], info.metadata["Denoising strength"]) == ("128x96", "0.65")
+    assert (sampler.model.name, sampler.model.hash) == ("tiny-sd15", "0123456789")
+    assert (info.full_prompt, info.full_negative_prompt) == ("fire, embers", "smoke")
+
+
+@pytest.mark.parametrize(
+    ("model", "short"),
+    [
+        ("stable-diffusion-v1-5/stable-diffusion-v1-5", "stable-diffusion-v1-5/stable-diffusion-v1-5"),
+        ("/home/me/models/tiny-sd15/", "tiny-sd15"),
+        ("./ckpt/dreamshaper_8.safetensors", "dreamshaper_8"),
+        ("C:\\models\\sd15", "sd15"),
+    ],
+)
+def test_short_model_name(model, short):
+    assert short_model_name(model) == short
+
+
+# -- sampler names ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ours", SAMPLER_NAMES)
+def test_every_sampler_maps_both_ways(ours):
+    row = next(r for r in SAMPLER_TABLE if r.ours == ours)
+    assert our_sampler("AUTOMATIC1111", *a1111_sampler(ours)) == (ours, [])
+    invoke = row.invokeai[0] + ("_k" if row.karras else "")
+    assert our_sampler("InvokeAI", invoke) == (ours, [])
+    if row.comfyui:
+        assert our_sampler("ComfyUI", row.comfyui, "karras" if row.karras else "normal") == (ours, [])
+
+
+def test_sampler_table_names_only_known_samplers():
+    assert {r.ours for r in SAMPLER_TABLE} - set(SAMPLER_NAMES) <= {"lcm"}  # lcm maps once it exists
+    assert set(SAMPLER_NAMES) <= {r.ours for r in SAMPLER_TABLE}
+    sampler, notes = our_sampler("AUTOMATIC1111", "LCM")
+    assert (sampler is None) == ("lcm" not in SAMPLER_NAMES)
+    assert a1111_sampler("flow_euler") == ("flow_euler", None)  # not in the table yet: written as is
+
+
+# -- model hash ---------------------------------------------------------------------------------------------
+
+
+def test_model_hash_of_a_folder_a_file_and_shards(tmp_path):
+    unet = tmp_path / "ckpt" / "unet"
+    unet.mkdir(parents=True)
+    weights = unet / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(b"unet weights")
+    expected = hashlib.sha256(b"unet weights").hexdigest()[:10]
+    assert model_hash(tmp_path / "ckpt") == expected
+    assert model_hash(weights) == expected  # a single file hashes as AUTOMATIC1111 hashes it
+    weights.write_bytes(b"other weights")
+    os.utime(weights, ns=(1, 1))  # a different file: size and time change, so the cached hash is not reused
+    assert model_hash(tmp_path / "ckpt") == hashlib.sha256(b"other weights").hexdigest()[:10]
+
+    weights.unlink()
+    (unet / "b.safetensors").write_bytes(b"22")
+    (unet / "a.safetensors").write_bytes(b"1")
+    index = {"weight_map": {"x": "b.safetensors", "y": "a.safetensors", "z": "b.safetensors"}}
+    (unet / "diffusion_pytorch_model.safetensors.index.json").write_text(json.dumps(index))
+    assert model_hash(tmp_path / "ckpt") == hashlib.sha256(b"122").hexdigest()[:10]
+
+    index["weight_map"]["w"] = "../escape.safetensors"
+    (unet / "diffusion_pytorch_model.safetensors.index.json").write_text(json.dumps(index))
+    assert model_hash(tmp_path / "ckpt") is None
+    assert model_hash(tmp_path / "nowhere") is None
+    assert model_hash("no-such-owner/no-such-model") is None
+
+
+def test_chunks_after_the_pixel_data_are_read(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "late.png")
+    data = (tmp_path / "late.png").read_bytes()
+    body = b"tEXt" + b"parameters\0" + A1111_EXAMPLE.encode("latin-1")
+    chunk = (len(body) - 4).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+    (tmp_path / "late.png").write_bytes(data[:-12] + chunk + data[-12:])  # just before IEND
+    assert "parameters" not in Image.open(tmp_path / "late.png").info
+    assert read_png_settings(tmp_path / "late.png").settings["sampler"] == "k_euler_a"
+
+
+def test_comfyui_combined_conditioning_and_a_seed_node(tmp_path):
+    graph = {
+        "3": {"class_type": "KSampler", "inputs": {
+            "seed": ["9", 0], "steps": 20, "cfg": 7, "sampler_name": "heun", "scheduler": "normal", "denoise": 1,
+            "model": ["4", 0], "positive": ["8", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+        "8": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["6", 0], "conditioning_2": ["7", 0]}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red door", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "ivy", "clip": ["4", 1]}},
+        "9": {"class_type": "Seed (rgthree)", "inputs": {"seed": 5150}},
+    }  # fmt: skip
+    got = read_png_settings(png(tmp_path, {"prompt": graph}))
+    assert got.settings == {
+        "steps": 20, "sampler": "k_heun", "guidance_scale": 7.0, "seed": 5150, "prompt": "a red door, ivy",
+        "negative_prompt": "ivy",
+    }  # fmt: skip
+    assert any("combines 2 texts" in n for n in got.notes)
