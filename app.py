@@ -29,6 +29,7 @@ from sd_img2img.errors import GenerationError, ModelLoadError, UserInputError
 from sd_img2img.examples import EXAMPLES
 from sd_img2img.images import open_image
 from sd_img2img.metadata import REQUEST_FIELDS
+from sd_img2img.png_settings import read_png_settings
 from sd_img2img.samplers import SAMPLER_NAMES
 from sd_img2img.schedule import plan_steps
 from sd_img2img.server import (
@@ -36,7 +37,6 @@ from sd_img2img.server import (
     RunFiles,
     StopFlags,
     forget_paths,
-    form_values,
     gpu,
     save_step_image,
     seed_value,
@@ -111,11 +111,14 @@ def summary_html(result) -> str:
     return status_html("stopped" if result.stopped else "done", text + warnings, None)
 
 
-def png_note(values: dict, skipped: list[str]) -> str:
-    text = f"Filled in from the PNG: {', '.join(values) or 'nothing'}."
-    if skipped:
-        text += " Not used: " + "; ".join(skipped) + "."
-    return f'<div class="png-note">{esc(text)}</div>'
+def png_note(found: dict) -> str:
+    """What "Settings from a PNG" did: who wrote the settings, what it filled, what did not carry over."""
+    filled = [k for k in REQUEST_FIELDS if k in found]
+    text = f"Filled in from the {found['tool']} PNG: {', '.join(filled) or 'nothing'}."
+    if found.get("model"):
+        text += f" Made with {found['model']}."
+    notes = "".join(f"<li>{esc(n)}</li>" for n in found["notes"])
+    return f'<div class="png-note">{esc(text)}' + (f"<ul>{notes}</ul>" if notes else "") + "</div>"
 
 
 # what each form field can hold: the page's controls refuse anything else, so a PNG's value outside this is not used
@@ -131,10 +134,10 @@ def fit_form(values: dict) -> tuple[dict, list[str]]:
     for name, value in values.items():
         low_high = FORM_RANGES.get(name)
         if name in FORM_CHOICES and value not in FORM_CHOICES[name]:
-            skipped.append(f"{name} {value!r} (not one of {', '.join(FORM_CHOICES[name])})")
+            skipped.append(f"Not used: {name} {value!r} (not one of {', '.join(FORM_CHOICES[name])})")
         elif low_high and (isinstance(value, bool) or not isinstance(value, (int, float))
                            or not low_high[0] <= value <= low_high[1]):
-            skipped.append(f"{name} {value!r} (outside {low_high[0]:g} to {low_high[1]:g})")
+            skipped.append(f"Not used: {name} {value!r} (outside {low_high[0]:g} to {low_high[1]:g})")
         else:
             fitted[name] = value
     return fitted, skipped
@@ -305,14 +308,27 @@ class Handlers:
             return sketch["composite"]
         return image
 
+    def read_settings(self, png: str | None) -> dict:
+        """A PNG's generation settings, written by this project, AUTOMATIC1111, InvokeAI or ComfyUI, as the form's
+        values.
+
+        Returns {field: value} for each form field it fills (``prompt``, ``sampler``, ``steps``, …), plus ``tool``
+        (who wrote the settings), ``model`` (what they were made with, for information) and ``notes`` (what did not
+        carry over, and why)."""
+        if not png:
+            raise user_error("give a PNG to read the settings of")
+        with shown_to_user():
+            found = read_png_settings(png)
+        values, skipped = fit_form(found.request_kwargs())
+        return {**values, "tool": found.tool, "model": found.model, "notes": found.notes + skipped}
+
     def load_png(self, path):
-        """A PNG's settings → one value per form field (``metadata.REQUEST_FIELDS``, skipped where it has none),
-        then a note saying what was filled."""
+        """"Settings from a PNG": one value per form field (``metadata.REQUEST_FIELDS``, skipped where the PNG has
+        none), then a note saying what was filled and what was not."""
         if not path:
             return [gr.skip()] * (len(REQUEST_FIELDS) + 1)
-        with shown_to_user():
-            values, skipped = fit_form(form_values(path))
-        return [values[name] if name in values else gr.skip() for name in REQUEST_FIELDS] + [png_note(values, skipped)]
+        found = self.read_settings(path)
+        return [found[name] if name in found else gr.skip() for name in REQUEST_FIELDS] + [png_note(found)]
 
     def model_badge(self):
         return self.status.html(), gr.Timer(active=not self.status.done)
@@ -396,7 +412,7 @@ def settings_panel(settings: AppSettings) -> SimpleNamespace:
         ui.preview = gr.Radio(list(config.PREVIEWS), value=settings.preview, label="Step previews",
                               info="approx: instant, 1/8 size · taesd: small decoder · full: exact, slow")
     with gr.Accordion("Settings from a PNG", open=False, elem_classes="more"):
-        ui.png = gr.File(label="Drop a PNG made by this app or the sd-img2img CLI", file_types=[".png"],
+        ui.png = gr.File(label="Drop a PNG made by this app, AUTOMATIC1111, InvokeAI or ComfyUI", file_types=[".png"],
                          type="filepath", height=90, elem_id="png-settings")
         ui.png_note = gr.HTML()
     return ui
@@ -496,6 +512,8 @@ def wire_generate(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None
     g.reuse.click(lambda last: last["seed"] if last else gr.skip(), top.last_run, g.seed, api_name="reuse_seed",
                   queue=False, **PRIVATE)
     g.png.upload(h.load_png, g.png, [*form, g.png_note], api_name="png_settings", **PRIVATE)
+    top.read_btn.click(h.read_settings, top.settings_png, top.settings_out, api_name="read_settings", queue=False,
+                       show_progress="hidden")
 
 
 def wire_explain(h: Handlers, e: SimpleNamespace, g: SimpleNamespace, top: SimpleNamespace) -> None:
@@ -532,8 +550,11 @@ def build_demo(engine, settings: AppSettings | None = None, status: ModelStatus 
                 g = generate_tab(settings)
             with gr.Tab("Explain: strength & steps", id="explain"):
                 e = explain_tab()
-        with gr.Row(visible=False):  # /txt2img is an API endpoint; on the page, Generate without an image does it
-            top.txt2img_btn = gr.Button("txt2img")
+        with gr.Row(visible=False):  # API endpoints only: on the page, Generate without an image is /txt2img, and
+            top.txt2img_btn = gr.Button("txt2img")  # "Settings from a PNG" reads what /read_settings returns
+            top.settings_png = gr.File(label="png", type="filepath", file_types=[".png"])
+            top.settings_out = gr.JSON(label="settings")
+            top.read_btn = gr.Button("read_settings")
         gr.HTML('<div class="footer-note">Runs are queued one at a time. Settings are embedded in every PNG — drop '
                 "one back in to reproduce it. Use the API link below for gradio_client.</div>")
 

@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         from .engine import prepare_request
 
         prepare_request(request)  # bad input (the image too) is reported before the model loads
+        engine.load()
+        engine.model_hash()  # the PNGs carry AUTOMATIC1111's "Model hash"
         result = engine.generate(request, should_stop=stop.is_set)
         summary = write_outputs(result, Path(args.out), args.view)
     except UserInputError as e:

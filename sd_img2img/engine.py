@@ -137,6 +137,7 @@ class GenerationResult:
     nsfw_flagged: bool = False
     stopped: bool = False
     warnings: list[str] = field(default_factory=list)
+    model_hash: str | None = None  # AUTOMATIC1111-style short hash of the weights, once the engine has it
 
     def step_images(self, view: str = "latents") -> list[Image.Image]:
         """Step images, step 0 first; ``view`` is ``latents`` (noisy, as the UNet sees them) or ``x0``."""
@@ -156,6 +157,7 @@ class GenerationResult:
             strength=self.strength,
             sampler=self.sampler, guidance_scale=self.guidance_scale, width=self.width, height=self.height,
             resize_mode=self.resize_mode, stopped=self.stopped,
+            **({"model_hash": self.model_hash} if self.model_hash else {}),
         )
 
     def info(self) -> dict[str, Any]:
@@ -298,6 +300,7 @@ class Engine:
         self._load_lock = threading.Lock()
         self.load_error: Exception | None = None
         self.load_seconds: float | None = None
+        self._model_hash: str | None = None
 
     # -- loading -------------------------------------------------------------------------------------------
 
@@ -326,6 +329,15 @@ class Engine:
                 self.load_error = None
                 self.load_seconds = time.perf_counter() - t
             return self._loaded
+
+    def model_hash(self) -> str | None:
+        """The weights' AUTOMATIC1111-style short hash (``model_hash.model_hash``): computed on first call (it reads
+        the UNet's weights once), then written into every result's settings and PNG."""
+        if self._model_hash is None:
+            from .model_hash import model_hash
+
+            self._model_hash = model_hash(self.model)
+        return self._model_hash
 
     def _taesd_decoder(self):
         if self._taesd is None:
@@ -453,7 +465,7 @@ class Engine:
             guidance_scale=float(r.guidance_scale), width=prepared.width, height=prepared.height,
             resize_mode=r.resize_mode, preview=r.preview, model=self.model, seconds=seconds,
             nsfw_flagged=bool(out.nsfw_content_detected and out.nsfw_content_detected[0]), stopped=recorder.stopped,
-            warnings=warnings,
+            warnings=warnings, model_hash=self._model_hash,
         )
 
     def stream(self, request: GenerationRequest,

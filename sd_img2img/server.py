@@ -4,7 +4,7 @@
 - ``StopFlags``: the Stop button's per-session flags, polled by the engine between steps.
 - ``RunFiles`` / ``forget_paths`` / ``save_step_image``: per-run folders for the files the page shows, bounded.
 - ``gpu``: ZeroGPU's ``spaces.GPU`` where the ``spaces`` package is importable, nothing otherwise.
-- form values ↔ requests: ``seed_value``, ``size_value``, ``form_values`` (a PNG's settings → form fields).
+- form values → requests: ``seed_value``, ``size_value``.
 
 Nothing here loads a model at import time.
 """
@@ -44,7 +44,8 @@ class ModelStatus:
         try:
             self.engine.load()
         except Exception:  # kept on engine.load_error and shown on the page
-            pass
+            return
+        self.engine.model_hash()  # for the PNGs' "Model hash", read once here rather than in a visitor's run
 
     def wait(self, timeout: float | None = None) -> bool:
         if self._thread is not None:
@@ -169,16 +170,6 @@ def size_value(value: Any) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
-
-
-def form_values(png_path: str | Path) -> dict[str, Any]:
-    """The form fields (``metadata.REQUEST_FIELDS``) a PNG written by this project fills: {field: value}, only those it has.
-
-    Raises ``UserInputError`` when the file carries no settings.
-    """
-    from .metadata import read_settings, request_kwargs
-
-    return request_kwargs(read_settings(png_path))
 
 
 # -- files the page shows ----------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def gallery_len(output) -> int | None:
 
 def test_named_endpoints_and_parameters(client):
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    assert {"/img2img", "/txt2img", "/compare", "/stop"} <= set(api)
+    assert {"/img2img", "/txt2img", "/compare", "/stop", "/read_settings"} <= set(api)
     names = [p["parameter_name"] for p in api["/img2img"]["parameters"]]
     assert names[:11] == ["image", "prompt", "negative_prompt", "strength", "steps", "real_steps", "seed", "sampler",
                           "guidance_scale", "width", "height"]
@@ -197,13 +197,31 @@ def test_plan_line_says_what_the_engine_does():
     assert "use strength ≥" in plan_line(True, 0.05, 10, False)
 
 
-def test_png_settings_fill_the_form(client):
-    from sd_img2img.server import form_values
+def test_read_settings_endpoint_reads_our_own_and_automatic1111_pngs(client, tmp_path):
+    from gradio_client import handle_file
+    from PIL import Image, PngImagePlugin
 
     output, *_ = img2img(client, steps=8, strength=0.6, seed=99, sampler="ddim").result()
-    values = form_values(output)
-    assert values["seed"] == 99 and values["steps"] == 8 and values["strength"] == 0.6 and values["sampler"] == "ddim"
-    assert values["prompt"] == "fire" and values["width"] == 128
+    ours = client.predict(png=handle_file(output), api_name="/read_settings")
+    assert ours["tool"] == "sd-img2img" and ours["notes"] == []
+    assert (ours["seed"], ours["steps"], ours["strength"], ours["sampler"]) == (99, 8, 0.6, "ddim")
+    assert ours["prompt"] == "fire" and ours["width"] == 128
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a lighthouse at dusk, oil painting\nNegative prompt: blurry, fog\nSteps: 20, "
+                  "Sampler: Euler a, CFG scale: 6, Seed: 123, Size: 512x768, Denoising strength: 0.45, Clip skip: 2")
+    a1111 = tmp_path / "a1111.png"
+    Image.new("RGB", (64, 96)).save(a1111, pnginfo=info)
+    got = client.predict(png=handle_file(str(a1111)), api_name="/read_settings")
+    assert got["tool"] == "AUTOMATIC1111"
+    assert (got["sampler"], got["steps"], got["guidance_scale"], got["seed"], got["width"], got["height"],
+            got["strength"]) == ("k_euler_a", 20, 6, 123, 512, 768, 0.45)
+    assert got["prompt"] == "a lighthouse at dusk, oil painting" and got["negative_prompt"] == "blurry, fog"
+    assert any("Clip skip" in note for note in got["notes"])  # what did not carry over is said
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
+    with pytest.raises(Exception, match="carries no generation settings"):
+        client.predict(png=handle_file(str(tmp_path / "plain.png")), api_name="/read_settings")
 
 
 def test_settings_from_flags_and_environment():

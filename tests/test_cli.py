@@ -153,3 +153,17 @@ def test_environment_values_get_the_flags_checks(fireplace_png, var, value, mess
                           capture_output=True, text=True, env={**os.environ, var: value}, timeout=120)
     assert proc.returncode == 2 and message in proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_pngs_carry_automatic1111_sampler_names_and_model_hash(tiny_checkpoint, fireplace_png, tmp_path, capsys):
+    import hashlib
+
+    code = main([str(fireplace_png), "--prompt", "fire", "--model", str(tiny_checkpoint), "--device", "cpu",
+                 "--strength", "0.5", "--steps", "4", "--width", "64", "--height", "64", "--seed", "5",
+                 "--sampler", "k_euler_a", "--out", str(tmp_path)])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0
+    text = Image.open(summary["output"]).text["parameters"]
+    unet = Path(tiny_checkpoint) / "unet" / "diffusion_pytorch_model.safetensors"
+    assert f"Model hash: {hashlib.sha256(unet.read_bytes()).hexdigest()[:10]}" in text
+    assert "Sampler: Euler a" in text and "Model: tiny-sd15" in text and str(tiny_checkpoint) not in text
