@@ -181,7 +181,9 @@ def load_model(
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         where = "the folder" if source != model else "the Hugging Face hub (or the local cache)"
-        raise ModelLoadError(f"could not load model '{model}' from {where}: {first}") from e
+        hint = ("" if source != model else "; without network access, give a local diffusers folder, or try the "
+                "offline demo with --model random (random weights: noise pictures, every step and control works)")
+        raise ModelLoadError(f"could not load model '{model}' from {where}: {first}{hint}") from e
 
     img2img.set_progress_bar_config(disable=True)
     has_checker = img2img.safety_checker is not None

@@ -48,7 +48,8 @@ def test_other_pipelines_are_refused(tmp_path, tiny_checkpoint):
 
 def test_unknown_hub_id_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelLoadError, match="could not load model 'nobody/no-such-model' from the Hugging Face hub"):
+    with pytest.raises(ModelLoadError, match="could not load model 'nobody/no-such-model' from the Hugging Face hub"
+                       ".*without network access.*--model random"):
         load_model("nobody/no-such-model", device="cpu")
     with pytest.raises(ModelLoadError, match="neither an existing folder nor a Hugging Face hub id"):
         load_model("./missing-folder", device="cpu")
