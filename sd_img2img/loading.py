@@ -1,9 +1,10 @@
-"""Loading a Stable Diffusion 1.x / 2.x checkpoint once, for img2img and prompt2img alike.
+"""Loading a checkpoint once, for img2img and prompt2img alike.
 
 Safetensors only: a pickle file (``.ckpt``, ``.bin``, ``.pt``) can run code when loaded, so it is never
-opened. No ``trust_remote_code``, no custom pipelines. A checkpoint whose ``model_index.json`` names
-``StableDiffusionPipeline`` (as the real SD1.5 repository does) loads for img2img; prompt2img shares its
-components.
+opened. No ``trust_remote_code``, no custom pipelines. The family (``families.detect``: SD 1.x/2.x,
+SD-Turbo, SDXL, SDXL-Turbo, the SDXL refiner, LCM) is read from ``model_index.json`` and the scheduler and
+UNet configs; the family's diffusers img2img pipeline loads the weights and its prompt2img pipeline shares
+the components (``from_pipe``).
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from .config import (
     VAE_TILING_ABOVE_PIXELS,
 )
 from .errors import ModelLoadError, UserInputError, check_choice
+from .families import Family, default_family, detect, read_configs
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
-SD_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline")
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 _DEVICE_LOCKS: dict[str, threading.RLock] = {}
@@ -66,8 +67,9 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     return getattr(torch, dtype)
 
 
-def check_checkpoint_folder(path: Path) -> None:
-    """Raise ``ModelLoadError`` saying what is wrong with a local folder that is not a usable checkpoint."""
+def check_checkpoint_folder(path: Path) -> Family:
+    """The family of a local checkpoint folder; raises ``ModelLoadError`` saying what is wrong with one that
+    is not usable."""
     if path.is_file():
         if path.suffix in PICKLE_SUFFIXES:
             raise ModelLoadError(
@@ -83,11 +85,9 @@ def check_checkpoint_folder(path: Path) -> None:
         meta = json.loads(index.read_text())
     except (OSError, ValueError) as e:
         raise ModelLoadError(f"'{index}' cannot be read as JSON: {e}") from None
-    cls = meta.get("_class_name")
-    if cls not in SD_PIPELINES:
-        raise ModelLoadError(
-            f"'{path}' holds a {cls}; this program runs Stable Diffusion 1.x/2.x checkpoints ({', '.join(SD_PIPELINES)})")
-    for part in ("unet", "vae", "text_encoder"):
+    configs = read_configs(path)
+    family = detect(meta, *(configs[1:] if configs else (None, None)), where=f"'{path}'")
+    for part in family.weights:
         folder = path / part
         if not folder.is_dir():
             raise ModelLoadError(f"'{path}' has no {part}/ folder; the checkpoint is incomplete")
@@ -99,6 +99,14 @@ def check_checkpoint_folder(path: Path) -> None:
                     f"'{folder}' has only pickle weights ({', '.join(pickles)}); they can run code when loaded and "
                     "are never opened. Convert the checkpoint to .safetensors")
             raise ModelLoadError(f"'{folder}' has no .safetensors weights")
+    return family
+
+
+def model_family(model: str) -> Family:
+    """The family of a hub id from its JSON files (the cache, or the hub when online); SD's when they cannot be
+    read (loading then says why the model cannot be had)."""
+    configs = read_configs(model)
+    return detect(*configs, where=f"'{model}'") if configs else default_family()
 
 
 @dataclass
@@ -107,7 +115,7 @@ class LoadedModel:
 
     model: str
     img2img: Any
-    txt2img: Any
+    txt2img: Any  # None where the family cannot start from pure noise (the SDXL refiner)
     device: str
     dtype: torch.dtype
     offload: str
@@ -117,6 +125,7 @@ class LoadedModel:
     channels_last: bool = False  # UNet and VAE in channels_last memory format
     attention: str = ""  # the UNet's attention processor(s), e.g. AttnProcessor2_0 (PyTorch SDPA)
     warmup_seconds: float = 0.0  # spent warming the compiled UNet up at load
+    family: Family = field(default_factory=default_family)
 
     @property
     def vae(self):
@@ -124,7 +133,12 @@ class LoadedModel:
 
     @property
     def tokenizer(self):
-        return self.img2img.tokenizer
+        """The first tokenizer the pipeline has (the SDXL refiner has only ``tokenizer_2``)."""
+        for name in ("tokenizer", "tokenizer_2"):
+            tokenizer = getattr(self.img2img, name, None)
+            if tokenizer is not None:
+                return tokenizer
+        return None
 
     @property
     def execution_device(self) -> torch.device:
@@ -154,7 +168,7 @@ def load_model(
         channels_last: UNet and VAE in channels_last memory format; ``None`` → on cuda only (the cpu's
             behaviour and outputs stay as they are).
     """
-    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+    import diffusers
 
     check_choice("offload", offload, OFFLOADS)
     dev = resolve_device(device)
@@ -166,27 +180,31 @@ def load_model(
 
     path = Path(model).expanduser()
     if path.exists():
-        check_checkpoint_folder(path)
+        family = check_checkpoint_folder(path)
         source = str(path)
     elif model.startswith((".", "/", "~")) or model.endswith(PICKLE_SUFFIXES + (".safetensors",)) or not HUB_ID.match(model):
         raise ModelLoadError(f"model '{model}' is neither an existing folder nor a Hugging Face hub id (owner/name)")
     else:
         source = model
+        family = model_family(model)
 
     kwargs: dict[str, Any] = dict(torch_dtype=torch_dtype, use_safetensors=True)
-    if not safety_checker:
+    if not safety_checker and family.img2img in ("StableDiffusionImg2ImgPipeline",
+                                                 "LatentConsistencyModelImg2ImgPipeline"):
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     try:
-        img2img = StableDiffusionImg2ImgPipeline.from_pretrained(source, **kwargs)
+        img2img = getattr(diffusers, family.img2img).from_pretrained(source, **kwargs)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         where = "the folder" if source != model else "the Hugging Face hub (or the local cache)"
         raise ModelLoadError(f"could not load model '{model}' from {where}: {first}") from e
 
     img2img.set_progress_bar_config(disable=True)
-    has_checker = img2img.safety_checker is not None
-    txt2img = StableDiffusionPipeline.from_pipe(img2img)
-    txt2img.set_progress_bar_config(disable=True)
+    has_checker = getattr(img2img, "safety_checker", None) is not None
+    txt2img = None
+    if family.txt2img is not None:
+        txt2img = getattr(diffusers, family.txt2img).from_pipe(img2img)
+        txt2img.set_progress_bar_config(disable=True)
     if offload == "model":
         img2img.enable_model_cpu_offload(device=dev)
     elif offload == "sequential":
@@ -200,7 +218,7 @@ def load_model(
         img2img.vae.to(memory_format=torch.channels_last)
     loaded = LoadedModel(model=model, img2img=img2img, txt2img=txt2img, device=dev, dtype=torch_dtype,
                          offload=offload, has_safety_checker=has_checker, lock=device_lock(dev),
-                         channels_last=channels_last, attention=attention_processors(img2img.unet))
+                         channels_last=channels_last, attention=attention_processors(img2img.unet), family=family)
     if compile:
         compile_unet(loaded)
     return loaded
@@ -234,7 +252,8 @@ def compile_unet(loaded: LoadedModel, mode: str = COMPILE_MODE) -> None:
     unet = loaded.img2img.unet
     unet.fuse_qkv_projections()
     loaded.img2img.unet = torch.compile(unet, mode=mode, fullgraph=False)
-    loaded.txt2img.unet = loaded.img2img.unet  # prompt2img shares the components
+    if loaded.txt2img is not None:
+        loaded.txt2img.unet = loaded.img2img.unet  # prompt2img shares the components
     size = COMPILE_WARMUP_SIZE
     with loaded.lock, torch.inference_mode():
         for _ in range(2):  # the second run confirms no recompilation is left

@@ -1,6 +1,8 @@
 """Samplers by their InvokeAI names, each built from the checkpoint's own scheduler config.
 
-Names are plain data so the UI and validation can list them without importing diffusers.
+Names are plain data so the UI and validation can list them without importing diffusers. Which names fit a
+loaded model is its family's business (``families.Family.samplers``): ``lcm`` only for LCM checkpoints, the
+others for SD/SDXL (Turbo: a few one-call-a-step ones).
 """
 
 from __future__ import annotations
@@ -24,15 +26,23 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
         "DPMSolverMultistepScheduler",
         {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
     ),
+    "lcm": ("LCMScheduler", {}),
 }
-SAMPLER_NAMES = tuple(SAMPLERS)
+SAMPLER_NAMES = tuple(n for n in SAMPLERS if n != "lcm")  # the SD 1.x/2.x ones (today's list)
+ALL_SAMPLER_NAMES = tuple(SAMPLERS)  # every name some family takes (what the CLI accepts at parse time)
 # samplers that step between the training timesteps themselves, so a schedule can't be longer than those
 DISCRETE_TIMESTEP_SAMPLERS = ("ddim", "plms")
 
 
-def check_sampler(name: str) -> str:
-    """Return ``name`` if it is a known sampler, else raise naming the valid ones."""
-    return check_choice("sampler", name, SAMPLER_NAMES)
+def check_sampler(name: str, family=None) -> str:
+    """Return ``name`` if it fits ``family`` (a ``families.Family``; None: any known sampler), else raise
+    naming the ones that fit."""
+    if family is None:
+        return check_choice("sampler", name, ALL_SAMPLER_NAMES)
+    if name in ALL_SAMPLER_NAMES and name not in family.samplers:
+        raise UserInputError(f"sampler {name!r} does not fit {family.label} checkpoints; choose one of: "
+                             f"{', '.join(family.samplers)}")
+    return check_choice("sampler", name, family.samplers)
 
 
 def make_scheduler(name: str, base_config: Any):

@@ -7,7 +7,8 @@ own pipeline copy and scheduler and records:
 - frame 0: the latents at the entry point (for img2img the encoded init image mixed with the noise of that
   point, "the initial image SD sees"; for prompt2img the starting noise);
 - one frame per step actually taken: the latents after it and the predicted final image x0, taken from the
-  scheduler's ``pred_original_sample`` where it gives one and derived from the model output otherwise.
+  scheduler's ``pred_original_sample`` (LCMScheduler's ``denoised``) where it gives one and derived from the
+  model output otherwise.
 
 Noisy latents are shown as the UNet sees them: k-diffusion samplers (LMS, Euler, Heun, DPM2) keep
 ``x0 + sigma·noise`` with sigma up to ~15, which the pipeline divides by ``sqrt(sigma² + 1)`` before the
@@ -18,6 +19,7 @@ done, and ``model_calls`` counts the UNet evaluations.
 
 from __future__ import annotations
 
+import copy
 import functools
 import time
 from dataclasses import dataclass, field
@@ -120,20 +122,36 @@ class StepRecorder:
             sigma = self._sigma_at(index) if index is not None else None
             out = original(model_output, timestep, sample, *args, return_dict=True, **kwargs)
             x0 = getattr(out, "pred_original_sample", None)
+            if x0 is None:
+                x0 = getattr(out, "denoised", None)  # LCMScheduler
             self._x0 = x0 if x0 is not None else self._derive_x0(model_output, timestep, sample, sigma)
             return out if return_dict else out.to_tuple()
 
         scheduler.step = step  # this request's scheduler only
 
     def _wrap_run_safety_checker(self) -> None:
-        original = self.pipe.run_safety_checker
+        """Check the VAE's decoded output is finite: where the safety checker receives it (SD, LCM), else
+        where the image processor turns it into a picture (SDXL has no safety checker)."""
+        if hasattr(self.pipe, "run_safety_checker"):
+            original = self.pipe.run_safety_checker
 
-        @functools.wraps(original)
-        def run_safety_checker(image, *args, **kwargs):  # receives the VAE's decoded output
-            self.decoded_finite = bool(torch.isfinite(image).all())
-            return original(image, *args, **kwargs)
+            @functools.wraps(original)
+            def run_safety_checker(image, *args, **kwargs):  # receives the VAE's decoded output
+                self.decoded_finite = bool(torch.isfinite(image).all())
+                return original(image, *args, **kwargs)
 
-        self.pipe.run_safety_checker = run_safety_checker  # this request's copy only
+            self.pipe.run_safety_checker = run_safety_checker  # this request's copy only
+            return
+        processor = self.pipe.image_processor = copy.copy(self.pipe.image_processor)  # this request's only
+        postprocess = processor.postprocess
+
+        @functools.wraps(postprocess)
+        def checked_postprocess(image, *args, **kwargs):
+            if isinstance(image, torch.Tensor):
+                self.decoded_finite = bool(torch.isfinite(image).all())
+            return postprocess(image, *args, **kwargs)
+
+        processor.postprocess = checked_postprocess
 
     def callback_on_step_end(self, pipe, i: int, t, callback_kwargs: dict) -> dict:
         """diffusers' ``callback_on_step_end``: record the step, stop between steps on request."""
