@@ -281,3 +281,52 @@ def configure_vae(loaded: LoadedModel, width: int, height: int) -> bool:
             vae.disable_tiling()
             vae.disable_slicing()
     return tile
+
+
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+                "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def safetensors_parameters(path: str | Path) -> tuple[int, int]:
+    """(number of values, bytes on disk) of a ``.safetensors`` file, read from its header only."""
+    import struct
+
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(length))
+    count = size = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        n = 1
+        for d in entry["shape"]:
+            n *= d
+        count += n
+        size += n * _DTYPE_BYTES.get(entry["dtype"], 4)
+    return count, size
+
+
+def model_memory(model: str | Path, dtype: torch.dtype | str | None = None) -> dict[str, int] | None:
+    """Bytes each component of a local checkpoint takes in memory once loaded in ``dtype`` (None: as stored),
+    from the safetensors headers (no weights read). None for a checkpoint that is not a local folder.
+
+    The sum is what loading it needs (plus activations while it runs); the largest component is what
+    ``offload="model"`` keeps on the GPU at a time.
+    """
+    path = Path(str(model)).expanduser()
+    if not (path / "model_index.json").is_file():
+        return None
+    if isinstance(dtype, str):
+        dtype = None if dtype == "auto" else getattr(torch, dtype)
+    per_value = torch.finfo(dtype).bits // 8 if dtype is not None else None
+    out: dict[str, int] = {}
+    for folder in sorted(p for p in path.iterdir() if p.is_dir()):
+        files = list(folder.glob("*.safetensors"))
+        if not files:
+            continue
+        count = size = 0
+        for f in files:
+            c, s = safetensors_parameters(f)
+            count, size = count + c, size + s
+        out[folder.name] = count * per_value if per_value else size
+    return out

@@ -42,6 +42,10 @@ ARCHITECTURES = ("tiny", "sd15", "tiny-turbo", "sd-turbo", "tiny-sdxl", "sdxl", 
 RANDOM_MODELS = {"random": "tiny", "random-sdxl": "tiny-sdxl", "random-turbo": "tiny-turbo",
                  "random-sdxl-turbo": "tiny-sdxl-turbo", "random-sdxl-refiner": "tiny-sdxl-refiner",
                  "random-lcm": "tiny-lcm"}
+# each architecture's family (families.FAMILIES), known before it is built
+ARCH_FAMILIES = {"tiny": "sd", "sd15": "sd", "tiny-turbo": "sd-turbo", "sd-turbo": "sd-turbo", "tiny-sdxl": "sdxl",
+                 "sdxl": "sdxl", "tiny-sdxl-turbo": "sdxl-turbo", "tiny-sdxl-refiner": "sdxl-refiner",
+                 "tiny-lcm": "lcm"}
 
 # SD1.5's own scheduler config (scheduler/scheduler_config.json of the real repository).
 SD15_SCHEDULER = dict(

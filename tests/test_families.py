@@ -132,7 +132,7 @@ def test_sdxl_prompt2img_equals_diffusers(checkpoints):
 
 
 ARCH_REQUESTS = [  # (arch, steps, strength, sampler or None)
-    ("tiny-sdxl", 10, 0.7, "k_lms"), ("tiny-sdxl", 7, 0.45, "dpmpp_2m"), ("tiny-sdxl-turbo", 4, 0.5, None),
+    ("tiny-sdxl", 10, 0.7, "k_euler_a"), ("tiny-sdxl", 7, 0.45, "dpmpp_2m"), ("tiny-sdxl-turbo", 4, 0.5, None),
     ("tiny-turbo", 3, 0.7, "k_euler_a"), ("tiny-lcm", 4, 0.5, None), ("tiny-lcm", 6, 0.9, None),
     ("tiny-sdxl-refiner", 9, 0.3, "ddim"),
 ]
