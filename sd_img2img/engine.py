@@ -314,7 +314,7 @@ class Engine:
     """Loads a checkpoint once (lazily, thread-safe) and runs img2img / prompt2img with step capture.
 
     Args:
-        model: hub id or local diffusers folder (SD 1.x / 2.x, safetensors).
+        model: hub id or local diffusers folder, safetensors (a family of ``families.FAMILIES``).
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
         dtype: ``auto``, ``float16``, ``bfloat16`` or ``float32``.
         offload: ``none``, ``model`` or ``sequential`` (accelerate).
