@@ -216,8 +216,11 @@ def check_inputs(request: GenerationRequest, family: Family | None = None) -> No
         value = getattr(r, name)
         if value is not None:
             value = _check_int(name, value, MIN_DIMENSION, MAX_DIMENSION, f"use {MIN_DIMENSION} to {MAX_DIMENSION} pixels")
-            if value % 8:
-                raise UserInputError(f"{name}={value} is not a multiple of 8; use {value // 8 * 8} or {value // 8 * 8 + 8}")
+            m = family.size_multiple
+            if value % m:
+                raise UserInputError(f"{name}={value} is not a multiple of {m}" + (
+                    f" ({family.label} works on 2×2 latent patches)" if m != 8 else "") +
+                    f"; use {value // m * m} or {value // m * m + m}")
     if r.init_image is None:
         if not family.can_txt2img:
             raise UserInputError(f"the {family.label} cannot start from pure noise (prompt2img); give it an initial "
@@ -232,17 +235,19 @@ def output_size(request: GenerationRequest, image: Image.Image | None,
     """Width and height of the run: as asked, else from the init image (one side given: keep its aspect),
     else the family's size for prompt2img (512; SDXL 1024)."""
     r = request
+    family = family or default_family()
+    m = family.size_multiple
     if image is None:
-        size = (family or default_family()).size
-        return (int(r.width) if r.width is not None else size,
-                int(r.height) if r.height is not None else size)
+        return (int(r.width) if r.width is not None else family.size,
+                int(r.height) if r.height is not None else family.size)
     if r.width is not None and r.height is not None:
         return int(r.width), int(r.height)
     if r.width is not None:
-        return int(r.width), max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.width * image.height / image.width / 8) * 8))
+        return int(r.width), max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.width * image.height / image.width / m) * m))
     if r.height is not None:
-        return max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.height * image.width / image.height / 8) * 8)), int(r.height)
-    return default_size(*image.size, max_side=r.max_side)
+        return max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.height * image.width / image.height / m) * m)), int(r.height)
+    width, height = default_size(*image.size, max_side=r.max_side)
+    return width // m * m, height // m * m
 
 
 def prepare_request(request: GenerationRequest, family: Family | None = None) -> PreparedRequest:
@@ -286,6 +291,8 @@ def family_warnings(family: Family, request: GenerationRequest, negative_prompt:
     if family.min_size and min(width, height) < family.min_size:
         out.append(f"{family.label} was trained at {family.size}×{family.size}; {width}×{height} is below "
                    f"{family.min_size} px, expect poor pictures")
+    if family.guidance_ignored and request.guidance_scale:
+        out.append(f"{family.label} has no guidance; guidance {request.guidance_scale:g} was ignored")
     if family.trained_without_guidance and request.guidance_scale > 1:
         out.append(f"{family.label} was trained without guidance (guidance 0); guidance {request.guidance_scale:g} "
                    "runs, doubles each step's work and often looks worse")
@@ -294,11 +301,13 @@ def family_warnings(family: Family, request: GenerationRequest, negative_prompt:
     return out
 
 
-def truncation_warning(tokenizer, text: str, name: str) -> str | None:
-    """Say where the text encoder cuts a prompt longer than its 77 tokens, or None if it fits."""
+def truncation_warning(tokenizer, text: str, name: str, limit: int | None = None) -> str | None:
+    """Say where the text encoder cuts a prompt longer than its 77 tokens (``limit`` tokens: T5's
+    ``max_sequence_length`` less its end token), or None if it fits."""
     if not text or tokenizer is None:
         return None
-    limit = tokenizer.model_max_length - 2  # without the start and end tokens
+    if limit is None:
+        limit = tokenizer.model_max_length - 2  # without the start and end tokens
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
     ids = enc["input_ids"]
     if len(ids) <= limit:
@@ -443,9 +452,13 @@ class Engine:
         prepared = prepare_request(request, self.loaded.family)
         check_schedule_length(prepared.request.sampler, prepared.plan.schedule_steps,
                               self.loaded.img2img.scheduler.config)
-        tokenizer = self.loaded.tokenizer
-        for name, text in (("prompt", prepared.prompt), ("negative prompt", prepared.negative_prompt)):
-            warning = truncation_warning(tokenizer, text, name)
+        lm = self.loaded
+        family = lm.family
+        tokenizer = getattr(lm.img2img, family.prompt_tokenizer, None) if family.prompt_tokenizer else lm.tokenizer
+        limit = family.max_sequence_length - 1 if family.prompt_tokenizer and family.max_sequence_length else None
+        texts = [("prompt", prepared.prompt)] + [("negative prompt", prepared.negative_prompt)] * family.negative_prompt
+        for name, text in texts:
+            warning = truncation_warning(tokenizer, text, name, limit)
             if warning:
                 prepared.warnings.append(warning)
         return prepared
@@ -488,7 +501,12 @@ class Engine:
         pipe = copy.copy(base)
         pipe.scheduler = make_scheduler(r.sampler, base.scheduler.config)
         views = VIEWS if r.preview == "approx" else (r.view,)
-        recorder = StepRecorder(pipe, self.decoder(r.preview), prepared.plan.steps_to_run, on_step, should_stop, views)
+        unpack = None
+        if lm.family.packed:  # FLUX: pictures need the latents unpacked to (1, 16, h, w)
+            def unpack(x, w=prepared.width, h=prepared.height):
+                return pipe._unpack_latents(x, h, w, pipe.vae_scale_factor)
+        recorder = StepRecorder(pipe, self.decoder(r.preview), prepared.plan.steps_to_run, on_step, should_stop, views,
+                                flow=lm.family.rule == "flow", unpack=unpack)
         return pipe, recorder
 
     def _denoise(self, pipe, recorder: StepRecorder, prepared: PreparedRequest):
@@ -501,7 +519,7 @@ class Engine:
             kwargs.update(negative_prompt=prepared.negative_prompt or None)
         if prepared.image is not None:
             kwargs.update(image=prepared.image, strength=float(r.strength))
-        else:
+        if prepared.image is None or lm.family.rule == "flow":  # FLUX img2img would otherwise work at 1024×1024
             kwargs.update(width=prepared.width, height=prepared.height)
         out = None
         try:
@@ -524,7 +542,7 @@ class Engine:
             raise GenerationError(
                 "the run produced NaN/inf values" + (f" at step {at}" if at is not None else " in the VAE decode")
                 + f" (dtype {str(self.loaded.dtype).removeprefix('torch.')}); try --dtype float32 or another seed")
-        warnings = list(prepared.warnings)
+        warnings = list(self.loaded.warnings) + list(prepared.warnings)  # at load (a flow model on the cpu) …
         if flagged(out):
             warnings.append("the safety checker flagged the output, so it was withheld (blacked out)")
         if recorder.stopped:

@@ -2,14 +2,16 @@
 
 Safetensors only: a pickle file (``.ckpt``, ``.bin``, ``.pt``) can run code when loaded, so it is never
 opened. No ``trust_remote_code``, no custom pipelines. The family (``families.detect``: SD 1.x/2.x,
-SD-Turbo, SDXL, SDXL-Turbo, the SDXL refiner, LCM) is read from ``model_index.json`` and the scheduler and
-UNet configs; the family's diffusers img2img pipeline loads the weights and its prompt2img pipeline shares
-the components (``from_pipe``).
+SD-Turbo, SDXL, SDXL-Turbo, the SDXL refiner, LCM, SD3/3.5, FLUX.1) is read from ``model_index.json`` and the
+scheduler, UNet and transformer configs; the family's diffusers img2img pipeline loads the weights and its
+prompt2img pipeline shares the components (``from_pipe``). Before a flow-matching model (SD3, FLUX) loads on
+the cpu, ``cpu_load_warning`` says how much memory it needs and that it will be very slow.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from dataclasses import dataclass, field
@@ -126,6 +128,12 @@ class LoadedModel:
     attention: str = ""  # the UNet's attention processor(s), e.g. AttnProcessor2_0 (PyTorch SDPA)
     warmup_seconds: float = 0.0  # spent warming the compiled UNet up at load
     family: Family = field(default_factory=default_family)
+    warnings: list[str] = field(default_factory=list)  # said at load (e.g. a flow-matching model on the cpu)
+
+    @property
+    def denoiser(self):
+        """The UNet, or the transformer of SD3/FLUX."""
+        return getattr(self.img2img, self.family.denoiser)
 
     @property
     def vae(self):
@@ -187,6 +195,11 @@ def load_model(
     else:
         source = model
         family = model_family(model)
+    load_warnings = []
+    if dev == "cpu" and family.rule == "flow":
+        warning = cpu_load_warning(source, family, torch_dtype)
+        logging.getLogger("sd_img2img").warning(warning)
+        load_warnings.append(warning)
 
     kwargs: dict[str, Any] = dict(torch_dtype=torch_dtype, use_safetensors=True)
     if not safety_checker and family.img2img in ("StableDiffusionImg2ImgPipeline",
@@ -213,12 +226,14 @@ def load_model(
         img2img.to(dev)
     if channels_last is None:
         channels_last = dev == "cuda"
-    if channels_last:
-        img2img.unet.to(memory_format=torch.channels_last)
+    denoiser = getattr(img2img, family.denoiser)
+    if channels_last and family.denoiser == "unet":
+        denoiser.to(memory_format=torch.channels_last)
         img2img.vae.to(memory_format=torch.channels_last)
     loaded = LoadedModel(model=model, img2img=img2img, txt2img=txt2img, device=dev, dtype=torch_dtype,
                          offload=offload, has_safety_checker=has_checker, lock=device_lock(dev),
-                         channels_last=channels_last, attention=attention_processors(img2img.unet), family=family)
+                         channels_last=channels_last and family.denoiser == "unet",
+                         attention=attention_processors(denoiser), family=family, warnings=load_warnings)
     if compile:
         compile_unet(loaded)
     return loaded
@@ -249,11 +264,13 @@ def compile_unet(loaded: LoadedModel, mode: str = COMPILE_MODE) -> None:
         inductor.coordinate_descent_tuning = True
         inductor.epilogue_fusion = False
         inductor.coordinate_descent_check_all_directions = True
-    unet = loaded.img2img.unet
-    unet.fuse_qkv_projections()
-    loaded.img2img.unet = torch.compile(unet, mode=mode, fullgraph=False)
+    name = loaded.family.denoiser
+    unet = getattr(loaded.img2img, name)
+    if hasattr(unet, "fuse_qkv_projections"):
+        unet.fuse_qkv_projections()
+    setattr(loaded.img2img, name, torch.compile(unet, mode=mode, fullgraph=False))
     if loaded.txt2img is not None:
-        loaded.txt2img.unet = loaded.img2img.unet  # prompt2img shares the components
+        setattr(loaded.txt2img, name, getattr(loaded.img2img, name))  # prompt2img shares the components
     size = COMPILE_WARMUP_SIZE
     with loaded.lock, torch.inference_mode():
         for _ in range(2):  # the second run confirms no recompilation is left
@@ -330,3 +347,42 @@ def model_memory(model: str | Path, dtype: torch.dtype | str | None = None) -> d
             count, size = count + c, size + s
         out[folder.name] = count * per_value if per_value else size
     return out
+
+
+def memory_available() -> int | None:
+    """Bytes of memory the system can still give (``MemAvailable`` of /proc/meminfo); None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def estimate_memory(model: str | Path, dtype: torch.dtype | str | None = None) -> int | None:
+    """Bytes loading ``model`` (a local folder) in ``dtype`` takes: every component's weights, from the
+    safetensors headers. None when it cannot be told (a hub id)."""
+    parts = model_memory(model, dtype)
+    return sum(parts.values()) if parts else None
+
+
+def cpu_load_warning(model: str | Path, family: Family, dtype: torch.dtype) -> str:
+    """What to tell someone about to load a flow-matching model (SD3, FLUX) on the cpu: how much memory it
+    needs (and has), and that it will be very slow."""
+    need = estimate_memory(model, dtype)
+    have = memory_available()
+    size = f"about {human_bytes(need)} of memory" if need else "tens of GB of memory"
+    free = f" ({human_bytes(have)} available now)" if have else ""
+    short = "; it will not fit: expect the load to fail or swap" if need and have and need > have else ""
+    return (f"{family.label} on the cpu needs {size}{free} for its weights in "
+            f"{str(dtype).removeprefix('torch.')}{short}; every step will be very slow (minutes at 1024×1024): "
+            "use a GPU if you can")
+
+
+def human_bytes(n: int) -> str:
+    """1.5 GB, 12 MB, …"""
+    for unit, size in (("GB", 1024 ** 3), ("MB", 1024 ** 2)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n / 1024:.1f} kB"

@@ -22,6 +22,11 @@ Architectures (``ARCHITECTURES``), each laid out as its family's hub repository:
   ``requires_aesthetics_score``).
 - ``tiny-lcm``: like SimianLuo/LCM_Dreamshaper_v7 (``LatentConsistencyModelPipeline``, LCMScheduler, a UNet
   with ``time_cond_proj_dim``).
+- ``tiny-sd3``: like stabilityai/stable-diffusion-3.5 (``StableDiffusion3Pipeline``: an MMDiT ``transformer/``,
+  a 16-channel VAE, two CLIP text encoders with projection and a T5 encoder, FlowMatchEulerDiscreteScheduler).
+- ``tiny-flux`` / ``tiny-flux-schnell``: like black-forest-labs/FLUX.1-dev / -schnell (``FluxPipeline``: the
+  FLUX transformer with / without the guidance embedding, CLIP + T5, dynamic shifting for dev).
+  Their T5 tokenizers are made here from a handful of words (a unigram ``tokenizer.json``; nothing downloaded).
 
 Run ``python -m sd_img2img.random_checkpoint DIR [--arch NAME]`` to build one. ``random_model(name)`` builds
 (once, into a cache folder) the tiny checkpoint behind the offline demo's ``random``, ``random-sdxl``,
@@ -37,15 +42,16 @@ from pathlib import Path
 import torch
 
 ARCHITECTURES = ("tiny", "sd15", "tiny-turbo", "sd-turbo", "tiny-sdxl", "sdxl", "tiny-sdxl-turbo",
-                 "tiny-sdxl-refiner", "tiny-lcm")
+                 "tiny-sdxl-refiner", "tiny-lcm", "tiny-sd3", "tiny-flux", "tiny-flux-schnell")
 # the offline demo's model names → the tiny architecture behind each
 RANDOM_MODELS = {"random": "tiny", "random-sdxl": "tiny-sdxl", "random-turbo": "tiny-turbo",
                  "random-sdxl-turbo": "tiny-sdxl-turbo", "random-sdxl-refiner": "tiny-sdxl-refiner",
-                 "random-lcm": "tiny-lcm"}
+                 "random-lcm": "tiny-lcm", "random-sd3": "tiny-sd3", "random-flux": "tiny-flux",
+                 "random-flux-schnell": "tiny-flux-schnell"}
 # each architecture's family (families.FAMILIES), known before it is built
 ARCH_FAMILIES = {"tiny": "sd", "sd15": "sd", "tiny-turbo": "sd-turbo", "sd-turbo": "sd-turbo", "tiny-sdxl": "sdxl",
                  "sdxl": "sdxl", "tiny-sdxl-turbo": "sdxl-turbo", "tiny-sdxl-refiner": "sdxl-refiner",
-                 "tiny-lcm": "lcm"}
+                 "tiny-lcm": "lcm", "tiny-sd3": "sd3", "tiny-flux": "flux", "tiny-flux-schnell": "flux-schnell"}
 
 # SD1.5's own scheduler config (scheduler/scheduler_config.json of the real repository).
 SD15_SCHEDULER = dict(
@@ -333,6 +339,99 @@ def build_lcm(path: str | Path, arch: str = "tiny-lcm", *, seed: int = 0, dtype:
     return _save(pipe, path, dtype, feature_extractor=["transformers", "CLIPImageProcessor"])
 
 
+SD3_SCHEDULER = dict(num_train_timesteps=1000, shift=3.0)
+FLUX_DEV_SCHEDULER = dict(base_image_seq_len=256, base_shift=0.5, max_image_seq_len=4096, max_shift=1.15,
+                          num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True)
+FLUX_SCHNELL_SCHEDULER = dict(FLUX_DEV_SCHEDULER, shift=1.0, use_dynamic_shifting=False)
+
+
+def _t5_tokenizer(path: Path, model_max_length: int = 512):
+    """A T5 tokenizer (sentencepiece-style unigram, ``▁`` word starts, ``</s>`` appended) over a handful of
+    words, saved as the hub repositories store T5TokenizerFast (``tokenizer.json`` + config). Nothing is
+    downloaded; letters and digits keep every other word encodable."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import T5TokenizerFast
+
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -3.0)]
+    pieces += [("▁" + w, -5.0) for w in _WORDS]
+    pieces += [(c, -10.0) for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:!?'\"-()"]
+    tok = Tokenizer(models.Unigram(pieces, unk_id=2))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
+                                                       special_tokens=[("</s>", 1)])
+    path.mkdir(parents=True, exist_ok=True)
+    tok.save(str(path / "tokenizer.json"))
+    tokenizer = T5TokenizerFast(tokenizer_file=str(path / "tokenizer.json"), eos_token="</s>", unk_token="<unk>",
+                                pad_token="<pad>", extra_ids=0, model_max_length=model_max_length)
+    tokenizer.save_pretrained(path)
+    return tokenizer
+
+
+def _t5_encoder(tokenizer, d_model: int):
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=d_model, d_ff=2 * d_model, d_kv=16,
+                                   num_layers=2, num_heads=4, relative_attention_num_buckets=8,
+                                   feed_forward_proj="gated-gelu", pad_token_id=0, eos_token_id=1,
+                                   decoder_start_token_id=0))
+
+
+def _flow_vae(scaling_factor: float, shift_factor: float):
+    """A tiny 16-channel VAE with SD's four blocks (8× down), as SD3's and FLUX's (no quant convs)."""
+    return _sd_vae(_configs("tiny")["vae"], latent_channels=16, scaling_factor=scaling_factor,
+                   shift_factor=shift_factor, use_quant_conv=False, use_post_quant_conv=False)
+
+
+def build_sd3(path: str | Path, arch: str = "tiny-sd3", *, seed: int = 0, dtype: torch.dtype = torch.float32) -> Path:
+    """A tiny random SD3/3.5 checkpoint laid out as stabilityai's repositories."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    tokenizer = _clip_tokenizer(path / "tokenizer")
+    tokenizer_2 = _clip_tokenizer(path / "tokenizer_2", pad_token="!")
+    tokenizer_3 = _t5_tokenizer(path / "tokenizer_3")
+    text_encoder = _clip_text(tokenizer, _TINY_TEXT, False, projection=True)
+    text_encoder_2 = _clip_text(tokenizer_2, _TINY_TEXT, False, projection=True)
+    text_encoder_3 = _t5_encoder(tokenizer_3, 64)
+    transformer = SD3Transformer2DModel(
+        sample_size=32, patch_size=2, in_channels=16, out_channels=16, num_layers=2, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=64, caption_projection_dim=32,
+        pooled_projection_dim=2 * _TINY_TEXT["projection_dim"], pos_embed_max_size=96)
+    pipe = StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler.from_config(SD3_SCHEDULER),
+        vae=_flow_vae(1.5305, 0.0609), text_encoder=text_encoder, tokenizer=tokenizer, text_encoder_2=text_encoder_2,
+        tokenizer_2=tokenizer_2, text_encoder_3=text_encoder_3, tokenizer_3=tokenizer_3)
+    return _save(pipe, path, dtype, drop=("image_encoder", "feature_extractor"),
+                 tokenizer_3=["transformers", "T5TokenizerFast"])  # as the hub repositories name it
+
+
+def build_flux(path: str | Path, arch: str = "tiny-flux", *, seed: int = 0, dtype: torch.dtype = torch.float32) -> Path:
+    """A tiny random FLUX.1-dev (guidance embedding) or -schnell checkpoint laid out as black-forest-labs'."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    dev = arch == "tiny-flux"
+    tokenizer = _clip_tokenizer(path / "tokenizer")
+    tokenizer_2 = _t5_tokenizer(path / "tokenizer_2")
+    text_encoder = _clip_text(tokenizer, _TINY_TEXT, False)
+    text_encoder_2 = _t5_encoder(tokenizer_2, 64)
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=64, out_channels=None, num_layers=1, num_single_layers=1, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=64, pooled_projection_dim=_TINY_TEXT["hidden_size"],
+        guidance_embeds=dev, axes_dims_rope=(4, 6, 6))
+    scheduler = FlowMatchEulerDiscreteScheduler.from_config(FLUX_DEV_SCHEDULER if dev else FLUX_SCHNELL_SCHEDULER)
+    pipe = FluxPipeline(transformer=transformer, scheduler=scheduler, vae=_flow_vae(0.3611, 0.1159),
+                        text_encoder=text_encoder, tokenizer=tokenizer, text_encoder_2=text_encoder_2,
+                        tokenizer_2=tokenizer_2)
+    return _save(pipe, path, dtype, drop=("image_encoder", "feature_extractor"),
+                 tokenizer_2=["transformers", "T5TokenizerFast"])
+
+
 def build_checkpoint(
     path: str | Path,
     arch: str = "tiny",
@@ -361,6 +460,10 @@ def build_checkpoint(
         return build_sd_turbo(path, arch, seed=seed, dtype=dtype)
     if arch == "tiny-lcm":
         return build_lcm(path, arch, seed=seed, dtype=dtype)
+    if arch == "tiny-sd3":
+        return build_sd3(path, arch, seed=seed, dtype=dtype)
+    if arch.startswith("tiny-flux"):
+        return build_flux(path, arch, seed=seed, dtype=dtype)
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -408,15 +511,18 @@ def build_checkpoint(
     return path
 
 
-def build_taesd(path: str | Path, arch: str = "tiny", seed: int = 0) -> Path:
-    """Build a random-weight TAESD (diffusers ``AutoencoderTiny``) folder, shaped like ``madebyollin/taesd``."""
+def build_taesd(path: str | Path, arch: str = "tiny", seed: int = 0, latent_channels: int = 4,
+                scaling_factor: float = 1.0, shift_factor: float = 0.0) -> Path:
+    """Build a random-weight TAESD (diffusers ``AutoencoderTiny``) folder, shaped like ``madebyollin/taesd``
+    (16 latent channels and the family's scaling/shift: like ``taesd3`` / ``taef1``)."""
     from diffusers import AutoencoderTiny
 
     torch.manual_seed(seed)
     channels = (8, 8, 8, 8) if arch == "tiny" else (64, 64, 64, 64)
     blocks = (1, 1, 1, 1) if arch == "tiny" else (1, 3, 3, 3)
     model = AutoencoderTiny(encoder_block_out_channels=channels, decoder_block_out_channels=channels,
-                            num_encoder_blocks=blocks, num_decoder_blocks=blocks, latent_channels=4)
+                            num_encoder_blocks=blocks, num_decoder_blocks=blocks, latent_channels=latent_channels,
+                            scaling_factor=scaling_factor, shift_factor=shift_factor)
     model.save_pretrained(path, safe_serialization=True)
     return Path(path)
 
@@ -440,7 +546,10 @@ def random_model(name: str, root: str | Path | None = None) -> tuple[Path, Path]
     if not done.exists():
         folder.mkdir(parents=True, exist_ok=True)
         build_checkpoint(model, arch)
-        build_taesd(taesd, "tiny")
+        vae = json.loads((model / "vae" / "config.json").read_text())
+        build_taesd(taesd, "tiny", latent_channels=vae["latent_channels"],
+                    scaling_factor=vae["scaling_factor"] if vae["latent_channels"] == 16 else 1.0,
+                    shift_factor=vae.get("shift_factor") or 0.0)
         done.write_text(f"built by sd_img2img.random_checkpoint.random_model({name!r})\n")
     return model, taesd
 
