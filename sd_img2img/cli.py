@@ -19,7 +19,8 @@ import threading
 from pathlib import Path
 
 from . import config
-from .samplers import SAMPLER_NAMES
+from .families import default_family
+from .samplers import ALL_SAMPLER_NAMES
 from .settings import CommandParser, add_model_flags, engine_from, quiet_libraries
 
 _NUMBERED = re.compile(r"^(\d{6})\.")
@@ -33,17 +34,22 @@ def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
     p.add_argument("init_image", nargs="?", metavar="INIT_IMAGE", help="initial image; leave out for prompt2img")
     p.add_argument("--prompt", required=True, help="what to make")
     p.add_argument("--negative-prompt", default="", help="what to steer away from")
-    p.add_argument("--strength", type=float, default=config.DEFAULT_STRENGTH,
-                   help=f"0 < F ≤ 1: share of the schedule that runs (default {config.DEFAULT_STRENGTH})")
-    p.add_argument("--steps", type=int, default=config.DEFAULT_STEPS,
-                   help=f"schedule length (default {config.DEFAULT_STEPS}); with --real-steps the steps that run")
+    sd = default_family()
+    p.add_argument("--strength", type=float, default=None,
+                   help=f"0 < F ≤ 1: share of the schedule that runs (default: the model's; SD {sd.strength})")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"schedule length (default: the model's; SD {sd.steps}); with --real-steps the steps that run")
     p.add_argument("--real-steps", action="store_true", help="--steps is the number of steps that must actually run")
     p.add_argument("--seed", type=int, default=None, help="0 ≤ N < 2^32 (default: random; the seed used is reported)")
-    p.add_argument("--sampler", choices=SAMPLER_NAMES, default=config.DEFAULT_SAMPLER, metavar="NAME",
-                   help=f"one of {', '.join(SAMPLER_NAMES)} (default {config.DEFAULT_SAMPLER})")
-    p.add_argument("--guidance", type=float, default=config.DEFAULT_GUIDANCE, help="classifier-free guidance scale")
-    p.add_argument("--width", type=int, default=None, help="multiple of 8 (default: the init image's, or 512)")
-    p.add_argument("--height", type=int, default=None, help="multiple of 8 (default: the init image's, or 512)")
+    p.add_argument("--sampler", choices=ALL_SAMPLER_NAMES, default=None, metavar="NAME",
+                   help=f"one of {', '.join(ALL_SAMPLER_NAMES)} that fits the model (default: the model's; "
+                   f"SD {sd.sampler}; LCM checkpoints take only lcm)")
+    p.add_argument("--guidance", type=float, default=None,
+                   help=f"classifier-free guidance scale (default: the model's; SD {sd.guidance:g}, Turbo 0)")
+    p.add_argument("--width", type=int, default=None,
+                   help="multiple of 8 (default: the init image's, or the model's: 512, SDXL 1024)")
+    p.add_argument("--height", type=int, default=None,
+                   help="multiple of 8 (default: the init image's, or the model's: 512, SDXL 1024)")
     p.add_argument("--resize", choices=config.RESIZE_MODES, default=config.DEFAULT_RESIZE_MODE,
                    help="fit the init image by stretching, centre-cropping or padding")
     add_model_flags(p)
@@ -111,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             resize_mode=args.resize, preview=args.preview, view=args.view, max_side=args.max_side)
         from .engine import prepare_request
 
-        prepare_request(request)  # bad input (the image too) is reported before the model loads
+        family = engine.peek_family()  # from the checkpoint's JSON files, no weights loaded
+        if family is not None:
+            prepare_request(request, family)  # bad input (the image too) is reported before the model loads
         engine.load()
         engine.model_hash()  # the PNGs carry AUTOMATIC1111's "Model hash"
         result = engine.generate(request, should_stop=stop.is_set)

@@ -56,3 +56,7 @@ GPU_SECONDS = 120  # ZeroGPU: the longest one request may hold the GPU
 MAX_KEPT_RUNS = 64  # the demo keeps the files of at most this many recent runs (output PNG, steps, strip) …
 KEEP_RUN_SECONDS = 3600  # … and none older than this; gradio's own cache (uploads) is swept on the same age
 CACHE_SWEEP_SECONDS = 600  # how often gradio sweeps its cache
+
+# Several models in one process (sd_img2img.models.ModelSet).
+MAX_LOADED_MODELS_CPU = 1  # on the cpu (and mps) at most this many models stay loaded; the least recently used goes
+GPU_MEMORY_HEADROOM = 1.25  # on a GPU a model needs its weights × this free (activations, the VAE decode) to load

@@ -15,6 +15,7 @@ and the same image as diffusers' own pipelines called with ``torch.Generator("cp
 from __future__ import annotations
 
 import copy
+import dataclasses
 import gc
 import queue
 import re
@@ -29,11 +30,11 @@ from PIL import Image
 
 from . import __version__
 from .config import (
-    DEFAULT_GUIDANCE, DEFAULT_MODEL, DEFAULT_PREVIEW, DEFAULT_RESIZE_MODE, DEFAULT_SAMPLER, DEFAULT_STEPS,
-    DEFAULT_STRENGTH, DEFAULT_TAESD, DEFAULT_TXT2IMG_SIZE, MAX_DIMENSION, MAX_GUIDANCE, MAX_PROMPT_CHARS,
-    MAX_SEED, MAX_SIDE, MIN_DIMENSION, RESIZE_MODES, VIEWS,
+    DEFAULT_MODEL, DEFAULT_PREVIEW, DEFAULT_RESIZE_MODE, MAX_DIMENSION, MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED,
+    MAX_SIDE, MIN_DIMENSION, RESIZE_MODES, VIEWS,
 )
 from .errors import GenerationError, ModelLoadError, UserInputError, check_choice
+from .families import Family, default_family, peek
 from .images import default_size, fit_image, open_image
 from .loading import LoadedModel, configure_vae, load_model
 from .previews import PreviewDecoder, check_preview, make_strip
@@ -49,14 +50,17 @@ class GenerationRequest:
     Args:
         prompt: what to make.
         init_image: a path, bytes or PIL image; ``None`` for prompt2img.
-        negative_prompt: what to steer away from.
+        negative_prompt: what to steer away from (LCM takes none: a warning says it was ignored).
         strength: 0 < strength ≤ 1; how much of the schedule runs, and how far the init image may change.
         steps: schedule length, or with ``real_steps`` the number of steps that must run.
         real_steps: pick the schedule length so that exactly ``steps`` steps run.
         seed: 0 ≤ seed < 2**32; ``None`` picks one at random (the result reports it).
-        sampler: one of ``samplers.SAMPLER_NAMES``.
-        guidance_scale: classifier-free guidance; 1 turns it off.
-        width, height: multiples of 8; ``None`` takes the init image's own size (longest side ≤ ``max_side``).
+        sampler: a name from ``samplers.ALL_SAMPLER_NAMES`` that fits the model's family (``Engine.samplers``).
+        guidance_scale: classifier-free guidance; 1 turns it off (LCM: the guidance embedding's scale).
+        strength, steps, sampler, guidance_scale: ``None`` (the default) takes the loaded model's family's
+            default (``Engine.defaults``; SD 1.x/2.x: 0.75, 30, k_lms, 7.5).
+        width, height: multiples of 8; ``None`` takes the init image's own size (longest side ≤ ``max_side``),
+            for prompt2img the family's size (512; SDXL 1024).
         resize_mode: how the init image is fitted to width×height: ``resize``, ``crop`` or ``fill``.
         preview: how step latents become pictures: ``approx``, ``taesd`` or ``full``.
         view: the view decoded while the run goes (``latents`` or ``x0``); with ``taesd``/``full`` the
@@ -68,12 +72,12 @@ class GenerationRequest:
     prompt: str
     init_image: Any = None
     negative_prompt: str = ""
-    strength: float = DEFAULT_STRENGTH
-    steps: int = DEFAULT_STEPS
+    strength: float | None = None
+    steps: int | None = None
     real_steps: bool = False
     seed: int | None = None
-    sampler: str = DEFAULT_SAMPLER
-    guidance_scale: float = DEFAULT_GUIDANCE
+    sampler: str | None = None
+    guidance_scale: float | None = None
     width: int | None = None
     height: int | None = None
     resize_mode: str = DEFAULT_RESIZE_MODE
@@ -177,20 +181,31 @@ def _check_int(name: str, value, low: int, high: int, hint: str) -> int:
     return value
 
 
-def check_inputs(request: GenerationRequest) -> None:
-    """Check every setting of ``request`` that needs neither the model nor the image's pixels.
+def with_defaults(request: GenerationRequest, family: Family | None = None) -> GenerationRequest:
+    """``request`` with the settings it leaves unset (``None``) taken from ``family``'s defaults."""
+    family = family or default_family()
+    changes = {name: family.defaults[name] for name in ("steps", "strength", "guidance_scale", "sampler")
+               if getattr(request, name) is None}
+    return dataclasses.replace(request, **changes) if changes else request
 
-    Raises ``UserInputError`` naming the bad value and saying what to change. Flat, like diffusers' own
-    ``check_inputs``: it opens nothing and changes nothing (``prepare_request`` does that).
+
+def check_inputs(request: GenerationRequest, family: Family | None = None) -> None:
+    """Check every setting of ``request`` that needs neither the loaded model nor the image's pixels.
+
+    ``family`` (the model's, e.g. ``Engine.family``; None: SD 1.x/2.x) fills unset settings and says which
+    samplers fit and how steps are counted. Raises ``UserInputError`` naming the bad value and saying what to
+    change. Flat, like diffusers' own ``check_inputs``: it opens nothing and changes nothing
+    (``prepare_request`` does that).
     """
-    r = request
+    family = family or default_family()
+    r = with_defaults(request, family)
     for name, text in (("prompt", r.prompt), ("negative prompt", r.negative_prompt)):
         if not isinstance(text, str):
             raise UserInputError(f"{name} must be text, got {type(text).__name__}")
         if len(text) > MAX_PROMPT_CHARS:
             raise UserInputError(f"the {name} is {len(text)} characters, above the limit of {MAX_PROMPT_CHARS}; "
                                  "shorten it (the text encoder reads about 75 tokens anyway)")
-    check_sampler(r.sampler)
+    check_sampler(r.sampler, family)
     check_preview(r.preview)
     check_choice("view", r.view, VIEWS)
     check_choice("resize mode", r.resize_mode, RESIZE_MODES)
@@ -203,39 +218,51 @@ def check_inputs(request: GenerationRequest) -> None:
         value = getattr(r, name)
         if value is not None:
             value = _check_int(name, value, MIN_DIMENSION, MAX_DIMENSION, f"use {MIN_DIMENSION} to {MAX_DIMENSION} pixels")
-            if value % 8:
-                raise UserInputError(f"{name}={value} is not a multiple of 8; use {value // 8 * 8} or {value // 8 * 8 + 8}")
+            m = family.size_multiple
+            if value % m:
+                raise UserInputError(f"{name}={value} is not a multiple of {m}" + (
+                    f" ({family.label} works on 2×2 latent patches)" if m != 8 else "") +
+                    f"; use {value // m * m} or {value // m * m + m}")
     if r.init_image is None:
-        plan_steps(r.steps, None)
+        if not family.can_txt2img:
+            raise UserInputError(f"the {family.label} cannot start from pure noise (prompt2img); give it an initial "
+                                 "image to refine, e.g. an SDXL base model's output")
+        plan_steps(r.steps, None, family=family)
     else:
-        plan_steps(r.steps, r.strength, r.real_steps)
+        plan_steps(r.steps, r.strength, r.real_steps, family=family)
 
 
-def output_size(request: GenerationRequest, image: Image.Image | None) -> tuple[int, int]:
+def output_size(request: GenerationRequest, image: Image.Image | None,
+                family: Family | None = None) -> tuple[int, int]:
     """Width and height of the run: as asked, else from the init image (one side given: keep its aspect),
-    else ``DEFAULT_TXT2IMG_SIZE`` for prompt2img."""
+    else the family's size for prompt2img (512; SDXL 1024)."""
     r = request
+    family = family or default_family()
+    m = family.size_multiple
     if image is None:
-        return (int(r.width) if r.width is not None else DEFAULT_TXT2IMG_SIZE,
-                int(r.height) if r.height is not None else DEFAULT_TXT2IMG_SIZE)
+        return (int(r.width) if r.width is not None else family.size,
+                int(r.height) if r.height is not None else family.size)
     if r.width is not None and r.height is not None:
         return int(r.width), int(r.height)
     if r.width is not None:
-        return int(r.width), max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.width * image.height / image.width / 8) * 8))
+        return int(r.width), max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.width * image.height / image.width / m) * m))
     if r.height is not None:
-        return max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.height * image.width / image.height / 8) * 8)), int(r.height)
-    return default_size(*image.size, max_side=r.max_side)
+        return max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.height * image.width / image.height / m) * m)), int(r.height)
+    width, height = default_size(*image.size, max_side=r.max_side)
+    return width // m * m, height // m * m
 
 
-def prepare_request(request: GenerationRequest) -> PreparedRequest:
+def prepare_request(request: GenerationRequest, family: Family | None = None) -> PreparedRequest:
     """Check ``request``, then settle everything a run needs short of the model.
 
-    1. ``check_inputs``; 2. prompts cleaned of control characters (with a warning); 3. the seed (a random
-    one when none is given); 4. the init image opened (size checked before decoding), made upright RGB and
-    fitted to the run's size; 5. the steps planned.
+    1. ``check_inputs`` (unset settings take ``family``'s defaults; None: SD 1.x/2.x); 2. prompts cleaned of
+    control characters (with a warning); 3. the seed (a random one when none is given); 4. the init image
+    opened (size checked before decoding), made upright RGB and fitted to the run's size; 5. the steps
+    planned; 6. warnings for settings the family runs but was not made for.
     """
-    check_inputs(request)
-    r = request
+    family = family or default_family()
+    check_inputs(request, family)
+    r = with_defaults(request, family)
     # 2. prompts
     prompts, warnings = [], []
     for name, text in (("prompt", r.prompt), ("negative prompt", r.negative_prompt)):
@@ -247,20 +274,42 @@ def prepare_request(request: GenerationRequest) -> PreparedRequest:
     seed = secrets.randbelow(MAX_SEED) if r.seed is None else _check_int("seed", r.seed, 0, MAX_SEED - 1, "")
     # 4. image and size
     image = open_image(r.init_image) if r.init_image is not None else None
-    width, height = output_size(r, image)
+    width, height = output_size(r, image, family)
     if image is not None:
         image = fit_image(image, width, height, r.resize_mode)
     # 5. steps
-    plan = plan_steps(r.steps, r.strength, r.real_steps) if image is not None else plan_steps(r.steps, None)
+    plan = plan_steps(r.steps, r.strength, r.real_steps, family=family) if image is not None \
+        else plan_steps(r.steps, None, family=family)
+    # 6. settings that run but the family was not made for
+    warnings.extend(family_warnings(family, r, prompts[1], width, height))
     return PreparedRequest(request=r, prompt=prompts[0], negative_prompt=prompts[1], image=image, width=width,
                            height=height, seed=seed, plan=plan, warnings=warnings)
 
 
-def truncation_warning(tokenizer, text: str, name: str) -> str | None:
-    """Say where the text encoder cuts a prompt longer than its 77 tokens, or None if it fits."""
-    if not text:
+def family_warnings(family: Family, request: GenerationRequest, negative_prompt: str, width: int,
+                    height: int) -> list[str]:
+    """What runs but not as the family was made to: small SDXL sizes, guided Turbo, LCM's negative prompt."""
+    out = []
+    if family.min_size and min(width, height) < family.min_size:
+        out.append(f"{family.label} was trained at {family.size}×{family.size}; {width}×{height} is below "
+                   f"{family.min_size} px, expect poor pictures")
+    if family.guidance_ignored and request.guidance_scale:
+        out.append(f"{family.label} has no guidance; guidance {request.guidance_scale:g} was ignored")
+    if family.trained_without_guidance and request.guidance_scale > 1:
+        out.append(f"{family.label} was trained without guidance (guidance 0); guidance {request.guidance_scale:g} "
+                   "runs, doubles each step's work and often looks worse")
+    if not family.negative_prompt and negative_prompt:
+        out.append(f"{family.label} takes no negative prompt (its guidance is built into the model); it was ignored")
+    return out
+
+
+def truncation_warning(tokenizer, text: str, name: str, limit: int | None = None) -> str | None:
+    """Say where the text encoder cuts a prompt longer than its 77 tokens (``limit`` tokens: T5's
+    ``max_sequence_length`` less its end token), or None if it fits."""
+    if not text or tokenizer is None:
         return None
-    limit = tokenizer.model_max_length - 2  # without the start and end tokens
+    if limit is None:
+        limit = tokenizer.model_max_length - 2  # without the start and end tokens
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
     ids = enc["input_ids"]
     if len(ids) <= limit:
@@ -276,27 +325,29 @@ class Engine:
     """Loads a checkpoint once (lazily, thread-safe) and runs img2img / prompt2img with step capture.
 
     Args:
-        model: hub id or local diffusers folder (SD 1.x / 2.x, safetensors).
+        model: hub id or local diffusers folder, safetensors (a family of ``families.FAMILIES``).
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
         dtype: ``auto``, ``float16``, ``bfloat16`` or ``float32``.
         offload: ``none``, ``model`` or ``sequential`` (accelerate).
         safety_checker: keep the checkpoint's safety checker if it has one.
-        taesd: hub id or folder of the TAESD decoder used by ``preview="taesd"``.
+        taesd: hub id or folder of the TAESD decoder used by ``preview="taesd"``; None: the family's
+            (``madebyollin/taesd``, SDXL ``madebyollin/taesdxl``).
         compile: ``torch.compile`` the UNet at load and warm it up there (GPU; see docs/performance.md).
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
-                 offload: str = "none", safety_checker: bool = True, taesd: str = DEFAULT_TAESD,
+                 offload: str = "none", safety_checker: bool = True, taesd: str | None = None,
                  compile: bool = False):
         self.model = model
         self.device = device
         self.dtype = dtype
         self.offload = offload
         self.safety_checker = safety_checker
-        self.taesd_id = taesd
+        self.taesd = taesd  # None: the family's tiny autoencoder
         self.compile = compile  # torch.compile the UNet at load (warmed up there); see loading.compile_unet
         self._loaded: LoadedModel | None = None
         self._taesd = None
+        self._peeked: Family | None = None
         self._load_lock = threading.Lock()
         self.load_error: Exception | None = None
         self.load_seconds: float | None = None
@@ -314,6 +365,51 @@ class Engine:
     @property
     def is_loaded(self) -> bool:
         return self._loaded is not None
+
+    @property
+    def family(self) -> Family:
+        """The model's family: the loaded one's, else read from its JSON files without loading weights, else
+        (a hub id not in the cache) loaded to find out."""
+        if self._loaded is not None:
+            return self._loaded.family
+        if self._peeked is None:
+            self._peeked = peek(self.model)
+        return self._peeked if self._peeked is not None else self.loaded.family
+
+    def peek_family(self) -> Family | None:
+        """The family if it can be told without loading any weights, else None."""
+        if self._loaded is not None:
+            return self._loaded.family
+        if self._peeked is None:
+            self._peeked = peek(self.model)
+        return self._peeked
+
+    @property
+    def samplers(self) -> tuple[str, ...]:
+        """The sampler names that fit the model (what a UI or CLI should offer)."""
+        return self.family.samplers
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """What a request's unset settings become for this model: steps, strength, guidance_scale, sampler,
+        size (prompt2img's width and height)."""
+        return self.family.defaults
+
+    @property
+    def taesd_id(self) -> str:
+        """The tiny autoencoder ``preview="taesd"`` uses: the one given, else the family's."""
+        return self.taesd or self.family.taesd
+
+    def unload(self) -> bool:
+        """Drop the loaded model (a run in progress keeps what it holds until it ends); True if one was loaded."""
+        with self._load_lock:
+            had = self._loaded is not None
+            device = self._loaded.device if had else "cpu"
+            self._loaded = None
+            self._taesd = None
+        if had:
+            free_memory(device)
+        return had
 
     def load(self) -> LoadedModel:
         """Load the checkpoint once; later calls return it. A failed load is remembered and re-raised."""
@@ -357,17 +453,24 @@ class Engine:
         check_preview(preview)
         lm = self.loaded
         return PreviewDecoder(preview, vae=lm.vae, taesd=self._taesd_decoder() if preview == "taesd" else None,
-                              device=lm.execution_device, lock=lm.lock)
+                              device=lm.execution_device, lock=lm.lock, factors=lm.family.approx_factors,
+                              bias=lm.family.approx_bias)
 
     # -- generation ----------------------------------------------------------------------------------------
 
     def prepare(self, request: GenerationRequest) -> PreparedRequest:
-        """``prepare_request`` plus the checks that need the loaded model (schedule length, prompt length)."""
-        prepared = prepare_request(request)
-        check_schedule_length(request.sampler, prepared.plan.schedule_steps, self.loaded.img2img.scheduler.config)
-        tokenizer = self.loaded.tokenizer
-        for name, text in (("prompt", prepared.prompt), ("negative prompt", prepared.negative_prompt)):
-            warning = truncation_warning(tokenizer, text, name)
+        """``prepare_request`` for the model's family, plus the checks that need the loaded model (schedule
+        length, prompt length)."""
+        prepared = prepare_request(request, self.loaded.family)
+        check_schedule_length(prepared.request.sampler, prepared.plan.schedule_steps,
+                              self.loaded.img2img.scheduler.config)
+        lm = self.loaded
+        family = lm.family
+        tokenizer = getattr(lm.img2img, family.prompt_tokenizer, None) if family.prompt_tokenizer else lm.tokenizer
+        limit = family.max_sequence_length - 1 if family.prompt_tokenizer and family.max_sequence_length else None
+        texts = [("prompt", prepared.prompt)] + [("negative prompt", prepared.negative_prompt)] * family.negative_prompt
+        for name, text in texts:
+            warning = truncation_warning(tokenizer, text, name, limit)
             if warning:
                 prepared.warnings.append(warning)
         return prepared
@@ -406,22 +509,29 @@ class Engine:
         """A shallow copy of the loaded pipeline with its own scheduler, and a ``StepRecorder`` on it."""
         r, lm = prepared.request, self.loaded
         base = lm.img2img if prepared.image is not None else lm.txt2img
+        assert base is not None, "prepare_request refuses prompt2img for a family without a prompt2img pipeline"
         pipe = copy.copy(base)
         pipe.scheduler = make_scheduler(r.sampler, base.scheduler.config)
         views = VIEWS if r.preview == "approx" else (r.view,)
-        recorder = StepRecorder(pipe, self.decoder(r.preview), prepared.plan.steps_to_run, on_step, should_stop, views)
+        unpack = None
+        if lm.family.packed:  # FLUX: pictures need the latents unpacked to (1, 16, h, w)
+            def unpack(x, w=prepared.width, h=prepared.height):
+                return pipe._unpack_latents(x, h, w, pipe.vae_scale_factor)
+        recorder = StepRecorder(pipe, self.decoder(r.preview), prepared.plan.steps_to_run, on_step, should_stop, views,
+                                flow=lm.family.rule == "flow", unpack=unpack)
         return pipe, recorder
 
     def _denoise(self, pipe, recorder: StepRecorder, prepared: PreparedRequest):
         """Call the pipeline; out of memory becomes a ``GenerationError`` saying what to lower."""
         r, lm = prepared.request, self.loaded
-        kwargs = dict(prompt=prepared.prompt, negative_prompt=prepared.negative_prompt or None,
-                      num_inference_steps=prepared.plan.schedule_steps, guidance_scale=float(r.guidance_scale),
-                      generator=torch.Generator("cpu").manual_seed(prepared.seed),
+        kwargs = dict(prompt=prepared.prompt, num_inference_steps=prepared.plan.schedule_steps,
+                      guidance_scale=float(r.guidance_scale), generator=torch.Generator("cpu").manual_seed(prepared.seed),
                       callback_on_step_end=recorder.callback_on_step_end)
+        if lm.family.negative_prompt:
+            kwargs.update(negative_prompt=prepared.negative_prompt or None)
         if prepared.image is not None:
             kwargs.update(image=prepared.image, strength=float(r.strength))
-        else:
+        if prepared.image is None or lm.family.rule == "flow":  # FLUX img2img would otherwise work at 1024×1024
             kwargs.update(width=prepared.width, height=prepared.height)
         out = None
         try:
@@ -444,8 +554,8 @@ class Engine:
             raise GenerationError(
                 "the run produced NaN/inf values" + (f" at step {at}" if at is not None else " in the VAE decode")
                 + f" (dtype {str(self.loaded.dtype).removeprefix('torch.')}); try --dtype float32 or another seed")
-        warnings = list(prepared.warnings)
-        if out.nsfw_content_detected and out.nsfw_content_detected[0]:
+        warnings = list(self.loaded.warnings) + list(prepared.warnings)  # at load (a flow model on the cpu) …
+        if flagged(out):
             warnings.append("the safety checker flagged the output, so it was withheld (blacked out)")
         if recorder.stopped:
             warnings.append(f"stopped after {len(recorder.frames) - 1} of {prepared.plan.steps_to_run} steps")
@@ -464,7 +574,7 @@ class Engine:
             strength=float(r.strength) if prepared.image is not None else None, sampler=r.sampler,
             guidance_scale=float(r.guidance_scale), width=prepared.width, height=prepared.height,
             resize_mode=r.resize_mode, preview=r.preview, model=self.model, seconds=seconds,
-            nsfw_flagged=bool(out.nsfw_content_detected and out.nsfw_content_detected[0]), stopped=recorder.stopped,
+            nsfw_flagged=flagged(out), stopped=recorder.stopped,
             warnings=warnings, model_hash=self._model_hash,
         )
 
@@ -502,6 +612,12 @@ class Engine:
                 yield item
         finally:
             stop.set()
+
+
+def flagged(out) -> bool:
+    """Whether the safety checker flagged the output (pipelines without one, such as SDXL's, never do)."""
+    nsfw = getattr(out, "nsfw_content_detected", None)
+    return bool(nsfw and nsfw[0])
 
 
 def free_memory(device: str) -> None:

@@ -1,14 +1,17 @@
-"""Loading a Stable Diffusion 1.x / 2.x checkpoint once, for img2img and prompt2img alike.
+"""Loading a checkpoint once, for img2img and prompt2img alike.
 
 Safetensors only: a pickle file (``.ckpt``, ``.bin``, ``.pt``) can run code when loaded, so it is never
-opened. No ``trust_remote_code``, no custom pipelines. A checkpoint whose ``model_index.json`` names
-``StableDiffusionPipeline`` (as the real SD1.5 repository does) loads for img2img; prompt2img shares its
-components.
+opened. No ``trust_remote_code``, no custom pipelines. The family (``families.detect``: SD 1.x/2.x,
+SD-Turbo, SDXL, SDXL-Turbo, the SDXL refiner, LCM, SD3/3.5, FLUX.1) is read from ``model_index.json`` and the
+scheduler, UNet and transformer configs; the family's diffusers img2img pipeline loads the weights and its
+prompt2img pipeline shares the components (``from_pipe``). Before a flow-matching model (SD3, FLUX) loads on
+the cpu, ``cpu_load_warning`` says how much memory it needs and that it will be very slow.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from dataclasses import dataclass, field
@@ -27,9 +30,9 @@ from .config import (
     VAE_TILING_ABOVE_PIXELS,
 )
 from .errors import ModelLoadError, UserInputError, check_choice
+from .families import Family, default_family, detect, read_configs
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
-SD_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline")
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 _DEVICE_LOCKS: dict[str, threading.RLock] = {}
@@ -66,8 +69,9 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     return getattr(torch, dtype)
 
 
-def check_checkpoint_folder(path: Path) -> None:
-    """Raise ``ModelLoadError`` saying what is wrong with a local folder that is not a usable checkpoint."""
+def check_checkpoint_folder(path: Path) -> Family:
+    """The family of a local checkpoint folder; raises ``ModelLoadError`` saying what is wrong with one that
+    is not usable."""
     if path.is_file():
         if path.suffix in PICKLE_SUFFIXES:
             raise ModelLoadError(
@@ -83,11 +87,9 @@ def check_checkpoint_folder(path: Path) -> None:
         meta = json.loads(index.read_text())
     except (OSError, ValueError) as e:
         raise ModelLoadError(f"'{index}' cannot be read as JSON: {e}") from None
-    cls = meta.get("_class_name")
-    if cls not in SD_PIPELINES:
-        raise ModelLoadError(
-            f"'{path}' holds a {cls}; this program runs Stable Diffusion 1.x/2.x checkpoints ({', '.join(SD_PIPELINES)})")
-    for part in ("unet", "vae", "text_encoder"):
+    configs = read_configs(path)
+    family = detect(meta, *(configs[1:] if configs else (None, None)), where=f"'{path}'")
+    for part in family.weights:
         folder = path / part
         if not folder.is_dir():
             raise ModelLoadError(f"'{path}' has no {part}/ folder; the checkpoint is incomplete")
@@ -99,6 +101,14 @@ def check_checkpoint_folder(path: Path) -> None:
                     f"'{folder}' has only pickle weights ({', '.join(pickles)}); they can run code when loaded and "
                     "are never opened. Convert the checkpoint to .safetensors")
             raise ModelLoadError(f"'{folder}' has no .safetensors weights")
+    return family
+
+
+def model_family(model: str) -> Family:
+    """The family of a hub id from its JSON files (the cache, or the hub when online); SD's when they cannot be
+    read (loading then says why the model cannot be had)."""
+    configs = read_configs(model)
+    return detect(*configs, where=f"'{model}'") if configs else default_family()
 
 
 @dataclass
@@ -107,7 +117,7 @@ class LoadedModel:
 
     model: str
     img2img: Any
-    txt2img: Any
+    txt2img: Any  # None where the family cannot start from pure noise (the SDXL refiner)
     device: str
     dtype: torch.dtype
     offload: str
@@ -117,6 +127,13 @@ class LoadedModel:
     channels_last: bool = False  # UNet and VAE in channels_last memory format
     attention: str = ""  # the UNet's attention processor(s), e.g. AttnProcessor2_0 (PyTorch SDPA)
     warmup_seconds: float = 0.0  # spent warming the compiled UNet up at load
+    family: Family = field(default_factory=default_family)
+    warnings: list[str] = field(default_factory=list)  # said at load (e.g. a flow-matching model on the cpu)
+
+    @property
+    def denoiser(self):
+        """The UNet, or the transformer of SD3/FLUX."""
+        return getattr(self.img2img, self.family.denoiser)
 
     @property
     def vae(self):
@@ -124,7 +141,12 @@ class LoadedModel:
 
     @property
     def tokenizer(self):
-        return self.img2img.tokenizer
+        """The first tokenizer the pipeline has (the SDXL refiner has only ``tokenizer_2``)."""
+        for name in ("tokenizer", "tokenizer_2"):
+            tokenizer = getattr(self.img2img, name, None)
+            if tokenizer is not None:
+                return tokenizer
+        return None
 
     @property
     def execution_device(self) -> torch.device:
@@ -154,7 +176,7 @@ def load_model(
         channels_last: UNet and VAE in channels_last memory format; ``None`` → on cuda only (the cpu's
             behaviour and outputs stay as they are).
     """
-    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+    import diffusers
 
     check_choice("offload", offload, OFFLOADS)
     dev = resolve_device(device)
@@ -166,18 +188,25 @@ def load_model(
 
     path = Path(model).expanduser()
     if path.exists():
-        check_checkpoint_folder(path)
+        family = check_checkpoint_folder(path)
         source = str(path)
     elif model.startswith((".", "/", "~")) or model.endswith(PICKLE_SUFFIXES + (".safetensors",)) or not HUB_ID.match(model):
         raise ModelLoadError(f"model '{model}' is neither an existing folder nor a Hugging Face hub id (owner/name)")
     else:
         source = model
+        family = model_family(model)
+    load_warnings = []
+    if dev == "cpu" and family.rule == "flow":
+        warning = cpu_load_warning(source, family, torch_dtype)
+        logging.getLogger("sd_img2img").warning(warning)
+        load_warnings.append(warning)
 
     kwargs: dict[str, Any] = dict(torch_dtype=torch_dtype, use_safetensors=True)
-    if not safety_checker:
+    if not safety_checker and family.img2img in ("StableDiffusionImg2ImgPipeline",
+                                                 "LatentConsistencyModelImg2ImgPipeline"):
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     try:
-        img2img = StableDiffusionImg2ImgPipeline.from_pretrained(source, **kwargs)
+        img2img = getattr(diffusers, family.img2img).from_pretrained(source, **kwargs)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         where = "the folder" if source != model else "the Hugging Face hub (or the local cache)"
@@ -186,9 +215,11 @@ def load_model(
         raise ModelLoadError(f"could not load model '{model}' from {where}: {first}{hint}") from e
 
     img2img.set_progress_bar_config(disable=True)
-    has_checker = img2img.safety_checker is not None
-    txt2img = StableDiffusionPipeline.from_pipe(img2img)
-    txt2img.set_progress_bar_config(disable=True)
+    has_checker = getattr(img2img, "safety_checker", None) is not None
+    txt2img = None
+    if family.txt2img is not None:
+        txt2img = getattr(diffusers, family.txt2img).from_pipe(img2img)
+        txt2img.set_progress_bar_config(disable=True)
     if offload == "model":
         img2img.enable_model_cpu_offload(device=dev)
     elif offload == "sequential":
@@ -197,12 +228,14 @@ def load_model(
         img2img.to(dev)
     if channels_last is None:
         channels_last = dev == "cuda"
-    if channels_last:
-        img2img.unet.to(memory_format=torch.channels_last)
+    denoiser = getattr(img2img, family.denoiser)
+    if channels_last and family.denoiser == "unet":
+        denoiser.to(memory_format=torch.channels_last)
         img2img.vae.to(memory_format=torch.channels_last)
     loaded = LoadedModel(model=model, img2img=img2img, txt2img=txt2img, device=dev, dtype=torch_dtype,
                          offload=offload, has_safety_checker=has_checker, lock=device_lock(dev),
-                         channels_last=channels_last, attention=attention_processors(img2img.unet))
+                         channels_last=channels_last and family.denoiser == "unet",
+                         attention=attention_processors(denoiser), family=family, warnings=load_warnings)
     if compile:
         compile_unet(loaded)
     return loaded
@@ -233,10 +266,13 @@ def compile_unet(loaded: LoadedModel, mode: str = COMPILE_MODE) -> None:
         inductor.coordinate_descent_tuning = True
         inductor.epilogue_fusion = False
         inductor.coordinate_descent_check_all_directions = True
-    unet = loaded.img2img.unet
-    unet.fuse_qkv_projections()
-    loaded.img2img.unet = torch.compile(unet, mode=mode, fullgraph=False)
-    loaded.txt2img.unet = loaded.img2img.unet  # prompt2img shares the components
+    name = loaded.family.denoiser
+    unet = getattr(loaded.img2img, name)
+    if hasattr(unet, "fuse_qkv_projections"):
+        unet.fuse_qkv_projections()
+    setattr(loaded.img2img, name, torch.compile(unet, mode=mode, fullgraph=False))
+    if loaded.txt2img is not None:
+        setattr(loaded.txt2img, name, getattr(loaded.img2img, name))  # prompt2img shares the components
     size = COMPILE_WARMUP_SIZE
     with loaded.lock, torch.inference_mode():
         for _ in range(2):  # the second run confirms no recompilation is left
@@ -264,3 +300,91 @@ def configure_vae(loaded: LoadedModel, width: int, height: int) -> bool:
             vae.disable_tiling()
             vae.disable_slicing()
     return tile
+
+
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+                "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def safetensors_parameters(path: str | Path) -> tuple[int, int]:
+    """(number of values, bytes on disk) of a ``.safetensors`` file, read from its header only."""
+    import struct
+
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(length))
+    count = size = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        n = 1
+        for d in entry["shape"]:
+            n *= d
+        count += n
+        size += n * _DTYPE_BYTES.get(entry["dtype"], 4)
+    return count, size
+
+
+def model_memory(model: str | Path, dtype: torch.dtype | str | None = None) -> dict[str, int] | None:
+    """Bytes each component of a local checkpoint takes in memory once loaded in ``dtype`` (None: as stored),
+    from the safetensors headers (no weights read). None for a checkpoint that is not a local folder.
+
+    The sum is what loading it needs (plus activations while it runs); the largest component is what
+    ``offload="model"`` keeps on the GPU at a time.
+    """
+    path = Path(str(model)).expanduser()
+    if not (path / "model_index.json").is_file():
+        return None
+    if isinstance(dtype, str):
+        dtype = None if dtype == "auto" else getattr(torch, dtype)
+    per_value = torch.finfo(dtype).bits // 8 if dtype is not None else None
+    out: dict[str, int] = {}
+    for folder in sorted(p for p in path.iterdir() if p.is_dir()):
+        files = list(folder.glob("*.safetensors"))
+        if not files:
+            continue
+        count = size = 0
+        for f in files:
+            c, s = safetensors_parameters(f)
+            count, size = count + c, size + s
+        out[folder.name] = count * per_value if per_value else size
+    return out
+
+
+def memory_available() -> int | None:
+    """Bytes of memory the system can still give (``MemAvailable`` of /proc/meminfo); None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def estimate_memory(model: str | Path, dtype: torch.dtype | str | None = None) -> int | None:
+    """Bytes loading ``model`` (a local folder) in ``dtype`` takes: every component's weights, from the
+    safetensors headers. None when it cannot be told (a hub id)."""
+    parts = model_memory(model, dtype)
+    return sum(parts.values()) if parts else None
+
+
+def cpu_load_warning(model: str | Path, family: Family, dtype: torch.dtype) -> str:
+    """What to tell someone about to load a flow-matching model (SD3, FLUX) on the cpu: how much memory it
+    needs (and has), and that it will be very slow."""
+    need = estimate_memory(model, dtype)
+    have = memory_available()
+    size = f"about {human_bytes(need)} of memory" if need else "tens of GB of memory"
+    free = f" ({human_bytes(have)} available now)" if have else ""
+    short = "; it will not fit: expect the load to fail or swap" if need and have and need > have else ""
+    return (f"{family.label} on the cpu needs {size}{free} for its weights in "
+            f"{str(dtype).removeprefix('torch.')}{short}; every step will be very slow (minutes at 1024×1024): "
+            "use a GPU if you can")
+
+
+def human_bytes(n: int) -> str:
+    """1.5 GB, 12 MB, …"""
+    for unit, size in (("GB", 1024 ** 3), ("MB", 1024 ** 2)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n / 1024:.1f} kB"

@@ -1,11 +1,14 @@
 """Turning latents into pictures: ``approx``, ``taesd`` or ``full``, and the steps strip.
 
-- ``approx``: a fixed linear map from the 4 latent channels to RGB at latent resolution (1/8 of the image
-  side), nearly free. Coefficients: keturn's least-squares fit for SD1.4 latents, as published in
-  AUTOMATIC1111's ``modules/sd_vae_approx.py`` (``cheap_approximation``). SD2.x shares the latent space.
-- ``taesd``: diffusers' ``AutoencoderTiny`` (``madebyollin/taesd`` by default), about 1/18 of the full
-  decoder's compute, at full resolution.
-- ``full``: the checkpoint's own VAE; the last step decoded with it is the output image, pixel for pixel.
+- ``approx``: a fixed linear map from the latent channels to RGB (plus a bias where one is published) at
+  latent resolution (1/8 of the image side), nearly free. Each family has its own (``families.Family``):
+  SD1.x/2.x keturn's least-squares fit for SD1.4 latents, as published in AUTOMATIC1111's
+  ``modules/sd_vae_approx.py`` (``cheap_approximation``); SDXL ComfyUI's ``latent_formats.SDXL`` set.
+- ``taesd``: diffusers' ``AutoencoderTiny`` (the family's: ``madebyollin/taesd``, ``taesdxl``), about 1/18
+  of the full decoder's compute, at full resolution.
+- ``full``: the checkpoint's own VAE with its own scaling (and shift) factor; an fp16 VAE that asks for
+  ``force_upcast`` (SDXL's) decodes in float32 as diffusers does. The last step decoded with it is the
+  output image, pixel for pixel.
 """
 
 from __future__ import annotations
@@ -16,14 +19,10 @@ from PIL import Image
 
 from .config import PREVIEWS, STRIP_MAX_FRAME_HEIGHT
 from .errors import check_choice
+from .families import SD_FACTORS
 
 # rows: latent channels 0..3; columns: R, G, B; applied to the scaled latents, output in [-1, 1]
-APPROX_RGB_FACTORS = (
-    (0.298, 0.207, 0.208),
-    (0.187, 0.286, 0.173),
-    (-0.158, 0.189, 0.264),
-    (-0.184, -0.271, -0.473),
-)
+APPROX_RGB_FACTORS = SD_FACTORS
 
 
 def check_preview(name: str) -> str:
@@ -36,8 +35,22 @@ def to_pil(images: torch.Tensor) -> Image.Image:
     return Image.fromarray((arr * 255).round().astype(np.uint8))
 
 
+def unscale_latents(latents: torch.Tensor, vae) -> torch.Tensor:
+    """The pipeline's scaled latents → what ``vae.decode`` takes, from the VAE's own config: ``z / scaling +
+    shift``, or SDXL-style ``latents_mean``/``latents_std`` where the config has them (as diffusers does)."""
+    cfg = vae.config
+    mean, std = getattr(cfg, "latents_mean", None), getattr(cfg, "latents_std", None)
+    if mean is not None and std is not None:
+        shape = (1, len(mean), 1, 1)
+        mean = torch.tensor(mean, device=latents.device, dtype=latents.dtype).view(shape)
+        std = torch.tensor(std, device=latents.device, dtype=latents.dtype).view(shape)
+        return latents * std / cfg.scaling_factor + mean
+    shift = getattr(cfg, "shift_factor", None) or 0.0
+    return latents / cfg.scaling_factor + shift
+
+
 class PreviewDecoder:
-    """Decodes scaled SD latents (1, 4, h, w) into a picture with one of the three methods.
+    """Decodes a family's scaled latents (1, C, h, w) into a picture with one of the three methods.
 
     Args:
         method: ``approx``, ``taesd`` or ``full``.
@@ -47,27 +60,42 @@ class PreviewDecoder:
             cpu are moved there).
         lock: held while decoding with ``taesd``/``full`` (the device's lock: a decode after the run must
             not cross another run's model offloading).
+        factors, bias: the family's ``approx`` latent → RGB factors (C × 3) and bias (3); SD1.x's by default.
     """
 
-    def __init__(self, method: str, vae=None, taesd=None, device=None, lock=None):
+    def __init__(self, method: str, vae=None, taesd=None, device=None, lock=None, factors=APPROX_RGB_FACTORS,
+                 bias=None):
         self.method = check_preview(method)
         self.vae = vae
         self.taesd = taesd
         self.device = device
         self.lock = lock
+        self.factors = factors
+        self.bias = bias
         self._factors: torch.Tensor | None = None
+        self._bias: torch.Tensor | None = None
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> Image.Image:
         if self.method == "approx":
             if self._factors is None or self._factors.device != latents.device:
-                self._factors = torch.tensor(APPROX_RGB_FACTORS, device=latents.device, dtype=torch.float32)
+                self._factors = torch.tensor(self.factors, device=latents.device, dtype=torch.float32)
+                self._bias = torch.tensor(self.bias or (0.0, 0.0, 0.0), device=latents.device,
+                                          dtype=torch.float32).view(1, 3, 1, 1)
             rgb = torch.einsum("bchw,cr->brhw", latents.float(), self._factors)
-            return to_pil(rgb)
+            return to_pil(rgb + self._bias if self.bias else rgb)
         model = self.taesd if self.method == "taesd" else self.vae
         if latents.device.type == "cpu" and self.device is not None and torch.device(self.device).type != "cpu":
             latents = latents.to(self.device)
-        return to_pil(model.decode(latents.to(model.dtype) / model.config.scaling_factor, return_dict=False)[0])
+        upcast = model.dtype == torch.float16 and bool(getattr(model.config, "force_upcast", False))
+        if upcast:  # SDXL's VAE overflows in float16: decode in float32, as diffusers' pipelines do
+            model.to(dtype=torch.float32)
+        try:
+            image = model.decode(unscale_latents(latents.to(model.dtype), model), return_dict=False)[0]
+        finally:
+            if upcast:
+                model.to(dtype=torch.float16)
+        return to_pil(image)
 
     def decode_later(self, latents: torch.Tensor) -> Image.Image:
         """``decode`` for a step asked for after its run: waits for the device's lock when it needs a model."""

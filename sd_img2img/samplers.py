@@ -1,6 +1,8 @@
 """Samplers by their InvokeAI names, each built from the checkpoint's own scheduler config.
 
-Names are plain data so the UI and validation can list them without importing diffusers.
+Names are plain data so the UI and validation can list them without importing diffusers. Which names fit a
+loaded model is its family's business (``families.Family.samplers``): ``lcm`` only for LCM checkpoints,
+``flow_*`` only for flow-matching ones (SD3, FLUX), the others for SD/SDXL (Turbo: a few one-call-a-step ones).
 """
 
 from __future__ import annotations
@@ -24,15 +26,30 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
         "DPMSolverMultistepScheduler",
         {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
     ),
+    "lcm": ("LCMScheduler", {}),
+    # flow matching (SD3, FLUX): x0 is derived as x − σ·v
+    "flow_euler": ("FlowMatchEulerDiscreteScheduler", {}),
+    "flow_euler_karras": ("FlowMatchEulerDiscreteScheduler", {"use_karras_sigmas": True}),
+    "flow_euler_exponential": ("FlowMatchEulerDiscreteScheduler", {"use_exponential_sigmas": True}),
+    "flow_euler_beta": ("FlowMatchEulerDiscreteScheduler", {"use_beta_sigmas": True}),
+    "flow_heun": ("FlowMatchHeunDiscreteScheduler", {}),
 }
-SAMPLER_NAMES = tuple(SAMPLERS)
+# the SD 1.x/2.x ones (today's list)
+SAMPLER_NAMES = tuple(n for n in SAMPLERS if n != "lcm" and not n.startswith("flow_"))
+ALL_SAMPLER_NAMES = tuple(SAMPLERS)  # every name some family takes (what the CLI accepts at parse time)
 # samplers that step between the training timesteps themselves, so a schedule can't be longer than those
 DISCRETE_TIMESTEP_SAMPLERS = ("ddim", "plms")
 
 
-def check_sampler(name: str) -> str:
-    """Return ``name`` if it is a known sampler, else raise naming the valid ones."""
-    return check_choice("sampler", name, SAMPLER_NAMES)
+def check_sampler(name: str, family=None) -> str:
+    """Return ``name`` if it fits ``family`` (a ``families.Family``; None: any known sampler), else raise
+    naming the ones that fit."""
+    if family is None:
+        return check_choice("sampler", name, ALL_SAMPLER_NAMES)
+    if name in ALL_SAMPLER_NAMES and name not in family.samplers:
+        raise UserInputError(f"sampler {name!r} does not fit {family.label} checkpoints; choose one of: "
+                             f"{', '.join(family.samplers)}")
+    return check_choice("sampler", name, family.samplers)
 
 
 def make_scheduler(name: str, base_config: Any):

@@ -96,8 +96,9 @@ def add_model_flags(p: CommandParser) -> None:
                        help="torch.compile the UNet, warmed up at load so no run pays for compiling (GPU)")
     p.add_env_argument("--preview", "PREVIEW", choices=config.PREVIEWS, default=config.DEFAULT_PREVIEW,
                        help="how step images are decoded: approx (free), taesd (small decoder), full (exact)")
-    p.add_env_argument("--taesd", "TAESD", default=config.DEFAULT_TAESD, metavar="ID_OR_DIR",
-                       help="TAESD decoder (hub id or folder) for the taesd preview")
+    p.add_env_argument("--taesd", "TAESD", default=None, metavar="ID_OR_DIR",
+                       help="tiny autoencoder (hub id or folder) for the taesd preview (default: the model's family's: "
+                            "madebyollin/taesd, SDXL taesdxl, SD3 taesd3, FLUX taef1)")
     p.add_env_argument("--no-safety-checker", "NO_SAFETY_CHECKER", action="store_true",
                        help="turn the checkpoint's safety checker off")
     p.add_env_argument("--max-side", "MAX_SIDE", type=int, default=config.MAX_SIDE,
@@ -113,7 +114,7 @@ class AppSettings:
     dtype: str = "auto"
     offload: str = "none"
     preview: str = config.DEFAULT_PREVIEW
-    taesd: str = config.DEFAULT_TAESD
+    taesd: str | None = None  # None: the model's family's tiny autoencoder
     host: str | None = None  # None: gradio's default (127.0.0.1, or GRADIO_SERVER_NAME as on Spaces)
     port: int | None = None  # None: gradio's default (7860, or GRADIO_SERVER_PORT)
     share: bool = False
@@ -174,14 +175,14 @@ def random_checkpoint(folder: str | Path | None = None) -> tuple[Path, Path]:
 
 
 def make_engine(model: str, *, device: str = "auto", dtype: str = "auto", offload: str = "none",
-                safety_checker: bool = True, taesd: str = config.DEFAULT_TAESD, compile: bool = False):
+                safety_checker: bool = True, taesd: str | None = None, compile: bool = False):
     """The engine these settings ask for (not loaded yet). ``model='random'`` builds the offline checkpoint first."""
     from .engine import Engine
 
     if model == RANDOM_MODEL:
         folder, taesd_dir = random_checkpoint()
         model = str(folder)
-        if taesd == config.DEFAULT_TAESD:
+        if taesd is None:
             taesd = str(taesd_dir)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return Engine(model, device=device, dtype=dtype, offload=offload, safety_checker=safety_checker, taesd=taesd,

@@ -7,17 +7,21 @@ own pipeline copy and scheduler and records:
 - frame 0: the latents at the entry point (for img2img the encoded init image mixed with the noise of that
   point, "the initial image SD sees"; for prompt2img the starting noise);
 - one frame per step actually taken: the latents after it and the predicted final image x0, taken from the
-  scheduler's ``pred_original_sample`` where it gives one and derived from the model output otherwise.
+  scheduler's ``pred_original_sample`` (LCMScheduler's ``denoised``) where it gives one and derived from the
+  model output otherwise.
 
 Noisy latents are shown as the UNet sees them: k-diffusion samplers (LMS, Euler, Heun, DPM2) keep
 ``x0 + sigma·noise`` with sigma up to ~15, which the pipeline divides by ``sqrt(sigma² + 1)`` before the
-UNet; the recorder does the same so every sampler's latents look alike. Second-order samplers (Heun, DPM2)
+UNet; the recorder does the same so every sampler's latents look alike. Flow matching (SD3, FLUX) keeps
+``x = σ·noise + (1 − σ)·x0`` with σ ≤ 1, shown as it is; its schedulers give no x0, which is ``x − σ·v``
+(FLUX's packed latents are unpacked first). Second-order samplers (Heun, DPM2)
 call the scheduler twice per step, and PLMS twice on its first step; a frame is recorded when a whole step is
 done, and ``model_calls`` counts the UNet evaluations.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import time
 from dataclasses import dataclass, field
@@ -70,12 +74,17 @@ class StepRecorder:
         views: the views decoded while the run goes (the others are decoded when asked for).
         on_step: called with each frame as soon as it is computed.
         should_stop: polled after every step; when it returns True the run ends between steps.
+        flow: a flow-matching model (SD3, FLUX): σ from the scheduler, latents shown unscaled, x0 = x − σ·v.
+        unpack: turns packed latents (FLUX's (B, HW/4, 64)) into (B, C, h, w) before they become pictures.
     """
 
     def __init__(self, pipe, decoder: PreviewDecoder, total: int,
                  on_step: Callable[[StepFrame], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None, views: tuple[str, ...] = ("latents", "x0")):
+                 should_stop: Callable[[], bool] | None = None, views: tuple[str, ...] = ("latents", "x0"),
+                 flow: bool = False, unpack: Callable[[torch.Tensor], torch.Tensor] | None = None):
         self.pipe = pipe
+        self.flow = flow
+        self.unpack = unpack
         self.views = views
         self.scheduler = pipe.scheduler
         self.decoder = decoder
@@ -87,7 +96,7 @@ class StepRecorder:
         self.nonfinite_at: int | None = None
         self._x0: torch.Tensor | None = None
         self._t0 = time.perf_counter()
-        self._k_style = float(self.scheduler.init_noise_sigma) > 1.0
+        self._k_style = float(getattr(self.scheduler, "init_noise_sigma", 1.0)) > 1.0
         self.decoded_finite = True
         self.model_calls = 0  # scheduler steps, each one UNet evaluation (batched with guidance)
         self._wrap_prepare_latents()
@@ -101,10 +110,11 @@ class StepRecorder:
 
         @functools.wraps(original)
         def prepare_latents(*args, **kwargs):
-            latents = original(*args, **kwargs)
+            result = original(*args, **kwargs)
+            latents = result[0] if isinstance(result, tuple) else result  # FLUX: (latents, latent_image_ids)
             sigma = self._sigma_at(getattr(self.scheduler, "begin_index", None) or 0)
             self._emit(latents, None, None, sigma)
-            return latents
+            return result
 
         self.pipe.prepare_latents = prepare_latents  # this request's copy only
 
@@ -117,23 +127,43 @@ class StepRecorder:
         @functools.wraps(original)
         def step(model_output, timestep, sample, *args, return_dict: bool = True, **kwargs):
             index = getattr(scheduler, "step_index", None)
+            if index is None:  # the first step: the scheduler starts at its begin index
+                index = getattr(scheduler, "begin_index", None)
+            if index is None and hasattr(scheduler, "index_for_timestep"):
+                index = scheduler.index_for_timestep(timestep)
             sigma = self._sigma_at(index) if index is not None else None
             out = original(model_output, timestep, sample, *args, return_dict=True, **kwargs)
             x0 = getattr(out, "pred_original_sample", None)
+            if x0 is None:
+                x0 = getattr(out, "denoised", None)  # LCMScheduler
             self._x0 = x0 if x0 is not None else self._derive_x0(model_output, timestep, sample, sigma)
             return out if return_dict else out.to_tuple()
 
         scheduler.step = step  # this request's scheduler only
 
     def _wrap_run_safety_checker(self) -> None:
-        original = self.pipe.run_safety_checker
+        """Check the VAE's decoded output is finite: where the safety checker receives it (SD, LCM), else
+        where the image processor turns it into a picture (SDXL has no safety checker)."""
+        if hasattr(self.pipe, "run_safety_checker"):
+            original = self.pipe.run_safety_checker
 
-        @functools.wraps(original)
-        def run_safety_checker(image, *args, **kwargs):  # receives the VAE's decoded output
-            self.decoded_finite = bool(torch.isfinite(image).all())
-            return original(image, *args, **kwargs)
+            @functools.wraps(original)
+            def run_safety_checker(image, *args, **kwargs):  # receives the VAE's decoded output
+                self.decoded_finite = bool(torch.isfinite(image).all())
+                return original(image, *args, **kwargs)
 
-        self.pipe.run_safety_checker = run_safety_checker  # this request's copy only
+            self.pipe.run_safety_checker = run_safety_checker  # this request's copy only
+            return
+        processor = self.pipe.image_processor = copy.copy(self.pipe.image_processor)  # this request's only
+        postprocess = processor.postprocess
+
+        @functools.wraps(postprocess)
+        def checked_postprocess(image, *args, **kwargs):
+            if isinstance(image, torch.Tensor):
+                self.decoded_finite = bool(torch.isfinite(image).all())
+            return postprocess(image, *args, **kwargs)
+
+        processor.postprocess = checked_postprocess
 
     def callback_on_step_end(self, pipe, i: int, t, callback_kwargs: dict) -> dict:
         """diffusers' ``callback_on_step_end``: record the step, stop between steps on request."""
@@ -161,12 +191,14 @@ class StepRecorder:
 
     def _sigma_at(self, index: int) -> float | None:
         sigmas = getattr(self.scheduler, "sigmas", None)
-        if not self._k_style or sigmas is None or index >= len(sigmas):
+        if not (self._k_style or self.flow) or sigmas is None or index >= len(sigmas):
             return None
         return float(sigmas[index])
 
     def _derive_x0(self, model_output, timestep, sample, sigma) -> torch.Tensor:
-        """x0 from the model output where the sampler gives none (PNDM, DPM-Solver)."""
+        """x0 from the model output where the sampler gives none (PNDM, DPM-Solver, flow matching)."""
+        if self.flow:  # x = σ·noise + (1 − σ)·x0 and the model predicts v = noise − x0
+            return sample - sigma * model_output
         prediction = self.scheduler.config.prediction_type
         if sigma is not None:
             if prediction == "v_prediction":
@@ -183,8 +215,11 @@ class StepRecorder:
         if not torch.isfinite(latents).all():
             self.nonfinite_at = len(self.frames)
             return
-        seen = latents / (sigma**2 + 1) ** 0.5 if sigma else latents
         x0 = x0[:1].detach() if x0 is not None else None
+        if self.unpack is not None:
+            latents = self.unpack(latents) if latents.ndim == 3 else latents
+            x0 = self.unpack(x0) if x0 is not None and x0.ndim == 3 else x0
+        seen = latents / (sigma**2 + 1) ** 0.5 if sigma and not self.flow else latents
         frame = StepFrame(index=len(self.frames), total=self.total, timestep=timestep, sigma=sigma,
                           seconds=time.perf_counter() - self._t0, latents=seen.cpu(),
                           x0=x0.cpu() if x0 is not None else None, decode=self.decoder.decode_later)

@@ -39,10 +39,10 @@ def test_pickle_only_weights_are_never_opened(tmp_path, tiny_checkpoint):
 
 
 def test_other_pipelines_are_refused(tmp_path, tiny_checkpoint):
-    ckpt = tmp_path / "xl"
+    ckpt = tmp_path / "kandinsky"
     shutil.copytree(tiny_checkpoint, ckpt)
-    (ckpt / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionXLPipeline"}))
-    with pytest.raises(ModelLoadError, match="holds a StableDiffusionXLPipeline"):
+    (ckpt / "model_index.json").write_text(json.dumps({"_class_name": "KandinskyPipeline"}))
+    with pytest.raises(ModelLoadError, match=r"holds a KandinskyPipeline; this program runs .*StableDiffusionXLPipeline"):
         load_model(str(ckpt), device="cpu")
 
 

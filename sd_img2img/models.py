@@ -1,0 +1,151 @@
+"""Several models in one process: a fixed list chosen by whoever starts the server or CLI, each loaded lazily.
+
+    models = ModelSet(["stabilityai/sdxl-turbo", "random", "random-lcm"], device="cpu")
+    models.describe()                    # [ModelInfo(name="stabilityai/sdxl-turbo", family="sdxl-turbo", loaded=False), …]
+    engine = models.engine("random-lcm")  # loads it on first use (and frees another one when both do not fit)
+    engine.generate(GenerationRequest(prompt="fire", init_image=picture))
+
+Visitors choose among the listed names only, never a free path. The offline demo's names (``random``,
+``random-sdxl``, ``random-turbo``, ``random-lcm``, …) are tiny random checkpoints built into a cache folder on
+first use (``random_checkpoint.random_model``). Switching models frees the least recently used one when both
+do not fit: on the cpu (and mps) at most ``config.MAX_LOADED_MODELS_CPU`` stay loaded; on a GPU a model loads
+once the device has its weights (``loading.model_memory``) × ``config.GPU_MEMORY_HEADROOM`` free (with
+``offload="model"`` its largest component, with ``"sequential"`` nothing), unloading others until it does.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import GPU_MEMORY_HEADROOM, MAX_LOADED_MODELS_CPU
+from .engine import Engine
+from .errors import check_choice
+from .families import FAMILIES, peek
+from .loading import model_memory, resolve_device
+from .random_checkpoint import ARCH_FAMILIES, RANDOM_MODELS
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One listed model, as a picker shows it."""
+
+    name: str  # what visitors choose
+    source: str  # hub id, folder, or the offline demo's random name
+    family: str | None  # e.g. "sdxl-turbo", once known (read from model_index.json, no weights loaded)
+    family_label: str | None  # e.g. "SDXL-Turbo"
+    loaded: bool
+
+
+class ModelSet:
+    """A fixed set of models, each an ``Engine`` loaded on first use.
+
+    Args:
+        sources: model sources (hub ids, folders, ``random*`` names), or a mapping name → source when the
+            names shown should differ from the sources.
+        device, dtype, offload, safety_checker, taesd, compile: as ``Engine``'s, for every model (``taesd``
+            None: each family's own tiny autoencoder).
+        max_loaded: on the cpu/mps, how many models stay loaded at once (default ``config.MAX_LOADED_MODELS_CPU``).
+        cache: where the ``random*`` checkpoints are built (default: the demo's cache folder).
+    """
+
+    def __init__(self, sources: Iterable[str] | Mapping[str, str], *, device: str = "auto", dtype: str = "auto",
+                 offload: str = "none", safety_checker: bool = True, taesd: str | None = None,
+                 compile: bool = False, max_loaded: int | None = None, cache: str | Path | None = None):
+        self.sources = dict(sources) if isinstance(sources, Mapping) else {s: s for s in sources}
+        if not self.sources:
+            raise ValueError("a ModelSet needs at least one model")
+        self.device = device
+        self.engine_options = dict(device=device, dtype=dtype, offload=offload, safety_checker=safety_checker,
+                                   taesd=taesd, compile=compile)
+        self.max_loaded = MAX_LOADED_MODELS_CPU if max_loaded is None else max(1, max_loaded)
+        self.cache = cache
+        self._engines: dict[str, Engine] = {}
+        self._used: list[str] = []  # loaded models, least recently used first
+        self._lock = threading.RLock()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.sources)
+
+    def _engine(self, name: str) -> Engine:
+        """The (not necessarily loaded) engine of ``name``; a ``random*`` checkpoint is built here first."""
+        if name not in self._engines:
+            source, options = self.sources[name], dict(self.engine_options)
+            if source in RANDOM_MODELS:
+                from .random_checkpoint import random_model
+
+                model, taesd = random_model(source, self.cache)
+                source = str(model)
+                options["taesd"] = options["taesd"] or str(taesd)
+            self._engines[name] = Engine(source, **options)
+        return self._engines[name]
+
+    def engine(self, name: str) -> Engine:
+        """The loaded engine of ``name`` (one of ``names``), loading it now if needed and freeing others first
+        when both would not fit."""
+        check_choice("model", name, self.names)
+        with self._lock:
+            engine = self._engine(name)
+            if not engine.is_loaded:
+                self._make_room(name, engine)
+                engine.load()
+            if name in self._used:
+                self._used.remove(name)
+            self._used.append(name)
+            return engine
+
+    def _make_room(self, name: str, engine: Engine) -> None:
+        device = resolve_device(self.device)
+        loaded = [n for n in self._used if n != name and self._engines[n].is_loaded]
+        if device != "cuda":
+            while len(loaded) >= self.max_loaded:
+                self.unload(loaded.pop(0))
+            return
+        import torch
+
+        need = self._gpu_bytes(engine)
+        while loaded and need and torch.cuda.mem_get_info()[0] < need * GPU_MEMORY_HEADROOM:
+            self.unload(loaded.pop(0))
+
+    def _gpu_bytes(self, engine: Engine) -> int:
+        """What ``engine``'s model will hold on the GPU once loaded (0 when it cannot be told)."""
+        import torch
+
+        from .loading import resolve_dtype
+
+        parts = model_memory(engine.model, resolve_dtype(engine.dtype, "cuda") if engine.dtype != "auto"
+                             else torch.float16)
+        if not parts or engine.offload == "sequential":
+            return 0
+        return max(parts.values()) if engine.offload == "model" else sum(parts.values())
+
+    def unload(self, name: str) -> bool:
+        """Free ``name``'s model once no run is using the device; True if it was loaded."""
+        with self._lock:
+            engine = self._engines.get(name)
+            if name in self._used:
+                self._used.remove(name)
+            if engine is None or not engine.is_loaded:
+                return False
+            with engine.loaded.lock:  # runs on a device take turns on its lock: none is in progress now
+                return engine.unload()
+
+    def info(self, name: str) -> ModelInfo:
+        check_choice("model", name, self.names)
+        source = self.sources[name]
+        engine = self._engines.get(name)
+        if engine is not None:
+            family = engine.peek_family()
+        elif source in RANDOM_MODELS:
+            family = FAMILIES[ARCH_FAMILIES[RANDOM_MODELS[source]]]
+        else:
+            family = peek(source)
+        return ModelInfo(name=name, source=source, family=family.name if family else None,
+                         family_label=family.label if family else None, loaded=bool(engine and engine.is_loaded))
+
+    def describe(self) -> list[ModelInfo]:
+        """Every listed model: its name, source, family (once known) and whether it is loaded."""
+        return [self.info(name) for name in self.names]

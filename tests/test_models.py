@@ -1,0 +1,49 @@
+"""Several models in one process: listed names only, lazy loading, the least recently used one freed."""
+
+import pytest
+
+from sd_img2img.engine import GenerationRequest
+from sd_img2img.errors import UserInputError
+from sd_img2img.loading import model_memory
+from sd_img2img.models import ModelSet
+
+
+def test_models_load_lazily_and_switching_frees_the_previous_one(tmp_path, tiny_checkpoint):
+    models = ModelSet({"sd": str(tiny_checkpoint), "lcm": "random-lcm", "xl": "random-sdxl"}, device="cpu",
+                      cache=tmp_path)
+    infos = {i.name: i for i in models.describe()}
+    assert {n: (i.family, i.loaded) for n, i in infos.items()} == {
+        "sd": ("sd", False), "lcm": ("lcm", False), "xl": ("sdxl", False)}  # told without loading any weights
+    assert not (tmp_path / "random-tiny-sdxl").exists()  # random checkpoints are built on first use only
+
+    lcm = models.engine("lcm")
+    assert lcm.is_loaded and lcm.family.name == "lcm" and lcm.samplers == ("lcm",)
+    result = lcm.generate(GenerationRequest(prompt="fire", steps=2, seed=1, width=64, height=64))
+    assert result.steps_taken == 2 and result.sampler == "lcm"
+
+    sd = models.engine("sd")  # at most one model stays loaded on the cpu (config.MAX_LOADED_MODELS_CPU)
+    assert sd.is_loaded and not lcm.is_loaded
+    assert [i.name for i in models.describe() if i.loaded] == ["sd"]
+    assert models.engine("lcm").generate(GenerationRequest(prompt="fire", steps=2, seed=1, width=64,
+                                                           height=64)).steps_taken == 2  # loads again
+    assert not sd.is_loaded
+
+    with pytest.raises(UserInputError, match=r"unknown model '/etc'; choose one of: sd, lcm, xl"):
+        models.engine("/etc")
+
+
+def test_two_models_stay_loaded_when_allowed(tmp_path, tiny_checkpoint):
+    models = ModelSet([str(tiny_checkpoint), "random-turbo"], device="cpu", cache=tmp_path, max_loaded=2)
+    a, b = models.engine(str(tiny_checkpoint)), models.engine("random-turbo")
+    assert a.is_loaded and b.is_loaded and b.family.name == "sd-turbo"
+
+
+def test_model_memory_reads_the_safetensors_headers(tiny_checkpoint):
+    from diffusers import UNet2DConditionModel
+
+    parts = model_memory(tiny_checkpoint)
+    unet = UNet2DConditionModel.from_pretrained(tiny_checkpoint, subfolder="unet")
+    assert parts["unet"] == sum(p.numel() for p in unet.parameters()) * 4  # float32 as stored
+    assert model_memory(tiny_checkpoint, "bfloat16")["unet"] == parts["unet"] // 2
+    assert {"unet", "vae", "text_encoder", "safety_checker"} <= set(parts)
+    assert model_memory("nobody/remote") is None
