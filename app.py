@@ -13,6 +13,7 @@ Every text a visitor, a PNG or a model can influence is escaped (``esc``) before
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import sys
 from contextlib import contextmanager
@@ -25,12 +26,13 @@ from PIL import Image as PILImage
 from sd_img2img import config
 from sd_img2img.compare import Column, compare_html, compare_info, default_values, parse_values, run_compare
 from sd_img2img.cpu_memory import keep_freed_memory
-from sd_img2img.errors import GenerationError, ModelLoadError, UserInputError
+from sd_img2img.errors import GenerationError, ModelLoadError, UserInputError, check_choice
 from sd_img2img.examples import EXAMPLES
+from sd_img2img.families import default_family
 from sd_img2img.images import open_image
 from sd_img2img.metadata import REQUEST_FIELDS
 from sd_img2img.png_settings import read_png_settings
-from sd_img2img.samplers import SAMPLER_NAMES
+from sd_img2img.samplers import ALL_SAMPLER_NAMES, SAMPLER_NAMES
 from sd_img2img.schedule import plan_steps
 from sd_img2img.server import (
     ModelStatus,
@@ -38,11 +40,12 @@ from sd_img2img.server import (
     StopFlags,
     forget_paths,
     gpu,
+    model_label,
     save_step_image,
     seed_value,
     size_value,
 )
-from sd_img2img.settings import AppSettings, engine_from, parse_settings, quiet_libraries
+from sd_img2img.settings import AppSettings, models_from, parse_settings, quiet_libraries
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
@@ -75,14 +78,17 @@ def esc(text) -> str:
     return html.escape(str(text), quote=True)
 
 
-def plan_line(has_image: bool, strength, steps, real_steps) -> str:
-    """The live "what will happen" line, from the same ``plan_steps`` the engine runs."""
+def plan_line(has_image: bool, strength, steps, real_steps, family=None) -> str:
+    """The live "what will happen" line, from the same ``plan_steps`` the engine runs, by the model family's rule."""
     try:
         steps_i = int(steps)
         if not has_image:
-            return (f'<div class="plan t2i">No initial image → <b>prompt2img</b>: {steps_i} steps from pure noise '
-                    f"(strength does not apply).</div>")
-        return f'<div class="plan">{esc(plan_steps(steps_i, float(strength), bool(real_steps)).describe())}</div>'
+            plan = plan_steps(steps_i, None, family=family)
+            if plan.rule != "lcm":
+                return (f'<div class="plan t2i">No initial image → <b>prompt2img</b>: {steps_i} steps from pure noise '
+                        f"(strength does not apply).</div>")
+            return f'<div class="plan t2i">No initial image → <b>prompt2img</b>: {esc(plan.describe())}.</div>'
+        return f'<div class="plan">{esc(plan_steps(steps_i, float(strength), bool(real_steps), family).describe())}</div>'
     except (UserInputError, TypeError, ValueError) as e:
         return f'<div class="plan bad">{esc(e)}</div>'
 
@@ -128,13 +134,15 @@ FORM_RANGES = {"strength": (0.01, 1.0), "steps": (1, config.MAX_STEPS), "seed": 
                "height": (config.MIN_DIMENSION, config.MAX_DIMENSION)}
 
 
-def fit_form(values: dict) -> tuple[dict, list[str]]:
-    """The values the form's controls can take, and a note for each one they cannot."""
+def fit_form(values: dict, samplers: tuple[str, ...] = SAMPLER_NAMES) -> tuple[dict, list[str]]:
+    """The values the form's controls can take (``samplers``: the chosen model's), and a note for each one they
+    cannot."""
     fitted, skipped = {}, []
+    choices = {**FORM_CHOICES, "sampler": ("", *samplers)}
     for name, value in values.items():
         low_high = FORM_RANGES.get(name)
-        if name in FORM_CHOICES and value not in FORM_CHOICES[name]:
-            skipped.append(f"Not used: {name} {value!r} (not one of {', '.join(FORM_CHOICES[name])})")
+        if name in choices and value not in choices[name]:
+            skipped.append(f"Not used: {name} {value!r} (not one of {', '.join(choices[name])})")
         elif low_high and (isinstance(value, bool) or not isinstance(value, (int, float))
                            or not low_high[0] <= value <= low_high[1]):
             skipped.append(f"Not used: {name} {value!r} (outside {low_high[0]:g} to {low_high[1]:g})")
@@ -166,53 +174,88 @@ def session_id(request: gr.Request | None) -> str | None:
 
 
 class Handlers:
-    """What each event does, apart from the layout: holds the engine, the stop flags and the run files.
+    """What each event does, apart from the layout: holds the served models, the stop flags and the run files.
 
     Args:
-        engine: the engine served as is.
+        models: the ``ModelSet`` served (visitors choose among its names only).
         settings: the demo's settings (default preview, size cap).
-        status: the model's background load, for the badge.
+        status: the models' load state, for the badge.
         files: where each run's files go (the page sets this to a folder in gradio's own cache).
     """
 
-    def __init__(self, engine, settings: AppSettings, status: ModelStatus, files: RunFiles | None = None):
-        self.engine = engine
+    def __init__(self, models, settings: AppSettings, status: ModelStatus, files: RunFiles | None = None):
+        self.models = models
         self.settings = settings
         self.status = status
         self.stops = StopFlags()
         self.files = files or RunFiles()
 
+    # -- models ------------------------------------------------------------------------------------------------
+
+    def model_name(self, model: str | None) -> str:
+        """A listed model's name (None or empty: the first one); any other name is refused, listing the names."""
+        with shown_to_user():
+            return check_choice("model", model or self.models.first, self.models.names)
+
+    def family(self, model: str | None):
+        """The model's family, told without loading weights where possible (else None)."""
+        try:
+            return self.models.family(self.model_name(model))
+        except (gr.Error, OSError, ValueError):
+            return None
+
+    def engine(self, model: str | None):
+        """The model's engine, loaded (the first run on a model loads it, freeing another when both do not fit)."""
+        with shown_to_user():
+            return self.models.engine(self.model_name(model))
+
+    def choose_model(self, model: str):
+        """A visitor picked another model: the form takes its family's samplers and defaults; the badge its state."""
+        family = self.family(model)
+        if family is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), self.status.html(model)
+        return (gr.update(choices=sampler_choices(family), value=""), family.steps, family.strength, family.guidance,
+                self.status.html(model))
+
+    def model_badge(self, model: str | None = None):
+        return self.status.html(model or None), gr.Timer(active=not self.status.done)
+
+    # -- runs --------------------------------------------------------------------------------------------------
+
     def request(self, image, prompt, negative_prompt, strength, steps, real_steps, seed, sampler, guidance_scale,
                 width, height, resize_mode, preview, view):
-        """The form's values as a ``GenerationRequest`` (empty fields mean the defaults)."""
+        """The form's values as a ``GenerationRequest`` (empty fields: the model family's defaults)."""
         from sd_img2img.engine import GenerationRequest
 
         return GenerationRequest(
             prompt=prompt or "", init_image=image or None, negative_prompt=negative_prompt or "",
-            strength=float(strength) if strength is not None else config.DEFAULT_STRENGTH,
+            strength=float(strength) if strength is not None else None,
             steps=int(steps) if isinstance(steps, float) and steps.is_integer() else steps,
-            real_steps=bool(real_steps), seed=seed_value(seed), sampler=sampler, guidance_scale=guidance_scale,
-            width=size_value(width), height=size_value(height), resize_mode=resize_mode or config.DEFAULT_RESIZE_MODE,
-            preview=preview or self.settings.preview, view=view or "latents", max_side=self.settings.max_side)
+            real_steps=bool(real_steps), seed=seed_value(seed), sampler=sampler or None,
+            guidance_scale=guidance_scale, width=size_value(width), height=size_value(height),
+            resize_mode=resize_mode or config.DEFAULT_RESIZE_MODE, preview=preview or self.settings.preview,
+            view=view or "latents", max_side=self.settings.max_side)
 
-    def _ready(self, request) -> None:
-        """Bad input is answered before waiting for the model; the model is loaded if it is not yet."""
+    def _ready(self, request, model: str | None):
+        """Bad input is answered before waiting for the model (by its family's rules where they can be told without
+        loading it); then the model's engine, loaded."""
         from sd_img2img.engine import prepare_request
 
+        family = self.family(model)
         with shown_to_user():
-            prepare_request(request)
-            if not self.engine.is_loaded:
-                self.engine.load()
+            if family is not None:
+                prepare_request(request, family)
+        return self.engine(model)
 
-    def run(self, request, session: str | None):
+    def run(self, request, session: str | None, model: str | None = None):
         """Shared by /img2img and /txt2img: yield page updates as each step arrives, then the result."""
         from sd_img2img.engine import GenerationResult
         from sd_img2img.metadata import save_png
 
-        self._ready(request)
+        engine = self._ready(request, model)
         folder = self.files.new()
         flag = self.stops.begin(session)
-        stream = self.engine.stream(request, should_stop=flag.is_set)
+        stream = engine.stream(request, should_stop=flag.is_set)
         steps, result = [], None
         try:
             # Plain values while streaming, not gr.skip(): gradio keeps every component a prop update creates for a
@@ -238,49 +281,53 @@ class Handlers:
         yield (str(png), steps, result.info(), strip, summary_html(result), str(png),
                {"result": result, "folder": folder, "seed": result.seed})
 
-    def img2img(self, image: str | None, prompt: str, negative_prompt: str = "",
-                strength: float = config.DEFAULT_STRENGTH, steps: int = config.DEFAULT_STEPS, real_steps: bool = False,
-                seed: int | None = None, sampler: str = config.DEFAULT_SAMPLER,
-                guidance_scale: float = config.DEFAULT_GUIDANCE, width: int | None = None, height: int | None = None,
+    def img2img(self, image: str | None, prompt: str, negative_prompt: str = "", strength: float | None = None,
+                steps: int | None = None, real_steps: bool = False, seed: int | None = None, sampler: str | None = None,
+                guidance_scale: float | None = None, width: int | None = None, height: int | None = None,
                 resize_mode: str = config.DEFAULT_RESIZE_MODE, preview: str = config.DEFAULT_PREVIEW,
-                view: str = "latents", request: gr.Request = None):
+                view: str = "latents", model: str | None = None, request: gr.Request = None):
         """Stable Diffusion img2img (prompt2img when no image is given); streams every step.
 
-        Returns the output PNG (settings embedded), the step gallery (step 0 first), the run info, the steps strip,
-        a status line, the download and the session's last run."""
+        ``model`` is one of the served models (None: the first); strength, steps, sampler and guidance left empty
+        take its family's defaults. Returns the output PNG (settings embedded), the step gallery (step 0 first), the
+        run info, the steps strip, a status line, the download and the session's last run."""
         req = self.request(image, prompt, negative_prompt, strength, steps, real_steps, seed, sampler,
                            guidance_scale, width, height, resize_mode, preview, view)
-        yield from self.run(req, session_id(request))
+        yield from self.run(req, session_id(request), model)
 
-    def txt2img(self, prompt: str, negative_prompt: str = "", steps: int = config.DEFAULT_STEPS,
-                seed: int | None = None, sampler: str = config.DEFAULT_SAMPLER,
-                guidance_scale: float = config.DEFAULT_GUIDANCE, width: int | None = None, height: int | None = None,
-                preview: str = config.DEFAULT_PREVIEW, view: str = "latents", request: gr.Request = None):
+    def txt2img(self, prompt: str, negative_prompt: str = "", steps: int | None = None, seed: int | None = None,
+                sampler: str | None = None, guidance_scale: float | None = None, width: int | None = None,
+                height: int | None = None, preview: str = config.DEFAULT_PREVIEW, view: str = "latents",
+                model: str | None = None, request: gr.Request = None):
         """Stable Diffusion prompt2img from pure noise; streams every step."""
         req = self.request(None, prompt, negative_prompt, None, steps, False, seed, sampler, guidance_scale,
                            width, height, None, preview, view)
-        yield from self.run(req, session_id(request))
+        yield from self.run(req, session_id(request), model)
 
     def compare(self, image: str | None, prompt: str, negative_prompt: str = "", compare_by: str = "strength",
                 values: str = default_values("strength"), steps: int = config.COMPARE_STEPS,
                 strength: float = config.COMPARE_STRENGTH, real_steps: bool = False, seed: int | None = None,
-                sampler: str = config.DEFAULT_SAMPLER, guidance_scale: float = config.DEFAULT_GUIDANCE,
-                width: int | None = None, height: int | None = None, resize_mode: str = config.DEFAULT_RESIZE_MODE,
-                preview: str = config.DEFAULT_PREVIEW, request: gr.Request = None):
-        """The explain table: the same image, prompt and seed at several strengths or step counts.
+                sampler: str | None = None, guidance_scale: float | None = None, width: int | None = None,
+                height: int | None = None, resize_mode: str = config.DEFAULT_RESIZE_MODE,
+                preview: str = config.DEFAULT_PREVIEW, model: str | None = None, request: gr.Request = None):
+        """The explain table: the same image, prompt and seed at several strengths or step counts (on ``model``),
+        or across the served models (``compare_by="model"``, ``values`` their names).
 
         Returns the table (HTML) and one info object per column."""
         with shown_to_user():
-            vals = parse_values(values, compare_by)
+            vals = parse_values(values, compare_by, self.models.names)
         base = self.request(image, prompt, negative_prompt, strength, steps, real_steps, seed, sampler,
                             guidance_scale, width, height, resize_mode, preview, "latents")
-        self._ready(base)
+        if compare_by == "model":  # each model runs with its own family's sampler and guidance
+            base = dataclasses.replace(base, sampler=None, guidance_scale=None)
+        self._ready(base, vals[0] if compare_by == "model" else model)
         session = session_id(request)
         flag = self.stops.begin(session)
         yield compare_html([Column(v) for v in vals], compare_by), []
         try:
             with shown_to_user():
-                for columns in run_compare(self.engine, base, compare_by, vals, should_stop=flag.is_set):
+                for columns in run_compare(self.models if compare_by == "model" else self.engine(model), base,
+                                           compare_by, vals, should_stop=flag.is_set):
                     yield compare_html(columns, compare_by), compare_info(columns, compare_by)
         finally:
             self.stops.end(session, flag)
@@ -308,7 +355,9 @@ class Handlers:
             return sketch["composite"]
         return image
 
-    def read_settings(self, png: str | None) -> dict:
+    # -- settings from a PNG -----------------------------------------------------------------------------------
+
+    def read_settings(self, png: str | None, model: str | None = None) -> dict:
         """A PNG's generation settings, written by this project, AUTOMATIC1111, InvokeAI or ComfyUI, as the form's
         values.
 
@@ -319,20 +368,17 @@ class Handlers:
             raise user_error("give a PNG to read the settings of")
         with shown_to_user():
             found = read_png_settings(png)
-        values, skipped = fit_form(found.request_kwargs())
+        family = self.family(model)
+        values, skipped = fit_form(found.request_kwargs(), family.samplers if family else ALL_SAMPLER_NAMES)
         return {**values, "tool": found.tool, "model": found.model, "notes": found.notes + skipped}
 
-    def load_png(self, path):
+    def load_png(self, path, model: str | None = None):
         """"Settings from a PNG": one value per form field (``metadata.REQUEST_FIELDS``, skipped where the PNG has
         none), then a note saying what was filled and what was not."""
         if not path:
             return [gr.skip()] * (len(REQUEST_FIELDS) + 1)
-        found = self.read_settings(path)
+        found = self.read_settings(path, model)
         return [found[name] if name in found else gr.skip() for name in REQUEST_FIELDS] + [png_note(found)]
-
-    def model_badge(self):
-        return self.status.html(), gr.Timer(active=not self.status.done)
-
 
 def readable_uploads(component: gr.Image) -> gr.Image:
     """A file gradio cannot even open gets the engine's clear message instead of a bare exception."""
@@ -376,22 +422,37 @@ def source_panel() -> SimpleNamespace:
     return SimpleNamespace(image_tab=image_tab, init_image=init_image, sketch_tab=sketch_tab, sketch=sketch)
 
 
-def settings_panel(settings: AppSettings) -> SimpleNamespace:
-    """Prompt, strength and steps with the live plan line, the buttons, the seed and the rarer settings."""
+def sampler_choices(family) -> list[tuple[str, str]]:
+    """The samplers that fit the model's family, after "the model's default" (empty: what an API call that names no
+    sampler gets, whichever model it picks)."""
+    return [(f"model default ({family.sampler})", "")] + [(name, name) for name in family.samplers]
+
+
+def model_choices(h: Handlers) -> list[tuple[str, str]]:
+    """The model picker's entries: each served model's short name and family."""
+    infos = [h.models.info(name) for name in h.models.names]
+    return [(model_label(i.name) + (f" · {i.family_label}" if i.family_label else ""), i.name) for i in infos]
+
+
+def settings_panel(h: Handlers) -> SimpleNamespace:
+    """The model (when several are served), prompt, strength and steps with the live plan line, the buttons, the
+    seed and the rarer settings. The first model's family gives the starting values and the samplers offered."""
     ui = SimpleNamespace()
+    family = h.family(None) or default_family()
+    ui.model = gr.Dropdown(model_choices(h), value=h.models.first, label="Model", elem_id="model",
+                           visible=len(h.models.names) > 1, info="each family counts img2img steps its own way")
     ui.prompt = gr.Textbox("", label="Prompt", lines=2, placeholder="a cozy fireplace with a roaring fire, oil painting",
                            elem_id="prompt")
     ui.negative_prompt = gr.Textbox("", label="Negative prompt", lines=1, placeholder="blurry, low quality",
                                     elem_id="negative-prompt")
-    ui.strength = gr.Slider(0.01, 1.0, value=config.DEFAULT_STRENGTH, step=0.01, label="Strength",
+    ui.strength = gr.Slider(0.01, 1.0, value=family.strength, step=0.01, label="Strength",
                             info="How far into the noise your image goes: low keeps it, high reimagines it",
                             elem_id="strength")
     with gr.Row(elem_classes="steps-row"):
-        ui.steps = gr.Slider(1, config.MAX_STEPS, value=config.DEFAULT_STEPS, step=1, label="Steps", elem_id="steps",
-                             scale=3)
+        ui.steps = gr.Slider(1, config.MAX_STEPS, value=family.steps, step=1, label="Steps", elem_id="steps", scale=3)
         ui.real_steps = gr.Checkbox(label="Real steps", value=False, elem_id="real-steps", scale=1,
                                     info="run exactly this many")
-    ui.plan = gr.HTML(plan_line(False, config.DEFAULT_STRENGTH, config.DEFAULT_STEPS, False), elem_id="plan-line")
+    ui.plan = gr.HTML(plan_line(False, family.strength, family.steps, False, family), elem_id="plan-line")
     with gr.Row(elem_classes="actions"):
         ui.run_btn = gr.Button("Generate", variant="primary", size="lg", elem_id="run", scale=3)
         ui.stop_btn = gr.Button("Stop", variant="secondary", size="lg", elem_id="stop", scale=1)
@@ -401,15 +462,15 @@ def settings_panel(settings: AppSettings) -> SimpleNamespace:
         ui.dice = gr.Button("🎲 Random", elem_id="seed-random", scale=0, min_width=96, size="md")
         ui.reuse = gr.Button("↺ Last seed", elem_id="seed-reuse", scale=0, min_width=110, size="md")
     with gr.Accordion("More settings", open=False, elem_classes="more"):
-        ui.sampler = gr.Dropdown(list(SAMPLER_NAMES), value=config.DEFAULT_SAMPLER, label="Sampler", elem_id="sampler")
-        ui.guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, value=config.DEFAULT_GUIDANCE, step=0.5,
+        ui.sampler = gr.Dropdown(sampler_choices(family), value="", label="Sampler", elem_id="sampler")
+        ui.guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, value=family.guidance, step=0.5,
                                       label="Guidance scale", info="How closely to follow the prompt (1 = off)")
         with gr.Row():
             ui.width = gr.Number(label="Width", value=None, precision=0, step=8, placeholder="auto", min_width=100)
             ui.height = gr.Number(label="Height", value=None, precision=0, step=8, placeholder="auto", min_width=100)
         ui.resize_mode = gr.Radio(list(config.RESIZE_MODES), value=config.DEFAULT_RESIZE_MODE, label="Resize mode",
                                   info="resize stretches, crop cuts, fill pads")
-        ui.preview = gr.Radio(list(config.PREVIEWS), value=settings.preview, label="Step previews",
+        ui.preview = gr.Radio(list(config.PREVIEWS), value=h.settings.preview, label="Step previews",
                               info="approx: instant, 1/8 size · taesd: small decoder · full: exact, slow")
     with gr.Accordion("Settings from a PNG", open=False, elem_classes="more"):
         ui.png = gr.File(label="Drop a PNG made by this app, AUTOMATIC1111, InvokeAI or ComfyUI", file_types=[".png"],
@@ -441,12 +502,12 @@ def output_panel() -> SimpleNamespace:
     return ui
 
 
-def generate_tab(settings: AppSettings) -> SimpleNamespace:
+def generate_tab(h: Handlers) -> SimpleNamespace:
     """The Generate tab: inputs on the left, every step on the right, the examples below."""
     with gr.Row(equal_height=False, elem_classes="workspace"):
         with gr.Column(scale=5, min_width=300, elem_classes="panel inputs"):
             source = source_panel()
-            form = settings_panel(settings)
+            form = settings_panel(h)
         with gr.Column(scale=7, min_width=300, elem_classes="panel outputs"):
             out = output_panel()
     gr.Examples(
@@ -457,13 +518,15 @@ def generate_tab(settings: AppSettings) -> SimpleNamespace:
     return SimpleNamespace(**vars(source), **vars(form), **vars(out))
 
 
-def explain_tab() -> SimpleNamespace:
-    """The Explain tab: the guide's table, built live."""
+def explain_tab(h: Handlers) -> SimpleNamespace:
+    """The Explain tab: the guide's table, built live (across the served models too, when there are several)."""
     ui = SimpleNamespace()
     gr.Markdown(EXPLAIN, elem_classes="explain-intro")
+    choices = [("Compare strengths", "strength"), ("Compare step counts", "steps")]
+    if len(h.models.names) > 1:
+        choices.append(("Compare models", "model"))
     with gr.Row(elem_classes="explain-controls"):
-        ui.compare_by = gr.Radio([("Compare strengths", "strength"), ("Compare step counts", "steps")],
-                                 value="strength", label="Compare", elem_id="compare-by", scale=2)
+        ui.compare_by = gr.Radio(choices, value="strength", label="Compare", elem_id="compare-by", scale=2)
         ui.values = gr.Textbox(default_values("strength"), label="Values (one column each)", elem_id="compare-values",
                                scale=2)
         ui.steps = gr.Slider(1, config.MAX_STEPS, value=config.COMPARE_STEPS, step=1, label="Steps of every column",
@@ -489,21 +552,24 @@ def wire_generate(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None
     """The Generate tab's events: plan line, run, stop, view switch, seed buttons, PNG settings."""
     form = [getattr(g, name) for name in REQUEST_FIELDS]
     run_inputs = [g.init_image, g.prompt, g.negative_prompt, g.strength, g.steps, g.real_steps, g.seed, g.sampler,
-                  g.guidance_scale, g.width, g.height, g.resize_mode, g.preview, g.view]
+                  g.guidance_scale, g.width, g.height, g.resize_mode, g.preview, g.view, g.model]
     run_outputs = [g.output, g.gallery, g.info, g.strip, g.run_status, g.download, top.last_run]
 
     g.image_tab.select(lambda: "image", None, top.source, api_name="source_image", queue=False, **PRIVATE)
     g.sketch_tab.select(lambda: "sketch", None, top.source, api_name="source_sketch", queue=False, **PRIVATE)
-    gr.on([g.init_image.change, top.source.change, g.strength.change, g.steps.change, g.real_steps.change],
-          lambda im, src, s, n, r: plan_line(bool(im) or src == "sketch", s, n, r),
-          [g.init_image, top.source, g.strength, g.steps, g.real_steps], g.plan, api_name="plan", queue=False,
-          trigger_mode="always_last", **PRIVATE)
+    gr.on([g.init_image.change, top.source.change, g.strength.change, g.steps.change, g.real_steps.change,
+           g.model.change],
+          lambda im, src, s, n, r, m: plan_line(bool(im) or src == "sketch", s, n, r, h.family(m)),
+          [g.init_image, top.source, g.strength, g.steps, g.real_steps, g.model], g.plan, api_name="plan",
+          queue=False, trigger_mode="always_last", **PRIVATE)
+    g.model.change(h.choose_model, g.model, [g.sampler, g.steps, g.strength, g.guidance_scale, top.model_badge],
+                   api_name="choose_model", queue=False, **PRIVATE)
     g.run_btn.click(h.use_sketch, [top.source, g.sketch, g.init_image], g.init_image, queue=False,
                     api_name="use_sketch", **PRIVATE,
                     ).success(gpu(h.img2img), run_inputs, run_outputs, api_name="img2img", show_progress="hidden",
                               **MODEL_EVENT)
     top.txt2img_btn.click(gpu(h.txt2img), [g.prompt, g.negative_prompt, g.steps, g.seed, g.sampler, g.guidance_scale,
-                                           g.width, g.height, g.preview, g.view],
+                                           g.width, g.height, g.preview, g.view, g.model],
                           run_outputs, api_name="txt2img", show_progress="hidden", **MODEL_EVENT)
     g.stop_btn.click(h.stop, None, None, api_name="stop", queue=False, show_progress="hidden")
     g.view.change(gpu(h.switch_view), [top.last_run, g.view], [g.gallery, g.strip], api_name="switch_view",
@@ -511,7 +577,7 @@ def wire_generate(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None
     g.dice.click(lambda: -1, None, g.seed, api_name="random_seed", queue=False, **PRIVATE)
     g.reuse.click(lambda last: last["seed"] if last else gr.skip(), top.last_run, g.seed, api_name="reuse_seed",
                   queue=False, **PRIVATE)
-    g.png.upload(h.load_png, g.png, [*form, g.png_note], api_name="png_settings", **PRIVATE)
+    g.png.upload(h.load_png, [g.png, g.model], [*form, g.png_note], api_name="png_settings", **PRIVATE)
     top.read_btn.click(h.read_settings, top.settings_png, top.settings_out, api_name="read_settings", queue=False,
                        show_progress="hidden")
 
@@ -519,27 +585,30 @@ def wire_generate(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None
 def wire_explain(h: Handlers, e: SimpleNamespace, g: SimpleNamespace, top: SimpleNamespace) -> None:
     """The Explain tab's events: the table runs with the Generate tab's image, prompt, seed and settings."""
     e.compare_by.change(
-        lambda by: (default_values(by), gr.update(visible=by == "strength"), gr.update(visible=by == "steps")),
+        lambda by: (default_values(by, h.models.names), gr.update(visible=by != "steps"),
+                    gr.update(visible=by != "strength")),
         e.compare_by, [e.values, e.steps, e.strength], api_name="compare_by", queue=False, **PRIVATE)
     e.stop_btn.click(h.stop, None, None, api_name="stop_compare", queue=False, **PRIVATE)
     e.run_btn.click(h.use_sketch, [top.source, g.sketch, g.init_image], g.init_image, queue=False,
                     api_name="use_sketch_compare", **PRIVATE,
                     ).success(gpu(h.compare), [g.init_image, g.prompt, g.negative_prompt, e.compare_by, e.values,
                                                e.steps, e.strength, g.real_steps, g.seed, g.sampler, g.guidance_scale,
-                                               g.width, g.height, g.resize_mode, g.preview],
+                                               g.width, g.height, g.resize_mode, g.preview, g.model],
                               [e.table, e.info], api_name="compare", show_progress="hidden", **MODEL_EVENT)
 
 
-def build_demo(engine, settings: AppSettings | None = None, status: ModelStatus | None = None) -> gr.Blocks:
-    """The page. ``engine`` is served as is; ``status`` (loading in the background) feeds the model badge."""
+def build_demo(models, settings: AppSettings | None = None, status: ModelStatus | None = None) -> gr.Blocks:
+    """The page, serving ``models`` (a ``ModelSet``, or one ``Engine``) as they are; ``status`` (the first model loading
+    in the background) feeds the model badge."""
     settings = settings or AppSettings()
-    status = status or ModelStatus(engine)
+    status = status or ModelStatus(models)
+    models = status.models
     with gr.Blocks(title="sd-img2img · every step of img2img", fill_width=False,
                    delete_cache=(config.CACHE_SWEEP_SECONDS, config.KEEP_RUN_SECONDS)) as demo:
         # the runs' files live in gradio's own cache, so streaming them copies nothing
         files = RunFiles(Path(demo.GRADIO_CACHE) / "sd-img2img-runs",
                          on_remove=lambda folders: forget_paths(demo.temp_file_sets, folders))
-        h = Handlers(engine, settings, status, files)
+        h = Handlers(models, settings, status, files)
         top = SimpleNamespace(last_run=gr.State(None, time_to_live=3600), source=gr.State("image"))
         with gr.Row(elem_classes="topbar"):
             gr.HTML(INTRO, elem_classes="intro")
@@ -547,9 +616,9 @@ def build_demo(engine, settings: AppSettings | None = None, status: ModelStatus 
         top.timer = gr.Timer(1.0, active=not status.done)
         with gr.Tabs(elem_classes="main-tabs"):
             with gr.Tab("Generate", id="generate"):
-                g = generate_tab(settings)
+                g = generate_tab(h)
             with gr.Tab("Explain: strength & steps", id="explain"):
-                e = explain_tab()
+                e = explain_tab(h)
         with gr.Row(visible=False):  # API endpoints only: on the page, Generate without an image is /txt2img, and
             top.txt2img_btn = gr.Button("txt2img")  # "Settings from a PNG" reads what /read_settings returns
             top.settings_png = gr.File(label="png", type="filepath", file_types=[".png"])
@@ -558,9 +627,9 @@ def build_demo(engine, settings: AppSettings | None = None, status: ModelStatus 
         gr.HTML('<div class="footer-note">Runs are queued one at a time. Settings are embedded in every PNG — drop '
                 "one back in to reproduce it. Use the API link below for gradio_client.</div>")
 
-        top.timer.tick(h.model_badge, None, [top.model_badge, top.timer], api_name="model_status", queue=False,
+        top.timer.tick(h.model_badge, g.model, [top.model_badge, top.timer], api_name="model_status", queue=False,
                        **PRIVATE)
-        demo.load(h.model_badge, None, [top.model_badge, top.timer], api_name="page_load", queue=False, **PRIVATE)
+        demo.load(h.model_badge, g.model, [top.model_badge, top.timer], api_name="page_load", queue=False, **PRIVATE)
         wire_generate(h, g, top)
         wire_explain(h, e, g, top)
     demo.handlers = h  # for tests and embedding: the page's logic without a browser
@@ -586,9 +655,9 @@ def main(argv: list[str] | None = None) -> None:
     keep_freed_memory()  # before any thread: CPU steps stop page-faulting their activations in (sd_img2img.cpu_memory)
     settings = parse_settings(argv)
     quiet_libraries()
-    engine = engine_from(settings)
-    status = ModelStatus(engine).start()  # the page comes up at once; the model loads behind it
-    demo = build_demo(engine, settings, status)
+    models = models_from(settings)
+    status = ModelStatus(models).start()  # the page comes up at once; the first model loads behind it
+    demo = build_demo(models, settings, status)
     launch(demo, settings)
 
 

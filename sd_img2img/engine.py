@@ -142,6 +142,7 @@ class GenerationResult:
     stopped: bool = False
     warnings: list[str] = field(default_factory=list)
     model_hash: str | None = None  # AUTOMATIC1111-style short hash of the weights, once the engine has it
+    plan: StepPlan | None = field(default=None, repr=False)  # what was planned: the family's label and step rule
 
     def step_images(self, view: str = "latents") -> list[Image.Image]:
         """Step images, step 0 first; ``view`` is ``latents`` (noisy, as the UNet sees them) or ``x0``."""
@@ -575,7 +576,7 @@ class Engine:
             guidance_scale=float(r.guidance_scale), width=prepared.width, height=prepared.height,
             resize_mode=r.resize_mode, preview=r.preview, model=self.model, seconds=seconds,
             nsfw_flagged=flagged(out), stopped=recorder.stopped,
-            warnings=warnings, model_hash=self._model_hash,
+            warnings=warnings, model_hash=self._model_hash, plan=plan,
         )
 
     def stream(self, request: GenerationRequest,

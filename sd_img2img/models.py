@@ -66,9 +66,37 @@ class ModelSet:
         self._used: list[str] = []  # loaded models, least recently used first
         self._lock = threading.RLock()
 
+    @classmethod
+    def of(cls, engines: Mapping[str, Engine]) -> ModelSet:
+        """A set serving engines made elsewhere (loaded or not), under the given names."""
+        models = cls({name: engine.model for name, engine in engines.items()})
+        models._engines.update(engines)
+        models._used.extend(name for name, engine in engines.items() if engine.is_loaded)
+        return models
+
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.sources)
+
+    @property
+    def first(self) -> str:
+        """The model a request that names none runs on."""
+        return self.names[0]
+
+    def existing(self, name: str) -> Engine | None:
+        """``name``'s engine if one was made (loaded or not), without making or loading anything."""
+        return self._engines.get(name)
+
+    def family(self, name: str):
+        """``name``'s ``families.Family`` without loading weights (None when that cannot be told: a hub id that is
+        not in the local cache)."""
+        check_choice("model", name, self.names)
+        engine, source = self._engines.get(name), self.sources[name]
+        if engine is not None:
+            return engine.peek_family()
+        if source in RANDOM_MODELS:
+            return FAMILIES[ARCH_FAMILIES[RANDOM_MODELS[source]]]
+        return peek(source)
 
     def _engine(self, name: str) -> Engine:
         """The (not necessarily loaded) engine of ``name``; a ``random*`` checkpoint is built here first."""

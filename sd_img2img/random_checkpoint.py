@@ -537,7 +537,7 @@ def random_model(name: str, root: str | Path | None = None) -> tuple[Path, Path]
     if name not in RANDOM_MODELS:
         raise ValueError(f"unknown random model {name!r}; choose one of: {', '.join(RANDOM_MODELS)}")
     if root is None:
-        from .server import cache_dir
+        from .settings import cache_dir
 
         root = cache_dir()
     arch = RANDOM_MODELS[name]

@@ -27,12 +27,27 @@ from . import config
 # -- background loading and its status ---------------------------------------------------------------------
 
 class ModelStatus:
-    """Loads ``engine``'s model once in a background thread; ``state`` is loading, ready or failed."""
+    """The served models' state for the page: the first one loads in a background thread at start (so the page is
+    up at once); the others load on first use. ``state(name)`` is ``loading``, ``ready``, ``failed`` or ``idle``
+    (listed, not loaded yet).
 
-    def __init__(self, engine):
-        self.engine = engine
+    Args:
+        models: a ``models.ModelSet``, or one ``Engine`` (served under its model's short name).
+    """
+
+    def __init__(self, models):
+        from .models import ModelSet
+
+        if not isinstance(models, ModelSet):
+            models = ModelSet.of({model_label(models.model): models})
+        self.models = models
         self.started = time.monotonic()
         self._thread: threading.Thread | None = None
+
+    @property
+    def engine(self):
+        """The first model's engine (made, not necessarily loaded)."""
+        return self.models.existing(self.models.first) or self.models._engine(self.models.first)
 
     def start(self) -> ModelStatus:
         if self._thread is None and not self.engine.is_loaded:
@@ -42,7 +57,7 @@ class ModelStatus:
 
     def _load(self) -> None:
         try:
-            self.engine.load()
+            self.models.engine(self.models.first)
         except Exception:  # kept on engine.load_error and shown on the page
             return
         self.engine.model_hash()  # for the PNGs' "Model hash", read once here rather than in a visitor's run
@@ -52,41 +67,50 @@ class ModelStatus:
             self._thread.join(timeout)
         return self.engine.is_loaded
 
-    @property
-    def state(self) -> str:
-        if self.engine.is_loaded:
+    def state(self, name: str | None = None) -> str:
+        name = name or self.models.first
+        engine = self.models.existing(name)
+        loading_first = name == self.models.first and self._thread is not None and self._thread.is_alive()
+        if engine is not None and engine.is_loaded:
             return "ready"
-        if self.engine.load_error is not None and (self._thread is None or not self._thread.is_alive()):
+        if engine is not None and engine.load_error is not None and not loading_first:
             return "failed"
-        return "loading"
+        return "loading" if loading_first else "idle"
 
     @property
     def done(self) -> bool:
-        return self.state != "loading"
+        """The first model's load is over (the page stops polling)."""
+        return self.state() != "loading"
 
-    def describe(self) -> str:
-        name = model_label(self.engine.model)
-        state = self.state
+    def describe(self, name: str | None = None) -> str:
+        name = name or self.models.first
+        info = self.models.info(name)
+        label = model_label(name) + (f" · {info.family_label}" if info.family_label else "")
+        engine, state = self.models.existing(name), self.state(name)
         if state == "ready":
-            secs = self.engine.load_seconds
-            return f"Model ready · {name}" + (f" · loaded in {secs:.1f} s" if secs is not None else "")
+            secs = engine.load_seconds
+            return f"Model ready · {label}" + (f" · loaded in {secs:.1f} s" if secs is not None else "")
         if state == "failed":
-            err = self.engine.load_error
-            return f"Model failed to load · {name} · {str(err) or type(err).__name__}"
-        return f"Loading the model · {name} · {time.monotonic() - self.started:.0f} s"
+            err = engine.load_error
+            return f"Model failed to load · {label} · {str(err) or type(err).__name__}"
+        if state == "idle":
+            return f"Model not loaded yet · {label} · loads with the first run"
+        return f"Loading the model · {label} · {time.monotonic() - self.started:.0f} s"
 
-    def html(self) -> str:
-        return (f'<div class="model-status {self.state}" role="status"><span class="dot"></span>'
-                f"<span>{html.escape(self.describe())}</span></div>")
+    def html(self, name: str | None = None) -> str:
+        return (f'<div class="model-status {self.state(name)}" role="status"><span class="dot"></span>'
+                f"<span>{html.escape(self.describe(name))}</span></div>")
 
 
 def model_label(model: str) -> str:
     """A short name for the page: a hub id as is, a folder by its last part, the offline demo's as such."""
     path = Path(model)
     if path.is_absolute() or model.startswith("."):
-        if path.parent.name == "random-tiny" or path.name in ("tiny-sd15",):
-            return "random weights (offline demo)"
+        if path.name == "model" and path.parent.name.startswith("random-"):
+            return f"random weights ({path.parent.name.removeprefix('random-')}, offline demo)"
         return path.name
+    if model == "random" or model.startswith("random-"):
+        return f"{model} (random weights, offline demo)"
     return model
 
 

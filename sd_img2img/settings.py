@@ -45,6 +45,7 @@ class CommandParser(argparse.ArgumentParser):
     def __init__(self, *args, environ: dict[str, str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.environ = os.environ if environ is None else environ
+        self._env_lists: dict[str, _FromEnv] = {}
 
     def error(self, message: str):  # one line, no usage dump
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -61,6 +62,8 @@ class CommandParser(argparse.ArgumentParser):
         if raw != "":
             if isinstance(action, argparse._StoreTrueAction):
                 action.default = raw.strip().lower() in ("1", "true", "yes", "on")
+            elif isinstance(action, argparse._AppendAction):  # a list: the flags given replace it, none append to it
+                self._env_lists[action.dest] = _FromEnv(var, raw)
             else:  # checked after parsing, unless the flag itself is given
                 action.default = _FromEnv(var, raw)
         return action
@@ -69,6 +72,8 @@ class CommandParser(argparse.ArgumentParser):
         parsed = super().parse_args(args, namespace)
         for action in self._actions:
             value = getattr(parsed, action.dest, None)
+            if value is None and action.dest in self._env_lists:
+                value = self._env_lists[action.dest]
             if isinstance(value, _FromEnv):
                 setattr(parsed, action.dest, self._checked_env_value(action, value.var, value.raw))
         return parsed
@@ -77,16 +82,29 @@ class CommandParser(argparse.ArgumentParser):
         """The variable's value through the flag's own conversion and choices; the flag's message if it fails."""
         flag = "/".join(action.option_strings)
         try:
-            value = self._get_values(action, [raw] if action.nargs is None else raw.split())
+            if isinstance(action, argparse._AppendAction):  # several values: separated by commas or new lines
+                parts = [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip()]
+                return [self._get_values(action, [part]) for part in parts]
+            return self._get_values(action, [raw] if action.nargs is None else raw.split())
         except argparse.ArgumentError as e:
             self.error(f"argument {flag} (from {var}): {e.message}")
-        return value
 
 
-def add_model_flags(p: CommandParser) -> None:
-    """The flags the CLI and the demo share: which model, where and how it runs, how steps are drawn."""
-    p.add_env_argument("--model", "MODEL", default=config.DEFAULT_MODEL, metavar="ID_OR_DIR",
-                       help=f"hub id or diffusers folder, or '{RANDOM_MODEL}' for the offline random-weight checkpoint")
+def add_model_flags(p: CommandParser, several_models: bool = False) -> None:
+    """The flags the CLI and the demo share: which model, where and how it runs, how steps are drawn.
+
+    Args:
+        several_models: ``--model`` may be given more than once (the demo serves each; its variable lists them
+            separated by commas).
+    """
+    what = (f"hub id or diffusers folder, or '{RANDOM_MODEL}' ('{RANDOM_MODEL}-sdxl', '{RANDOM_MODEL}-turbo', "
+            f"'{RANDOM_MODEL}-lcm', '{RANDOM_MODEL}-sd3', '{RANDOM_MODEL}-flux', …) for an offline random-weight checkpoint")
+    if several_models:
+        p.add_env_argument("--model", "MODEL", action="append", default=None, metavar="ID_OR_DIR",
+                           help=what + f"; repeat it to serve several, visitors choose among them (default "
+                                       f"{config.DEFAULT_MODEL}; the variable takes several separated by commas)")
+    else:
+        p.add_env_argument("--model", "MODEL", default=config.DEFAULT_MODEL, metavar="ID_OR_DIR", help=what)
     p.add_env_argument("--device", "DEVICE", choices=config.DEVICES, default="auto", help="auto, cpu, cuda or mps")
     p.add_env_argument("--dtype", "DTYPE", choices=config.DTYPES, default="auto",
                        help="auto (float16 on GPUs, float32 on the cpu), float16, bfloat16 or float32")
@@ -109,7 +127,8 @@ def add_model_flags(p: CommandParser) -> None:
 class AppSettings:
     """The web demo's start-up settings."""
 
-    model: str = config.DEFAULT_MODEL
+    model: str = config.DEFAULT_MODEL  # the first model (the one a request that names none runs on)
+    more_models: tuple[str, ...] = ()  # the others visitors may choose, in order
     device: str = "auto"
     dtype: str = "auto"
     offload: str = "none"
@@ -123,6 +142,11 @@ class AppSettings:
     queue_size: int = config.QUEUE_MAX_SIZE
     compile: bool = False
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Every model served, the first one first, each once."""
+        return tuple(dict.fromkeys((self.model, *self.more_models)))
+
 
 def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
     """``python app.py``'s flags."""
@@ -130,7 +154,7 @@ def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
         prog="python app.py", environ=environ,
         description="The sd-img2img web demo: img2img with every denoising step. Each flag can also be set by "
                     "an environment variable (shown in brackets); a flag beats its variable.")
-    add_model_flags(p)
+    add_model_flags(p, several_models=True)
     p.add_env_argument("--host", "HOST", default=None, help="address to listen on (default 127.0.0.1; 0.0.0.0 for everyone)")
     p.add_env_argument("--port", "PORT", type=int, default=None, help="port (default 7860)")
     p.add_env_argument("--share", "SHARE", action="store_true", help="also open a public gradio.live link (off unless asked)")
@@ -141,7 +165,8 @@ def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
 
 def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> AppSettings:
     a = build_parser(environ).parse_args(argv)
-    return AppSettings(model=a.model, device=a.device, dtype=a.dtype, offload=a.offload, preview=a.preview,
+    models = a.model or [config.DEFAULT_MODEL]
+    return AppSettings(model=models[0], more_models=tuple(models[1:]), device=a.device, dtype=a.dtype, offload=a.offload, preview=a.preview,
                        taesd=a.taesd, host=a.host, port=a.port, share=a.share, max_side=a.max_side,
                        safety_checker=not a.no_safety_checker, queue_size=a.queue_size, compile=a.compile)
 
@@ -157,36 +182,33 @@ def cache_dir(environ: dict[str, str] | None = None) -> Path:
     return Path(base) / "sd-img2img"
 
 
-def random_checkpoint(folder: str | Path | None = None) -> tuple[Path, Path]:
-    """The tiny random-weight checkpoint and TAESD of the offline demo, built on first use and then reused.
-
-    Returns ``(checkpoint folder, taesd folder)``. Its pictures are noise, but every step, control and table works.
-    """
-    from .random_checkpoint import build_checkpoint, build_taesd
-
-    root = Path(folder) if folder is not None else cache_dir() / "random-tiny"
-    model, taesd, done = root / "sd", root / "taesd", root / ".complete"
-    if not done.exists():
-        root.mkdir(parents=True, exist_ok=True)
-        build_checkpoint(model, "tiny")
-        build_taesd(taesd, "tiny")
-        done.write_text("built by sd_img2img.settings.random_checkpoint\n")
-    return model, taesd
-
-
 def make_engine(model: str, *, device: str = "auto", dtype: str = "auto", offload: str = "none",
                 safety_checker: bool = True, taesd: str | None = None, compile: bool = False):
-    """The engine these settings ask for (not loaded yet). ``model='random'`` builds the offline checkpoint first."""
+    """The engine these settings ask for (not loaded yet). ``model='random'`` (``random-sdxl``, …) builds the offline
+    checkpoint first (``random_checkpoint.random_model``)."""
     from .engine import Engine
+    from .random_checkpoint import RANDOM_MODELS, random_model
 
-    if model == RANDOM_MODEL:
-        folder, taesd_dir = random_checkpoint()
+    if model in RANDOM_MODELS:
+        folder, taesd_dir = random_model(model)
         model = str(folder)
         if taesd is None:
             taesd = str(taesd_dir)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return Engine(model, device=device, dtype=dtype, offload=offload, safety_checker=safety_checker, taesd=taesd,
                   compile=compile)
+
+
+def models_from(settings: AppSettings):
+    """The ``models.ModelSet`` the demo serves: every ``--model``, none loaded yet (``random*`` names build their
+    offline checkpoints on first use)."""
+    from .models import ModelSet
+
+    if settings.model == RANDOM_MODEL or any(m.startswith(RANDOM_MODEL + "-") for m in settings.models):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return ModelSet(list(settings.models), device=settings.device, dtype=settings.dtype, offload=settings.offload,
+                    safety_checker=settings.safety_checker, taesd=settings.taesd, compile=settings.compile,
+                    cache=cache_dir())
 
 
 def engine_from(settings: Any):

@@ -19,14 +19,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(engine, **settings):
-    """Build the page around ``engine`` and serve it; yields the URL."""
+def serve(models, **settings):
+    """Build the page around ``models`` (an ``Engine`` or a ``ModelSet``) and serve it; yields the URL."""
     import app
     from sd_img2img.server import ModelStatus
     from sd_img2img.settings import AppSettings
 
-    s = AppSettings(model=engine.model, host="127.0.0.1", port=free_port(), **settings)
-    demo = app.build_demo(engine, s, ModelStatus(engine).start())
+    status = ModelStatus(models).start()
+    names = status.models.names
+    s = AppSettings(model=names[0], more_models=names[1:], host="127.0.0.1", port=free_port(), **settings)
+    demo = app.build_demo(status.models, s, status)
     _, url, _ = app.launch(demo, s, prevent_thread_lock=True, quiet=True)
     try:
         yield url

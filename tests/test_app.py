@@ -257,7 +257,7 @@ def test_model_status_reports_failure(tmp_path):
 
     status = ModelStatus(Engine(str(tmp_path / "missing"), device="cpu")).start()
     status.wait(60)
-    assert status.state == "failed"
+    assert status.state() == "failed"
     assert "failed to load" in status.html() and "missing" in status.html()
 
 
