@@ -100,7 +100,8 @@ def write_outputs(result, folder: Path, view: str = "latents") -> dict:
         "output": str(output), "step_images": steps, "strip": str(strip), "seed": result.seed, "steps": result.steps,
         "steps_taken": result.steps_taken, "schedule_steps": result.schedule_steps, "real_steps": result.real_steps,
         "model_calls": result.model_calls, "strength": result.strength, "sampler": result.sampler,
-        "width": result.width, "height": result.height, "model": result.model, "preview": result.preview,
+        "width": result.width, "height": result.height, "model": result.model, "family": result.family,
+        "preview": result.preview,
         "seconds": result.seconds["total"], "nsfw_flagged": result.nsfw_flagged, "stopped": result.stopped,
         "warnings": result.warnings,
     }

@@ -63,14 +63,19 @@ class Column:
         return f"strength {self.value:g}" if by == "strength" else f"{self.value} steps"
 
 
-def column_requests(base, by: str, values: list) -> list:
-    """One request per value, all with ``base``'s image, prompt and seed (a seed is picked if it has none)."""
+def column_requests(base, by: str, values: list, family=None) -> list:
+    """One request per value, all with ``base``'s image, prompt and seed (a seed is picked if it has none).
+
+    ``family`` (the model's ``families.Family``; None: SD 1.x/2.x) fills unset settings and counts the steps.
+    """
+    from .engine import with_defaults
+
     seed = base.seed if base.seed is not None else secrets.randbelow(MAX_SEED)
     out = []
     for v in values:
         changes = {"strength": float(v)} if by == "strength" else {"steps": int(v)}
-        r = dataclasses.replace(base, seed=seed, **changes)
-        plan_steps(r.steps, r.strength, r.real_steps)  # every column is checked before any runs
+        r = with_defaults(dataclasses.replace(base, seed=seed, **changes), family)
+        plan_steps(r.steps, r.strength, r.real_steps, family=family)  # every column is checked before any runs
         out.append(r)
     return out
 
@@ -81,7 +86,7 @@ def run_compare(engine, base, by: str, values: list,
     if base.init_image is None:
         raise UserInputError("the explain table needs an initial image: upload or draw one on the Generate tab, "
                              "or pick an example")
-    requests = column_requests(base, by, values)
+    requests = column_requests(base, by, values, engine.family)
     columns = [Column(v) for v in values]
     for column, request in zip(columns, requests):
         if should_stop is not None and should_stop():

@@ -541,7 +541,7 @@ def random_model(name: str, root: str | Path | None = None) -> tuple[Path, Path]
 
         root = cache_dir()
     arch = RANDOM_MODELS[name]
-    folder = Path(root) / f"random-{arch}"
+    folder = Path(root) / name  # not server.random_checkpoint's "random-tiny"
     model, taesd, done = folder / "model", folder / "taesd", folder / ".complete"
     if not done.exists():
         folder.mkdir(parents=True, exist_ok=True)

@@ -76,7 +76,7 @@ def test_families_are_detected_from_the_json_files(checkpoints):
 def test_sdxl_through_the_cli_equals_diffusers(capsys, tmp_path, checkpoints, init_png, fireplace):
     summary = run_cli(capsys, tmp_path, checkpoints["tiny-sdxl"], init_png, "--steps", "10", "--strength", "0.7",
                       "--sampler", "k_euler")
-    assert summary["steps_taken"] == 7 and len(summary["step_images"]) == 8
+    assert summary["steps_taken"] == 7 and len(summary["step_images"]) == 8 and summary["family"] == "sdxl"
     assert any("below 512 px" in w for w in summary["warnings"])  # SDXL under 512: runs, with a warning
     expected = diffusers_img2img("StableDiffusionXLImg2ImgPipeline", checkpoints["tiny-sdxl"], fireplace, "k_euler",
                                  strength=0.7, num_inference_steps=10, guidance_scale=5.0)

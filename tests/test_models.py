@@ -14,7 +14,8 @@ def test_models_load_lazily_and_switching_frees_the_previous_one(tmp_path, tiny_
     infos = {i.name: i for i in models.describe()}
     assert {n: (i.family, i.loaded) for n, i in infos.items()} == {
         "sd": ("sd", False), "lcm": ("lcm", False), "xl": ("sdxl", False)}  # told without loading any weights
-    assert not (tmp_path / "random-tiny-sdxl").exists()  # random checkpoints are built on first use only
+    assert infos["xl"].label == "xl · SDXL" and infos["xl"].source == "random-sdxl"
+    assert not (tmp_path / "random-sdxl").exists()  # random checkpoints are built on first use only
 
     lcm = models.engine("lcm")
     assert lcm.is_loaded and lcm.family.name == "lcm" and lcm.samplers == ("lcm",)
