@@ -51,9 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=float, default=None,
                    help=f"classifier-free guidance scale (default: the model's; SD {sd.guidance:g}, Turbo 0)")
     p.add_argument("--width", type=int, default=None,
-                   help="multiple of 8 (default: the init image's, or the model's: 512, SDXL 1024)")
+                   help="multiple of 8, SD3/FLUX 16 (default: the init image's, or the model's: 512, SDXL 1024)")
     p.add_argument("--height", type=int, default=None,
-                   help="multiple of 8 (default: the init image's, or the model's: 512, SDXL 1024)")
+                   help="multiple of 8, SD3/FLUX 16 (default: the init image's, or the model's: 512, SDXL 1024)")
     p.add_argument("--max-side", type=int, default=config.MAX_SIDE,
                    help=f"cap on the longest side of the default size (default {config.MAX_SIDE})")
     p.add_argument("--resize", choices=config.RESIZE_MODES, default=config.DEFAULT_RESIZE_MODE,
@@ -122,12 +122,31 @@ def _quiet_libraries() -> None:
     tlogging.disable_progress_bar()
 
 
+def _say_load_warnings() -> list[str]:
+    """Print the engine's warnings at load time (``sd_img2img`` logger) on stderr as they come, once; return the
+    list they are collected in, so the run's own warnings do not repeat them."""
+    import logging
+
+    said: list[str] = []
+
+    class Say(logging.Handler):
+        def emit(self, record):
+            said.append(record.getMessage())
+            print(f"sd-img2img: warning: {record.getMessage()}", file=sys.stderr)
+
+    logger = logging.getLogger("sd_img2img")
+    logger.handlers = [h for h in logger.handlers if type(h).__name__ != "Say"] + [Say(logging.WARNING)]
+    logger.propagate = False
+    return said
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .cpu_memory import keep_freed_memory
 
     keep_freed_memory()  # before torch starts threads: CPU steps stop page-faulting their activations in
     _quiet_libraries()
+    said = _say_load_warnings()  # e.g. a flow-matching model about to load on the cpu: said before it loads
     from .engine import Engine, GenerationRequest
     from .errors import GenerationError, ModelLoadError, UserInputError
 
@@ -169,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     for warning in result.warnings:
-        print(f"sd-img2img: warning: {warning}", file=sys.stderr)
+        if warning not in said:
+            print(f"sd-img2img: warning: {warning}", file=sys.stderr)
     print(json.dumps(summary))
     return 0
 

@@ -527,6 +527,16 @@ def build_taesd(path: str | Path, arch: str = "tiny", seed: int = 0, latent_chan
     return Path(path)
 
 
+def build_taesd_for(checkpoint: str | Path, path: str | Path, arch: str = "tiny") -> Path:
+    """A random TAESD matching ``checkpoint``'s VAE: 4 latent channels (``taesd``/``taesdxl``, which take the
+    scaled latents as they are), or 16 with the VAE's scaling and shift (``taesd3``/``taef1``)."""
+    vae = json.loads((Path(checkpoint) / "vae" / "config.json").read_text())
+    channels = vae["latent_channels"]
+    return build_taesd(path, arch, latent_channels=channels,
+                       scaling_factor=vae["scaling_factor"] if channels == 16 else 1.0,
+                       shift_factor=(vae.get("shift_factor") or 0.0) if channels == 16 else 0.0)
+
+
 def random_model(name: str, root: str | Path | None = None) -> tuple[Path, Path]:
     """The tiny random checkpoint behind an offline demo name (``random``, ``random-sdxl``, ``random-turbo``,
     ``random-lcm``, ``random-sdxl-turbo``, ``random-sdxl-refiner``) and a tiny TAESD for it, built on first use
@@ -546,10 +556,7 @@ def random_model(name: str, root: str | Path | None = None) -> tuple[Path, Path]
     if not done.exists():
         folder.mkdir(parents=True, exist_ok=True)
         build_checkpoint(model, arch)
-        vae = json.loads((model / "vae" / "config.json").read_text())
-        build_taesd(taesd, "tiny", latent_channels=vae["latent_channels"],
-                    scaling_factor=vae["scaling_factor"] if vae["latent_channels"] == 16 else 1.0,
-                    shift_factor=vae.get("shift_factor") or 0.0)
+        build_taesd_for(model, taesd, "tiny")
         done.write_text(f"built by sd_img2img.random_checkpoint.random_model({name!r})\n")
     return model, taesd
 
@@ -565,7 +572,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     build_checkpoint(args.path, args.arch, safety_checker=not args.no_safety_checker, dtype=getattr(torch, args.dtype))
     if args.taesd:
-        build_taesd(args.taesd, "tiny" if args.arch.startswith("tiny") else "sd15")
+        build_taesd_for(args.path, args.taesd, "tiny" if args.arch.startswith("tiny") else "sd15")
     print(args.path)
 
 
