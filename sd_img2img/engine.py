@@ -330,7 +330,7 @@ class Engine:
         offload: ``none``, ``model`` or ``sequential`` (accelerate).
         safety_checker: keep the checkpoint's safety checker if it has one.
         taesd: hub id or folder of the TAESD decoder used by ``preview="taesd"``; None: the family's
-            (``madebyollin/taesd``, SDXL ``madebyollin/taesdxl``).
+            (``madebyollin/taesd``; SDXL ``taesdxl``, SD3 ``taesd3``, FLUX ``taef1``).
         compile: ``torch.compile`` the UNet at load and warm it up there (GPU; see docs/performance.md).
     """
 

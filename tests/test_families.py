@@ -245,3 +245,22 @@ def test_full_preview_of_an_fp16_force_upcast_vae_decodes_in_float32():
     vae.decode = lambda z, **kw: (seen.append(vae.dtype), original(z, **kw))[1]
     PreviewDecoder("full", vae=vae).decode(torch.zeros(1, 4, 4, 4, dtype=torch.float16))
     assert seen[0] == torch.float32 and vae.dtype == torch.float16  # decoded in float32, put back after
+
+
+def test_real_architectures_have_the_real_sizes():
+    """``--arch sdxl`` / ``sd-turbo`` (benchmarks) are built from these configs: counted on the meta device."""
+    from accelerate import init_empty_weights
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from sd_img2img import random_checkpoint as rc
+
+    def millions(model):
+        return round(sum(p.numel() for p in model.parameters()) / 1e6)
+
+    with init_empty_weights():
+        assert millions(UNet2DConditionModel(**rc._SDXL_UNET)) == 2567
+        assert millions(CLIPTextModelWithProjection(CLIPTextConfig(vocab_size=49408, **rc._SDXL_TEXT_2))) == 695
+        assert millions(UNet2DConditionModel(**rc._SD_TURBO_UNET)) == 866
+        turbo_text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, **rc._SD_TURBO_TEXT))
+        assert millions(turbo_text) == 340 and turbo_text.config.num_hidden_layers == 23
