@@ -264,3 +264,15 @@ def test_real_architectures_have_the_real_sizes():
         assert millions(UNet2DConditionModel(**rc._SD_TURBO_UNET)) == 866
         turbo_text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, **rc._SD_TURBO_TEXT))
         assert millions(turbo_text) == 340 and turbo_text.config.num_hidden_layers == 23
+
+
+def test_stop_between_steps_where_the_pipeline_can(checkpoints, fireplace):
+    req = dict(prompt="fire", init_image=fireplace, steps=8, strength=1.0, seed=1, width=64, height=64)
+    seen = []
+    xl = Engine(str(checkpoints["tiny-sdxl"]), device="cpu").generate(
+        GenerationRequest(**req), on_step=seen.append, should_stop=lambda: len(seen) >= 3)
+    assert xl.stopped and xl.steps_taken == 2
+    seen.clear()  # LCM's diffusers pipelines cannot be interrupted: its (few) steps all run, and it says so
+    lcm = Engine(str(checkpoints["tiny-lcm"]), device="cpu").generate(
+        GenerationRequest(**dict(req, steps=4)), on_step=seen.append, should_stop=lambda: len(seen) >= 3)
+    assert not lcm.stopped and lcm.steps_taken == 4
