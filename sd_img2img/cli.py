@@ -47,9 +47,9 @@ def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
     p.add_argument("--guidance", type=float, default=None,
                    help=f"classifier-free guidance scale (default: the model's; SD {sd.guidance:g}, Turbo 0)")
     p.add_argument("--width", type=int, default=None,
-                   help="multiple of 8 (default: the init image's, or the model's: 512, SDXL 1024)")
+                   help="multiple of 8, SD3/FLUX 16 (default: the init image's, or the model's: 512, SDXL 1024)")
     p.add_argument("--height", type=int, default=None,
-                   help="multiple of 8 (default: the init image's, or the model's: 512, SDXL 1024)")
+                   help="multiple of 8, SD3/FLUX 16 (default: the init image's, or the model's: 512, SDXL 1024)")
     p.add_argument("--resize", choices=config.RESIZE_MODES, default=config.DEFAULT_RESIZE_MODE,
                    help="fit the init image by stretching, centre-cropping or padding")
     add_model_flags(p)
@@ -84,10 +84,29 @@ def write_outputs(result, folder: Path, view: str = "latents") -> dict:
         "output": str(output), "step_images": steps, "strip": str(strip), "seed": result.seed, "steps": result.steps,
         "steps_taken": result.steps_taken, "schedule_steps": result.schedule_steps, "real_steps": result.real_steps,
         "model_calls": result.model_calls, "strength": result.strength, "sampler": result.sampler,
-        "width": result.width, "height": result.height, "model": result.model, "preview": result.preview,
+        "width": result.width, "height": result.height, "model": result.model, "family": result.family,
+        "preview": result.preview,
         "seconds": result.seconds["total"], "nsfw_flagged": result.nsfw_flagged, "stopped": result.stopped,
         "warnings": result.warnings,
     }
+
+
+def _say_load_warnings() -> list[str]:
+    """Print the engine's warnings at load time (``sd_img2img`` logger) on stderr as they come, once; return the
+    list they are collected in, so the run's own warnings do not repeat them."""
+    import logging
+
+    said: list[str] = []
+
+    class Say(logging.Handler):
+        def emit(self, record):
+            said.append(record.getMessage())
+            print(f"sd-img2img: warning: {record.getMessage()}", file=sys.stderr)
+
+    logger = logging.getLogger("sd_img2img")
+    logger.handlers = [h for h in logger.handlers if type(h).__name__ != "Say"] + [Say(logging.WARNING)]
+    logger.propagate = False
+    return said
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     keep_freed_memory()  # before torch starts threads: CPU steps stop page-faulting their activations in
     quiet_libraries()
+    said = _say_load_warnings()  # e.g. a flow-matching model about to load on the cpu: said before it loads
     from .engine import GenerationRequest
     from .errors import GenerationError, ModelLoadError, UserInputError
 
@@ -137,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     for warning in result.warnings:
-        print(f"sd-img2img: warning: {warning}", file=sys.stderr)
+        if warning not in said:
+            print(f"sd-img2img: warning: {warning}", file=sys.stderr)
     print(json.dumps(summary))
     return 0
 

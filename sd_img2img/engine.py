@@ -138,6 +138,7 @@ class GenerationResult:
     preview: str
     model: str
     seconds: dict[str, float]
+    family: str = ""  # the model's family (families.FAMILIES), e.g. "sdxl-turbo"
     nsfw_flagged: bool = False
     stopped: bool = False
     warnings: list[str] = field(default_factory=list)
@@ -167,7 +168,7 @@ class GenerationResult:
 
     def info(self) -> dict[str, Any]:
         """Settings plus how the run went: timings, flags, warnings (JSON-ready)."""
-        return {**self.settings(), "preview": self.preview, "seconds": self.seconds,
+        return {**self.settings(), "family": self.family, "preview": self.preview, "seconds": self.seconds,
                 "nsfw_flagged": self.nsfw_flagged, "warnings": list(self.warnings)}
 
 
@@ -332,7 +333,7 @@ class Engine:
         offload: ``none``, ``model`` or ``sequential`` (accelerate).
         safety_checker: keep the checkpoint's safety checker if it has one.
         taesd: hub id or folder of the TAESD decoder used by ``preview="taesd"``; None: the family's
-            (``madebyollin/taesd``, SDXL ``madebyollin/taesdxl``).
+            (``madebyollin/taesd``; SDXL ``taesdxl``, SD3 ``taesd3``, FLUX ``taef1``).
         compile: ``torch.compile`` the UNet at load and warm it up there (GPU; see docs/performance.md).
     """
 
@@ -465,11 +466,10 @@ class Engine:
         prepared = prepare_request(request, self.loaded.family)
         check_schedule_length(prepared.request.sampler, prepared.plan.schedule_steps,
                               self.loaded.img2img.scheduler.config)
-        lm = self.loaded
-        family = lm.family
-        tokenizer = getattr(lm.img2img, family.prompt_tokenizer, None) if family.prompt_tokenizer else lm.tokenizer
-        limit = family.max_sequence_length - 1 if family.prompt_tokenizer and family.max_sequence_length else None
-        texts = [("prompt", prepared.prompt)] + [("negative prompt", prepared.negative_prompt)] * family.negative_prompt
+        tokenizer, limit = self.loaded.prompt_tokenizer
+        texts = [("prompt", prepared.prompt)]
+        if self.loaded.family.negative_prompt:
+            texts.append(("negative prompt", prepared.negative_prompt))
         for name, text in texts:
             warning = truncation_warning(tokenizer, text, name, limit)
             if warning:
@@ -575,7 +575,7 @@ class Engine:
             strength=float(r.strength) if prepared.image is not None else None, sampler=r.sampler,
             guidance_scale=float(r.guidance_scale), width=prepared.width, height=prepared.height,
             resize_mode=r.resize_mode, preview=r.preview, model=self.model, seconds=seconds,
-            nsfw_flagged=flagged(out), stopped=recorder.stopped,
+            family=self.loaded.family.name, nsfw_flagged=flagged(out), stopped=recorder.stopped,
             warnings=warnings, model_hash=self._model_hash, plan=plan,
         )
 

@@ -149,6 +149,16 @@ class LoadedModel:
         return None
 
     @property
+    def prompt_tokenizer(self) -> tuple[Any, int | None]:
+        """The tokenizer whose limit cuts prompts and that limit in tokens (None: its own 77 less start/end):
+        CLIP's for SD/SDXL/LCM, T5's (``max_sequence_length`` less its end token) for SD3/FLUX."""
+        family = self.family
+        if family.prompt_tokenizer is None:
+            return self.tokenizer, None
+        limit = family.max_sequence_length - 1 if family.max_sequence_length else None
+        return getattr(self.img2img, family.prompt_tokenizer, None), limit
+
+    @property
     def execution_device(self) -> torch.device:
         return self.img2img._execution_device
 

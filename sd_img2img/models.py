@@ -33,6 +33,7 @@ class ModelInfo:
     """One listed model, as a picker shows it."""
 
     name: str  # what visitors choose
+    label: str  # what a picker shows: the name, with the family once known ("random-sdxl · SDXL")
     source: str  # hub id, folder, or the offline demo's random name
     family: str | None  # e.g. "sdxl-turbo", once known (read from model_index.json, no weights loaded)
     family_label: str | None  # e.g. "SDXL-Turbo"
@@ -171,7 +172,8 @@ class ModelSet:
             family = FAMILIES[ARCH_FAMILIES[RANDOM_MODELS[source]]]
         else:
             family = peek(source)
-        return ModelInfo(name=name, source=source, family=family.name if family else None,
+        label = f"{name} · {family.label}" if family else name
+        return ModelInfo(name=name, label=label, source=source, family=family.name if family else None,
                          family_label=family.label if family else None, loaded=bool(engine and engine.is_loaded))
 
     def describe(self) -> list[ModelInfo]:

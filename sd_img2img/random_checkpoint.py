@@ -36,6 +36,7 @@ Run ``python -m sd_img2img.random_checkpoint DIR [--arch NAME]`` to build one. `
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
@@ -248,6 +249,17 @@ def _save(pipe, path: Path, dtype: torch.dtype, drop: tuple[str, ...] = ("image_
     return path
 
 
+@contextlib.contextmanager
+def _created_in(dtype: torch.dtype):
+    """Create parameters directly in ``dtype``: building ``sdxl`` in float16 then peaks at 7 GB, not 14."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
 def _sd_vae(arch_cfg: dict, **changes):
     from diffusers import AutoencoderKL
 
@@ -256,7 +268,13 @@ def _sd_vae(arch_cfg: dict, **changes):
 
 def build_sdxl(path: str | Path, arch: str = "tiny-sdxl", *, seed: int = 0,
                dtype: torch.dtype = torch.float32) -> Path:
-    """A random-weight SDXL base, SDXL-Turbo or refiner checkpoint laid out as stabilityai's repositories."""
+    """A random-weight SDXL base, SDXL-Turbo or refiner checkpoint laid out as stabilityai's repositories
+    (the real ``sdxl`` architecture's weights are created in ``dtype`` directly)."""
+    with _created_in(dtype if arch == "sdxl" else torch.float32):
+        return _build_sdxl(path, arch, seed, dtype)
+
+
+def _build_sdxl(path: str | Path, arch: str, seed: int, dtype: torch.dtype) -> Path:
     from diffusers import (EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline,
                            StableDiffusionXLPipeline, UNet2DConditionModel)
 
@@ -296,7 +314,13 @@ def build_sdxl(path: str | Path, arch: str = "tiny-sdxl", *, seed: int = 0,
 
 def build_sd_turbo(path: str | Path, arch: str = "tiny-turbo", *, seed: int = 0,
                    dtype: torch.dtype = torch.float32) -> Path:
-    """A random-weight SD-Turbo checkpoint laid out as stabilityai/sd-turbo (SD2.1 shapes for ``sd-turbo``)."""
+    """A random-weight SD-Turbo checkpoint laid out as stabilityai/sd-turbo (SD2.1 shapes for ``sd-turbo``,
+    whose weights are created in ``dtype`` directly)."""
+    with _created_in(dtype if arch == "sd-turbo" else torch.float32):
+        return _build_sd_turbo(path, arch, seed, dtype)
+
+
+def _build_sd_turbo(path: str | Path, arch: str, seed: int, dtype: torch.dtype) -> Path:
     from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
 
     real = arch == "sd-turbo"
@@ -527,6 +551,16 @@ def build_taesd(path: str | Path, arch: str = "tiny", seed: int = 0, latent_chan
     return Path(path)
 
 
+def build_taesd_for(checkpoint: str | Path, path: str | Path, arch: str = "tiny") -> Path:
+    """A random TAESD matching ``checkpoint``'s VAE: 4 latent channels (``taesd``/``taesdxl``, which take the
+    scaled latents as they are), or 16 with the VAE's scaling and shift (``taesd3``/``taef1``)."""
+    vae = json.loads((Path(checkpoint) / "vae" / "config.json").read_text())
+    channels = vae["latent_channels"]
+    return build_taesd(path, arch, latent_channels=channels,
+                       scaling_factor=vae["scaling_factor"] if channels == 16 else 1.0,
+                       shift_factor=(vae.get("shift_factor") or 0.0) if channels == 16 else 0.0)
+
+
 def random_model(name: str, root: str | Path | None = None) -> tuple[Path, Path]:
     """The tiny random checkpoint behind an offline demo name (``random``, ``random-sdxl``, ``random-turbo``,
     ``random-lcm``, ``random-sdxl-turbo``, ``random-sdxl-refiner``) and a tiny TAESD for it, built on first use
@@ -541,15 +575,12 @@ def random_model(name: str, root: str | Path | None = None) -> tuple[Path, Path]
 
         root = cache_dir()
     arch = RANDOM_MODELS[name]
-    folder = Path(root) / f"random-{arch}"
+    folder = Path(root) / name  # not server.random_checkpoint's "random-tiny"
     model, taesd, done = folder / "model", folder / "taesd", folder / ".complete"
     if not done.exists():
         folder.mkdir(parents=True, exist_ok=True)
         build_checkpoint(model, arch)
-        vae = json.loads((model / "vae" / "config.json").read_text())
-        build_taesd(taesd, "tiny", latent_channels=vae["latent_channels"],
-                    scaling_factor=vae["scaling_factor"] if vae["latent_channels"] == 16 else 1.0,
-                    shift_factor=vae.get("shift_factor") or 0.0)
+        build_taesd_for(model, taesd, "tiny")
         done.write_text(f"built by sd_img2img.random_checkpoint.random_model({name!r})\n")
     return model, taesd
 
@@ -565,7 +596,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     build_checkpoint(args.path, args.arch, safety_checker=not args.no_safety_checker, dtype=getattr(torch, args.dtype))
     if args.taesd:
-        build_taesd(args.taesd, "tiny" if args.arch.startswith("tiny") else "sd15")
+        build_taesd_for(args.path, args.taesd, "tiny" if args.arch.startswith("tiny") else "sd15")
     print(args.path)
 
 

@@ -173,8 +173,9 @@ class StepRecorder:
             sigma = self._sigma_at(step_index) if step_index is not None else None
             self._emit(callback_kwargs["latents"], int(t), self._x0, sigma)
         if self.nonfinite_at is not None or (self.should_stop is not None and self.should_stop()):
-            self.stopped = self.nonfinite_at is None
-            pipe._interrupt = True
+            if hasattr(type(pipe), "interrupt"):  # LCM's pipelines have none: they finish their few steps
+                self.stopped = self.nonfinite_at is None
+                pipe._interrupt = True
         return {}
 
     # -- helpers -------------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def test_families_are_detected_from_the_json_files(checkpoints):
 def test_sdxl_through_the_cli_equals_diffusers(capsys, tmp_path, checkpoints, init_png, fireplace):
     summary = run_cli(capsys, tmp_path, checkpoints["tiny-sdxl"], init_png, "--steps", "10", "--strength", "0.7",
                       "--sampler", "k_euler")
-    assert summary["steps_taken"] == 7 and len(summary["step_images"]) == 8
+    assert summary["steps_taken"] == 7 and len(summary["step_images"]) == 8 and summary["family"] == "sdxl"
     assert any("below 512 px" in w for w in summary["warnings"])  # SDXL under 512: runs, with a warning
     expected = diffusers_img2img("StableDiffusionXLImg2ImgPipeline", checkpoints["tiny-sdxl"], fireplace, "k_euler",
                                  strength=0.7, num_inference_steps=10, guidance_scale=5.0)
@@ -245,3 +245,34 @@ def test_full_preview_of_an_fp16_force_upcast_vae_decodes_in_float32():
     vae.decode = lambda z, **kw: (seen.append(vae.dtype), original(z, **kw))[1]
     PreviewDecoder("full", vae=vae).decode(torch.zeros(1, 4, 4, 4, dtype=torch.float16))
     assert seen[0] == torch.float32 and vae.dtype == torch.float16  # decoded in float32, put back after
+
+
+def test_real_architectures_have_the_real_sizes():
+    """``--arch sdxl`` / ``sd-turbo`` (benchmarks) are built from these configs: counted on the meta device."""
+    from accelerate import init_empty_weights
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from sd_img2img import random_checkpoint as rc
+
+    def millions(model):
+        return round(sum(p.numel() for p in model.parameters()) / 1e6)
+
+    with init_empty_weights():
+        assert millions(UNet2DConditionModel(**rc._SDXL_UNET)) == 2567
+        assert millions(CLIPTextModelWithProjection(CLIPTextConfig(vocab_size=49408, **rc._SDXL_TEXT_2))) == 695
+        assert millions(UNet2DConditionModel(**rc._SD_TURBO_UNET)) == 866
+        turbo_text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, **rc._SD_TURBO_TEXT))
+        assert millions(turbo_text) == 340 and turbo_text.config.num_hidden_layers == 23
+
+
+def test_stop_between_steps_where_the_pipeline_can(checkpoints, fireplace):
+    req = dict(prompt="fire", init_image=fireplace, steps=8, strength=1.0, seed=1, width=64, height=64)
+    seen = []
+    xl = Engine(str(checkpoints["tiny-sdxl"]), device="cpu").generate(
+        GenerationRequest(**req), on_step=seen.append, should_stop=lambda: len(seen) >= 3)
+    assert xl.stopped and xl.steps_taken == 2
+    seen.clear()  # LCM's diffusers pipelines cannot be interrupted: its (few) steps all run, and it says so
+    lcm = Engine(str(checkpoints["tiny-lcm"]), device="cpu").generate(
+        GenerationRequest(**dict(req, steps=4)), on_step=seen.append, should_stop=lambda: len(seen) >= 3)
+    assert not lcm.stopped and lcm.steps_taken == 4

@@ -198,3 +198,12 @@ def test_flux_schnell_says_guidance_is_ignored(checkpoints, fireplace):
                                peek(checkpoints["tiny-flux-schnell"]))
     assert prepared.request.steps == 4 and prepared.plan.steps_to_run == 3
     assert any("has no guidance; guidance 3.5 was ignored" in w for w in prepared.warnings)
+
+
+def test_long_prompts_are_measured_against_t5(engines):
+    engine = engines["tiny-sd3"]
+    fits = engine.generate(GenerationRequest(prompt="a cozy room " * 30, steps=1, seed=1, width=64, height=64))
+    assert not [w for w in fits.warnings if "tokens" in w]  # 90 words: past CLIP's 77, well within T5's 256
+    long = engine.generate(GenerationRequest(prompt="a cozy room " * 100, steps=1, seed=1, width=64, height=64))
+    (warning,) = [w for w in long.warnings if "tokens" in w]
+    assert "the prompt is 300 tokens and the text encoder reads 255" in warning

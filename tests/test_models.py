@@ -14,7 +14,8 @@ def test_models_load_lazily_and_switching_frees_the_previous_one(tmp_path, tiny_
     infos = {i.name: i for i in models.describe()}
     assert {n: (i.family, i.loaded) for n, i in infos.items()} == {
         "sd": ("sd", False), "lcm": ("lcm", False), "xl": ("sdxl", False)}  # told without loading any weights
-    assert not (tmp_path / "random-tiny-sdxl").exists()  # random checkpoints are built on first use only
+    assert infos["xl"].label == "xl · SDXL" and infos["xl"].source == "random-sdxl"
+    assert not (tmp_path / "random-sdxl").exists()  # random checkpoints are built on first use only
 
     lcm = models.engine("lcm")
     assert lcm.is_loaded and lcm.family.name == "lcm" and lcm.samplers == ("lcm",)
@@ -47,3 +48,27 @@ def test_model_memory_reads_the_safetensors_headers(tiny_checkpoint):
     assert model_memory(tiny_checkpoint, "bfloat16")["unet"] == parts["unet"] // 2
     assert {"unet", "vae", "text_encoder", "safety_checker"} <= set(parts)
     assert model_memory("nobody/remote") is None
+
+
+def test_on_a_gpu_models_are_freed_until_the_next_one_fits(tmp_path, tiny_checkpoint, monkeypatch):
+    """The GPU rule without a GPU: free memory is faked as a card that holds one tiny model and a half."""
+    import torch
+
+    import sd_img2img.models as models_module
+
+    models = ModelSet({"a": str(tiny_checkpoint), "b": "random-turbo", "c": "random-lcm"}, device="cpu",
+                      cache=tmp_path, max_loaded=3)  # the cpu count would keep all three
+    one = sum(model_memory(tiny_checkpoint, torch.float16).values())
+    card = int(one * models_module.GPU_MEMORY_HEADROOM * 1.5)
+
+    def mem_get_info():
+        used = sum(one for e in models._engines.values() if e.is_loaded)
+        return card - used, card
+
+    monkeypatch.setattr(models_module, "resolve_device", lambda device: "cuda")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    a = models.engine("a")
+    b = models.engine("b")  # a does not leave room for b: a goes
+    assert b.is_loaded and not a.is_loaded
+    models.engine("c")
+    assert [i.name for i in models.describe() if i.loaded] == ["c"]
