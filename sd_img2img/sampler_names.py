@@ -2,7 +2,7 @@
 
 One table, ``SAMPLER_TABLE``, holds the mapping both ways: reading another tool's PNG settings turns its
 sampler (and schedule) into ours, and the PNGs this project writes name their sampler the way AUTOMATIC1111
-does. A row whose sampler this version does not have (``lcm``) is kept so it maps once the sampler exists.
+does.
 
 Schedules: AUTOMATIC1111 names them apart (``Sampler: DPM++ 2M, Schedule type: Karras``; before 1.8 the
 schedule was part of the name, ``DPM++ 2M Karras``), InvokeAI adds ``_k`` to the name (``dpmpp_2m_k``) and

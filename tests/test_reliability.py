@@ -289,12 +289,17 @@ def test_the_apps_own_files_are_served(url):
     assert status == 200 and body.startswith(b"\x89PNG")
 
 
-def test_visitors_cannot_choose_a_model(url):
-    """Hosted mode's allow-list is the operator's one model: no endpoint takes a model id or a path to load."""
-    api = client_for(url).view_api(print_info=False, return_format="dict")
+def test_visitors_choose_only_among_the_operators_models(url):
+    """The allow-list is the operator's: ``model`` takes only a listed name, and no endpoint takes a path, hub id,
+    decoder or device to load."""
+    client = client_for(url)
+    api = client.view_api(print_info=False, return_format="dict")
     names = {p["parameter_name"] for e in api["named_endpoints"].values() for p in e["parameters"]}
-    assert not names & {"model", "model_id", "checkpoint", "repo", "path", "taesd", "device", "offload"}
-    assert {"image", "prompt", "strength", "steps", "seed"} <= names
+    assert not names & {"model_id", "checkpoint", "repo", "path", "taesd", "device", "offload", "lora_path"}
+    assert {"image", "prompt", "strength", "steps", "seed", "model"} <= names
+    for model in ("/etc/passwd", "stabilityai/sdxl-turbo", "../tiny", "random-sdxl"):
+        with pytest.raises(Exception, match="not in the list of choices|unknown model"):
+            submit(client, steps=3, model=model).result()
 
 
 def test_a_sessions_runs_keep_no_objects_behind(url):
