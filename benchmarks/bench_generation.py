@@ -93,14 +93,16 @@ def machine() -> dict:
 
 def ensure_checkpoint(arch: str, folder: Path) -> tuple[Path, Path]:
     """A random-weight checkpoint and TAESD of ``arch`` under ``folder`` (built on first use, then reused)."""
+    import torch
+
     from sd_img2img.random_checkpoint import build_checkpoint, build_taesd
 
     ckpt, taesd = folder / f"{arch}", folder / f"taesd-{arch}"
     if not (ckpt / "model_index.json").is_file():
         print(f"building a random {arch} checkpoint in {ckpt} …", file=sys.stderr, flush=True)
-        build_checkpoint(ckpt, arch)
+        build_checkpoint(ckpt, arch, **({"dtype": torch.bfloat16} if arch == "sdxl" else {}))  # 7 GB, not 14
     if not (taesd / "config.json").is_file():
-        build_taesd(taesd, arch)
+        build_taesd(taesd, "tiny" if arch.startswith("tiny") else arch)
     return ckpt, taesd
 
 
@@ -187,10 +189,15 @@ def unet_step_ms(unet, size: int, device: str, dtype, iters: int, warmup: int = 
     x = torch.randn(2, 4, h, h, generator=g).to(device, dtype).contiguous(memory_format=memory_format)
     ctx = torch.randn(2, 77, unet.config.cross_attention_dim, generator=g).to(device, dtype)
     t = torch.tensor(500, device=device)
+    extra = {}
+    if unet.config.addition_embed_type == "text_time":  # SDXL: pooled text embeddings and size/crop ids
+        pooled = unet.config.projection_class_embeddings_input_dim - 6 * unet.config.addition_time_embed_dim
+        extra = dict(added_cond_kwargs=dict(text_embeds=torch.randn(2, pooled, generator=g).to(device, dtype),
+                                            time_ids=torch.tensor([[size, size, 0, 0, size, size]] * 2).to(device, dtype)))
     times = []
     with torch.inference_mode():
         for i in range(warmup + iters):
-            dt, _ = timed(lambda: unet(x, t, encoder_hidden_states=ctx, return_dict=False), device)
+            dt, _ = timed(lambda: unet(x, t, encoder_hidden_states=ctx, return_dict=False, **extra), device)
             if i >= warmup:
                 times.append(dt)
     return median(times) * 1000
@@ -199,10 +206,11 @@ def unet_step_ms(unet, size: int, device: str, dtype, iters: int, warmup: int = 
 # -- the benchmark ---------------------------------------------------------------------------------------------
 
 def run(args) -> dict:
+    import diffusers
     import torch
-    from diffusers import StableDiffusionImg2ImgPipeline
 
     from sd_img2img.engine import Engine, GenerationRequest
+    from sd_img2img.families import peek
     from sd_img2img.examples import draw_fireplace
     from sd_img2img.loading import attention_processors, resolve_device, resolve_dtype
     from sd_img2img.samplers import make_scheduler
@@ -224,17 +232,26 @@ def run(args) -> dict:
     print(f"# {report['command']}", flush=True)
     print(f"# machine: {json.dumps(report['machine'])}", flush=True)
 
-    # (a) plain diffusers, loaded on its own (its UNet is not the engine's, so engine options don't leak into it)
+    # (a) plain diffusers: the family's own img2img pipeline, loaded on its own (its UNet is not the engine's, so
+    # engine options don't leak into it) — or, with --share-weights, built from the engine's loaded components (a
+    # model too large to hold twice: the real SDXL on 24 GB)
+    family = peek(ckpt)
+    pipeline_class = getattr(diffusers, family.img2img)
+    report["settings"]["family"] = family.name
+    engine = Engine(str(ckpt), device=device, dtype=args.dtype, taesd=str(taesd) if taesd else None,
+                    compile=args.compile)
     t = time.perf_counter()
-    plain = StableDiffusionImg2ImgPipeline.from_pretrained(ckpt, torch_dtype=dtype, use_safetensors=True)
+    if args.share_weights:
+        lm = engine.load()
+        plain = pipeline_class(**lm.img2img.components)
+    else:
+        plain = pipeline_class.from_pretrained(ckpt, torch_dtype=dtype, use_safetensors=True)
+        plain.to(device)
     plain.set_progress_bar_config(disable=True)
-    plain.to(device)
     plain.scheduler = make_scheduler(args.sampler, plain.scheduler.config)
     report["load_seconds"] = {"plain": round(time.perf_counter() - t, 2)}
 
     # (b) the engine
-    engine = Engine(str(ckpt), device=device, dtype=args.dtype, taesd=str(taesd) if taesd else "madebyollin/taesd",
-                    compile=args.compile)
     t = time.perf_counter()
     lm = engine.load()
     if "taesd" in args.previews:
@@ -416,7 +433,11 @@ def offload_memory(engine, ckpt: Path, args, device: str) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--short", action="store_true", help="CI: tiny checkpoint, 128×128, 4 steps, 2 reps")
-    p.add_argument("--arch", choices=("tiny", "sd15"), default="sd15", help="random checkpoint to build/use")
+    p.add_argument("--arch", choices=("tiny", "sd15", "tiny-sdxl", "sdxl"), default="sd15",
+                   help="random checkpoint to build/use (sdxl: the real SDXL base architecture)")
+    p.add_argument("--share-weights", action="store_true",
+                   help="(a) runs diffusers' own pipeline on the engine's loaded weights instead of a second copy "
+                        "(for models too large to hold twice)")
     p.add_argument("--checkpoints", default=str(RESULTS / "checkpoints"), help="where random checkpoints are kept")
     p.add_argument("--model", help="use this checkpoint folder instead of a random one")
     p.add_argument("--taesd", help="TAESD folder to go with --model")
