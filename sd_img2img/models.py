@@ -10,7 +10,8 @@ Visitors choose among the listed names only, never a free path. The offline demo
 first use (``random_checkpoint.random_model``). Switching models frees the least recently used one when both
 do not fit: on the cpu (and mps) at most ``config.MAX_LOADED_MODELS_CPU`` stay loaded; on a GPU a model loads
 once the device has its weights (``loading.model_memory``) × ``config.GPU_MEMORY_HEADROOM`` free (with
-``offload="model"`` its largest component, with ``"sequential"`` nothing), unloading others until it does.
+``offload="model"`` its largest component, with ``"sequential"`` next to nothing), unloading others until it
+does; a GPU model whose size cannot be told (a hub id) falls back to the count.
 """
 
 from __future__ import annotations
@@ -127,28 +128,26 @@ class ModelSet:
             return engine
 
     def _make_room(self, name: str, engine: Engine) -> None:
-        device = resolve_device(self.device)
         loaded = [n for n in self._used if n != name and self._engines[n].is_loaded]
-        if device != "cuda":
+        need = self._gpu_bytes(engine) if resolve_device(self.device) == "cuda" else 0
+        if not need:  # the cpu/mps, or a GPU model whose size cannot be told (a hub id): count them
             while len(loaded) >= self.max_loaded:
                 self.unload(loaded.pop(0))
             return
         import torch
 
-        need = self._gpu_bytes(engine)
-        while loaded and need and torch.cuda.mem_get_info()[0] < need * GPU_MEMORY_HEADROOM:
+        while loaded and torch.cuda.mem_get_info()[0] < need * GPU_MEMORY_HEADROOM:
             self.unload(loaded.pop(0))
 
     def _gpu_bytes(self, engine: Engine) -> int:
         """What ``engine``'s model will hold on the GPU once loaded (0 when it cannot be told)."""
-        import torch
-
         from .loading import resolve_dtype
 
-        parts = model_memory(engine.model, resolve_dtype(engine.dtype, "cuda") if engine.dtype != "auto"
-                             else torch.float16)
-        if not parts or engine.offload == "sequential":
+        parts = model_memory(engine.model, resolve_dtype(engine.dtype, "cuda"))
+        if not parts:
             return 0
+        if engine.offload == "sequential":  # layer by layer: next to nothing stays on the GPU
+            return 1
         return max(parts.values()) if engine.offload == "model" else sum(parts.values())
 
     def unload(self, name: str) -> bool:
