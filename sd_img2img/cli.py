@@ -86,7 +86,7 @@ def write_outputs(result, folder: Path, view: str = "latents") -> dict:
         "model_calls": result.model_calls, "strength": result.strength, "sampler": result.sampler,
         "width": result.width, "height": result.height, "model": result.model, "preview": result.preview,
         "seconds": result.seconds["total"], "nsfw_flagged": result.nsfw_flagged, "stopped": result.stopped,
-        "warnings": result.warnings,
+        "warnings": result.warnings, "loras": result.loras,
     }
 
 

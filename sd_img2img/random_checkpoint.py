@@ -28,7 +28,10 @@ Architectures (``ARCHITECTURES``), each laid out as its family's hub repository:
   FLUX transformer with / without the guidance embedding, CLIP + T5, dynamic shifting for dev).
   Their T5 tokenizers are made here from a handful of words (a unigram ``tokenizer.json``; nothing downloaded).
 
-Run ``python -m sd_img2img.random_checkpoint DIR [--arch NAME]`` to build one. ``random_model(name)`` builds
+Run ``python -m sd_img2img.random_checkpoint DIR [--arch NAME]`` to build one;
+``python -m sd_img2img.random_checkpoint OUT.safetensors --single-file-from DIR`` writes a diffusers SD 1.x folder
+as one original-layout single file (``original_layout.write_single_file``). ``build_lora`` writes random LoRAs for
+a tiny checkpoint in diffusers/peft or kohya format. ``random_model(name)`` builds
 (once, into a cache folder) the tiny checkpoint behind the offline demo's ``random``, ``random-sdxl``,
 ``random-turbo``, ``random-lcm`` … names.
 """
@@ -562,7 +565,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--taesd", metavar="DIR", help="also build a random TAESD decoder in DIR")
     parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                         help="dtype the weights are saved in (float16 halves sdxl's 14 GB)")
+    parser.add_argument("--single-file-from", metavar="DIR", default=None,
+                        help="write PATH as one original-layout .safetensors made from the diffusers SD 1.x folder DIR "
+                             "(model.diffusion_model.*, first_stage_model.*, cond_stage_model.transformer.*)")
     args = parser.parse_args(argv)
+    if args.single_file_from:
+        from .original_layout import write_single_file
+
+        print(write_single_file(args.single_file_from, args.path))
+        return
     build_checkpoint(args.path, args.arch, safety_checker=not args.no_safety_checker, dtype=getattr(torch, args.dtype))
     if args.taesd:
         build_taesd(args.taesd, "tiny" if args.arch.startswith("tiny") else "sd15")
@@ -571,3 +582,50 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def build_lora(checkpoint: str | Path, out: str | Path, fmt: str = "peft", *, rank: int = 4, seed: int = 1,
+               strength: float = 0.5, text_encoder: bool = True) -> Path:
+    """A random LoRA for the SD 1.x checkpoint folder ``checkpoint``, written to the ``.safetensors`` file ``out``.
+
+    ``fmt="peft"``: diffusers' own keys (``unet.<module>.lora_A.weight`` / ``lora_B.weight``,
+    ``text_encoder.text_model.<module>…``); ``fmt="kohya"``: kohya / AUTOMATIC1111 keys
+    (``lora_unet_<module_with_underscores>.lora_down.weight`` / ``lora_up.weight`` / ``alpha``, ``lora_te_…``).
+    Every attention projection of the UNet (and of the text encoder) gets one; ``strength`` sets how much the
+    output changes.
+    """
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+
+    if fmt not in ("peft", "kohya"):
+        raise ValueError(f"fmt must be 'peft' or 'kohya', got {fmt!r}")
+    checkpoint = Path(checkpoint)
+    unet = UNet2DConditionModel.from_pretrained(checkpoint / "unet")
+    targets = [("unet", name, m) for name, m in unet.named_modules()
+               if name.rsplit(".", 1)[-1] in ("to_q", "to_k", "to_v") or name.endswith("to_out.0")]
+    if text_encoder:
+        from transformers import CLIPTextModel
+
+        te = CLIPTextModel.from_pretrained(checkpoint / "text_encoder")
+        for name, m in te.named_modules():
+            if name.rsplit(".", 1)[-1] in ("q_proj", "k_proj", "v_proj", "out_proj"):
+                name = name if name.startswith("text_model.") else "text_model." + name  # the keys LoRAs carry
+                targets.append(("text_encoder", name, m))
+    g = torch.Generator().manual_seed(seed)
+    state: dict[str, torch.Tensor] = {}
+    for part, name, module in targets:
+        down = torch.randn(rank, module.in_features, generator=g) * strength / module.in_features ** 0.5
+        up = torch.randn(module.out_features, rank, generator=g) * strength / rank ** 0.5
+        if fmt == "peft":
+            state[f"{part}.{name}.lora_A.weight"] = down
+            state[f"{part}.{name}.lora_B.weight"] = up
+        else:
+            key = ("lora_unet_" if part == "unet" else "lora_te_") + name.replace(".", "_")
+            alpha = rank / 2  # kohya scales by alpha / rank
+            state[f"{key}.lora_down.weight"] = down
+            state[f"{key}.lora_up.weight"] = up * 2  # … so the change matches the peft file's
+            state[f"{key}.alpha"] = torch.tensor(float(alpha))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(out))
+    return out

@@ -1,8 +1,8 @@
 """Start-up settings: the flags the CLI and the web demo share, their ``SD_IMG2IMG_*`` environment variables, and
 the engine built from them.
 
-- ``add_model_flags``: the nine flags both commands take (``--model --device --dtype --offload --compile --preview
-  --taesd --no-safety-checker --max-side``), defined once.
+- ``add_model_flags``: the flags both commands take (``--model --config --lora --device --dtype --offload --compile
+  --preview --taesd --no-safety-checker --max-side``), defined once.
 - ``CommandParser``: argparse with a one-line error, and with environment variables: each flag that names a
   variable takes its default from it, and that value gets exactly the checks (type, choices) and the one-line
   message the flag itself gets. A flag given on the command line beats its variable.
@@ -83,10 +83,39 @@ class CommandParser(argparse.ArgumentParser):
         return value
 
 
+class _LoraAction(argparse.Action):
+    """``--lora`` given several times: the specs add up (replacing what ``SD_IMG2IMG_LORA`` said)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = getattr(namespace, self.dest, None)
+        if not isinstance(current, list) or current is self.default:
+            current = []
+        setattr(namespace, self.dest, current + list(values))
+
+
+def _lora_specs(text: str):
+    """argparse type of ``--lora``: ``FILE[:SCALE]`` (several separated by commas or newlines)."""
+    from .errors import UserInputError
+    from .loras import parse_specs
+
+    try:
+        return parse_specs(text)
+    except UserInputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def add_model_flags(p: CommandParser) -> None:
     """The flags the CLI and the demo share: which model, where and how it runs, how steps are drawn."""
-    p.add_env_argument("--model", "MODEL", default=config.DEFAULT_MODEL, metavar="ID_OR_DIR",
-                       help=f"hub id or diffusers folder, or '{RANDOM_MODEL}' for the offline random-weight checkpoint")
+    p.add_env_argument("--model", "MODEL", default=config.DEFAULT_MODEL, metavar="ID_OR_DIR_OR_FILE",
+                       help=f"hub id, diffusers folder, single-file .safetensors checkpoint (SD 1.x/2.x, SDXL), or "
+                            f"'{RANDOM_MODEL}' for the offline random-weight checkpoint")
+    p.add_env_argument("--config", "CONFIG", default=None, metavar="DIR",
+                       help="for a single-file --model: a local diffusers folder whose JSON files (and tokenizers) "
+                            "describe it (default: the configs shipped for SD 1.5, SD 2.1 768-v, SDXL base and refiner)")
+    p.add_env_argument("--lora", "LORA", type=_lora_specs, action=_LoraAction, default=[], metavar="FILE[:SCALE]",
+                       help="a LoRA (.safetensors, kohya/AUTOMATIC1111 or diffusers format) loaded with the model, on "
+                            "at SCALE (default 1) unless a run says otherwise; repeatable (the variable: several "
+                            "separated by commas or newlines). A name containing 'lcm' marks an LCM-LoRA")
     p.add_env_argument("--device", "DEVICE", choices=config.DEVICES, default="auto", help="auto, cpu, cuda or mps")
     p.add_env_argument("--dtype", "DTYPE", choices=config.DTYPES, default="auto",
                        help="auto (float16 on GPUs, float32 on the cpu), float16, bfloat16 or float32")
@@ -122,6 +151,8 @@ class AppSettings:
     safety_checker: bool = True
     queue_size: int = config.QUEUE_MAX_SIZE
     compile: bool = False
+    config: str | None = None  # a single file's diffusers config folder (None: the shipped configs)
+    loras: tuple = ()  # loras.LoraSpec, loaded with the model
 
 
 def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
@@ -143,7 +174,8 @@ def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None
     a = build_parser(environ).parse_args(argv)
     return AppSettings(model=a.model, device=a.device, dtype=a.dtype, offload=a.offload, preview=a.preview,
                        taesd=a.taesd, host=a.host, port=a.port, share=a.share, max_side=a.max_side,
-                       safety_checker=not a.no_safety_checker, queue_size=a.queue_size, compile=a.compile)
+                       safety_checker=not a.no_safety_checker, queue_size=a.queue_size, compile=a.compile,
+                       config=a.config, loras=tuple(a.lora))
 
 
 # -- the model ---------------------------------------------------------------------------------------------
@@ -175,7 +207,8 @@ def random_checkpoint(folder: str | Path | None = None) -> tuple[Path, Path]:
 
 
 def make_engine(model: str, *, device: str = "auto", dtype: str = "auto", offload: str = "none",
-                safety_checker: bool = True, taesd: str | None = None, compile: bool = False):
+                safety_checker: bool = True, taesd: str | None = None, compile: bool = False,
+                config: str | None = None, loras=()):
     """The engine these settings ask for (not loaded yet). ``model='random'`` builds the offline checkpoint first."""
     from .engine import Engine
 
@@ -186,7 +219,7 @@ def make_engine(model: str, *, device: str = "auto", dtype: str = "auto", offloa
             taesd = str(taesd_dir)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return Engine(model, device=device, dtype=dtype, offload=offload, safety_checker=safety_checker, taesd=taesd,
-                  compile=compile)
+                  compile=compile, config=config, loras=loras)
 
 
 def engine_from(settings: Any):
@@ -194,8 +227,12 @@ def engine_from(settings: Any):
     safety = getattr(settings, "safety_checker", None)
     if safety is None:
         safety = not settings.no_safety_checker
+    loras = getattr(settings, "loras", None)
+    if loras is None:
+        loras = getattr(settings, "lora", None) or ()
     return make_engine(settings.model, device=settings.device, dtype=settings.dtype, offload=settings.offload,
-                       safety_checker=safety, taesd=settings.taesd, compile=settings.compile)
+                       safety_checker=safety, taesd=settings.taesd, compile=settings.compile,
+                       config=getattr(settings, "config", None), loras=tuple(loras))
 
 
 def quiet_libraries() -> None:
