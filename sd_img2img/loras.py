@@ -23,8 +23,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +133,8 @@ def load_into(pipe, specs: Iterable[LoraSpec]) -> None:
         raise ModelLoadError(f"{type(pipe).__name__} takes no LoRAs")
     for spec in specs:
         try:
-            pipe.load_lora_weights(spec.path, adapter_name=spec.name)
+            with _quiet():
+                pipe.load_lora_weights(spec.path, adapter_name=spec.name)
         except ImportError as e:
             raise ModelLoadError(f"LoRAs need the peft package (pip install peft): {e}") from e
         except Exception as e:  # a LoRA for another architecture, a damaged file …
@@ -141,6 +144,22 @@ def load_into(pipe, specs: Iterable[LoraSpec]) -> None:
             raise ModelLoadError(f"LoRA {spec.label} has no weights that fit this model (none of its keys matched a "
                                  "layer); is it made for another model family?")
     pipe.disable_lora()
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Without peft's "multiple adapters" warning and transformers' load report (which lists every base weight
+    of the text encoder as "missing" from the LoRA, as it should be)."""
+    from transformers.utils import logging as tlogging
+
+    level = tlogging.get_verbosity()
+    tlogging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*peft_config.*")
+            yield
+    finally:
+        tlogging.set_verbosity(level)
 
 
 def _adapters(pipe) -> set[str]:

@@ -35,6 +35,7 @@ REQUEST_FIELDS = (
     "width",
     "height",
     "resize_mode",
+    "loras",  # name → scale; the engine refuses names it was not started with
 )
 
 

@@ -132,8 +132,8 @@ def detect_layout(path: str | Path) -> Layout:
             "model.diffusion_model.* with cond_stage_model.* (SD) or conditioner.embedders.* (SDXL). A LoRA goes "
             "to --lora, a diffusers folder to --model DIR")
     if dtype is not None and dtype not in _RUNS:
-        raise ModelLoadError(f"'{path}' is a {dtype} checkpoint (diffusers' name for it); this program runs SD 1.x/2.x "
-                             "and SDXL base/refiner single files")
+        raise ModelLoadError(f"diffusers reads it as an {dtype!r} checkpoint: '{path}' is not one this program runs "
+                             "(SD 1.x/2.x and SDXL base/refiner single files)")
     config, label = LAYOUTS[kind]
     return Layout(kind=kind, config=config, label=label, diffusers_type=dtype)
 

@@ -153,3 +153,34 @@ def test_modelset_lists_a_single_file(single_file, tiny_checkpoint):
     models = ModelSet({"mine": str(single_file)}, device="cpu", config=str(tiny_checkpoint))
     info = models.info("mine")
     assert (info.family, info.loaded) == ("sd", False)
+
+
+@pytest.mark.parametrize("keys, kind, config", [
+    (["cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"], "sd1", "sd15"),
+    (["cond_stage_model.model.token_embedding.weight"], "sd2", "sd21"),
+    (["conditioner.embedders.0.transformer.text_model.embeddings.position_embedding.weight",
+      "conditioner.embedders.1.model.positional_embedding"], "sdxl", "sdxl-base"),
+    (["conditioner.embedders.0.model.text_projection"], "sdxl-refiner", "sdxl-refiner"),
+])
+def test_layouts_are_told_from_the_keys(tmp_path, keys, kind, config):
+    import torch
+    from safetensors.torch import save_file
+
+    path = tmp_path / f"{kind}.safetensors"
+    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(1, 4, 1, 1),
+               **{k: torch.zeros(1) for k in keys}}, str(path))
+    layout = detect_layout(path)
+    assert (layout.kind, layout.config) == (kind, config)
+    assert family_of(path).name == {"sd1": "sd", "sd2": "sd"}.get(kind, kind)
+
+
+def test_inpainting_files_are_refused(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    path = tmp_path / "inpaint.safetensors"
+    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(1, 9, 1, 1),
+               "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight": torch.zeros(1)},
+              str(path))
+    with pytest.raises(ModelLoadError, match=r"diffusers reads it as an 'inpainting' checkpoint"):
+        detect_layout(path)
