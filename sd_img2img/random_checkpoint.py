@@ -258,8 +258,11 @@ def _sd_vae(arch_cfg: dict, **changes):
 
 
 def build_sdxl(path: str | Path, arch: str = "tiny-sdxl", *, seed: int = 0,
-               dtype: torch.dtype = torch.float32) -> Path:
-    """A random-weight SDXL base, SDXL-Turbo or refiner checkpoint laid out as stabilityai's repositories."""
+               dtype: torch.dtype = torch.float32, text_2: dict | None = None) -> Path:
+    """A random-weight SDXL base, SDXL-Turbo or refiner checkpoint laid out as stabilityai's repositories.
+
+    ``text_2`` overrides the tiny ``text_encoder_2`` config (e.g. a width other than ``text_encoder``'s, which
+    diffusers' single-file loader needs to tell the two apart, as it can for the real 768 and 1280)."""
     from diffusers import (EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline,
                            StableDiffusionXLPipeline, UNet2DConditionModel)
 
@@ -268,7 +271,7 @@ def build_sdxl(path: str | Path, arch: str = "tiny-sdxl", *, seed: int = 0,
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    text_cfg, text_2_cfg = (_SDXL_TEXT, _SDXL_TEXT_2) if real else (_TINY_TEXT, _TINY_TEXT)
+    text_cfg, text_2_cfg = (_SDXL_TEXT, _SDXL_TEXT_2) if real else (_TINY_TEXT, dict(_TINY_TEXT, **(text_2 or {})))
     tokenizer = None if refiner else _clip_tokenizer(path / "tokenizer")
     tokenizer_2 = _clip_tokenizer(path / "tokenizer_2", pad_token="!")
     text_encoder = None if refiner else _clip_text(tokenizer, text_cfg, real)

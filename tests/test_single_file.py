@@ -184,3 +184,35 @@ def test_inpainting_files_are_refused(tmp_path):
               str(path))
     with pytest.raises(ModelLoadError, match=r"diffusers reads it as an 'inpainting' checkpoint"):
         detect_layout(path)
+
+
+@pytest.mark.parametrize("arch, kind", [("tiny-sdxl", "sdxl"), ("tiny-sdxl-refiner", "sdxl-refiner")])
+def test_sdxl_single_files_give_the_folders_output(arch, kind, tmp_path, tiny_taesd, fireplace):
+    from sd_img2img.original_layout import write_single_file
+    from sd_img2img.random_checkpoint import build_sdxl
+
+    # text_encoder_2 narrower than text_encoder: diffusers tells SDXL's two encoders apart by their widths
+    folder = build_sdxl(tmp_path / arch, arch, text_2=dict(hidden_size=48, intermediate_size=96, projection_dim=48))
+    single = write_single_file(folder, tmp_path / f"{arch}.safetensors")
+    keys = _keys(single)
+    assert detect_layout(single).kind == kind
+    if kind == "sdxl":
+        assert "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight" in keys
+        assert "model.diffusion_model.label_emb.0.0.weight" in keys
+    else:
+        assert not any(k.startswith("conditioner.embedders.1.") for k in keys)
+    import torch
+
+    reference = Engine(str(folder), device="cpu", taesd=str(tiny_taesd))
+    engine = Engine(str(single), device="cpu", config=str(folder), taesd=str(tiny_taesd))
+    a, b = _run(reference, fireplace), _run(engine, fireplace)
+    assert engine.loaded.family.name == kind
+    for part in ("unet", "vae", "text_encoder", "text_encoder_2"):  # every weight comes back exactly
+        mine, theirs = getattr(engine.loaded.img2img, part), getattr(reference.loaded.img2img, part)
+        assert (mine is None) == (theirs is None) == (part == "text_encoder" and kind == "sdxl-refiner")
+        if mine is not None:
+            sa, sb = theirs.state_dict(), mine.state_dict()
+            assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa), part
+    # identical weights, yet OpenCLIP's pooled projection comes out ~5e-7 apart (float rounding): nearly the same picture
+    assert b.steps_taken == a.steps_taken
+    assert np.abs(np.asarray(a.output).astype(int) - np.asarray(b.output)).max() <= 2
