@@ -29,8 +29,8 @@ Architectures (``ARCHITECTURES``), each laid out as its family's hub repository:
   Their T5 tokenizers are made here from a handful of words (a unigram ``tokenizer.json``; nothing downloaded).
 
 Run ``python -m sd_img2img.random_checkpoint DIR [--arch NAME]`` to build one;
-``python -m sd_img2img.random_checkpoint OUT.safetensors --single-file-from DIR`` writes a diffusers SD 1.x folder
-as one original-layout single file (``original_layout.write_single_file``). ``build_lora`` writes random LoRAs for
+``python -m sd_img2img.random_checkpoint OUT.safetensors --single-file-from DIR`` writes a diffusers SD 1.x or SDXL
+folder as one original-layout single file (``original_layout.write_single_file``). ``build_lora`` writes random LoRAs for
 a tiny checkpoint in diffusers/peft or kohya format. ``random_model(name)`` builds
 (once, into a cache folder) the tiny checkpoint behind the offline demo's ``random``, ``random-sdxl``,
 ``random-turbo``, ``random-lcm`` … names.
@@ -569,8 +569,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                         help="dtype the weights are saved in (float16 halves sdxl's 14 GB)")
     parser.add_argument("--single-file-from", metavar="DIR", default=None,
-                        help="write PATH as one original-layout .safetensors made from the diffusers SD 1.x folder DIR "
-                             "(model.diffusion_model.*, first_stage_model.*, cond_stage_model.transformer.*)")
+                        help="write PATH as one original-layout .safetensors made from the diffusers SD 1.x or SDXL "
+                             "folder DIR (model.diffusion_model.*, first_stage_model.*, cond_stage_model.* or "
+                             "conditioner.embedders.*)")
     args = parser.parse_args(argv)
     if args.single_file_from:
         from .original_layout import write_single_file

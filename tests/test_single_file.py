@@ -80,8 +80,11 @@ def test_cli_takes_a_single_file(single_file, tiny_checkpoint, tmp_path, capsys)
     b = json.loads(capsys.readouterr().out)
     assert a["steps_taken"] == b["steps_taken"] == 2 and b["model"] == str(single_file)
     assert np.array_equal(np.asarray(Image.open(a["output"])), np.asarray(Image.open(b["output"])))
+    import hashlib
+
+    file_hash = hashlib.sha256(single_file.read_bytes()).hexdigest()[:10]  # AUTOMATIC1111's short hash of the file
     with Image.open(b["output"]) as png:
-        assert "Model: tiny-sd15," in png.info["parameters"]
+        assert f"Model hash: {file_hash}, Model: tiny-sd15," in png.info["parameters"]
 
 
 def test_shipped_sd15_config_and_clip_tokenizer(single_file):
@@ -216,3 +219,15 @@ def test_sdxl_single_files_give_the_folders_output(arch, kind, tmp_path, tiny_ta
     # identical weights, yet OpenCLIP's pooled projection comes out ~5e-7 apart (float rounding): nearly the same picture
     assert b.steps_taken == a.steps_taken
     assert np.abs(np.asarray(a.output).astype(int) - np.asarray(b.output)).max() <= 2
+
+
+def test_loras_on_a_single_file(single_file, tiny_checkpoint, tiny_taesd, fireplace, tmp_path):
+    from sd_img2img.random_checkpoint import build_lora
+
+    lora = build_lora(tiny_checkpoint, tmp_path / "detail.safetensors", "kohya")
+    engine = Engine(str(single_file), device="cpu", config=str(tiny_checkpoint), taesd=str(tiny_taesd),
+                    loras=[str(lora)])
+    plain = Engine(str(single_file), device="cpu", config=str(tiny_checkpoint), taesd=str(tiny_taesd))
+    base = np.asarray(_run(plain, fireplace).output)
+    assert not np.array_equal(np.asarray(_run(engine, fireplace).output), base)
+    assert np.array_equal(np.asarray(_run(engine, fireplace, loras={"detail": 0}).output), base)
