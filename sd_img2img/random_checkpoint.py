@@ -594,15 +594,17 @@ def build_lora(checkpoint: str | Path, out: str | Path, fmt: str = "peft", *, ra
 
     ``fmt="peft"``: diffusers' own keys (``unet.<module>.lora_A.weight`` / ``lora_B.weight``,
     ``text_encoder.text_model.<module>…``); ``fmt="kohya"``: kohya / AUTOMATIC1111 keys
-    (``lora_unet_<module_with_underscores>.lora_down.weight`` / ``lora_up.weight`` / ``alpha``, ``lora_te_…``).
+    (``lora_unet_<module_with_underscores>.lora_down.weight`` / ``lora_up.weight`` / ``alpha``, ``lora_te_…``);
+    ``fmt="kohya-sgm"``: kohya's SDXL keys, named after the original UNet's blocks
+    (``lora_unet_input_blocks_2_1_transformer_blocks_0_attn1_to_q…``, ``lora_te1_…``).
     Every attention projection of the UNet (and of the text encoder) gets one; ``strength`` sets how much the
     output changes.
     """
     from diffusers import UNet2DConditionModel
     from safetensors.torch import save_file
 
-    if fmt not in ("peft", "kohya"):
-        raise ValueError(f"fmt must be 'peft' or 'kohya', got {fmt!r}")
+    if fmt not in ("peft", "kohya", "kohya-sgm"):
+        raise ValueError(f"fmt must be 'peft', 'kohya' or 'kohya-sgm', got {fmt!r}")
     checkpoint = Path(checkpoint)
     unet = UNet2DConditionModel.from_pretrained(checkpoint / "unet")
     targets = [("unet", name, m) for name, m in unet.named_modules()
@@ -615,6 +617,12 @@ def build_lora(checkpoint: str | Path, out: str | Path, fmt: str = "peft", *, ra
             if name.rsplit(".", 1)[-1] in ("q_proj", "k_proj", "v_proj", "out_proj"):
                 name = name if name.startswith("text_model.") else "text_model." + name  # the keys LoRAs carry
                 targets.append(("text_encoder", name, m))
+    if fmt == "kohya-sgm":
+        from .original_layout import unet_key_map
+
+        blocks = sorted(unet_key_map(dict(unet.config)).items(), key=lambda item: -len(item[0]))
+        targets = [(part, next((old + name[len(new):] for new, old in blocks if name.startswith(new + ".")), name)
+                    if part == "unet" else name, m) for part, name, m in targets]
     g = torch.Generator().manual_seed(seed)
     state: dict[str, torch.Tensor] = {}
     for part, name, module in targets:
@@ -624,7 +632,8 @@ def build_lora(checkpoint: str | Path, out: str | Path, fmt: str = "peft", *, ra
             state[f"{part}.{name}.lora_A.weight"] = down
             state[f"{part}.{name}.lora_B.weight"] = up
         else:
-            key = ("lora_unet_" if part == "unet" else "lora_te_") + name.replace(".", "_")
+            te = "lora_te1_" if fmt == "kohya-sgm" else "lora_te_"
+            key = ("lora_unet_" if part == "unet" else te) + name.replace(".", "_")
             alpha = rank / 2  # kohya scales by alpha / rank
             state[f"{key}.lora_down.weight"] = down
             state[f"{key}.lora_up.weight"] = up * 2  # … so the change matches the peft file's

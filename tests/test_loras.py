@@ -139,3 +139,15 @@ def test_lora_specs():
     assert (spec.path, spec.scale, spec.name, spec.lcm) == ("/x/detail.v2.safetensors", -0.5, "detail_v2", False)
     assert adapter_name("/hub/lcm-lora-sdv1-5/pytorch_lora_weights.safetensors") == "lcm-lora-sdv1-5"
     assert parse_spec("/hub/lcm-lora-sdxl/pytorch_lora_weights.safetensors", check_file=False).lcm
+
+
+def test_sdxl_loras_in_kohyas_sgm_names(tmp_path, tiny_taesd, fireplace):
+    from sd_img2img.random_checkpoint import build_checkpoint, build_lora
+
+    folder = build_checkpoint(tmp_path / "xl", "tiny-sdxl")
+    peft = build_lora(folder, tmp_path / "xl-peft.safetensors", "peft")
+    sgm = build_lora(folder, tmp_path / "xl-kohya.safetensors", "kohya-sgm")  # lora_unet_input_blocks_2_1_…, lora_te1_…
+    engine = Engine(str(folder), device="cpu", taesd=str(tiny_taesd), loras=[str(peft), str(sgm)])
+    off, a, b = (np.asarray(_pixels(engine, fireplace, loras=loras).output).astype(int)
+                 for loras in ({}, {"xl-peft": 1.0}, {"xl-kohya": 1.0}))
+    assert np.abs(a - off).max() > 0 and np.abs(a - b).max() <= 1
