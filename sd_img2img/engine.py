@@ -508,6 +508,9 @@ class Engine:
                 s.lcm and s.name in prepared.loras for s in self.lora_specs):
             prepared.warnings.append("sampler lcm needs an LCM-LoRA switched on (" + ", ".join(
                 s.name for s in self.lora_specs if s.lcm) + "); without it expect a poor picture")
+        elif prepared.request.sampler == "lcm" and family.name != "lcm" and prepared.request.guidance_scale > 2:
+            prepared.warnings.append(f"an LCM-LoRA works at guidance 1 to 2; {prepared.request.guidance_scale:g} "
+                                     "runs but usually burns the picture")
         return prepared
 
     def generate(self, request: GenerationRequest, on_step: Callable[[StepFrame], None] | None = None,

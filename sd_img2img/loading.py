@@ -342,17 +342,21 @@ def safetensors_parameters(path: str | Path) -> tuple[int, int]:
 
 def model_memory(model: str | Path, dtype: torch.dtype | str | None = None) -> dict[str, int] | None:
     """Bytes each component of a local checkpoint takes in memory once loaded in ``dtype`` (None: as stored),
-    from the safetensors headers (no weights read). None for a checkpoint that is not a local folder.
+    from the safetensors headers (no weights read); a single ``.safetensors`` file is one part. None for a
+    checkpoint that is neither a local folder nor a file.
 
     The sum is what loading it needs (plus activations while it runs); the largest component is what
     ``offload="model"`` keeps on the GPU at a time.
     """
     path = Path(str(model)).expanduser()
-    if not (path / "model_index.json").is_file():
-        return None
     if isinstance(dtype, str):
         dtype = None if dtype == "auto" else getattr(torch, dtype)
     per_value = torch.finfo(dtype).bits // 8 if dtype is not None else None
+    if path.suffix == ".safetensors" and path.is_file():  # a single file: one part (all components together)
+        count, size = safetensors_parameters(path)
+        return {"single_file": count * per_value if per_value else size}
+    if not (path / "model_index.json").is_file():
+        return None
     out: dict[str, int] = {}
     for folder in sorted(p for p in path.iterdir() if p.is_dir()):
         files = list(folder.glob("*.safetensors"))

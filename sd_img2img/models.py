@@ -48,7 +48,8 @@ class ModelSet:
         device, dtype, offload, safety_checker, taesd, compile: as ``Engine``'s, for every model (``taesd``
             None: each family's own tiny autoencoder).
         config: a diffusers folder describing the single-file sources (None: the shipped configs).
-        loras: LoRA files (``FILE[:SCALE]`` or ``loras.LoraSpec``) loaded into every model (each must fit them).
+        loras: LoRA files (``FILE[:SCALE]`` or ``loras.LoraSpec``) loaded into every model (each must fit them),
+            or a mapping model name → its LoRAs (models not named get none).
         max_loaded: on the cpu/mps, how many models stay loaded at once (default ``config.MAX_LOADED_MODELS_CPU``).
         cache: where the ``random*`` checkpoints are built (default: the demo's cache folder).
     """
@@ -62,7 +63,11 @@ class ModelSet:
             raise ValueError("a ModelSet needs at least one model")
         self.device = device
         self.engine_options = dict(device=device, dtype=dtype, offload=offload, safety_checker=safety_checker,
-                                   taesd=taesd, compile=compile, config=config, loras=tuple(loras or ()))
+                                   taesd=taesd, compile=compile, config=config)
+        self.loras = loras if isinstance(loras, Mapping) else {name: tuple(loras or ()) for name in self.sources}
+        unknown = [name for name in self.loras if name not in self.sources]
+        if unknown:
+            raise ValueError(f"LoRAs for models that are not listed: {', '.join(unknown)}")
         self.max_loaded = MAX_LOADED_MODELS_CPU if max_loaded is None else max(1, max_loaded)
         self.cache = cache
         self._engines: dict[str, Engine] = {}
@@ -76,7 +81,7 @@ class ModelSet:
     def _engine(self, name: str) -> Engine:
         """The (not necessarily loaded) engine of ``name``; a ``random*`` checkpoint is built here first."""
         if name not in self._engines:
-            source, options = self.sources[name], dict(self.engine_options)
+            source, options = self.sources[name], dict(self.engine_options, loras=tuple(self.loras.get(name) or ()))
             if source in RANDOM_MODELS:
                 from .random_checkpoint import random_model
 

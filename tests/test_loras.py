@@ -151,3 +151,15 @@ def test_sdxl_loras_in_kohyas_sgm_names(tmp_path, tiny_taesd, fireplace):
     off, a, b = (np.asarray(_pixels(engine, fireplace, loras=loras).output).astype(int)
                  for loras in ({}, {"xl-peft": 1.0}, {"xl-kohya": 1.0}))
     assert np.abs(a - off).max() > 0 and np.abs(a - b).max() <= 1
+
+
+def test_modelset_gives_each_model_its_loras(tiny_checkpoint, lora_files):
+    from sd_img2img.models import ModelSet
+
+    peft, _ = lora_files
+    models = ModelSet({"styled": str(tiny_checkpoint), "plain": str(tiny_checkpoint)}, device="cpu",
+                      loras={"styled": [f"{peft}:0.3"]})
+    assert models._engine("styled").loras == {"peft-style": 0.3} and models._engine("plain").loras == {}
+    assert ModelSet([str(tiny_checkpoint)], loras=[str(peft)])._engine(str(tiny_checkpoint)).loras == {"peft-style": 1.0}
+    with pytest.raises(ValueError, match="LoRAs for models that are not listed: other"):
+        ModelSet([str(tiny_checkpoint)], loras={"other": [str(peft)]})

@@ -39,6 +39,9 @@ def test_the_file_has_the_original_layout(single_file):
     assert any(k.startswith("cond_stage_model.transformer.text_model.encoder.layers.0.") for k in keys)
     layout = detect_layout(single_file)
     assert (layout.kind, layout.config) == ("sd1", "sd15")
+    from sd_img2img.loading import model_memory, safetensors_parameters
+
+    assert model_memory(single_file) == {"single_file": safetensors_parameters(single_file)[1]}
 
 
 def _run(engine, fireplace, **kw):
