@@ -200,7 +200,9 @@ def load_model(
     elif path.exists():
         family = check_checkpoint_folder(path)
         source = str(path)
-    elif model.startswith((".", "/", "~")) or model.endswith(PICKLE_SUFFIXES + (".safetensors",)) or not HUB_ID.match(model):
+    elif model.endswith((".safetensors",) + PICKLE_SUFFIXES):
+        raise ModelLoadError(f"checkpoint file '{model}' does not exist")
+    elif model.startswith((".", "/", "~")) or not HUB_ID.match(model):
         raise ModelLoadError(f"model '{model}' is neither an existing folder nor a Hugging Face hub id (owner/name)")
     else:
         source = model

@@ -148,6 +148,8 @@ def test_what_is_not_a_checkpoint_is_refused(tmp_path, tiny_checkpoint):
     garbage.write_bytes(b"\xff" * 64)
     with pytest.raises(ModelLoadError, match="cannot be read as a .safetensors file"):
         load_model(str(garbage), device="cpu")
+    with pytest.raises(ModelLoadError, match="checkpoint file '.*missing.safetensors' does not exist"):
+        load_model(str(tmp_path / "missing.safetensors"), device="cpu")
     (tmp_path / "model.ckpt").write_bytes(b"never unpickled")
     with pytest.raises(ModelLoadError, match="pickle checkpoint; .* never opened"):
         load_model(str(tmp_path / "model.ckpt"), device="cpu")
