@@ -236,3 +236,17 @@ def test_loras_on_a_single_file(single_file, tiny_checkpoint, tiny_taesd, firepl
     base = np.asarray(_run(plain, fireplace).output)
     assert not np.array_equal(np.asarray(_run(engine, fireplace).output), base)
     assert np.array_equal(np.asarray(_run(engine, fireplace, loras={"detail": 0}).output), base)
+
+
+def test_a_config_without_vocabulary_gets_the_shipped_tokenizer(single_file, tiny_checkpoint, tmp_path):
+    import shutil
+
+    from sd_img2img.loading import load_model
+
+    config = shutil.copytree(tiny_checkpoint, tmp_path / "config", ignore=shutil.ignore_patterns("*.safetensors"))
+    for name in ("vocab.json", "merges.txt", "tokenizer.json"):
+        (config / "tokenizer" / name).unlink(missing_ok=True)
+    # the JSON files are all a config needs (the tiny weights come from the single file)
+    lm = load_model(str(single_file), device="cpu", config=str(config))
+    assert len(lm.tokenizer) == 49408
+    assert lm.tokenizer("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
