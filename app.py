@@ -30,6 +30,7 @@ from sd_img2img.errors import GenerationError, ModelLoadError, UserInputError, c
 from sd_img2img.examples import EXAMPLES
 from sd_img2img.families import default_family
 from sd_img2img.images import open_image
+from sd_img2img.loras import format_scales, parse_scales
 from sd_img2img.metadata import REQUEST_FIELDS
 from sd_img2img.png_settings import read_png_settings
 from sd_img2img.samplers import ALL_SAMPLER_NAMES, SAMPLER_NAMES
@@ -134,12 +135,20 @@ FORM_RANGES = {"strength": (0.01, 1.0), "steps": (1, config.MAX_STEPS), "seed": 
                "height": (config.MIN_DIMENSION, config.MAX_DIMENSION)}
 
 
-def fit_form(values: dict, samplers: tuple[str, ...] = SAMPLER_NAMES) -> tuple[dict, list[str]]:
-    """The values the form's controls can take (``samplers``: the chosen model's), and a note for each one they
-    cannot."""
+def fit_form(values: dict, samplers: tuple[str, ...] = SAMPLER_NAMES,
+             loras: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
+    """The values the form's controls can take (``samplers`` and ``loras``: the chosen model's), and a note for each
+    one they cannot."""
     fitted, skipped = {}, []
     choices = {**FORM_CHOICES, "sampler": ("", *samplers)}
     for name, value in values.items():
+        if name == "loras":
+            asked = value if isinstance(value, dict) else {}
+            skipped += [f"Not used: LoRA {n!r} (this server lists {', '.join(loras) or 'none'})" for n in asked
+                        if n not in loras]
+            fitted[name] = format_scales({n: v for n, v in asked.items() if n in loras
+                                          and isinstance(v, (int, float)) and not isinstance(v, bool)})
+            continue
         low_high = FORM_RANGES.get(name)
         if name in choices and value not in choices[name]:
             skipped.append(f"Not used: {name} {value!r} (not one of {', '.join(choices[name])})")
@@ -209,13 +218,49 @@ class Handlers:
         with shown_to_user():
             return self.models.engine(self.model_name(model))
 
+    def lora_specs(self, model: str | None) -> tuple:
+        """The LoRAs the starter listed for the model (``loras.LoraSpec``: name, start-up scale, …)."""
+        name = self.model_name(model)
+        engine = self.models.existing(name)
+        return tuple(engine.lora_specs) if engine is not None else tuple(self.models.loras.get(name, ()))
+
+    @property
+    def lora_slots(self) -> int:
+        """Sliders the page needs: the most LoRAs any served model has."""
+        return max((len(self.lora_specs(name)) for name in self.models.names), default=0)
+
+    def lora_updates(self, model: str | None) -> list:
+        """One update per LoRA slider for the model's LoRAs (named, at their start-up scale), the rest hidden;
+        then the ``loras`` text they make."""
+        specs = self.lora_specs(model)
+        sliders = [gr.update(visible=True, label=spec.name, value=spec.scale) if i < len(specs)
+                   else gr.update(visible=False, value=0) for i, spec in enumerate(specs + (None,) * self.lora_slots)]
+        return sliders[:self.lora_slots] + [format_scales({spec.name: spec.scale for spec in specs})]
+
+    def compose_loras(self, model: str | None, *scales) -> str:
+        """The sliders' values as the ``loras`` text (``name:scale, …``; 0 is off)."""
+        return format_scales({spec.name: scale for spec, scale in zip(self.lora_specs(model), scales)})
+
+    def show_loras(self, model: str | None, text: str):
+        """The ``loras`` text (filled from a PNG, say) shown on the sliders; names not listed are left out."""
+        try:
+            asked = parse_scales(text) or {}
+        except UserInputError:
+            asked = None
+        specs = self.lora_specs(model)
+        updates = [gr.update(value=asked.get(specs[i].name, 0.0)) if asked is not None and i < len(specs)
+                   else gr.skip() for i in range(self.lora_slots)]
+        return updates[0] if len(updates) == 1 else updates  # gradio takes one output's value as it is
+
     def choose_model(self, model: str):
-        """A visitor picked another model: the form takes its family's samplers and defaults; the badge its state."""
+        """A visitor picked another model: the form takes its family's samplers and defaults, its LoRAs; the badge
+        its state."""
         family = self.family(model)
+        loras = self.lora_updates(model)
         if family is None:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), self.status.html(model)
-        return (gr.update(choices=sampler_choices(family), value=""), family.steps, family.strength, family.guidance,
-                self.status.html(model))
+            return [gr.skip()] * 4 + [self.status.html(model)] + loras
+        return [gr.update(choices=sampler_choices(family), value=""), family.steps, family.strength, family.guidance,
+                self.status.html(model)] + loras
 
     def model_badge(self, model: str | None = None):
         return self.status.html(model or None), gr.Timer(active=not self.status.done)
@@ -223,11 +268,13 @@ class Handlers:
     # -- runs --------------------------------------------------------------------------------------------------
 
     def request(self, image, prompt, negative_prompt, strength, steps, real_steps, seed, sampler, guidance_scale,
-                width, height, resize_mode, preview, view):
+                width, height, resize_mode, preview, view, loras=None):
         """The form's values as a ``GenerationRequest`` (empty fields: the model family's defaults)."""
         from sd_img2img.engine import GenerationRequest
 
-        return GenerationRequest(
+        with shown_to_user():
+            loras = parse_scales(loras)
+        return GenerationRequest(loras=loras,
             prompt=prompt or "", init_image=image or None, negative_prompt=negative_prompt or "",
             strength=float(strength) if strength is not None else None,
             steps=int(steps) if isinstance(steps, float) and steps.is_integer() else steps,
@@ -285,23 +332,24 @@ class Handlers:
                 steps: int | None = None, real_steps: bool = False, seed: int | None = None, sampler: str | None = None,
                 guidance_scale: float | None = None, width: int | None = None, height: int | None = None,
                 resize_mode: str = config.DEFAULT_RESIZE_MODE, preview: str = config.DEFAULT_PREVIEW,
-                view: str = "latents", model: str | None = None, request: gr.Request = None):
+                view: str = "latents", model: str | None = None, loras: str = "", request: gr.Request = None):
         """Stable Diffusion img2img (prompt2img when no image is given); streams every step.
 
         ``model`` is one of the served models (None: the first); strength, steps, sampler and guidance left empty
-        take its family's defaults. Returns the output PNG (settings embedded), the step gallery (step 0 first), the
+        take its family's defaults. ``loras`` switches the LoRAs the server lists: ``"name:scale, …"`` (0 is off;
+        empty: each at its start-up scale). Returns the output PNG (settings embedded), the step gallery (step 0 first), the
         run info, the steps strip, a status line, the download and the session's last run."""
         req = self.request(image, prompt, negative_prompt, strength, steps, real_steps, seed, sampler,
-                           guidance_scale, width, height, resize_mode, preview, view)
+                           guidance_scale, width, height, resize_mode, preview, view, loras)
         yield from self.run(req, session_id(request), model)
 
     def txt2img(self, prompt: str, negative_prompt: str = "", steps: int | None = None, seed: int | None = None,
                 sampler: str | None = None, guidance_scale: float | None = None, width: int | None = None,
                 height: int | None = None, preview: str = config.DEFAULT_PREVIEW, view: str = "latents",
-                model: str | None = None, request: gr.Request = None):
+                model: str | None = None, loras: str = "", request: gr.Request = None):
         """Stable Diffusion prompt2img from pure noise; streams every step."""
         req = self.request(None, prompt, negative_prompt, None, steps, False, seed, sampler, guidance_scale,
-                           width, height, None, preview, view)
+                           width, height, None, preview, view, loras)
         yield from self.run(req, session_id(request), model)
 
     def compare(self, image: str | None, prompt: str, negative_prompt: str = "", compare_by: str = "strength",
@@ -309,7 +357,8 @@ class Handlers:
                 strength: float = config.COMPARE_STRENGTH, real_steps: bool = False, seed: int | None = None,
                 sampler: str | None = None, guidance_scale: float | None = None, width: int | None = None,
                 height: int | None = None, resize_mode: str = config.DEFAULT_RESIZE_MODE,
-                preview: str = config.DEFAULT_PREVIEW, model: str | None = None, request: gr.Request = None):
+                preview: str = config.DEFAULT_PREVIEW, model: str | None = None, loras: str = "",
+                request: gr.Request = None):
         """The explain table: the same image, prompt and seed at several strengths or step counts (on ``model``),
         or across the served models (``compare_by="model"``, ``values`` their names).
 
@@ -317,9 +366,9 @@ class Handlers:
         with shown_to_user():
             vals = parse_values(values, compare_by, self.models.names)
         base = self.request(image, prompt, negative_prompt, strength, steps, real_steps, seed, sampler,
-                            guidance_scale, width, height, resize_mode, preview, "latents")
-        if compare_by == "model":  # each model runs with its own family's sampler and guidance
-            base = dataclasses.replace(base, sampler=None, guidance_scale=None)
+                            guidance_scale, width, height, resize_mode, preview, "latents", loras)
+        if compare_by == "model":  # each model runs with its own family's sampler, guidance and LoRAs
+            base = dataclasses.replace(base, sampler=None, guidance_scale=None, loras=None)
         self._ready(base, vals[0] if compare_by == "model" else model)
         session = session_id(request)
         flag = self.stops.begin(session)
@@ -369,7 +418,8 @@ class Handlers:
         with shown_to_user():
             found = read_png_settings(png)
         family = self.family(model)
-        values, skipped = fit_form(found.request_kwargs(), family.samplers if family else ALL_SAMPLER_NAMES)
+        listed = tuple(spec.name for spec in self.lora_specs(model))
+        values, skipped = fit_form(found.request_kwargs(), family.samplers if family else ALL_SAMPLER_NAMES, listed)
         return {**values, "tool": found.tool, "model": found.model, "notes": found.notes + skipped}
 
     def load_png(self, path, model: str | None = None):
@@ -472,6 +522,13 @@ def settings_panel(h: Handlers) -> SimpleNamespace:
                                   info="resize stretches, crop cuts, fill pads")
         ui.preview = gr.Radio(list(config.PREVIEWS), value=h.settings.preview, label="Step previews",
                               info="approx: instant, 1/8 size · taesd: small decoder · full: exact, slow")
+    specs = h.lora_specs(None)
+    with gr.Accordion("LoRAs", open=False, elem_classes="more", visible=h.lora_slots > 0):
+        ui.lora_sliders = [gr.Slider(-2, 2, value=specs[i].scale if i < len(specs) else 0, step=0.05,
+                                     label=specs[i].name if i < len(specs) else "LoRA", visible=i < len(specs),
+                                     elem_id=f"lora-{i}", info="0 = off") for i in range(h.lora_slots)]
+        ui.loras = gr.Textbox(format_scales({spec.name: spec.scale for spec in specs}), visible=False,
+                              label="loras", elem_id="loras")
     with gr.Accordion("Settings from a PNG", open=False, elem_classes="more"):
         ui.png = gr.File(label="Drop a PNG made by this app, AUTOMATIC1111, InvokeAI or ComfyUI", file_types=[".png"],
                          type="filepath", height=90, elem_id="png-settings")
@@ -552,7 +609,7 @@ def wire_generate(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None
     """The Generate tab's events: plan line, run, stop, view switch, seed buttons, PNG settings."""
     form = [getattr(g, name) for name in REQUEST_FIELDS]
     run_inputs = [g.init_image, g.prompt, g.negative_prompt, g.strength, g.steps, g.real_steps, g.seed, g.sampler,
-                  g.guidance_scale, g.width, g.height, g.resize_mode, g.preview, g.view, g.model]
+                  g.guidance_scale, g.width, g.height, g.resize_mode, g.preview, g.view, g.model, g.loras]
     run_outputs = [g.output, g.gallery, g.info, g.strip, g.run_status, g.download, top.last_run]
 
     g.image_tab.select(lambda: "image", None, top.source, api_name="source_image", queue=False, **PRIVATE)
@@ -562,14 +619,19 @@ def wire_generate(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None
           lambda im, src, s, n, r, m: plan_line(bool(im) or src == "sketch", s, n, r, h.family(m)),
           [g.init_image, top.source, g.strength, g.steps, g.real_steps, g.model], g.plan, api_name="plan",
           queue=False, trigger_mode="always_last", **PRIVATE)
-    g.model.change(h.choose_model, g.model, [g.sampler, g.steps, g.strength, g.guidance_scale, top.model_badge],
-                   api_name="choose_model", queue=False, **PRIVATE)
+    g.model.change(h.choose_model, g.model, [g.sampler, g.steps, g.strength, g.guidance_scale, top.model_badge,
+                                             *g.lora_sliders, g.loras], api_name="choose_model", queue=False, **PRIVATE)
+    if g.lora_sliders:  # a slider moved by the visitor → the loras text; the text set otherwise (a PNG) → the sliders
+        gr.on([slider.input for slider in g.lora_sliders], h.compose_loras, [g.model, *g.lora_sliders], g.loras,
+              api_name="compose_loras", queue=False, **PRIVATE)
+        g.loras.change(h.show_loras, [g.model, g.loras], g.lora_sliders, api_name="show_loras", queue=False,
+                       **PRIVATE)
     g.run_btn.click(h.use_sketch, [top.source, g.sketch, g.init_image], g.init_image, queue=False,
                     api_name="use_sketch", **PRIVATE,
                     ).success(gpu(h.img2img), run_inputs, run_outputs, api_name="img2img", show_progress="hidden",
                               **MODEL_EVENT)
     top.txt2img_btn.click(gpu(h.txt2img), [g.prompt, g.negative_prompt, g.steps, g.seed, g.sampler, g.guidance_scale,
-                                           g.width, g.height, g.preview, g.view, g.model],
+                                           g.width, g.height, g.preview, g.view, g.model, g.loras],
                           run_outputs, api_name="txt2img", show_progress="hidden", **MODEL_EVENT)
     g.stop_btn.click(h.stop, None, None, api_name="stop", queue=False, show_progress="hidden")
     g.view.change(gpu(h.switch_view), [top.last_run, g.view], [g.gallery, g.strip], api_name="switch_view",
@@ -593,7 +655,7 @@ def wire_explain(h: Handlers, e: SimpleNamespace, g: SimpleNamespace, top: Simpl
                     api_name="use_sketch_compare", **PRIVATE,
                     ).success(gpu(h.compare), [g.init_image, g.prompt, g.negative_prompt, e.compare_by, e.values,
                                                e.steps, e.strength, g.real_steps, g.seed, g.sampler, g.guidance_scale,
-                                               g.width, g.height, g.resize_mode, g.preview, g.model],
+                                               g.width, g.height, g.resize_mode, g.preview, g.model, g.loras],
                               [e.table, e.info], api_name="compare", show_progress="hidden", **MODEL_EVENT)
 
 

@@ -87,7 +87,7 @@ def write_outputs(result, folder: Path, view: str = "latents") -> dict:
         "width": result.width, "height": result.height, "model": result.model, "family": result.family,
         "preview": result.preview,
         "seconds": result.seconds["total"], "nsfw_flagged": result.nsfw_flagged, "stopped": result.stopped,
-        "warnings": result.warnings,
+        "warnings": result.warnings, "loras": result.loras,
     }
 
 

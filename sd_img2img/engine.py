@@ -29,12 +29,13 @@ import torch
 from PIL import Image
 
 from . import __version__
+from . import loras as lora_support
 from .config import (
     DEFAULT_MODEL, DEFAULT_PREVIEW, DEFAULT_RESIZE_MODE, MAX_DIMENSION, MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED,
     MAX_SIDE, MIN_DIMENSION, RESIZE_MODES, VIEWS,
 )
 from .errors import GenerationError, ModelLoadError, UserInputError, check_choice
-from .families import Family, default_family, peek
+from .families import Family, default_family
 from .images import default_size, fit_image, open_image
 from .loading import LoadedModel, configure_vae, load_model
 from .previews import PreviewDecoder, check_preview, make_strip
@@ -67,6 +68,8 @@ class GenerationRequest:
             other view is decoded when first asked for, so the run pays for one decode a step. ``approx``
             decodes both (it is nearly free).
         max_side: cap on the longest side of the default size.
+        loras: LoRA name → scale for this run (names from ``Engine.loras``; absent or 0 = off); ``None``: each
+            listed LoRA at its start-up scale.
     """
 
     prompt: str
@@ -84,6 +87,7 @@ class GenerationRequest:
     preview: str = DEFAULT_PREVIEW
     view: str = "latents"
     max_side: int = MAX_SIDE
+    loras: dict[str, float] | None = None
 
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
@@ -108,6 +112,7 @@ class PreparedRequest:
     seed: int
     plan: StepPlan
     warnings: list[str] = field(default_factory=list)
+    loras: dict[str, float] = field(default_factory=dict)  # the LoRAs this run switches on (name → scale)
 
     @property
     def mode(self) -> str:
@@ -144,6 +149,7 @@ class GenerationResult:
     warnings: list[str] = field(default_factory=list)
     model_hash: str | None = None  # AUTOMATIC1111-style short hash of the weights, once the engine has it
     plan: StepPlan | None = field(default=None, repr=False)  # what was planned: the family's label and step rule
+    loras: dict[str, float] = field(default_factory=dict)  # the LoRAs that were on (name → scale)
 
     def step_images(self, view: str = "latents") -> list[Image.Image]:
         """Step images, step 0 first; ``view`` is ``latents`` (noisy, as the UNet sees them) or ``x0``."""
@@ -164,6 +170,7 @@ class GenerationResult:
             sampler=self.sampler, guidance_scale=self.guidance_scale, width=self.width, height=self.height,
             resize_mode=self.resize_mode, stopped=self.stopped,
             **({"model_hash": self.model_hash} if self.model_hash else {}),
+            **({"loras": dict(self.loras)} if self.loras else {}),
         )
 
     def info(self) -> dict[str, Any]:
@@ -335,12 +342,20 @@ class Engine:
         taesd: hub id or folder of the TAESD decoder used by ``preview="taesd"``; None: the family's
             (``madebyollin/taesd``; SDXL ``taesdxl``, SD3 ``taesd3``, FLUX ``taef1``).
         compile: ``torch.compile`` the UNet at load and warm it up there (GPU; see docs/performance.md).
+        config: for a single-file ``model``, a local diffusers folder describing it (None: the shipped configs).
+        loras: LoRA files as ``FILE[:SCALE]`` strings or ``loras.LoraSpec``s, loaded with the model; requests
+            switch them on and off and scale them (``GenerationRequest.loras``; see ``Engine.loras``).
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
                  offload: str = "none", safety_checker: bool = True, taesd: str | None = None,
-                 compile: bool = False):
+                 compile: bool = False, config: str | None = None, loras=None):
         self.model = model
+        self.config = config
+        self.lora_specs = lora_support.as_specs(loras)
+        if compile and self.lora_specs:
+            raise UserInputError("--compile with --lora is not supported: LoRA adapters are switched per run, which "
+                                 "the compiled UNet would recompile for; leave one of them out")
         self.device = device
         self.dtype = dtype
         self.offload = offload
@@ -375,7 +390,7 @@ class Engine:
         if self._loaded is not None:
             return self._loaded.family
         if self._peeked is None:
-            self._peeked = peek(self.model)
+            self._peeked = self._peek()
         return self._peeked if self._peeked is not None else self.loaded.family
 
     def peek_family(self) -> Family | None:
@@ -383,8 +398,19 @@ class Engine:
         if self._loaded is not None:
             return self._loaded.family
         if self._peeked is None:
-            self._peeked = peek(self.model)
+            self._peeked = self._peek()
         return self._peeked
+
+    def _peek(self) -> Family | None:
+        from .single_file import peek_model
+
+        return lora_support.with_lcm_sampler(peek_model(self.model, self.config), self.lora_specs)
+
+    @property
+    def loras(self) -> dict[str, float]:
+        """The LoRAs listed at start-up (name → start-up scale), in order: what a page may offer to switch on,
+        off and scale (``GenerationRequest.loras``)."""
+        return {spec.name: spec.scale for spec in self.lora_specs}
 
     @property
     def samplers(self) -> tuple[str, ...]:
@@ -419,8 +445,12 @@ class Engine:
             if self._loaded is None:
                 t = time.perf_counter()
                 try:
-                    self._loaded = load_model(self.model, self.device, self.dtype, self.offload, self.safety_checker,
-                                              compile=self.compile)
+                    loaded = load_model(self.model, self.device, self.dtype, self.offload, self.safety_checker,
+                                        compile=self.compile, config=self.config)
+                    if self.lora_specs:
+                        lora_support.load_into(loaded.img2img, self.lora_specs)
+                        loaded.family = lora_support.with_lcm_sampler(loaded.family, self.lora_specs)
+                    self._loaded = loaded
                 except Exception as e:
                     self.load_error = e
                     raise
@@ -474,6 +504,15 @@ class Engine:
             warning = truncation_warning(tokenizer, text, name, limit)
             if warning:
                 prepared.warnings.append(warning)
+        prepared.loras = lora_support.resolve(request.loras, self.loras)
+        family = self.loaded.family
+        if prepared.request.sampler == "lcm" and family.name != "lcm" and not any(
+                s.lcm and s.name in prepared.loras for s in self.lora_specs):
+            prepared.warnings.append("sampler lcm needs an LCM-LoRA switched on (" + ", ".join(
+                s.name for s in self.lora_specs if s.lcm) + "); without it expect a poor picture")
+        elif prepared.request.sampler == "lcm" and family.name != "lcm" and prepared.request.guidance_scale > 2:
+            prepared.warnings.append(f"an LCM-LoRA works at guidance 1 to 2; {prepared.request.guidance_scale:g} "
+                                     "runs but usually burns the picture")
         return prepared
 
     def generate(self, request: GenerationRequest, on_step: Callable[[StepFrame], None] | None = None,
@@ -494,6 +533,8 @@ class Engine:
         with lm.lock:
             t_locked = time.perf_counter()
             configure_vae(lm, prepared.width, prepared.height)  # tiling above a size threshold, GPU only
+            if self.lora_specs:
+                lora_support.apply(lm.img2img, prepared.loras)  # the adapters live in the shared modules
             # 3. A request-scoped pipeline: shared weights, its own scheduler, the step recorder attached
             pipe, recorder = self._request_pipeline(prepared, on_step, should_stop)
             # 4. Denoise with diffusers' own loop
@@ -576,7 +617,7 @@ class Engine:
             guidance_scale=float(r.guidance_scale), width=prepared.width, height=prepared.height,
             resize_mode=r.resize_mode, preview=r.preview, model=self.model, seconds=seconds,
             family=self.loaded.family.name, nsfw_flagged=flagged(out), stopped=recorder.stopped,
-            warnings=warnings, model_hash=self._model_hash, plan=plan,
+            warnings=warnings, model_hash=self._model_hash, plan=plan, loras=dict(prepared.loras),
         )
 
     def stream(self, request: GenerationRequest,

@@ -76,10 +76,10 @@ def check_checkpoint_folder(path: Path) -> Family:
         if path.suffix in PICKLE_SUFFIXES:
             raise ModelLoadError(
                 f"'{path}' is a pickle checkpoint; pickle files can run code when loaded and are never opened. "
-                "Use a diffusers folder with .safetensors weights")
+                "Use a diffusers folder or a single .safetensors file")
         raise ModelLoadError(
-            f"'{path}' is a single file; give a checkpoint folder in diffusers layout (with model_index.json) "
-            "or a Hugging Face hub id")
+            f"'{path}' is a single file but not .safetensors; give a .safetensors checkpoint, a folder in diffusers "
+            "layout (with model_index.json) or a Hugging Face hub id")
     index = path / "model_index.json"
     if not index.is_file():
         raise ModelLoadError(f"'{path}' has no model_index.json, so it is not a diffusers checkpoint folder")
@@ -171,11 +171,13 @@ def load_model(
     safety_checker: bool = True,
     compile: bool = False,
     channels_last: bool | None = None,
+    config: str | None = None,
 ) -> LoadedModel:
     """Load a checkpoint by hub id or local folder.
 
     Args:
-        model: a Hugging Face hub id (``owner/name``) or a local folder in diffusers layout.
+        model: a Hugging Face hub id (``owner/name``), a local folder in diffusers layout, or a single-file
+            ``.safetensors`` checkpoint in the original layout (SD 1.x/2.x, SDXL; ``single_file``).
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
         dtype: ``auto`` (float16 on GPUs, float32 on cpu), ``float16``, ``bfloat16`` or ``float32``.
         offload: ``none``; ``model`` (accelerate moves each whole model to the GPU while it runs);
@@ -185,6 +187,8 @@ def load_model(
             dummy run at ``config.COMPILE_WARMUP_SIZE``, so the first request does not pay for compiling.
         channels_last: UNet and VAE in channels_last memory format; ``None`` → on cuda only (the cpu's
             behaviour and outputs stay as they are).
+        config: for a single file, a local diffusers folder whose JSON files (and tokenizers) describe it;
+            None: the configs shipped with the package (``single_file``).
     """
     import diffusers
 
@@ -196,11 +200,19 @@ def load_model(
     if dev == "cpu" and torch_dtype == torch.float16:
         raise UserInputError("float16 is not supported on cpu; use --dtype float32 or bfloat16")
 
+    from . import single_file
+
     path = Path(model).expanduser()
-    if path.exists():
+    single = single_file.is_single_file(path)
+    if single:
+        family = single_file.family_of(path, config)
+        source = str(path)
+    elif path.exists():
         family = check_checkpoint_folder(path)
         source = str(path)
-    elif model.startswith((".", "/", "~")) or model.endswith(PICKLE_SUFFIXES + (".safetensors",)) or not HUB_ID.match(model):
+    elif model.endswith((".safetensors",) + PICKLE_SUFFIXES):
+        raise ModelLoadError(f"checkpoint file '{model}' does not exist")
+    elif model.startswith((".", "/", "~")) or not HUB_ID.match(model):
         raise ModelLoadError(f"model '{model}' is neither an existing folder nor a Hugging Face hub id (owner/name)")
     else:
         source = model
@@ -215,8 +227,13 @@ def load_model(
     if not safety_checker and family.img2img in ("StableDiffusionImg2ImgPipeline",
                                                  "LatentConsistencyModelImg2ImgPipeline"):
         kwargs.update(safety_checker=None, requires_safety_checker=False)
+    if single and family.img2img == "StableDiffusionImg2ImgPipeline":
+        kwargs.update(requires_safety_checker=False)  # a single file carries no safety checker
     try:
-        img2img = getattr(diffusers, family.img2img).from_pretrained(source, **kwargs)
+        if single:
+            img2img = single_file.load_pipeline(path, family, config, **kwargs)
+        else:
+            img2img = getattr(diffusers, family.img2img).from_pretrained(source, **kwargs)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         where = "the folder" if source != model else "the Hugging Face hub (or the local cache)"
@@ -337,17 +354,21 @@ def safetensors_parameters(path: str | Path) -> tuple[int, int]:
 
 def model_memory(model: str | Path, dtype: torch.dtype | str | None = None) -> dict[str, int] | None:
     """Bytes each component of a local checkpoint takes in memory once loaded in ``dtype`` (None: as stored),
-    from the safetensors headers (no weights read). None for a checkpoint that is not a local folder.
+    from the safetensors headers (no weights read); a single ``.safetensors`` file is one part. None for a
+    checkpoint that is neither a local folder nor a file.
 
     The sum is what loading it needs (plus activations while it runs); the largest component is what
     ``offload="model"`` keeps on the GPU at a time.
     """
     path = Path(str(model)).expanduser()
-    if not (path / "model_index.json").is_file():
-        return None
     if isinstance(dtype, str):
         dtype = None if dtype == "auto" else getattr(torch, dtype)
     per_value = torch.finfo(dtype).bits // 8 if dtype is not None else None
+    if path.suffix == ".safetensors" and path.is_file():  # a single file: one part (all components together)
+        count, size = safetensors_parameters(path)
+        return {"single_file": count * per_value if per_value else size}
+    if not (path / "model_index.json").is_file():
+        return None
     out: dict[str, int] = {}
     for folder in sorted(p for p in path.iterdir() if p.is_dir()):
         files = list(folder.glob("*.safetensors"))

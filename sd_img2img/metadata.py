@@ -35,6 +35,7 @@ REQUEST_FIELDS = (
     "width",
     "height",
     "resize_mode",
+    "loras",  # name → scale; the engine refuses names it was not started with
 )
 
 
@@ -67,6 +68,10 @@ def a1111_parameters(settings: dict[str, Any]) -> str:
             see ``model_hash.model_hash``). Settings that are missing or ``None`` are left out.
     """
     lines = [settings.get("prompt") or ""]
+    if settings.get("loras"):  # as AUTOMATIC1111 writes LoRAs: tags in the prompt (its paste applies them)
+        from .loras import a1111_tags
+
+        lines[0] = f"{lines[0]} {a1111_tags(settings['loras'])}".strip()
     if settings.get("negative_prompt"):
         lines.append(f"Negative prompt: {settings['negative_prompt']}")
     sampler, schedule = a1111_sampler(settings["sampler"]) if settings.get("sampler") else (None, None)

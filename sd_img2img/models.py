@@ -24,7 +24,7 @@ from pathlib import Path
 from .config import GPU_MEMORY_HEADROOM, MAX_LOADED_MODELS_CPU
 from .engine import Engine
 from .errors import check_choice
-from .families import FAMILIES, peek
+from .families import FAMILIES
 from .loading import model_memory, resolve_device
 from .random_checkpoint import ARCH_FAMILIES, RANDOM_MODELS
 
@@ -45,23 +45,31 @@ class ModelSet:
     """A fixed set of models, each an ``Engine`` loaded on first use.
 
     Args:
-        sources: model sources (hub ids, folders, ``random*`` names), or a mapping name → source when the
-            names shown should differ from the sources.
+        sources: model sources (hub ids, folders, single ``.safetensors`` files, ``random*`` names), or a mapping
+            name → source when the names shown should differ from the sources.
         device, dtype, offload, safety_checker, taesd, compile: as ``Engine``'s, for every model (``taesd``
             None: each family's own tiny autoencoder).
+        config: a diffusers folder describing the single-file sources (None: the shipped configs).
+        loras: LoRA files (``FILE[:SCALE]`` or ``loras.LoraSpec``) loaded into every model (each must fit them),
+            or a mapping model name → its LoRAs (models not named get none).
         max_loaded: on the cpu/mps, how many models stay loaded at once (default ``config.MAX_LOADED_MODELS_CPU``).
         cache: where the ``random*`` checkpoints are built (default: the demo's cache folder).
     """
 
     def __init__(self, sources: Iterable[str] | Mapping[str, str], *, device: str = "auto", dtype: str = "auto",
                  offload: str = "none", safety_checker: bool = True, taesd: str | None = None,
-                 compile: bool = False, max_loaded: int | None = None, cache: str | Path | None = None):
+                 compile: bool = False, max_loaded: int | None = None, cache: str | Path | None = None,
+                 config: str | None = None, loras=()):
         self.sources = dict(sources) if isinstance(sources, Mapping) else {s: s for s in sources}
         if not self.sources:
             raise ValueError("a ModelSet needs at least one model")
         self.device = device
         self.engine_options = dict(device=device, dtype=dtype, offload=offload, safety_checker=safety_checker,
-                                   taesd=taesd, compile=compile)
+                                   taesd=taesd, compile=compile, config=config)
+        self.loras = loras if isinstance(loras, Mapping) else {name: tuple(loras or ()) for name in self.sources}
+        unknown = [name for name in self.loras if name not in self.sources]
+        if unknown:
+            raise ValueError(f"LoRAs for models that are not listed: {', '.join(unknown)}")
         self.max_loaded = MAX_LOADED_MODELS_CPU if max_loaded is None else max(1, max_loaded)
         self.cache = cache
         self._engines: dict[str, Engine] = {}
@@ -98,12 +106,14 @@ class ModelSet:
             return engine.peek_family()
         if source in RANDOM_MODELS:
             return FAMILIES[ARCH_FAMILIES[RANDOM_MODELS[source]]]
-        return peek(source)
+        from .single_file import peek_model
+
+        return peek_model(source, self.engine_options["config"])
 
     def _engine(self, name: str) -> Engine:
         """The (not necessarily loaded) engine of ``name``; a ``random*`` checkpoint is built here first."""
         if name not in self._engines:
-            source, options = self.sources[name], dict(self.engine_options)
+            source, options = self.sources[name], dict(self.engine_options, loras=tuple(self.loras.get(name) or ()))
             if source in RANDOM_MODELS:
                 from .random_checkpoint import random_model
 
@@ -170,7 +180,9 @@ class ModelSet:
         elif source in RANDOM_MODELS:
             family = FAMILIES[ARCH_FAMILIES[RANDOM_MODELS[source]]]
         else:
-            family = peek(source)
+            from .single_file import peek_model
+
+            family = peek_model(source, self.engine_options["config"])
         label = f"{name} · {family.label}" if family else name
         return ModelInfo(name=name, label=label, source=source, family=family.name if family else None,
                          family_label=family.label if family else None, loaded=bool(engine and engine.is_loaded))

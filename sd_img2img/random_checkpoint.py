@@ -28,7 +28,10 @@ Architectures (``ARCHITECTURES``), each laid out as its family's hub repository:
   FLUX transformer with / without the guidance embedding, CLIP + T5, dynamic shifting for dev).
   Their T5 tokenizers are made here from a handful of words (a unigram ``tokenizer.json``; nothing downloaded).
 
-Run ``python -m sd_img2img.random_checkpoint DIR [--arch NAME]`` to build one. ``random_model(name)`` builds
+Run ``python -m sd_img2img.random_checkpoint DIR [--arch NAME]`` to build one;
+``python -m sd_img2img.random_checkpoint OUT.safetensors --single-file-from DIR`` writes a diffusers SD 1.x or SDXL
+folder as one original-layout single file (``original_layout.write_single_file``). ``build_lora`` writes random LoRAs for
+a tiny checkpoint in diffusers/peft or kohya format. ``random_model(name)`` builds
 (once, into a cache folder) the tiny checkpoint behind the offline demo's ``random``, ``random-sdxl``,
 ``random-turbo``, ``random-lcm`` … names.
 """
@@ -267,14 +270,17 @@ def _sd_vae(arch_cfg: dict, **changes):
 
 
 def build_sdxl(path: str | Path, arch: str = "tiny-sdxl", *, seed: int = 0,
-               dtype: torch.dtype = torch.float32) -> Path:
+               dtype: torch.dtype = torch.float32, text_2: dict | None = None) -> Path:
     """A random-weight SDXL base, SDXL-Turbo or refiner checkpoint laid out as stabilityai's repositories
-    (the real ``sdxl`` architecture's weights are created in ``dtype`` directly)."""
+    (the real ``sdxl`` architecture's weights are created in ``dtype`` directly).
+
+    ``text_2`` overrides the tiny ``text_encoder_2`` config (e.g. a width other than ``text_encoder``'s, which
+    diffusers' single-file loader needs to tell the two apart, as it can for the real 768 and 1280)."""
     with _created_in(dtype if arch == "sdxl" else torch.float32):
-        return _build_sdxl(path, arch, seed, dtype)
+        return _build_sdxl(path, arch, seed, dtype, text_2)
 
 
-def _build_sdxl(path: str | Path, arch: str, seed: int, dtype: torch.dtype) -> Path:
+def _build_sdxl(path: str | Path, arch: str, seed: int, dtype: torch.dtype, text_2: dict | None = None) -> Path:
     from diffusers import (EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline,
                            StableDiffusionXLPipeline, UNet2DConditionModel)
 
@@ -283,7 +289,7 @@ def _build_sdxl(path: str | Path, arch: str, seed: int, dtype: torch.dtype) -> P
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    text_cfg, text_2_cfg = (_SDXL_TEXT, _SDXL_TEXT_2) if real else (_TINY_TEXT, _TINY_TEXT)
+    text_cfg, text_2_cfg = (_SDXL_TEXT, _SDXL_TEXT_2) if real else (_TINY_TEXT, dict(_TINY_TEXT, **(text_2 or {})))
     tokenizer = None if refiner else _clip_tokenizer(path / "tokenizer")
     tokenizer_2 = _clip_tokenizer(path / "tokenizer_2", pad_token="!")
     text_encoder = None if refiner else _clip_text(tokenizer, text_cfg, real)
@@ -593,7 +599,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--taesd", metavar="DIR", help="also build a random TAESD decoder in DIR")
     parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
                         help="dtype the weights are saved in (float16 halves sdxl's 14 GB)")
+    parser.add_argument("--single-file-from", metavar="DIR", default=None,
+                        help="write PATH as one original-layout .safetensors made from the diffusers SD 1.x or SDXL "
+                             "folder DIR (model.diffusion_model.*, first_stage_model.*, cond_stage_model.* or "
+                             "conditioner.embedders.*)")
     args = parser.parse_args(argv)
+    if args.single_file_from:
+        from .original_layout import write_single_file
+
+        print(write_single_file(args.single_file_from, args.path))
+        return
     build_checkpoint(args.path, args.arch, safety_checker=not args.no_safety_checker, dtype=getattr(torch, args.dtype))
     if args.taesd:
         build_taesd_for(args.path, args.taesd, "tiny" if args.arch.startswith("tiny") else "sd15")
@@ -602,3 +617,59 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def build_lora(checkpoint: str | Path, out: str | Path, fmt: str = "peft", *, rank: int = 4, seed: int = 1,
+               strength: float = 0.5, text_encoder: bool = True) -> Path:
+    """A random LoRA for the SD 1.x checkpoint folder ``checkpoint``, written to the ``.safetensors`` file ``out``.
+
+    ``fmt="peft"``: diffusers' own keys (``unet.<module>.lora_A.weight`` / ``lora_B.weight``,
+    ``text_encoder.text_model.<module>…``); ``fmt="kohya"``: kohya / AUTOMATIC1111 keys
+    (``lora_unet_<module_with_underscores>.lora_down.weight`` / ``lora_up.weight`` / ``alpha``, ``lora_te_…``);
+    ``fmt="kohya-sgm"``: kohya's SDXL keys, named after the original UNet's blocks
+    (``lora_unet_input_blocks_2_1_transformer_blocks_0_attn1_to_q…``, ``lora_te1_…``).
+    Every attention projection of the UNet (and of the text encoder) gets one; ``strength`` sets how much the
+    output changes.
+    """
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+
+    if fmt not in ("peft", "kohya", "kohya-sgm"):
+        raise ValueError(f"fmt must be 'peft', 'kohya' or 'kohya-sgm', got {fmt!r}")
+    checkpoint = Path(checkpoint)
+    unet = UNet2DConditionModel.from_pretrained(checkpoint / "unet")
+    targets = [("unet", name, m) for name, m in unet.named_modules()
+               if name.rsplit(".", 1)[-1] in ("to_q", "to_k", "to_v") or name.endswith("to_out.0")]
+    if text_encoder:
+        from transformers import CLIPTextModel
+
+        te = CLIPTextModel.from_pretrained(checkpoint / "text_encoder")
+        for name, m in te.named_modules():
+            if name.rsplit(".", 1)[-1] in ("q_proj", "k_proj", "v_proj", "out_proj"):
+                name = name if name.startswith("text_model.") else "text_model." + name  # the keys LoRAs carry
+                targets.append(("text_encoder", name, m))
+    if fmt == "kohya-sgm":
+        from .original_layout import unet_key_map
+
+        blocks = sorted(unet_key_map(dict(unet.config)).items(), key=lambda item: -len(item[0]))
+        targets = [(part, next((old + name[len(new):] for new, old in blocks if name.startswith(new + ".")), name)
+                    if part == "unet" else name, m) for part, name, m in targets]
+    g = torch.Generator().manual_seed(seed)
+    state: dict[str, torch.Tensor] = {}
+    for part, name, module in targets:
+        down = torch.randn(rank, module.in_features, generator=g) * strength / module.in_features ** 0.5
+        up = torch.randn(module.out_features, rank, generator=g) * strength / rank ** 0.5
+        if fmt == "peft":
+            state[f"{part}.{name}.lora_A.weight"] = down
+            state[f"{part}.{name}.lora_B.weight"] = up
+        else:
+            te = "lora_te1_" if fmt == "kohya-sgm" else "lora_te_"
+            key = ("lora_unet_" if part == "unet" else te) + name.replace(".", "_")
+            alpha = rank / 2  # kohya scales by alpha / rank
+            state[f"{key}.lora_down.weight"] = down
+            state[f"{key}.lora_up.weight"] = up * 2  # … so the change matches the peft file's
+            state[f"{key}.alpha"] = torch.tensor(float(alpha))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(out))
+    return out

@@ -1,8 +1,8 @@
 """Start-up settings: the flags the CLI and the web demo share, their ``SD_IMG2IMG_*`` environment variables, and
 the engine built from them.
 
-- ``add_model_flags``: the nine flags both commands take (``--model --device --dtype --offload --compile --preview
-  --taesd --no-safety-checker --max-side``), defined once.
+- ``add_model_flags``: the flags both commands take (``--model --config --lora --device --dtype --offload --compile
+  --preview --taesd --no-safety-checker --max-side``), defined once.
 - ``CommandParser``: argparse with a one-line error, and with environment variables: each flag that names a
   variable takes its default from it, and that value gets exactly the checks (type, choices) and the one-line
   message the flag itself gets. A flag given on the command line beats its variable.
@@ -90,6 +90,27 @@ class CommandParser(argparse.ArgumentParser):
             self.error(f"argument {flag} (from {var}): {e.message}")
 
 
+class _LoraAction(argparse.Action):
+    """``--lora`` given several times: the specs add up (replacing what ``SD_IMG2IMG_LORA`` said)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = getattr(namespace, self.dest, None)
+        if not isinstance(current, list) or current is self.default:
+            current = []
+        setattr(namespace, self.dest, current + list(values))
+
+
+def _lora_specs(text: str):
+    """argparse type of ``--lora``: ``FILE[:SCALE]`` (several separated by commas or newlines)."""
+    from .errors import UserInputError
+    from .loras import parse_specs
+
+    try:
+        return parse_specs(text)
+    except UserInputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def add_model_flags(p: CommandParser, several_models: bool = False) -> None:
     """The flags the CLI and the demo share: which model, where and how it runs, how steps are drawn.
 
@@ -97,14 +118,21 @@ def add_model_flags(p: CommandParser, several_models: bool = False) -> None:
         several_models: ``--model`` may be given more than once (the demo serves each; its variable lists them
             separated by commas).
     """
-    what = (f"hub id or diffusers folder, or '{RANDOM_MODEL}' ('{RANDOM_MODEL}-sdxl', '{RANDOM_MODEL}-turbo', "
+    what = (f"hub id, diffusers folder, single-file .safetensors checkpoint (SD 1.x/2.x, SDXL), or '{RANDOM_MODEL}' ('{RANDOM_MODEL}-sdxl', '{RANDOM_MODEL}-turbo', "
             f"'{RANDOM_MODEL}-lcm', '{RANDOM_MODEL}-sd3', '{RANDOM_MODEL}-flux', …) for an offline random-weight checkpoint")
     if several_models:
-        p.add_env_argument("--model", "MODEL", action="append", default=None, metavar="ID_OR_DIR",
+        p.add_env_argument("--model", "MODEL", action="append", default=None, metavar="ID_OR_DIR_OR_FILE",
                            help=what + f"; repeat it to serve several, visitors choose among them (default "
                                        f"{config.DEFAULT_MODEL}; the variable takes several separated by commas)")
     else:
-        p.add_env_argument("--model", "MODEL", default=config.DEFAULT_MODEL, metavar="ID_OR_DIR", help=what)
+        p.add_env_argument("--model", "MODEL", default=config.DEFAULT_MODEL, metavar="ID_OR_DIR_OR_FILE", help=what)
+    p.add_env_argument("--config", "CONFIG", default=None, metavar="DIR",
+                       help="for a single-file --model: a local diffusers folder whose JSON files (and tokenizers) "
+                            "describe it (default: the configs shipped for SD 1.5, SD 2.1 768-v, SDXL base and refiner)")
+    p.add_env_argument("--lora", "LORA", type=_lora_specs, action=_LoraAction, default=[], metavar="FILE[:SCALE]",
+                       help="a LoRA (.safetensors, kohya/AUTOMATIC1111 or diffusers format) loaded with the model, on "
+                            "at SCALE (default 1) unless a run says otherwise; repeatable (the variable: several "
+                            "separated by commas or newlines). A name containing 'lcm' marks an LCM-LoRA")
     p.add_env_argument("--device", "DEVICE", choices=config.DEVICES, default="auto", help="auto, cpu, cuda or mps")
     p.add_env_argument("--dtype", "DTYPE", choices=config.DTYPES, default="auto",
                        help="auto (float16 on GPUs, float32 on the cpu), float16, bfloat16 or float32")
@@ -141,6 +169,8 @@ class AppSettings:
     safety_checker: bool = True
     queue_size: int = config.QUEUE_MAX_SIZE
     compile: bool = False
+    config: str | None = None  # a single file's diffusers config folder (None: the shipped configs)
+    loras: tuple = ()  # loras.LoraSpec, loaded with the model
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -166,9 +196,10 @@ def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
 def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> AppSettings:
     a = build_parser(environ).parse_args(argv)
     models = a.model or [config.DEFAULT_MODEL]
-    return AppSettings(model=models[0], more_models=tuple(models[1:]), device=a.device, dtype=a.dtype, offload=a.offload, preview=a.preview,
-                       taesd=a.taesd, host=a.host, port=a.port, share=a.share, max_side=a.max_side,
-                       safety_checker=not a.no_safety_checker, queue_size=a.queue_size, compile=a.compile)
+    return AppSettings(model=models[0], more_models=tuple(models[1:]), device=a.device, dtype=a.dtype,
+                       offload=a.offload, preview=a.preview, taesd=a.taesd, host=a.host, port=a.port, share=a.share, max_side=a.max_side,
+                       safety_checker=not a.no_safety_checker, queue_size=a.queue_size, compile=a.compile,
+                       config=a.config, loras=tuple(a.lora))
 
 
 # -- the model ---------------------------------------------------------------------------------------------
@@ -183,7 +214,8 @@ def cache_dir(environ: dict[str, str] | None = None) -> Path:
 
 
 def make_engine(model: str, *, device: str = "auto", dtype: str = "auto", offload: str = "none",
-                safety_checker: bool = True, taesd: str | None = None, compile: bool = False):
+                safety_checker: bool = True, taesd: str | None = None, compile: bool = False,
+                config: str | None = None, loras=()):
     """The engine these settings ask for (not loaded yet). ``model='random'`` (``random-sdxl``, …) builds the offline
     checkpoint first (``random_checkpoint.random_model``)."""
     from .engine import Engine
@@ -196,7 +228,7 @@ def make_engine(model: str, *, device: str = "auto", dtype: str = "auto", offloa
             taesd = str(taesd_dir)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return Engine(model, device=device, dtype=dtype, offload=offload, safety_checker=safety_checker, taesd=taesd,
-                  compile=compile)
+                  compile=compile, config=config, loras=loras)
 
 
 def models_from(settings: AppSettings):
@@ -208,7 +240,7 @@ def models_from(settings: AppSettings):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return ModelSet(list(settings.models), device=settings.device, dtype=settings.dtype, offload=settings.offload,
                     safety_checker=settings.safety_checker, taesd=settings.taesd, compile=settings.compile,
-                    cache=cache_dir())
+                    cache=cache_dir(), config=settings.config, loras=list(settings.loras))
 
 
 def engine_from(settings: Any):
@@ -216,8 +248,12 @@ def engine_from(settings: Any):
     safety = getattr(settings, "safety_checker", None)
     if safety is None:
         safety = not settings.no_safety_checker
+    loras = getattr(settings, "loras", None)
+    if loras is None:
+        loras = getattr(settings, "lora", None) or ()
     return make_engine(settings.model, device=settings.device, dtype=settings.dtype, offload=settings.offload,
-                       safety_checker=safety, taesd=settings.taesd, compile=settings.compile)
+                       safety_checker=safety, taesd=settings.taesd, compile=settings.compile,
+                       config=getattr(settings, "config", None), loras=tuple(loras))
 
 
 def quiet_libraries() -> None:
