@@ -30,16 +30,18 @@ from PIL import Image
 from . import __version__
 from .config import (
     DEFAULT_GUIDANCE, DEFAULT_MODEL, DEFAULT_PREVIEW, DEFAULT_RESIZE_MODE, DEFAULT_SAMPLER, DEFAULT_STEPS,
-    DEFAULT_STRENGTH, DEFAULT_TAESD, DEFAULT_TXT2IMG_SIZE, MAX_DIMENSION, MAX_GUIDANCE, MAX_PROMPT_CHARS,
+    DEFAULT_STRENGTH, DEFAULT_TAESD, DEFAULT_TXT2IMG_SIZE, DEFAULT_VAE, MAX_DIMENSION, MAX_GUIDANCE, MAX_PROMPT_CHARS,
     MAX_SEED, MAX_SIDE, MIN_DIMENSION, RESIZE_MODES, VIEWS,
 )
-from .errors import GenerationError, ModelLoadError, UserInputError, check_choice
+from .errors import GenerationError, UserInputError, check_choice
 from .images import default_size, fit_image, open_image
-from .loading import LoadedModel, configure_vae, load_model
+from .loading import LoadedModel, configure_vae, load_model, load_taesd
 from .previews import PreviewDecoder, check_preview, make_strip
+from .prompt_cache import PromptCache, cacheable, guidance_on
 from .samplers import check_sampler, check_schedule_length, make_scheduler
 from .schedule import StepPlan, plan_steps
 from .steps import StepFrame, StepRecorder
+from .timing import RunTimes, TimingModel, model_calls
 
 
 @dataclass
@@ -137,6 +139,8 @@ class GenerationResult:
     nsfw_flagged: bool = False
     stopped: bool = False
     warnings: list[str] = field(default_factory=list)
+    dtype: str = ""  # the dtype the run computed in (float32, bfloat16, float16)
+    vae: str = "full"  # the autoencoder that encoded and decoded: the checkpoint's ("full") or TAESD ("tiny")
 
     def step_images(self, view: str = "latents") -> list[Image.Image]:
         """Step images, step 0 first; ``view`` is ``latents`` (noisy, as the UNet sees them) or ``x0``."""
@@ -160,7 +164,8 @@ class GenerationResult:
 
     def info(self) -> dict[str, Any]:
         """Settings plus how the run went: timings, flags, warnings (JSON-ready)."""
-        return {**self.settings(), "preview": self.preview, "seconds": self.seconds,
+        return {**self.settings(), "preview": self.preview, "dtype": self.dtype, "vae": self.vae,
+                "seconds": self.seconds,
                 "nsfw_flagged": self.nsfw_flagged, "warnings": list(self.warnings)}
 
 
@@ -279,13 +284,15 @@ class Engine:
         dtype: ``auto``, ``float16``, ``bfloat16`` or ``float32``.
         offload: ``none``, ``model`` or ``sequential`` (accelerate).
         safety_checker: keep the checkpoint's safety checker if it has one.
-        taesd: hub id or folder of the TAESD decoder used by ``preview="taesd"``.
+        taesd: hub id or folder of the TAESD used by ``preview="taesd"`` and by ``vae="tiny"``.
         compile: ``torch.compile`` the UNet at load and warm it up there (GPU; see docs/performance.md).
+        vae: ``full`` (the checkpoint's VAE) or ``tiny`` (TAESD encodes and decodes; see docs/performance.md).
+        prompt_cache: prompt embeddings kept for repeated prompts (0: none); outputs are unchanged by it.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
                  offload: str = "none", safety_checker: bool = True, taesd: str = DEFAULT_TAESD,
-                 compile: bool = False):
+                 compile: bool = False, vae: str = DEFAULT_VAE, prompt_cache: int | None = None):
         self.model = model
         self.device = device
         self.dtype = dtype
@@ -293,6 +300,9 @@ class Engine:
         self.safety_checker = safety_checker
         self.taesd_id = taesd
         self.compile = compile  # torch.compile the UNet at load (warmed up there); see loading.compile_unet
+        self.vae = vae
+        self.prompt_cache = PromptCache() if prompt_cache is None else PromptCache(prompt_cache)
+        self.timing = TimingModel()  # learns this server's seconds from finished runs (estimate_seconds)
         self._loaded: LoadedModel | None = None
         self._taesd = None
         self._load_lock = threading.Lock()
@@ -319,7 +329,7 @@ class Engine:
                 t = time.perf_counter()
                 try:
                     self._loaded = load_model(self.model, self.device, self.dtype, self.offload, self.safety_checker,
-                                              compile=self.compile)
+                                              compile=self.compile, vae=self.vae, taesd=self.taesd_id)
                 except Exception as e:
                     self.load_error = e
                     raise
@@ -329,16 +339,13 @@ class Engine:
 
     def _taesd_decoder(self):
         if self._taesd is None:
-            from diffusers import AutoencoderTiny
-
             lm = self.loaded
-            try:
-                taesd = AutoencoderTiny.from_pretrained(self.taesd_id, torch_dtype=lm.dtype, use_safetensors=True)
-            except (OSError, ValueError) as e:
-                raise ModelLoadError(f"could not load the TAESD preview decoder '{self.taesd_id}': "
-                                     f"{str(e).splitlines()[0] if str(e) else type(e).__name__}; "
-                                     "use preview 'approx' or 'full'") from e
-            self._taesd = taesd.to(lm.execution_device).eval()
+            if lm.vae_kind == "tiny" and lm.taesd == self.taesd_id:  # the pipelines' own VAE is that TAESD
+                self._taesd = lm.vae
+            else:
+                taesd = load_taesd(self.taesd_id, lm.dtype, purpose="the taesd preview",
+                                   hint="use preview 'approx' or 'full'")
+                self._taesd = taesd.to(lm.execution_device)
         return self._taesd
 
     def decoder(self, preview: str) -> PreviewDecoder:
@@ -380,15 +387,77 @@ class Engine:
             configure_vae(lm, prepared.width, prepared.height)  # tiling above a size threshold, GPU only
             # 3. A request-scoped pipeline: shared weights, its own scheduler, the step recorder attached
             pipe, recorder = self._request_pipeline(prepared, on_step, should_stop)
-            # 4. Denoise with diffusers' own loop
-            out = self._denoise(pipe, recorder, prepared)
+            # 4. The prompts' embeddings, from the prompt cache when the same prompts came before
+            prompts, text_seconds = self.prompt_cache.embeddings(
+                self.model, pipe, prepared.prompt, prepared.negative_prompt, float(request.guidance_scale))
+            # 5. Denoise with diffusers' own loop
+            out = self._denoise(pipe, recorder, prepared, prompts)
             t_done = time.perf_counter()
-        # 5. Check the output: NaN/inf, the safety checker, a stop
+        # 6. Check the output: NaN/inf, the safety checker, a stop
         warnings = self._check_output(out, recorder, prepared)
-        # 6. The result, with the steps counted from the run
-        return self._result(prepared, out, recorder, warnings,
-                            seconds=dict(total=time.perf_counter() - t_start, queued=t_locked - t_start,
-                                         run=t_done - t_locked))
+        # 7. The result, with the steps counted and the parts of the run timed (the timing model learns them)
+        seconds = dict(total=time.perf_counter() - t_start, queued=t_locked - t_start, run=t_done - t_locked,
+                       **self._run_parts(recorder, text_seconds, t_done))
+        result = self._result(prepared, out, recorder, warnings, seconds=seconds)
+        self._learn_times(prepared, recorder, text_seconds, seconds)
+        return result
+
+    @staticmethod
+    def _run_parts(recorder: StepRecorder, text_seconds: float | None, t_done: float) -> dict[str, float]:
+        """The run's time in parts: text encoding, up to the first step (VAE encode), the steps, the decode."""
+        frames = recorder.frames
+        if not frames:
+            return {}
+        text = text_seconds or 0.0
+        return dict(text_encode=text, before_steps=max(0.0, frames[0].seconds - text),
+                    steps=frames[-1].seconds - frames[0].seconds,
+                    after_steps=max(0.0, t_done - recorder.started - frames[-1].seconds))
+
+    def _learn_times(self, prepared: PreparedRequest, recorder: StepRecorder, text_seconds: float | None,
+                     seconds: dict[str, float]) -> None:
+        if "steps" not in seconds:
+            return
+        r = prepared.request
+        self.timing.observe(RunTimes(
+            model=self.model, pixels=prepared.width * prepared.height,
+            guidance=guidance_on(self.loaded.img2img, float(r.guidance_scale)), mode=prepared.mode, preview=r.preview,
+            text_encode=text_seconds, before_steps=seconds["before_steps"], step_calls=recorder.model_calls,
+            steps_seconds=seconds["steps"], after_steps=seconds["after_steps"]))
+
+    def estimate_seconds(self, prepared_or_plan: PreparedRequest | StepPlan, width: int | None = None,
+                         height: int | None = None, guidance: float | None = None, *, sampler: str | None = None,
+                         preview: str | None = None, mode: str | None = None) -> float | None:
+        """Seconds a planned run will take on this server, from the runs it has done; ``None`` before any.
+
+        Args:
+            prepared_or_plan: a ``PreparedRequest`` (``engine.prepare(request)``: size, guidance, sampler,
+                preview and prompts come from it) or a ``StepPlan`` (then give width, height and guidance).
+            width, height, guidance: override the prepared request's, or complete a plan.
+            sampler, preview, mode: as for the run (defaults: the request's, else k_lms, approx, and img2img
+                when the plan has a strength).
+        Not counted: time waiting for the device (runs ahead in the queue: add their estimates).
+        """
+        if isinstance(prepared_or_plan, PreparedRequest):
+            p, r = prepared_or_plan, prepared_or_plan.request
+            plan = p.plan
+            width, height = width or p.width, height or p.height
+            guidance = r.guidance_scale if guidance is None else guidance
+            sampler, preview, mode = sampler or r.sampler, preview or r.preview, mode or p.mode
+            prompts = (p.prompt, p.negative_prompt)
+        else:
+            plan, prompts = prepared_or_plan, None
+            if width is None or height is None or guidance is None:
+                raise ValueError("with a StepPlan, give width, height and guidance")
+            sampler, preview = sampler or DEFAULT_SAMPLER, preview or DEFAULT_PREVIEW
+            mode = mode or ("txt2img" if plan.strength is None else "img2img")
+        text_cached = False
+        if prompts is not None and self.is_loaded and cacheable(self.loaded.img2img):
+            on = guidance_on(self.loaded.img2img, float(guidance))
+            text_cached = PromptCache.key(self.model, self.loaded.img2img, *prompts, on) in self.prompt_cache
+        on = guidance_on(self.loaded.img2img, float(guidance)) if self.is_loaded else float(guidance) > 1
+        return self.timing.estimate(self.model, pixels=int(width) * int(height), guidance=on,
+                                    calls=model_calls(sampler, plan.steps_to_run), mode=mode, preview=preview,
+                                    text_cached=text_cached)
 
     def _request_pipeline(self, prepared: PreparedRequest, on_step, should_stop) -> tuple[Any, StepRecorder]:
         """A shallow copy of the loaded pipeline with its own scheduler, and a ``StepRecorder`` on it."""
@@ -400,11 +469,15 @@ class Engine:
         recorder = StepRecorder(pipe, self.decoder(r.preview), prepared.plan.steps_to_run, on_step, should_stop, views)
         return pipe, recorder
 
-    def _denoise(self, pipe, recorder: StepRecorder, prepared: PreparedRequest):
-        """Call the pipeline; out of memory becomes a ``GenerationError`` saying what to lower."""
+    def _denoise(self, pipe, recorder: StepRecorder, prepared: PreparedRequest, prompts: dict | None = None):
+        """Call the pipeline; out of memory becomes a ``GenerationError`` saying what to lower.
+
+        ``prompts``: the prompts as the pipeline takes them (text, or ``prompt_embeds`` from the prompt cache).
+        """
         r, lm = prepared.request, self.loaded
-        kwargs = dict(prompt=prepared.prompt, negative_prompt=prepared.negative_prompt or None,
-                      num_inference_steps=prepared.plan.schedule_steps, guidance_scale=float(r.guidance_scale),
+        if prompts is None:
+            prompts = dict(prompt=prepared.prompt, negative_prompt=prepared.negative_prompt or None)
+        kwargs = dict(**prompts, num_inference_steps=prepared.plan.schedule_steps, guidance_scale=float(r.guidance_scale),
                       generator=torch.Generator("cpu").manual_seed(prepared.seed),
                       callback_on_step_end=recorder.callback_on_step_end)
         if prepared.image is not None:
@@ -453,7 +526,7 @@ class Engine:
             guidance_scale=float(r.guidance_scale), width=prepared.width, height=prepared.height,
             resize_mode=r.resize_mode, preview=r.preview, model=self.model, seconds=seconds,
             nsfw_flagged=bool(out.nsfw_content_detected and out.nsfw_content_detected[0]), stopped=recorder.stopped,
-            warnings=warnings,
+            warnings=warnings, dtype=str(self.loaded.dtype).removeprefix("torch."), vae=self.loaded.vae_kind,
         )
 
     def stream(self, request: GenerationRequest,

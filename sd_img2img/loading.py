@@ -22,8 +22,11 @@ from .config import (
     COMPILE_WARMUP_SIZE,
     COMPILE_WARMUP_STEPS,
     DEVICES,
+    DEFAULT_TAESD,
+    DEFAULT_VAE,
     DTYPES,
     OFFLOADS,
+    VAES,
     VAE_TILING_ABOVE_PIXELS,
 )
 from .errors import ModelLoadError, UserInputError, check_choice
@@ -59,10 +62,15 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """``auto`` → float16 on cuda and mps, float32 on cpu."""
+    """``auto`` → float16 on cuda and mps; on the cpu bfloat16 where it computes bf16 natively (AVX-512 BF16,
+    AMX, Arm BF16: ``cpu_features.native_bf16``), float32 elsewhere."""
+    from .cpu_features import native_bf16
+
     check_choice("dtype", dtype, DTYPES)
     if dtype == "auto":
-        return torch.float16 if device in ("cuda", "mps") else torch.float32
+        if device in ("cuda", "mps"):
+            return torch.float16
+        return torch.bfloat16 if native_bf16() else torch.float32
     return getattr(torch, dtype)
 
 
@@ -117,6 +125,8 @@ class LoadedModel:
     channels_last: bool = False  # UNet and VAE in channels_last memory format
     attention: str = ""  # the UNet's attention processor(s), e.g. AttnProcessor2_0 (PyTorch SDPA)
     warmup_seconds: float = 0.0  # spent warming the compiled UNet up at load
+    vae_kind: str = "full"  # "full": the checkpoint's VAE; "tiny": TAESD encodes and decodes (see load_model)
+    taesd: str = ""  # where the tiny VAE came from, when vae_kind is "tiny"
 
     @property
     def vae(self):
@@ -139,13 +149,16 @@ def load_model(
     safety_checker: bool = True,
     compile: bool = False,
     channels_last: bool | None = None,
+    vae: str = DEFAULT_VAE,
+    taesd: str = DEFAULT_TAESD,
 ) -> LoadedModel:
     """Load a checkpoint by hub id or local folder.
 
     Args:
         model: a Hugging Face hub id (``owner/name``) or a local folder in diffusers layout.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
-        dtype: ``auto`` (float16 on GPUs, float32 on cpu), ``float16``, ``bfloat16`` or ``float32``.
+        dtype: ``auto`` (float16 on GPUs; on the cpu bfloat16 where it is native, else float32), ``float16``,
+            ``bfloat16`` or ``float32``.
         offload: ``none``; ``model`` (accelerate moves each whole model to the GPU while it runs);
             ``sequential`` (layer by layer: least memory, slowest).
         safety_checker: keep the checkpoint's safety checker if it has one.
@@ -153,10 +166,15 @@ def load_model(
             dummy run at ``config.COMPILE_WARMUP_SIZE``, so the first request does not pay for compiling.
         channels_last: UNet and VAE in channels_last memory format; ``None`` → on cuda only (the cpu's
             behaviour and outputs stay as they are).
+        vae: ``full`` (the checkpoint's own VAE) or ``tiny``: the TAESD at ``taesd`` (diffusers'
+            ``AutoencoderTiny``) encodes the init image and decodes every output in its place, as diffusers'
+            pipelines accept (``from_pretrained(..., vae=AutoencoderTiny)``); the full VAE is then not loaded.
+        taesd: hub id or folder of the TAESD used by ``vae="tiny"``.
     """
     from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 
     check_choice("offload", offload, OFFLOADS)
+    check_choice("vae", vae, VAES)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     if offload != "none" and dev == "cpu":
@@ -176,6 +194,8 @@ def load_model(
     kwargs: dict[str, Any] = dict(torch_dtype=torch_dtype, use_safetensors=True)
     if not safety_checker:
         kwargs.update(safety_checker=None, requires_safety_checker=False)
+    if vae == "tiny":
+        kwargs["vae"] = load_taesd(taesd, torch_dtype, purpose="--vae tiny", hint="use --vae full")
     try:
         img2img = StableDiffusionImg2ImgPipeline.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as e:
@@ -185,7 +205,8 @@ def load_model(
 
     img2img.set_progress_bar_config(disable=True)
     has_checker = img2img.safety_checker is not None
-    txt2img = StableDiffusionPipeline.from_pipe(img2img)
+    # from_pipe leaves out a component whose class differs from the annotation (AutoencoderTiny): hand it over
+    txt2img = StableDiffusionPipeline.from_pipe(img2img, **({"vae": img2img.vae} if vae == "tiny" else {}))
     txt2img.set_progress_bar_config(disable=True)
     if offload == "model":
         img2img.enable_model_cpu_offload(device=dev)
@@ -200,10 +221,22 @@ def load_model(
         img2img.vae.to(memory_format=torch.channels_last)
     loaded = LoadedModel(model=model, img2img=img2img, txt2img=txt2img, device=dev, dtype=torch_dtype,
                          offload=offload, has_safety_checker=has_checker, lock=device_lock(dev),
-                         channels_last=channels_last, attention=attention_processors(img2img.unet))
+                         channels_last=channels_last, attention=attention_processors(img2img.unet),
+                         vae_kind=vae, taesd=taesd if vae == "tiny" else "")
     if compile:
         compile_unet(loaded)
     return loaded
+
+
+def load_taesd(taesd: str, dtype: torch.dtype, purpose: str, hint: str):
+    """A TAESD (diffusers ``AutoencoderTiny``) from a hub id or folder; ``ModelLoadError`` saying ``hint`` if not."""
+    from diffusers import AutoencoderTiny
+
+    try:
+        return AutoencoderTiny.from_pretrained(taesd, torch_dtype=dtype, use_safetensors=True).eval()
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"could not load the TAESD '{taesd}' for {purpose}: {first}; {hint}") from e
 
 
 def attention_processors(unet) -> str:

@@ -6,15 +6,18 @@ through. The folder looks like the ``stable-diffusion-v1-5/stable-diffusion-v1-5
 ``model_index.json`` naming ``StableDiffusionPipeline``, ``unet/``, ``vae/``, ``text_encoder/``,
 ``tokenizer/``, ``scheduler/``, ``safety_checker/`` and ``feature_extractor/``, weights as safetensors.
 
-Two sizes:
+Three sizes:
 
 - ``tiny``: a few hundred thousand parameters, for tests (a 384×384 image runs 10 steps in well under a second);
   the VAE keeps SD's four blocks and 8× downscale so latents have the real shape.
 - ``sd15``: the real SD1.5 architecture (UNet 860M, VAE 84M, CLIP ViT-L/14 text encoder 123M, and the
   safety checker's CLIP ViT-L/14 vision tower); speed and memory do not depend on weight values, so this
   measures them honestly.
+- ``sd-turbo``: the real SD-Turbo (SD2.1) architecture: UNet ~865M (linear projections, head dims 5/10/20/20,
+  cross-attention 1024), the OpenCLIP ViT-H text encoder (1024 wide, 23 layers), SD's VAE, an Euler scheduler
+  with ``trailing`` timesteps, and no safety checker, as ``stabilityai/sd-turbo`` ships it.
 
-Run ``python -m sd_img2img.random_checkpoint DIR [--arch tiny|sd15]`` to build one.
+Run ``python -m sd_img2img.random_checkpoint DIR [--arch tiny|sd15|sd-turbo]`` to build one.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-ARCHITECTURES = ("tiny", "sd15")
+ARCHITECTURES = ("tiny", "sd15", "sd-turbo")
 
 # SD1.5's own scheduler config (scheduler/scheduler_config.json of the real repository).
 SD15_SCHEDULER = dict(
@@ -85,7 +88,41 @@ def _write_tokenizer(path: Path) -> None:
     (path / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
 
 
+# stabilityai/sd-turbo's scheduler/scheduler_config.json (the class is EulerDiscreteScheduler).
+SD_TURBO_SCHEDULER = dict(
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    clip_sample=False,
+    interpolation_type="linear",
+    num_train_timesteps=1000,
+    prediction_type="epsilon",
+    set_alpha_to_one=False,
+    skip_prk_steps=True,
+    steps_offset=1,
+    timestep_spacing="trailing",
+    trained_betas=None,
+    use_karras_sigmas=False,
+)
+
+
+def _sd_turbo_configs() -> dict:
+    """SD-Turbo (SD2.1 architecture at 512×512): the shapes of ``stabilityai/sd-turbo``'s configs."""
+    sd15 = _configs("sd15")
+    unet = dict(sd15["unet"], cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True)
+    return dict(
+        unet=unet,
+        vae=sd15["vae"],
+        text=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
+                  max_position_embeddings=77, projection_dim=1024, hidden_act="gelu"),
+        scheduler=("EulerDiscreteScheduler", SD_TURBO_SCHEDULER),
+        safety_checker=False,  # sd-turbo ships none
+    )
+
+
 def _configs(arch: str) -> dict:
+    if arch == "sd-turbo":
+        return _sd_turbo_configs()
     if arch == "tiny":
         return dict(
             unet=dict(
@@ -169,17 +206,20 @@ def build_checkpoint(
 
     Args:
         path: folder to write (created; an existing checkpoint there is overwritten).
-        arch: ``"tiny"`` (tests) or ``"sd15"`` (the real SD1.5 architecture, for speed and memory).
-        safety_checker: include ``safety_checker/`` and ``feature_extractor/`` as the real repository does.
+        arch: ``"tiny"`` (tests), ``"sd15"`` or ``"sd-turbo"`` (the real architectures, for speed and memory).
+        safety_checker: include ``safety_checker/`` and ``feature_extractor/`` as the real repository does
+            (never for ``sd-turbo``, which has none).
         flag_everything: make the safety checker flag every image (to test how flagged images are reported).
         seed: seed of the random weights.
         dtype: dtype the weights are saved in.
     """
+    import diffusers
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     cfg = _configs(arch)
+    safety_checker = safety_checker and cfg.get("safety_checker", True)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
@@ -188,13 +228,15 @@ def build_checkpoint(
     _write_tokenizer(tok_dir)
     tokenizer = CLIPTokenizer(vocab=str(tok_dir / "vocab.json"), merges=str(tok_dir / "merges.txt"),
                               model_max_length=77)
-    vocab_size = 49408 if arch == "sd15" else len(tokenizer)
+    vocab_size = len(tokenizer) if arch == "tiny" else 49408
     text_config = CLIPTextConfig(vocab_size=vocab_size, bos_token_id=len(tokenizer) - 2,
                                  eos_token_id=len(tokenizer) - 1, pad_token_id=len(tokenizer) - 1, **cfg["text"])
     text_encoder = CLIPTextModel(text_config)
     unet = UNet2DConditionModel(**cfg["unet"])
     vae = AutoencoderKL(**cfg["vae"])
-    scheduler = PNDMScheduler.from_config(SD15_SCHEDULER)
+    scheduler_cls, scheduler_config = cfg.get("scheduler", ("PNDMScheduler", SD15_SCHEDULER))
+    scheduler = (PNDMScheduler if scheduler_cls == "PNDMScheduler" else getattr(diffusers, scheduler_cls)).from_config(
+        scheduler_config)
 
     checker = extractor = None
     if safety_checker:
@@ -223,7 +265,11 @@ def build_checkpoint(
 
 
 def build_taesd(path: str | Path, arch: str = "tiny", seed: int = 0) -> Path:
-    """Build a random-weight TAESD (diffusers ``AutoencoderTiny``) folder, shaped like ``madebyollin/taesd``."""
+    """Build a random-weight TAESD (diffusers ``AutoencoderTiny``) folder.
+
+    ``arch="tiny"``: 8 channels a block, for tests; any other arch: the real ``madebyollin/taesd`` shape
+    (64 channels, 1/3/3/3 blocks, ~1.2M parameters in each half), for speed.
+    """
     from diffusers import AutoencoderTiny
 
     torch.manual_seed(seed)

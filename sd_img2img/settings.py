@@ -1,8 +1,8 @@
 """Start-up settings: the flags the CLI and the web demo share, their ``SD_IMG2IMG_*`` environment variables, and
 the engine built from them.
 
-- ``add_model_flags``: the nine flags both commands take (``--model --device --dtype --offload --compile --preview
-  --taesd --no-safety-checker --max-side``), defined once.
+- ``add_model_flags``: the ten flags both commands take (``--model --device --dtype --offload --compile --preview
+  --taesd --vae --no-safety-checker --max-side``), defined once.
 - ``CommandParser``: argparse with a one-line error, and with environment variables: each flag that names a
   variable takes its default from it, and that value gets exactly the checks (type, choices) and the one-line
   message the flag itself gets. A flag given on the command line beats its variable.
@@ -89,7 +89,8 @@ def add_model_flags(p: CommandParser) -> None:
                        help=f"hub id or diffusers folder, or '{RANDOM_MODEL}' for the offline random-weight checkpoint")
     p.add_env_argument("--device", "DEVICE", choices=config.DEVICES, default="auto", help="auto, cpu, cuda or mps")
     p.add_env_argument("--dtype", "DTYPE", choices=config.DTYPES, default="auto",
-                       help="auto (float16 on GPUs, float32 on the cpu), float16, bfloat16 or float32")
+                       help="auto (float16 on GPUs; on the cpu bfloat16 where it computes it natively, else float32), "
+                            "float16, bfloat16 or float32")
     p.add_env_argument("--offload", "OFFLOAD", choices=config.OFFLOADS, default="none",
                        help="none, model or sequential (accelerate; GPU)")
     p.add_env_argument("--compile", "COMPILE", action="store_true",
@@ -97,7 +98,10 @@ def add_model_flags(p: CommandParser) -> None:
     p.add_env_argument("--preview", "PREVIEW", choices=config.PREVIEWS, default=config.DEFAULT_PREVIEW,
                        help="how step images are decoded: approx (free), taesd (small decoder), full (exact)")
     p.add_env_argument("--taesd", "TAESD", default=config.DEFAULT_TAESD, metavar="ID_OR_DIR",
-                       help="TAESD decoder (hub id or folder) for the taesd preview")
+                       help="TAESD (hub id or folder) for the taesd preview and --vae tiny")
+    p.add_env_argument("--vae", "VAE", choices=config.VAES, default=config.DEFAULT_VAE,
+                       help="autoencoder for the init image and the output: full (the checkpoint's own, exact) or "
+                            "tiny (the TAESD of --taesd: several times faster on a CPU, slightly softer)")
     p.add_env_argument("--no-safety-checker", "NO_SAFETY_CHECKER", action="store_true",
                        help="turn the checkpoint's safety checker off")
     p.add_env_argument("--max-side", "MAX_SIDE", type=int, default=config.MAX_SIDE,
@@ -114,6 +118,7 @@ class AppSettings:
     offload: str = "none"
     preview: str = config.DEFAULT_PREVIEW
     taesd: str = config.DEFAULT_TAESD
+    vae: str = config.DEFAULT_VAE
     host: str | None = None  # None: gradio's default (127.0.0.1, or GRADIO_SERVER_NAME as on Spaces)
     port: int | None = None  # None: gradio's default (7860, or GRADIO_SERVER_PORT)
     share: bool = False
@@ -141,7 +146,7 @@ def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
 def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> AppSettings:
     a = build_parser(environ).parse_args(argv)
     return AppSettings(model=a.model, device=a.device, dtype=a.dtype, offload=a.offload, preview=a.preview,
-                       taesd=a.taesd, host=a.host, port=a.port, share=a.share, max_side=a.max_side,
+                       taesd=a.taesd, vae=a.vae, host=a.host, port=a.port, share=a.share, max_side=a.max_side,
                        safety_checker=not a.no_safety_checker, queue_size=a.queue_size, compile=a.compile)
 
 
@@ -174,7 +179,8 @@ def random_checkpoint(folder: str | Path | None = None) -> tuple[Path, Path]:
 
 
 def make_engine(model: str, *, device: str = "auto", dtype: str = "auto", offload: str = "none",
-                safety_checker: bool = True, taesd: str = config.DEFAULT_TAESD, compile: bool = False):
+                safety_checker: bool = True, taesd: str = config.DEFAULT_TAESD, compile: bool = False,
+                vae: str = config.DEFAULT_VAE):
     """The engine these settings ask for (not loaded yet). ``model='random'`` builds the offline checkpoint first."""
     from .engine import Engine
 
@@ -185,7 +191,7 @@ def make_engine(model: str, *, device: str = "auto", dtype: str = "auto", offloa
             taesd = str(taesd_dir)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return Engine(model, device=device, dtype=dtype, offload=offload, safety_checker=safety_checker, taesd=taesd,
-                  compile=compile)
+                  compile=compile, vae=vae)
 
 
 def engine_from(settings: Any):
@@ -194,7 +200,8 @@ def engine_from(settings: Any):
     if safety is None:
         safety = not settings.no_safety_checker
     return make_engine(settings.model, device=settings.device, dtype=settings.dtype, offload=settings.offload,
-                       safety_checker=safety, taesd=settings.taesd, compile=settings.compile)
+                       safety_checker=safety, taesd=settings.taesd, compile=settings.compile,
+                       vae=getattr(settings, "vae", config.DEFAULT_VAE))
 
 
 def quiet_libraries() -> None:

@@ -38,10 +38,13 @@ def test_the_guides_table_from_the_command_line(tiny_checkpoint, fireplace_png, 
     assert proc.stdout.count("\n") == 1  # ONE JSON object
     summary = json.loads(proc.stdout)
     for key in ("output", "step_images", "strip", "seed", "steps", "steps_taken", "strength", "sampler", "width",
-                "height", "model", "seconds"):
+                "height", "model", "seconds", "dtype", "vae"):
         assert key in summary
     assert summary["steps_taken"] == 7 and summary["steps"] == 10 and summary["seed"] == SEED
     assert (summary["width"], summary["height"]) == (384, 384)
+    from sd_img2img.cpu_features import native_bf16  # --dtype auto on the cpu: bf16 exactly where it is native
+
+    assert summary["dtype"] == ("bfloat16" if native_bf16() else "float32") and summary["vae"] == "full"
     assert Path(summary["output"]).name == f"000001.{SEED}.png"
     assert Path(summary["strip"]).name == "000001.steps.png"
     assert len(summary["step_images"]) == 8 and all(Path(p).is_file() for p in summary["step_images"])
