@@ -54,12 +54,15 @@ def unet_target(args, report: dict) -> None:
     import torch
     from diffusers import UNet2DConditionModel
 
-    from sd_img2img.loading import resolve_dtype
+    from sd_img2img.loading import default_channels_last, resolve_dtype
 
     ckpt, _ = ensure_checkpoint(args.unet_arch, Path(args.checkpoints))
     auto = resolve_dtype("auto", "cpu")
     fp32 = UNet2DConditionModel.from_pretrained(ckpt / "unet", use_safetensors=True).eval()
     models = {"float32": fp32, "auto": fp32 if auto == torch.float32 else copy.deepcopy(fp32).to(auto)}
+    auto_channels_last = default_channels_last("cpu", auto)  # as load_model prepares the UNet for --dtype auto
+    if auto_channels_last:
+        models["auto"].to(memory_format=torch.channels_last)
     h = args.size // 8
     g = torch.Generator("cpu").manual_seed(0)
     x = torch.randn(2, 4, h, h, generator=g)
@@ -78,13 +81,15 @@ def unet_target(args, report: dict) -> None:
                 outputs[name] = out.float()
     med = {k: round(median(v), 4) for k, v in times.items()}
     row = dict(arch=args.unet_arch, size=args.size, batch=2, auto_dtype=str(auto).removeprefix("torch."),
+               auto_channels_last=auto_channels_last,
                median_seconds=med, all_seconds={k: [round(s, 4) for s in v] for k, v in times.items()},
                ratio=ratio(med["auto"], med["float32"]), target=0.65,
                auto_vs_fp32_max_abs=round(float((outputs["auto"] - outputs["float32"]).abs().max()), 5))
     report["target1_unet"] = row
     print(f"Target 1: guided UNet step ({args.unet_arch}, {args.size}×{args.size}, batch 2)")
     print(f"  float32              median {med['float32']:.3f} s")
-    print(f"  auto ({row['auto_dtype']:8s})     median {med['auto']:.3f} s")
+    layout = ", channels_last" if auto_channels_last else ""
+    print(f"  auto ({row['auto_dtype']}{layout})  median {med['auto']:.3f} s")
     print(f"  ratio auto/float32   {row['ratio']:.3f} of medians (target ≤ 0.65)", flush=True)
     del models, fp32
 

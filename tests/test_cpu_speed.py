@@ -48,7 +48,7 @@ def test_auto_picks_bf16_exactly_when_the_cpu_has_it(monkeypatch):
 def test_the_run_says_which_dtype_ran(tiny_checkpoint, fireplace, monkeypatch):
     monkeypatch.setenv(cpu_features.ENV, "1")
     engine = Engine(str(tiny_checkpoint), device="cpu")  # dtype auto
-    assert engine.loaded.dtype == torch.bfloat16
+    assert engine.loaded.dtype == torch.bfloat16 and engine.loaded.channels_last  # bf16 on the cpu: NHWC
     result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=0.5, steps=6, seed=3,
                                                width=64, height=64))
     assert result.info()["dtype"] == "bfloat16" and result.info()["vae"] == "full"
