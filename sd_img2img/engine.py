@@ -526,7 +526,8 @@ class Engine:
             guidance_scale=float(r.guidance_scale), width=prepared.width, height=prepared.height,
             resize_mode=r.resize_mode, preview=r.preview, model=self.model, seconds=seconds,
             nsfw_flagged=bool(out.nsfw_content_detected and out.nsfw_content_detected[0]), stopped=recorder.stopped,
-            warnings=warnings, dtype=str(self.loaded.dtype).removeprefix("torch."), vae=self.loaded.vae_kind,
+            warnings=warnings, dtype=str(self.loaded.img2img.unet.dtype).removeprefix("torch."),
+            vae=self.loaded.vae_kind,
         )
 
     def stream(self, request: GenerationRequest,

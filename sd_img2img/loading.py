@@ -205,8 +205,11 @@ def load_model(
 
     img2img.set_progress_bar_config(disable=True)
     has_checker = img2img.safety_checker is not None
-    # from_pipe leaves out a component whose class differs from the annotation (AutoencoderTiny): hand it over
-    txt2img = StableDiffusionPipeline.from_pipe(img2img, **({"vae": img2img.vae} if vae == "tiny" else {}))
+    # from_pipe casts the components it shares to its own dtype argument, float32 when none is given: without
+    # dtype= every model ran float32 whatever --dtype said. It also leaves out a component whose class differs
+    # from its annotation (AutoencoderTiny): hand that over.
+    txt2img = StableDiffusionPipeline.from_pipe(img2img, dtype=torch_dtype,
+                                                **({"vae": img2img.vae} if vae == "tiny" else {}))
     txt2img.set_progress_bar_config(disable=True)
     if offload == "model":
         img2img.enable_model_cpu_offload(device=dev)

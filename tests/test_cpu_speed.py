@@ -49,6 +49,9 @@ def test_the_run_says_which_dtype_ran(tiny_checkpoint, fireplace, monkeypatch):
     monkeypatch.setenv(cpu_features.ENV, "1")
     engine = Engine(str(tiny_checkpoint), device="cpu")  # dtype auto
     assert engine.loaded.dtype == torch.bfloat16 and engine.loaded.channels_last  # bf16 on the cpu: NHWC
+    lm = engine.loaded  # every model really is in bf16 (from_pipe casts what it shares unless told the dtype)
+    assert {m.dtype for m in (lm.img2img.unet, lm.img2img.vae, lm.img2img.text_encoder, lm.txt2img.unet)} \
+        == {torch.bfloat16}
     result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=0.5, steps=6, seed=3,
                                                width=64, height=64))
     assert result.info()["dtype"] == "bfloat16" and result.info()["vae"] == "full"
