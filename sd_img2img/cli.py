@@ -85,7 +85,7 @@ def write_outputs(result, folder: Path, view: str = "latents") -> dict:
         "steps_taken": result.steps_taken, "schedule_steps": result.schedule_steps, "real_steps": result.real_steps,
         "model_calls": result.model_calls, "strength": result.strength, "sampler": result.sampler,
         "width": result.width, "height": result.height, "model": result.model, "family": result.family,
-        "preview": result.preview,
+        "preview": result.preview, "dtype": result.dtype, "vae": result.vae,
         "seconds": result.seconds["total"], "nsfw_flagged": result.nsfw_flagged, "stopped": result.stopped,
         "warnings": result.warnings, "loras": result.loras,
     }

@@ -11,10 +11,12 @@ DEFAULT_GUIDANCE = 7.5
 DEFAULT_SAMPLER = "k_lms"
 DEFAULT_RESIZE_MODE = "resize"
 DEFAULT_PREVIEW = "approx"
+DEFAULT_VAE = "full"  # the autoencoder that encodes the init image and decodes the output (docs/performance.md)
 DEFAULT_TXT2IMG_SIZE = 512
 
 RESIZE_MODES = ("resize", "crop", "fill")
 PREVIEWS = ("approx", "taesd", "full")
+VAES = ("full", "tiny")  # the checkpoint's own VAE, or the family's TAESD (AutoencoderTiny) in its place
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 OFFLOADS = ("none", "model", "sequential")

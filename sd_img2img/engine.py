@@ -31,17 +31,19 @@ from PIL import Image
 from . import __version__
 from . import loras as lora_support
 from .config import (
-    DEFAULT_MODEL, DEFAULT_PREVIEW, DEFAULT_RESIZE_MODE, MAX_DIMENSION, MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED,
+    DEFAULT_MODEL, DEFAULT_PREVIEW, DEFAULT_VAE, DEFAULT_RESIZE_MODE, MAX_DIMENSION, MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED,
     MAX_SIDE, MIN_DIMENSION, RESIZE_MODES, VIEWS,
 )
-from .errors import GenerationError, ModelLoadError, UserInputError, check_choice
+from .errors import GenerationError, UserInputError, check_choice
 from .families import Family, default_family
 from .images import default_size, fit_image, open_image
-from .loading import LoadedModel, configure_vae, load_model
+from .loading import LoadedModel, configure_vae, load_model, load_taesd
 from .previews import PreviewDecoder, check_preview, make_strip
+from .prompt_cache import PromptCache, cacheable, guidance_on
 from .samplers import check_sampler, check_schedule_length, make_scheduler
 from .schedule import StepPlan, plan_steps
 from .steps import StepFrame, StepRecorder
+from .timing import RunTimes, TimingModel, model_calls
 
 
 @dataclass
@@ -150,6 +152,8 @@ class GenerationResult:
     model_hash: str | None = None  # AUTOMATIC1111-style short hash of the weights, once the engine has it
     plan: StepPlan | None = field(default=None, repr=False)  # what was planned: the family's label and step rule
     loras: dict[str, float] = field(default_factory=dict)  # the LoRAs that were on (name → scale)
+    dtype: str = ""  # the dtype the run computed in (float32, bfloat16, float16)
+    vae: str = "full"  # the autoencoder that encoded and decoded: the checkpoint's ("full") or TAESD ("tiny")
 
     def step_images(self, view: str = "latents") -> list[Image.Image]:
         """Step images, step 0 first; ``view`` is ``latents`` (noisy, as the UNet sees them) or ``x0``."""
@@ -175,7 +179,8 @@ class GenerationResult:
 
     def info(self) -> dict[str, Any]:
         """Settings plus how the run went: timings, flags, warnings (JSON-ready)."""
-        return {**self.settings(), "family": self.family, "preview": self.preview, "seconds": self.seconds,
+        return {**self.settings(), "family": self.family, "preview": self.preview, "dtype": self.dtype, "vae": self.vae,
+                "seconds": self.seconds,
                 "nsfw_flagged": self.nsfw_flagged, "warnings": list(self.warnings)}
 
 
@@ -343,13 +348,17 @@ class Engine:
             (``madebyollin/taesd``; SDXL ``taesdxl``, SD3 ``taesd3``, FLUX ``taef1``).
         compile: ``torch.compile`` the UNet at load and warm it up there (GPU; see docs/performance.md).
         config: for a single-file ``model``, a local diffusers folder describing it (None: the shipped configs).
+        vae: ``full`` (the checkpoint's VAE) or ``tiny`` (the family's tiny autoencoder, or ``taesd``, encodes and
+            decodes; see docs/performance.md).
+        prompt_cache: prompt embeddings kept for repeated prompts (0: none); outputs are unchanged by it.
         loras: LoRA files as ``FILE[:SCALE]`` strings or ``loras.LoraSpec``s, loaded with the model; requests
             switch them on and off and scale them (``GenerationRequest.loras``; see ``Engine.loras``).
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
                  offload: str = "none", safety_checker: bool = True, taesd: str | None = None,
-                 compile: bool = False, config: str | None = None, loras=None):
+                 compile: bool = False, config: str | None = None, loras=None, vae: str = DEFAULT_VAE,
+                 prompt_cache: int | None = None):
         self.model = model
         self.config = config
         self.lora_specs = lora_support.as_specs(loras)
@@ -362,6 +371,9 @@ class Engine:
         self.safety_checker = safety_checker
         self.taesd = taesd  # None: the family's tiny autoencoder
         self.compile = compile  # torch.compile the UNet at load (warmed up there); see loading.compile_unet
+        self.vae = vae
+        self.prompt_cache = PromptCache() if prompt_cache is None else PromptCache(prompt_cache)
+        self.timing = TimingModel()  # learns this server's seconds from finished runs (estimate_seconds)
         self._loaded: LoadedModel | None = None
         self._taesd = None
         self._peeked: Family | None = None
@@ -446,7 +458,8 @@ class Engine:
                 t = time.perf_counter()
                 try:
                     loaded = load_model(self.model, self.device, self.dtype, self.offload, self.safety_checker,
-                                        compile=self.compile, config=self.config)
+                                        compile=self.compile, config=self.config, vae=self.vae,
+                                        taesd=self.taesd)
                     if self.lora_specs:
                         lora_support.load_into(loaded.img2img, self.lora_specs)
                         loaded.family = lora_support.with_lcm_sampler(loaded.family, self.lora_specs)
@@ -469,16 +482,13 @@ class Engine:
 
     def _taesd_decoder(self):
         if self._taesd is None:
-            from diffusers import AutoencoderTiny
-
             lm = self.loaded
-            try:
-                taesd = AutoencoderTiny.from_pretrained(self.taesd_id, torch_dtype=lm.dtype, use_safetensors=True)
-            except (OSError, ValueError) as e:
-                raise ModelLoadError(f"could not load the TAESD preview decoder '{self.taesd_id}': "
-                                     f"{str(e).splitlines()[0] if str(e) else type(e).__name__}; "
-                                     "use preview 'approx' or 'full'") from e
-            self._taesd = taesd.to(lm.execution_device).eval()
+            if lm.vae_kind == "tiny" and lm.taesd == self.taesd_id:  # the pipelines' own VAE is that TAESD
+                self._taesd = lm.vae
+            else:
+                taesd = load_taesd(self.taesd_id, lm.dtype, purpose="the taesd preview",
+                                   hint="use preview 'approx' or 'full'")
+                self._taesd = taesd.to(lm.execution_device)
         return self._taesd
 
     def decoder(self, preview: str) -> PreviewDecoder:
@@ -537,15 +547,79 @@ class Engine:
                 lora_support.apply(lm.img2img, prepared.loras)  # the adapters live in the shared modules
             # 3. A request-scoped pipeline: shared weights, its own scheduler, the step recorder attached
             pipe, recorder = self._request_pipeline(prepared, on_step, should_stop)
-            # 4. Denoise with diffusers' own loop
-            out = self._denoise(pipe, recorder, prepared)
+            # 4. The prompts' embeddings, from the prompt cache when the same prompts came before
+            # (keyed by the LoRAs that are on too: a LoRA on the text encoder changes the embeddings)
+            prompts, text_seconds = self.prompt_cache.embeddings(
+                self.model + (f"|{lora_support.format_scales(prepared.loras)}" if prepared.loras else ""), pipe,
+                prepared.prompt, prepared.negative_prompt, float(prepared.request.guidance_scale))
+            # 5. Denoise with diffusers' own loop
+            out = self._denoise(pipe, recorder, prepared, prompts)
             t_done = time.perf_counter()
-        # 5. Check the output: NaN/inf, the safety checker, a stop
+        # 6. Check the output: NaN/inf, the safety checker, a stop
         warnings = self._check_output(out, recorder, prepared)
-        # 6. The result, with the steps counted from the run
-        return self._result(prepared, out, recorder, warnings,
-                            seconds=dict(total=time.perf_counter() - t_start, queued=t_locked - t_start,
-                                         run=t_done - t_locked))
+        # 7. The result, with the steps counted and the parts of the run timed (the timing model learns them)
+        seconds = dict(total=time.perf_counter() - t_start, queued=t_locked - t_start, run=t_done - t_locked,
+                       **self._run_parts(recorder, text_seconds, t_done))
+        result = self._result(prepared, out, recorder, warnings, seconds=seconds)
+        self._learn_times(prepared, recorder, text_seconds, seconds)
+        return result
+
+    @staticmethod
+    def _run_parts(recorder: StepRecorder, text_seconds: float | None, t_done: float) -> dict[str, float]:
+        """The run's time in parts: text encoding, up to the first step (VAE encode), the steps, the decode."""
+        frames = recorder.frames
+        if not frames:
+            return {}
+        text = text_seconds or 0.0
+        return dict(text_encode=text, before_steps=max(0.0, frames[0].seconds - text),
+                    steps=frames[-1].seconds - frames[0].seconds,
+                    after_steps=max(0.0, t_done - recorder.started - frames[-1].seconds))
+
+    def _learn_times(self, prepared: PreparedRequest, recorder: StepRecorder, text_seconds: float | None,
+                     seconds: dict[str, float]) -> None:
+        if "steps" not in seconds:
+            return
+        r = prepared.request
+        self.timing.observe(RunTimes(
+            model=self.model, pixels=prepared.width * prepared.height,
+            guidance=guidance_on(self.loaded.img2img, float(r.guidance_scale)), mode=prepared.mode, preview=r.preview,
+            text_encode=text_seconds, before_steps=seconds["before_steps"], step_calls=recorder.model_calls,
+            steps_seconds=seconds["steps"], after_steps=seconds["after_steps"]))
+
+    def estimate_seconds(self, prepared_or_plan: PreparedRequest | StepPlan, width: int | None = None,
+                         height: int | None = None, guidance: float | None = None, *, sampler: str | None = None,
+                         preview: str | None = None, mode: str | None = None) -> float | None:
+        """Seconds a planned run will take on this server, from the runs it has done; ``None`` before any.
+
+        Args:
+            prepared_or_plan: a ``PreparedRequest`` (``engine.prepare(request)``: size, guidance, sampler,
+                preview and prompts come from it) or a ``StepPlan`` (then give width, height and guidance).
+            width, height, guidance: override the prepared request's, or complete a plan.
+            sampler, preview, mode: as for the run (defaults: the request's, else k_lms, approx, and img2img
+                when the plan has a strength).
+        Not counted: time waiting for the device (runs ahead in the queue: add their estimates).
+        """
+        if isinstance(prepared_or_plan, PreparedRequest):
+            p, r = prepared_or_plan, prepared_or_plan.request
+            plan = p.plan
+            width, height = width or p.width, height or p.height
+            guidance = r.guidance_scale if guidance is None else guidance
+            sampler, preview, mode = sampler or r.sampler, preview or r.preview, mode or p.mode
+            prompts = (p.prompt, p.negative_prompt)
+        else:
+            plan, prompts = prepared_or_plan, None
+            if width is None or height is None or guidance is None:
+                raise ValueError("with a StepPlan, give width, height and guidance")
+            sampler, preview = sampler or self.family.sampler, preview or DEFAULT_PREVIEW
+            mode = mode or ("txt2img" if plan.strength is None else "img2img")
+        text_cached = False
+        if prompts is not None and self.is_loaded and cacheable(self.loaded.img2img):
+            on = guidance_on(self.loaded.img2img, float(guidance))
+            text_cached = PromptCache.key(self.model, self.loaded.img2img, *prompts, on) in self.prompt_cache
+        on = guidance_on(self.loaded.img2img, float(guidance)) if self.is_loaded else float(guidance) > 1
+        return self.timing.estimate(self.model, pixels=int(width) * int(height), guidance=on,
+                                    calls=model_calls(sampler, plan.steps_to_run), mode=mode, preview=preview,
+                                    text_cached=text_cached)
 
     def _request_pipeline(self, prepared: PreparedRequest, on_step, should_stop) -> tuple[Any, StepRecorder]:
         """A shallow copy of the loaded pipeline with its own scheduler, and a ``StepRecorder`` on it."""
@@ -563,14 +637,19 @@ class Engine:
                                 flow=lm.family.rule == "flow", unpack=unpack)
         return pipe, recorder
 
-    def _denoise(self, pipe, recorder: StepRecorder, prepared: PreparedRequest):
-        """Call the pipeline; out of memory becomes a ``GenerationError`` saying what to lower."""
+    def _denoise(self, pipe, recorder: StepRecorder, prepared: PreparedRequest, prompts: dict | None = None):
+        """Call the pipeline; out of memory becomes a ``GenerationError`` saying what to lower.
+
+        ``prompts``: the prompts as the pipeline takes them (text, or ``prompt_embeds`` from the prompt cache).
+        """
         r, lm = prepared.request, self.loaded
-        kwargs = dict(prompt=prepared.prompt, num_inference_steps=prepared.plan.schedule_steps,
-                      guidance_scale=float(r.guidance_scale), generator=torch.Generator("cpu").manual_seed(prepared.seed),
+        if prompts is None:
+            prompts = dict(prompt=prepared.prompt)
+            if lm.family.negative_prompt:
+                prompts["negative_prompt"] = prepared.negative_prompt or None
+        kwargs = dict(**prompts, num_inference_steps=prepared.plan.schedule_steps, guidance_scale=float(r.guidance_scale),
+                      generator=torch.Generator("cpu").manual_seed(prepared.seed),
                       callback_on_step_end=recorder.callback_on_step_end)
-        if lm.family.negative_prompt:
-            kwargs.update(negative_prompt=prepared.negative_prompt or None)
         if prepared.image is not None:
             kwargs.update(image=prepared.image, strength=float(r.strength))
         if prepared.image is None or lm.family.rule == "flow":  # FLUX img2img would otherwise work at 1024×1024
@@ -618,6 +697,7 @@ class Engine:
             resize_mode=r.resize_mode, preview=r.preview, model=self.model, seconds=seconds,
             family=self.loaded.family.name, nsfw_flagged=flagged(out), stopped=recorder.stopped,
             warnings=warnings, model_hash=self._model_hash, plan=plan, loras=dict(prepared.loras),
+            dtype=str(self.loaded.denoiser.dtype).removeprefix("torch."), vae=self.loaded.vae_kind,
         )
 
     def stream(self, request: GenerationRequest,

@@ -25,8 +25,10 @@ from .config import (
     COMPILE_WARMUP_SIZE,
     COMPILE_WARMUP_STEPS,
     DEVICES,
+    DEFAULT_VAE,
     DTYPES,
     OFFLOADS,
+    VAES,
     VAE_TILING_ABOVE_PIXELS,
 )
 from .errors import ModelLoadError, UserInputError, check_choice
@@ -62,10 +64,15 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """``auto`` → float16 on cuda and mps, float32 on cpu."""
+    """``auto`` → float16 on cuda and mps; on the cpu bfloat16 where it computes bf16 natively (AVX-512 BF16,
+    AMX, Arm BF16: ``cpu_features.native_bf16``), float32 elsewhere."""
+    from .cpu_features import native_bf16
+
     check_choice("dtype", dtype, DTYPES)
     if dtype == "auto":
-        return torch.float16 if device in ("cuda", "mps") else torch.float32
+        if device in ("cuda", "mps"):
+            return torch.float16
+        return torch.bfloat16 if native_bf16() else torch.float32
     return getattr(torch, dtype)
 
 
@@ -127,6 +134,8 @@ class LoadedModel:
     channels_last: bool = False  # UNet and VAE in channels_last memory format
     attention: str = ""  # the UNet's attention processor(s), e.g. AttnProcessor2_0 (PyTorch SDPA)
     warmup_seconds: float = 0.0  # spent warming the compiled UNet up at load
+    vae_kind: str = "full"  # "full": the checkpoint's VAE; "tiny": TAESD encodes and decodes (see load_model)
+    taesd: str = ""  # where the tiny VAE came from, when vae_kind is "tiny"
     family: Family = field(default_factory=default_family)
     warnings: list[str] = field(default_factory=list)  # said at load (e.g. a flow-matching model on the cpu)
 
@@ -172,6 +181,8 @@ def load_model(
     compile: bool = False,
     channels_last: bool | None = None,
     config: str | None = None,
+    vae: str = DEFAULT_VAE,
+    taesd: str | None = None,
 ) -> LoadedModel:
     """Load a checkpoint by hub id or local folder.
 
@@ -179,20 +190,27 @@ def load_model(
         model: a Hugging Face hub id (``owner/name``), a local folder in diffusers layout, or a single-file
             ``.safetensors`` checkpoint in the original layout (SD 1.x/2.x, SDXL; ``single_file``).
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
-        dtype: ``auto`` (float16 on GPUs, float32 on cpu), ``float16``, ``bfloat16`` or ``float32``.
+        dtype: ``auto`` (float16 on GPUs; on the cpu bfloat16 where it is native, else float32), ``float16``,
+            ``bfloat16`` or ``float32``.
         offload: ``none``; ``model`` (accelerate moves each whole model to the GPU while it runs);
             ``sequential`` (layer by layer: least memory, slowest).
         safety_checker: keep the checkpoint's safety checker if it has one.
         compile: ``torch.compile`` the UNet (mode ``config.COMPILE_MODE``) and warm it up here with a short
             dummy run at ``config.COMPILE_WARMUP_SIZE``, so the first request does not pay for compiling.
-        channels_last: UNet and VAE in channels_last memory format; ``None`` → on cuda only (the cpu's
-            behaviour and outputs stay as they are).
+        channels_last: UNet and VAE in channels_last memory format; ``None`` → ``default_channels_last``: on
+            cuda, and on the cpu in bfloat16 (float32 on the cpu stays as diffusers runs it, pixel for pixel).
         config: for a single file, a local diffusers folder whose JSON files (and tokenizers) describe it;
             None: the configs shipped with the package (``single_file``).
+        vae: ``full`` (the checkpoint's own VAE) or ``tiny``: the tiny autoencoder at ``taesd`` (None: the family's;
+            diffusers' ``AutoencoderTiny``) encodes the init image and decodes every output in its place, as
+            diffusers' pipelines accept (``from_pretrained(..., vae=AutoencoderTiny)``); the full VAE is then not
+            loaded.
+        taesd: hub id or folder of the tiny autoencoder used by ``vae="tiny"`` (None: the family's).
     """
     import diffusers
 
     check_choice("offload", offload, OFFLOADS)
+    check_choice("vae", vae, VAES)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     if offload != "none" and dev == "cpu":
@@ -229,6 +247,8 @@ def load_model(
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     if single and family.img2img == "StableDiffusionImg2ImgPipeline":
         kwargs.update(requires_safety_checker=False)  # a single file carries no safety checker
+    if vae == "tiny":
+        kwargs["vae"] = load_taesd(taesd or family.taesd, torch_dtype, purpose="--vae tiny", hint="use --vae full")
     try:
         if single:
             img2img = single_file.load_pipeline(path, family, config, **kwargs)
@@ -245,7 +265,11 @@ def load_model(
     has_checker = getattr(img2img, "safety_checker", None) is not None
     txt2img = None
     if family.txt2img is not None:
-        txt2img = getattr(diffusers, family.txt2img).from_pipe(img2img)
+        # from_pipe casts the components it shares to its own dtype argument, float32 when none is given: without
+        # dtype= every model ran float32 whatever --dtype said. It also leaves out a component whose class differs
+        # from its annotation (AutoencoderTiny): hand that over.
+        txt2img = getattr(diffusers, family.txt2img).from_pipe(img2img, dtype=torch_dtype,
+                                                                **({"vae": img2img.vae} if vae == "tiny" else {}))
         txt2img.set_progress_bar_config(disable=True)
     if offload == "model":
         img2img.enable_model_cpu_offload(device=dev)
@@ -254,18 +278,37 @@ def load_model(
     else:
         img2img.to(dev)
     if channels_last is None:
-        channels_last = dev == "cuda"
+        channels_last = default_channels_last(dev, torch_dtype)
+    channels_last = channels_last and family.denoiser == "unet"
     denoiser = getattr(img2img, family.denoiser)
-    if channels_last and family.denoiser == "unet":
+    if channels_last:
         denoiser.to(memory_format=torch.channels_last)
         img2img.vae.to(memory_format=torch.channels_last)
     loaded = LoadedModel(model=model, img2img=img2img, txt2img=txt2img, device=dev, dtype=torch_dtype,
                          offload=offload, has_safety_checker=has_checker, lock=device_lock(dev),
-                         channels_last=channels_last and family.denoiser == "unet",
-                         attention=attention_processors(denoiser), family=family, warnings=load_warnings)
+                         channels_last=channels_last, attention=attention_processors(denoiser), family=family,
+                         warnings=load_warnings, vae_kind=vae, taesd=(taesd or family.taesd) if vae == "tiny" else "")
     if compile:
         compile_unet(loaded)
     return loaded
+
+
+def default_channels_last(device: str, dtype: torch.dtype) -> bool:
+    """channels_last where it measurably helps: on cuda, and on the cpu in bfloat16, where oneDNN's bf16
+    convolutions work in NHWC (a bf16 UNet step at 512×512: 3.0 s channels_last vs 6.5 s contiguous here,
+    docs/performance.md "CPU: what helps"). The cpu's float32 path is left exactly as diffusers runs it."""
+    return device == "cuda" or (device == "cpu" and dtype == torch.bfloat16)
+
+
+def load_taesd(taesd: str, dtype: torch.dtype, purpose: str, hint: str):
+    """A TAESD (diffusers ``AutoencoderTiny``) from a hub id or folder; ``ModelLoadError`` saying ``hint`` if not."""
+    from diffusers import AutoencoderTiny
+
+    try:
+        return AutoencoderTiny.from_pretrained(taesd, torch_dtype=dtype, use_safetensors=True).eval()
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(f"could not load the TAESD '{taesd}' for {purpose}: {first}; {hint}") from e
 
 
 def attention_processors(unet) -> str:

@@ -47,7 +47,7 @@ class ModelSet:
     Args:
         sources: model sources (hub ids, folders, single ``.safetensors`` files, ``random*`` names), or a mapping
             name → source when the names shown should differ from the sources.
-        device, dtype, offload, safety_checker, taesd, compile: as ``Engine``'s, for every model (``taesd``
+        device, dtype, offload, safety_checker, taesd, compile, vae: as ``Engine``'s, for every model (``taesd``
             None: each family's own tiny autoencoder).
         config: a diffusers folder describing the single-file sources (None: the shipped configs).
         loras: LoRA files (``FILE[:SCALE]`` or ``loras.LoraSpec``) loaded into every model (each must fit them),
@@ -59,13 +59,13 @@ class ModelSet:
     def __init__(self, sources: Iterable[str] | Mapping[str, str], *, device: str = "auto", dtype: str = "auto",
                  offload: str = "none", safety_checker: bool = True, taesd: str | None = None,
                  compile: bool = False, max_loaded: int | None = None, cache: str | Path | None = None,
-                 config: str | None = None, loras=()):
+                 config: str | None = None, loras=(), vae: str = "full"):
         self.sources = dict(sources) if isinstance(sources, Mapping) else {s: s for s in sources}
         if not self.sources:
             raise ValueError("a ModelSet needs at least one model")
         self.device = device
         self.engine_options = dict(device=device, dtype=dtype, offload=offload, safety_checker=safety_checker,
-                                   taesd=taesd, compile=compile, config=config)
+                                   taesd=taesd, compile=compile, config=config, vae=vae)
         self.loras = loras if isinstance(loras, Mapping) else {name: tuple(loras or ()) for name in self.sources}
         unknown = [name for name in self.loras if name not in self.sources]
         if unknown:

@@ -475,8 +475,9 @@ def build_checkpoint(
 
     Args:
         path: folder to write (created; an existing checkpoint there is overwritten).
-        arch: ``"tiny"`` (tests) or ``"sd15"`` (the real SD1.5 architecture, for speed and memory).
-        safety_checker: include ``safety_checker/`` and ``feature_extractor/`` as the real repository does.
+        arch: ``"tiny"`` (tests), ``"sd15"`` or ``"sd-turbo"`` (the real architectures, for speed and memory).
+        safety_checker: include ``safety_checker/`` and ``feature_extractor/`` as the real repository does
+            (never for ``sd-turbo``, which has none).
         flag_everything: make the safety checker flag every image (to test how flagged images are reported).
         seed: seed of the random weights.
         dtype: dtype the weights are saved in.
@@ -499,6 +500,7 @@ def build_checkpoint(
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     cfg = _configs(arch)
+    safety_checker = safety_checker and cfg.get("safety_checker", True)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
@@ -507,7 +509,7 @@ def build_checkpoint(
     _write_tokenizer(tok_dir)
     tokenizer = CLIPTokenizer(vocab=str(tok_dir / "vocab.json"), merges=str(tok_dir / "merges.txt"),
                               model_max_length=77)
-    vocab_size = 49408 if arch == "sd15" else len(tokenizer)
+    vocab_size = len(tokenizer) if arch == "tiny" else 49408
     text_config = CLIPTextConfig(vocab_size=vocab_size, bos_token_id=len(tokenizer) - 2,
                                  eos_token_id=len(tokenizer) - 1, pad_token_id=len(tokenizer) - 1, **cfg["text"])
     text_encoder = CLIPTextModel(text_config)

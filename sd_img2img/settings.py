@@ -2,7 +2,7 @@
 the engine built from them.
 
 - ``add_model_flags``: the flags both commands take (``--model --config --lora --device --dtype --offload --compile
-  --preview --taesd --no-safety-checker --max-side``), defined once.
+  --preview --taesd --vae --no-safety-checker --max-side``), defined once.
 - ``CommandParser``: argparse with a one-line error, and with environment variables: each flag that names a
   variable takes its default from it, and that value gets exactly the checks (type, choices) and the one-line
   message the flag itself gets. A flag given on the command line beats its variable.
@@ -135,7 +135,8 @@ def add_model_flags(p: CommandParser, several_models: bool = False) -> None:
                             "separated by commas or newlines). A name containing 'lcm' marks an LCM-LoRA")
     p.add_env_argument("--device", "DEVICE", choices=config.DEVICES, default="auto", help="auto, cpu, cuda or mps")
     p.add_env_argument("--dtype", "DTYPE", choices=config.DTYPES, default="auto",
-                       help="auto (float16 on GPUs, float32 on the cpu), float16, bfloat16 or float32")
+                       help="auto (float16 on GPUs; on the cpu bfloat16 where it computes it natively, else float32), "
+                            "float16, bfloat16 or float32")
     p.add_env_argument("--offload", "OFFLOAD", choices=config.OFFLOADS, default="none",
                        help="none, model or sequential (accelerate; GPU)")
     p.add_env_argument("--compile", "COMPILE", action="store_true",
@@ -144,7 +145,10 @@ def add_model_flags(p: CommandParser, several_models: bool = False) -> None:
                        help="how step images are decoded: approx (free), taesd (small decoder), full (exact)")
     p.add_env_argument("--taesd", "TAESD", default=None, metavar="ID_OR_DIR",
                        help="tiny autoencoder (hub id or folder) for the taesd preview (default: the model's family's: "
-                            "madebyollin/taesd, SDXL taesdxl, SD3 taesd3, FLUX taef1)")
+                            "madebyollin/taesd, SDXL taesdxl, SD3 taesd3, FLUX taef1); also --vae tiny's")
+    p.add_env_argument("--vae", "VAE", choices=config.VAES, default=config.DEFAULT_VAE,
+                       help="autoencoder for the init image and the output: full (the checkpoint's own, exact) or "
+                            "tiny (the family's tiny autoencoder, or --taesd: several times faster on a CPU, softer)")
     p.add_env_argument("--no-safety-checker", "NO_SAFETY_CHECKER", action="store_true",
                        help="turn the checkpoint's safety checker off")
     p.add_env_argument("--max-side", "MAX_SIDE", type=int, default=config.MAX_SIDE,
@@ -162,6 +166,7 @@ class AppSettings:
     offload: str = "none"
     preview: str = config.DEFAULT_PREVIEW
     taesd: str | None = None  # None: the model's family's tiny autoencoder
+    vae: str = config.DEFAULT_VAE  # full or tiny
     host: str | None = None  # None: gradio's default (127.0.0.1, or GRADIO_SERVER_NAME as on Spaces)
     port: int | None = None  # None: gradio's default (7860, or GRADIO_SERVER_PORT)
     share: bool = False
@@ -197,7 +202,7 @@ def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None
     a = build_parser(environ).parse_args(argv)
     models = a.model or [config.DEFAULT_MODEL]
     return AppSettings(model=models[0], more_models=tuple(models[1:]), device=a.device, dtype=a.dtype,
-                       offload=a.offload, preview=a.preview, taesd=a.taesd, host=a.host, port=a.port, share=a.share, max_side=a.max_side,
+                       offload=a.offload, preview=a.preview, taesd=a.taesd, vae=a.vae, host=a.host, port=a.port, share=a.share, max_side=a.max_side,
                        safety_checker=not a.no_safety_checker, queue_size=a.queue_size, compile=a.compile,
                        config=a.config, loras=tuple(a.lora))
 
@@ -215,7 +220,7 @@ def cache_dir(environ: dict[str, str] | None = None) -> Path:
 
 def make_engine(model: str, *, device: str = "auto", dtype: str = "auto", offload: str = "none",
                 safety_checker: bool = True, taesd: str | None = None, compile: bool = False,
-                config: str | None = None, loras=()):
+                config: str | None = None, loras=(), vae: str = config.DEFAULT_VAE):
     """The engine these settings ask for (not loaded yet). ``model='random'`` (``random-sdxl``, …) builds the offline
     checkpoint first (``random_checkpoint.random_model``)."""
     from .engine import Engine
@@ -228,7 +233,7 @@ def make_engine(model: str, *, device: str = "auto", dtype: str = "auto", offloa
             taesd = str(taesd_dir)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return Engine(model, device=device, dtype=dtype, offload=offload, safety_checker=safety_checker, taesd=taesd,
-                  compile=compile, config=config, loras=loras)
+                  compile=compile, config=config, loras=loras, vae=vae)
 
 
 def models_from(settings: AppSettings):
@@ -240,7 +245,7 @@ def models_from(settings: AppSettings):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return ModelSet(list(settings.models), device=settings.device, dtype=settings.dtype, offload=settings.offload,
                     safety_checker=settings.safety_checker, taesd=settings.taesd, compile=settings.compile,
-                    cache=cache_dir(), config=settings.config, loras=list(settings.loras))
+                    cache=cache_dir(), config=settings.config, loras=list(settings.loras), vae=settings.vae)
 
 
 def engine_from(settings: Any):
@@ -253,7 +258,8 @@ def engine_from(settings: Any):
         loras = getattr(settings, "lora", None) or ()
     return make_engine(settings.model, device=settings.device, dtype=settings.dtype, offload=settings.offload,
                        safety_checker=safety, taesd=settings.taesd, compile=settings.compile,
-                       config=getattr(settings, "config", None), loras=tuple(loras))
+                       config=getattr(settings, "config", None), loras=tuple(loras),
+                       vae=getattr(settings, "vae", config.DEFAULT_VAE))
 
 
 def quiet_libraries() -> None:

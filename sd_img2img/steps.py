@@ -95,7 +95,7 @@ class StepRecorder:
         self.stopped = False
         self.nonfinite_at: int | None = None
         self._x0: torch.Tensor | None = None
-        self._t0 = time.perf_counter()
+        self._t0 = self.started = time.perf_counter()  # frames' seconds count from here
         self._k_style = float(getattr(self.scheduler, "init_noise_sigma", 1.0)) > 1.0
         self.decoded_finite = True
         self.model_calls = 0  # scheduler steps, each one UNet evaluation (batched with guidance)

@@ -35,7 +35,7 @@ def engine(tiny_checkpoint, tiny_taesd):
     """One engine on the tiny checkpoint (cpu, float32), shared by the tests that don't change its settings."""
     from sd_img2img.engine import Engine
 
-    e = Engine(str(tiny_checkpoint), device="cpu", taesd=str(tiny_taesd))
+    e = Engine(str(tiny_checkpoint), device="cpu", dtype="float32", taesd=str(tiny_taesd))
     e.load()
     return e
 

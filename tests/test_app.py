@@ -255,7 +255,7 @@ def test_model_status_reports_failure(tmp_path):
     from sd_img2img.engine import Engine
     from sd_img2img.server import ModelStatus
 
-    status = ModelStatus(Engine(str(tmp_path / "missing"), device="cpu")).start()
+    status = ModelStatus(Engine(str(tmp_path / "missing"), device="cpu", dtype="float32")).start()
     status.wait(60)
     assert status.state() == "failed"
     assert "failed to load" in status.html() and "missing" in status.html()

@@ -38,3 +38,29 @@ def test_generation_benchmark_short(tiny_checkpoint, tiny_taesd, tmp_path):
         assert abs(row["ratios"]["c/b:approx"] - expected) < 0.01 * expected + 1e-3, proc.stdout
         assert f"{row['ratios']['c/b:approx']:.3f} of medians" in proc.stdout
     assert report["unet_step_ms"]["plain"] > 0
+
+
+def test_cpu_benchmark_short(tmp_path):
+    """bench_cpu.py --short: both targets run on tiny checkpoints; the printed ratios are the medians' ratios, the
+    float32 engine is plain diffusers exactly, every path ran the one planned step."""
+    out = tmp_path / "cpu.json"
+    proc = run(["benchmarks/bench_cpu.py", "--short", "--checkpoints", str(tmp_path / "ckpts"), "--json", str(out)],
+               timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    unet, turbo = report["target1_unet"], report["target2_turbo"]
+    med = unet["median_seconds"]
+    assert abs(unet["ratio"] - med["auto"] / med["float32"]) < 1e-3 * unet["ratio"] + 1e-4
+    assert f"{unet['ratio']:.3f} of medians" in proc.stdout
+    assert all(len(v) == 2 for v in unet["all_seconds"].values())
+    if unet["auto_dtype"] == "float32":  # no native bf16: auto is float32, the same model
+        assert unet["auto_vs_fp32_max_abs"] == 0
+    med = turbo["median_seconds"]
+    assert abs(turbo["ratio"] - med["app"] / med["plain"]) < 1e-3 * turbo["ratio"] + 1e-4
+    assert f"{turbo['ratio']:.3f} of medians" in proc.stdout
+    assert turbo["fp32_engine_vs_plain_max_pixel_diff"] == 0  # float32 + full VAE: diffusers, exactly
+    assert turbo["steps_taken"] == {"engine": 1, "app": 1}  # 2 steps × 0.5
+    assert turbo["estimate_after_first_run"] is not None and "1 step will run · about" in turbo["plan_line"]
+    from sd_img2img.cpu_features import native_bf16
+
+    assert turbo["engine_dtype"] == ("bfloat16" if native_bf16() else "float32")

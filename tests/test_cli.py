@@ -38,10 +38,13 @@ def test_the_guides_table_from_the_command_line(tiny_checkpoint, fireplace_png, 
     assert proc.stdout.count("\n") == 1  # ONE JSON object
     summary = json.loads(proc.stdout)
     for key in ("output", "step_images", "strip", "seed", "steps", "steps_taken", "strength", "sampler", "width",
-                "height", "model", "seconds"):
+                "height", "model", "seconds", "dtype", "vae"):
         assert key in summary
     assert summary["steps_taken"] == 7 and summary["steps"] == 10 and summary["seed"] == SEED
     assert (summary["width"], summary["height"]) == (384, 384)
+    from sd_img2img.cpu_features import native_bf16  # --dtype auto on the cpu: bf16 exactly where it is native
+
+    assert summary["dtype"] == ("bfloat16" if native_bf16() else "float32") and summary["vae"] == "full"
     assert Path(summary["output"]).name == f"000001.{SEED}.png"
     assert Path(summary["strip"]).name == "000001.steps.png"
     assert len(summary["step_images"]) == 8 and all(Path(p).is_file() for p in summary["step_images"])
@@ -51,7 +54,7 @@ def test_the_guides_table_from_the_command_line(tiny_checkpoint, fireplace_png, 
     assert Image.open(summary["output"]).size == (384, 384)
 
     assert main([str(fireplace_png), "--prompt", "fire", "--strength", "0.4", "--steps", "10", "--seed", str(SEED),
-                 "--width", "384", "--height", "384", "--model", str(tiny_checkpoint), "--device", "cpu",
+                 "--width", "384", "--height", "384", "--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32",
                  "--out", str(out)]) == 0
     files = sorted(p.name for p in out.iterdir() if p.name.startswith("000002."))
     assert f"000002.{SEED}.png" in files and "000002.steps.png" in files
@@ -64,7 +67,7 @@ def test_the_guides_table_from_the_command_line(tiny_checkpoint, fireplace_png, 
 def test_real_steps(tiny_checkpoint, fireplace_png, tmp_path, capsys, strength):
     code = main([str(fireplace_png), "--prompt", "fire", "--strength", strength, "--steps", "20", "--real-steps",
                  "--seed", str(SEED), "--width", "128", "--height", "128", "--model", str(tiny_checkpoint),
-                 "--device", "cpu", "--out", str(tmp_path)])
+                 "--device", "cpu", "--dtype", "float32", "--out", str(tmp_path)])
     summary = json.loads(capsys.readouterr().out)
     assert code == 0 and summary["steps_taken"] == 20 and len(summary["step_images"]) == 21
     assert summary["real_steps"] and summary["schedule_steps"] == {"0.4": 50, "0.7": 29}[strength]
@@ -72,7 +75,7 @@ def test_real_steps(tiny_checkpoint, fireplace_png, tmp_path, capsys, strength):
 
 def test_prompt2img_without_init_image(tiny_checkpoint, tmp_path, capsys):
     assert main(["--prompt", "a lake", "--steps", "3", "--seed", "5", "--width", "64", "--height", "96",
-                 "--model", str(tiny_checkpoint), "--device", "cpu", "--out", str(tmp_path)]) == 0
+                 "--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32", "--out", str(tmp_path)]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["steps_taken"] == 3 and summary["strength"] is None and (summary["width"], summary["height"]) == (64, 96)
 
@@ -95,7 +98,7 @@ def test_user_mistake_is_one_line_without_traceback(tiny_checkpoint, tmp_path):
 ])
 def test_bad_arguments(tiny_checkpoint, fireplace_png, tmp_path, capsys, args, message):
     try:
-        code = main([str(fireplace_png), "--prompt", "fire", "--model", str(tiny_checkpoint), "--device", "cpu",
+        code = main([str(fireplace_png), "--prompt", "fire", "--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32",
                      "--out", str(tmp_path), *args])
     except SystemExit as e:  # argparse's own checks
         code = e.code
@@ -105,7 +108,7 @@ def test_bad_arguments(tiny_checkpoint, fireplace_png, tmp_path, capsys, args, m
 
 
 def test_model_problems_exit_1(tmp_path, fireplace_png, capsys):
-    assert main([str(fireplace_png), "--prompt", "x", "--model", str(tmp_path), "--device", "cpu"]) == 1
+    assert main([str(fireplace_png), "--prompt", "x", "--model", str(tmp_path), "--device", "cpu", "--dtype", "float32"]) == 1
     assert "has no model_index.json" in capsys.readouterr().err
 
 
@@ -128,13 +131,13 @@ def test_view_x0_decodes_each_step_once(tiny_checkpoint, fireplace_png, tmp_path
         return decode(self, *args, **kwargs)
 
     monkeypatch.setattr(AutoencoderKL, "decode", counted)
-    code = main([str(fireplace_png), "--prompt", "fire", "--model", str(tiny_checkpoint), "--device", "cpu",
+    code = main([str(fireplace_png), "--prompt", "fire", "--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32",
                  "--strength", "1", "--steps", "5", "--width", "64", "--height", "64", "--seed", "3",
                  "--preview", "full", "--view", "x0", "--out", str(tmp_path)])
     summary = json.loads(capsys.readouterr().out)
     assert code == 0 and summary["steps_taken"] == 5 and len(summary["step_images"]) == 6
     assert len(calls) == 7
-    latents_view = main([str(fireplace_png), "--prompt", "fire", "--model", str(tiny_checkpoint), "--device", "cpu",
+    latents_view = main([str(fireplace_png), "--prompt", "fire", "--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32",
                          "--strength", "1", "--steps", "5", "--width", "64", "--height", "64", "--seed", "3",
                          "--preview", "full", "--out", str(tmp_path / "latents")])
     other = json.loads(capsys.readouterr().out)
@@ -158,7 +161,7 @@ def test_environment_values_get_the_flags_checks(fireplace_png, var, value, mess
 def test_pngs_carry_automatic1111_sampler_names_and_model_hash(tiny_checkpoint, fireplace_png, tmp_path, capsys):
     import hashlib
 
-    code = main([str(fireplace_png), "--prompt", "fire", "--model", str(tiny_checkpoint), "--device", "cpu",
+    code = main([str(fireplace_png), "--prompt", "fire", "--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32",
                  "--strength", "0.5", "--steps", "4", "--width", "64", "--height", "64", "--seed", "5",
                  "--sampler", "k_euler_a", "--out", str(tmp_path)])
     summary = json.loads(capsys.readouterr().out)

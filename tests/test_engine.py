@@ -224,7 +224,7 @@ def test_ddim_schedule_longer_than_training_is_refused(engine, fireplace):
 
 
 def test_nan_latents_are_reported_not_returned_black(tiny_checkpoint, fireplace):
-    engine = Engine(str(tiny_checkpoint), device="cpu")
+    engine = Engine(str(tiny_checkpoint), device="cpu", dtype="float32")
     unet = engine.loaded.img2img.unet
     with torch.no_grad():
         unet.conv_out.bias.fill_(float("nan"))
@@ -241,7 +241,7 @@ def test_flagged_output_is_reported(tmp_path, fireplace):
                                                width=64, height=64))
     assert result.nsfw_flagged
     assert any("safety checker flagged" in w for w in result.warnings)
-    off = Engine(str(tmp_path / "flagging"), device="cpu", safety_checker=False)
+    off = Engine(str(tmp_path / "flagging"), device="cpu", dtype="float32", safety_checker=False)
     assert not off.generate(GenerationRequest(prompt="fire", init_image=fireplace, steps=4, strength=0.5, seed=1,
                                               width=64, height=64)).nsfw_flagged
 
@@ -260,7 +260,7 @@ def test_awkward_prompts_run(engine, prompt, expected, warned):
 
 
 def test_out_of_memory_in_a_step_is_explained_and_the_next_run_works(tiny_checkpoint, fireplace):
-    engine = Engine(str(tiny_checkpoint), device="cpu")
+    engine = Engine(str(tiny_checkpoint), device="cpu", dtype="float32")
     unet = engine.loaded.img2img.unet
     calls = []
 

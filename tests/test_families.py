@@ -42,7 +42,7 @@ def init_png(tmp_path_factory, fireplace):
 
 def run_cli(capsys, tmp_path, model, init_png, *args) -> dict:
     code = main([str(init_png), "--prompt", "fire", "--seed", str(SEED), "--width", str(SIZE), "--height", str(SIZE),
-                 "--model", str(model), "--device", "cpu", "--out", str(tmp_path / "out"), *args])
+                 "--model", str(model), "--device", "cpu", "--dtype", "float32", "--out", str(tmp_path / "out"), *args])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     return json.loads(captured.out)
@@ -105,7 +105,7 @@ def test_lcm_through_the_cli_equals_diffusers(capsys, tmp_path, checkpoints, ini
 
 
 def test_refiner_img2img_equals_diffusers_and_prompt2img_is_refused(checkpoints, fireplace):
-    engine = Engine(str(checkpoints["tiny-sdxl-refiner"]), device="cpu")
+    engine = Engine(str(checkpoints["tiny-sdxl-refiner"]), device="cpu", dtype="float32")
     assert engine.family.name == "sdxl-refiner"
     result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, steps=10, strength=0.3, seed=SEED,
                                                width=SIZE, height=SIZE))
@@ -121,7 +121,7 @@ def test_refiner_img2img_equals_diffusers_and_prompt2img_is_refused(checkpoints,
 def test_sdxl_prompt2img_equals_diffusers(checkpoints):
     from diffusers import StableDiffusionXLPipeline
 
-    engine = Engine(str(checkpoints["tiny-sdxl"]), device="cpu")
+    engine = Engine(str(checkpoints["tiny-sdxl"]), device="cpu", dtype="float32")
     result = engine.generate(GenerationRequest(prompt="a cozy room", steps=5, seed=7, width=192, height=128))
     pipe = StableDiffusionXLPipeline.from_pretrained(checkpoints["tiny-sdxl"], use_safetensors=True)
     pipe.set_progress_bar_config(disable=True)
@@ -140,7 +140,7 @@ ARCH_REQUESTS = [  # (arch, steps, strength, sampler or None)
 
 @pytest.mark.parametrize("arch,steps,strength,sampler", ARCH_REQUESTS)
 def test_plan_equals_the_run_and_real_steps_are_exact(checkpoints, fireplace, arch, steps, strength, sampler):
-    engine = Engine(str(checkpoints[arch]), device="cpu")
+    engine = Engine(str(checkpoints[arch]), device="cpu", dtype="float32")
     base = dict(prompt="fire", init_image=fireplace, strength=strength, seed=3, width=64 * 2, height=64 * 2,
                 sampler=sampler)
     plan = prepare_request(GenerationRequest(steps=steps, **base), engine.family).plan
@@ -169,7 +169,7 @@ def test_lcm_plan_states_its_rule_with_the_scheduler_s_numbers(checkpoints):
 ])
 def test_a_sampler_that_does_not_fit_the_family_is_named_with_those_that_do(checkpoints, fireplace, arch, sampler,
                                                                             fits):
-    engine = Engine(str(checkpoints[arch]), device="cpu")
+    engine = Engine(str(checkpoints[arch]), device="cpu", dtype="float32")
     assert sampler not in engine.samplers
     with pytest.raises(UserInputError, match=rf"sampler '{sampler}' does not fit .* checkpoints; choose one of: {fits}"):
         prepare_request(GenerationRequest(prompt="x", init_image=fireplace, sampler=sampler), engine.family)
@@ -191,10 +191,10 @@ def test_turbo_with_too_few_steps_says_what_works(checkpoints, fireplace):
 
 
 def test_family_defaults_fill_unset_settings(checkpoints, fireplace):
-    turbo = Engine(str(checkpoints["tiny-turbo"]), device="cpu")
+    turbo = Engine(str(checkpoints["tiny-turbo"]), device="cpu", dtype="float32")
     assert turbo.defaults == dict(steps=2, strength=0.5, guidance_scale=0.0, sampler="k_euler", size=512)
-    assert Engine(str(checkpoints["tiny-sdxl-turbo"]), device="cpu").defaults["sampler"] == "k_euler_a"  # its own
-    sdxl = Engine(str(checkpoints["tiny-sdxl"]), device="cpu")
+    assert Engine(str(checkpoints["tiny-sdxl-turbo"]), device="cpu", dtype="float32").defaults["sampler"] == "k_euler_a"  # its own
+    sdxl = Engine(str(checkpoints["tiny-sdxl"]), device="cpu", dtype="float32")
     assert sdxl.defaults["size"] == 1024 and sdxl.defaults["guidance_scale"] == 5.0
     prepared = prepare_request(GenerationRequest(prompt="x"), sdxl.family)
     assert (prepared.width, prepared.height) == (1024, 1024)
@@ -209,8 +209,8 @@ def test_family_defaults_fill_unset_settings(checkpoints, fireplace):
 
 @pytest.mark.parametrize("preview", ["approx", "taesd", "full"])
 def test_sdxl_previews(checkpoints, tiny_taesd, fireplace, preview):
-    engine = Engine(str(checkpoints["tiny-sdxl"]), device="cpu", taesd=str(tiny_taesd))
-    assert Engine(str(checkpoints["tiny-sdxl"]), device="cpu").taesd_id == "madebyollin/taesdxl"
+    engine = Engine(str(checkpoints["tiny-sdxl"]), device="cpu", dtype="float32", taesd=str(tiny_taesd))
+    assert Engine(str(checkpoints["tiny-sdxl"]), device="cpu", dtype="float32").taesd_id == "madebyollin/taesdxl"
     result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, steps=4, strength=0.5, seed=1,
                                                preview=preview, width=128, height=128))
     size = (16, 16) if preview == "approx" else (128, 128)
@@ -269,10 +269,10 @@ def test_real_architectures_have_the_real_sizes():
 def test_stop_between_steps_where_the_pipeline_can(checkpoints, fireplace):
     req = dict(prompt="fire", init_image=fireplace, steps=8, strength=1.0, seed=1, width=64, height=64)
     seen = []
-    xl = Engine(str(checkpoints["tiny-sdxl"]), device="cpu").generate(
+    xl = Engine(str(checkpoints["tiny-sdxl"]), device="cpu", dtype="float32").generate(
         GenerationRequest(**req), on_step=seen.append, should_stop=lambda: len(seen) >= 3)
     assert xl.stopped and xl.steps_taken == 2
     seen.clear()  # LCM's diffusers pipelines cannot be interrupted: its (few) steps all run, and it says so
-    lcm = Engine(str(checkpoints["tiny-lcm"]), device="cpu").generate(
+    lcm = Engine(str(checkpoints["tiny-lcm"]), device="cpu", dtype="float32").generate(
         GenerationRequest(**dict(req, steps=4)), on_step=seen.append, should_stop=lambda: len(seen) >= 3)
     assert not lcm.stopped and lcm.steps_taken == 4

@@ -74,7 +74,7 @@ def test_hub_layouts_and_families(checkpoints):
 def test_cli_steps_and_output_equal_diffusers(capsys, tmp_path, checkpoints, references, init_png, arch, steps,
                                               strength, taken):
     code = main([str(init_png), "--prompt", "fire", "--seed", str(SEED), "--steps", str(steps), "--strength",
-                 str(strength), "--model", str(checkpoints[arch]), "--device", "cpu", "--out", str(tmp_path)])
+                 str(strength), "--model", str(checkpoints[arch]), "--device", "cpu", "--dtype", "float32", "--out", str(tmp_path)])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     summary = json.loads(captured.out)
@@ -90,7 +90,7 @@ def test_cli_steps_and_output_equal_diffusers(capsys, tmp_path, checkpoints, ref
 
 @pytest.fixture(scope="module")
 def engines(checkpoints):
-    return {arch: Engine(str(path), device="cpu") for arch, path in checkpoints.items()}
+    return {arch: Engine(str(path), device="cpu", dtype="float32") for arch, path in checkpoints.items()}
 
 
 @pytest.mark.parametrize("arch,sampler", [("tiny-sd3", "flow_euler"), ("tiny-sd3", "flow_heun"),
@@ -172,8 +172,8 @@ def test_previews(checkpoints, tmp_path, fireplace, arch, preview):
     from sd_img2img.random_checkpoint import build_taesd
 
     taesd = build_taesd(tmp_path / "taef1", latent_channels=16, scaling_factor=0.3611, shift_factor=0.1159)
-    engine = Engine(str(checkpoints[arch]), device="cpu", taesd=str(taesd))
-    assert Engine(str(checkpoints[arch]), device="cpu").taesd_id == \
+    engine = Engine(str(checkpoints[arch]), device="cpu", dtype="float32", taesd=str(taesd))
+    assert Engine(str(checkpoints[arch]), device="cpu", dtype="float32").taesd_id == \
         {"tiny-sd3": "madebyollin/taesd3", "tiny-flux": "madebyollin/taef1"}[arch]
     result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, steps=4, strength=0.5, seed=1,
                                                preview=preview, width=SIZE, height=SIZE))

@@ -14,7 +14,7 @@ def test_sd15_layout_loads_for_img2img_and_shares_components(tiny_checkpoint):
     index = json.loads((tiny_checkpoint / "model_index.json").read_text())
     assert index["_class_name"] == "StableDiffusionPipeline"
     assert {"safety_checker", "feature_extractor", "unet", "vae", "text_encoder", "tokenizer"} <= set(index)
-    lm = load_model(str(tiny_checkpoint), device="cpu")
+    lm = load_model(str(tiny_checkpoint), device="cpu", dtype="float32")
     assert type(lm.img2img).__name__ == "StableDiffusionImg2ImgPipeline"
     assert lm.txt2img.unet is lm.img2img.unet and lm.txt2img.vae is lm.img2img.vae
     assert lm.has_safety_checker and lm.dtype.is_floating_point and str(lm.dtype) == "torch.float32"
@@ -65,7 +65,7 @@ def test_bad_device_settings():
 
 
 def test_failed_load_is_remembered(tmp_path):
-    engine = Engine(str(tmp_path), device="cpu")
+    engine = Engine(str(tmp_path), device="cpu", dtype="float32")
     with pytest.raises(ModelLoadError):
         engine.load()
     assert isinstance(engine.load_error, ModelLoadError) and not engine.is_loaded

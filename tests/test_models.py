@@ -9,7 +9,7 @@ from sd_img2img.models import ModelSet
 
 
 def test_models_load_lazily_and_switching_frees_the_previous_one(tmp_path, tiny_checkpoint):
-    models = ModelSet({"sd": str(tiny_checkpoint), "lcm": "random-lcm", "xl": "random-sdxl"}, device="cpu",
+    models = ModelSet({"sd": str(tiny_checkpoint), "lcm": "random-lcm", "xl": "random-sdxl"}, device="cpu", dtype="float32",
                       cache=tmp_path)
     infos = {i.name: i for i in models.describe()}
     assert {n: (i.family, i.loaded) for n, i in infos.items()} == {
@@ -34,7 +34,7 @@ def test_models_load_lazily_and_switching_frees_the_previous_one(tmp_path, tiny_
 
 
 def test_two_models_stay_loaded_when_allowed(tmp_path, tiny_checkpoint):
-    models = ModelSet([str(tiny_checkpoint), "random-turbo"], device="cpu", cache=tmp_path, max_loaded=2)
+    models = ModelSet([str(tiny_checkpoint), "random-turbo"], device="cpu", dtype="float32", cache=tmp_path, max_loaded=2)
     a, b = models.engine(str(tiny_checkpoint)), models.engine("random-turbo")
     assert a.is_loaded and b.is_loaded and b.family.name == "sd-turbo"
 
@@ -56,7 +56,7 @@ def test_on_a_gpu_models_are_freed_until_the_next_one_fits(tmp_path, tiny_checkp
 
     import sd_img2img.models as models_module
 
-    models = ModelSet({"a": str(tiny_checkpoint), "b": "random-turbo", "c": "random-lcm"}, device="cpu",
+    models = ModelSet({"a": str(tiny_checkpoint), "b": "random-turbo", "c": "random-lcm"}, device="cpu", dtype="float32",
                       cache=tmp_path, max_loaded=3)  # the cpu count would keep all three
     one = sum(model_memory(tiny_checkpoint, torch.float16).values())
     card = int(one * models_module.GPU_MEMORY_HEADROOM * 1.5)

@@ -161,7 +161,7 @@ def test_nan_latents_are_a_message_not_a_black_image(tiny_checkpoint):
 
     from sd_img2img.engine import Engine
 
-    broken = Engine(str(tiny_checkpoint), device="cpu")
+    broken = Engine(str(tiny_checkpoint), device="cpu", dtype="float32")
     with torch.no_grad():
         broken.loaded.img2img.unet.conv_out.bias.fill_(float("nan"))
     with serve(broken) as u:
@@ -177,7 +177,7 @@ def test_a_model_that_fails_to_load_is_reported_without_a_crash_loop(tmp_path):
 
     from sd_img2img.engine import Engine
 
-    with serve(Engine(str(tmp_path), device="cpu")) as u:
+    with serve(Engine(str(tmp_path), device="cpu", dtype="float32")) as u:
         client = client_for(u)
         for _ in range(2):
             with pytest.raises(AppError, match="has no model_index.json"):

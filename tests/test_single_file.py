@@ -51,8 +51,8 @@ def _run(engine, fireplace, **kw):
 
 
 def test_single_file_gives_the_folders_output(single_file, tiny_checkpoint, tiny_taesd, fireplace):
-    folder = Engine(str(tiny_checkpoint), device="cpu", safety_checker=False, taesd=str(tiny_taesd))
-    single = Engine(str(single_file), device="cpu", config=str(tiny_checkpoint), taesd=str(tiny_taesd))
+    folder = Engine(str(tiny_checkpoint), device="cpu", dtype="float32", safety_checker=False, taesd=str(tiny_taesd))
+    single = Engine(str(single_file), device="cpu", dtype="float32", config=str(tiny_checkpoint), taesd=str(tiny_taesd))
     assert single.peek_family().name == "sd" and not single.is_loaded  # told from the JSON files, no weights
     a, b = _run(folder, fireplace), _run(single, fireplace)
     assert type(single.loaded.img2img).__name__ == "StableDiffusionImg2ImgPipeline"
@@ -74,7 +74,7 @@ def test_cli_takes_a_single_file(single_file, tiny_checkpoint, tmp_path, capsys)
 
     init = tmp_path / "init.png"
     draw_fireplace(128, 128).save(init)
-    common = [str(init), "--prompt", "fire", "--steps", "4", "--strength", "0.5", "--seed", "3", "--device", "cpu",
+    common = [str(init), "--prompt", "fire", "--steps", "4", "--strength", "0.5", "--seed", "3", "--device", "cpu", "--dtype", "float32",
               "--no-safety-checker"]
     assert main(common + ["--model", str(tiny_checkpoint), "--out", str(tmp_path / "a")]) == 0
     a = json.loads(capsys.readouterr().out)
@@ -158,7 +158,7 @@ def test_what_is_not_a_checkpoint_is_refused(tmp_path, tiny_checkpoint):
 def test_modelset_lists_a_single_file(single_file, tiny_checkpoint):
     from sd_img2img.models import ModelSet
 
-    models = ModelSet({"mine": str(single_file)}, device="cpu", config=str(tiny_checkpoint))
+    models = ModelSet({"mine": str(single_file)}, device="cpu", dtype="float32", config=str(tiny_checkpoint))
     info = models.info("mine")
     assert (info.family, info.loaded) == ("sd", False)
 
@@ -211,8 +211,8 @@ def test_sdxl_single_files_give_the_folders_output(arch, kind, tmp_path, tiny_ta
         assert not any(k.startswith("conditioner.embedders.1.") for k in keys)
     import torch
 
-    reference = Engine(str(folder), device="cpu", taesd=str(tiny_taesd))
-    engine = Engine(str(single), device="cpu", config=str(folder), taesd=str(tiny_taesd))
+    reference = Engine(str(folder), device="cpu", dtype="float32", taesd=str(tiny_taesd))
+    engine = Engine(str(single), device="cpu", dtype="float32", config=str(folder), taesd=str(tiny_taesd))
     a, b = _run(reference, fireplace), _run(engine, fireplace)
     assert engine.loaded.family.name == kind
     for part in ("unet", "vae", "text_encoder", "text_encoder_2"):  # every weight comes back exactly
@@ -230,9 +230,9 @@ def test_loras_on_a_single_file(single_file, tiny_checkpoint, tiny_taesd, firepl
     from sd_img2img.random_checkpoint import build_lora
 
     lora = build_lora(tiny_checkpoint, tmp_path / "detail.safetensors", "kohya")
-    engine = Engine(str(single_file), device="cpu", config=str(tiny_checkpoint), taesd=str(tiny_taesd),
+    engine = Engine(str(single_file), device="cpu", dtype="float32", config=str(tiny_checkpoint), taesd=str(tiny_taesd),
                     loras=[str(lora)])
-    plain = Engine(str(single_file), device="cpu", config=str(tiny_checkpoint), taesd=str(tiny_taesd))
+    plain = Engine(str(single_file), device="cpu", dtype="float32", config=str(tiny_checkpoint), taesd=str(tiny_taesd))
     base = np.asarray(_run(plain, fireplace).output)
     assert not np.array_equal(np.asarray(_run(engine, fireplace).output), base)
     assert np.array_equal(np.asarray(_run(engine, fireplace, loras={"detail": 0}).output), base)

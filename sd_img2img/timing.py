@@ -1,0 +1,155 @@
+"""Honest time: what a planned run will take on *this* server, learnt from the runs it has done.
+
+A run's time is a few parts, each measured by the engine on every run (``GenerationResult.seconds``):
+
+- ``text_encode``: the prompts through the text encoder (0 when the prompt cache already holds them);
+- ``before_steps``: from the encoded prompts to the first step: for img2img mostly the VAE encoding the init
+  image (scales with the pixels), for prompt2img next to nothing;
+- per UNet evaluation: the steps' time over the UNet calls (Heun/DPM2 take two a step, PLMS one more on its
+  first), including the step pictures the run's preview decodes (scales with the pixels; guidance doubles the
+  batch);
+- ``after_steps``: the last step to the output: the VAE decode and the safety checker (scales with the pixels).
+
+``TimingModel`` keeps the latest measurement of each part for each model, size and guidance on/off (the newest
+run at a size replaces the one before: the process's first run at a size is slower, as its kernels are set up,
+and is forgotten at once), and estimates a run at another size
+from the nearest measured one, in proportion to the pixels. It knows nothing until a run was measured:
+``estimate`` returns ``None`` then. Why no calibration at load: on a 2-vCPU Space one 512×512 SD-Turbo step is
+3–5 s and an SD1.5 guided step 6–10 s, so calibrating would delay the page for every start, and a short dummy run
+at a small size extrapolates poorly to 512×512 (attention grows faster than the pixels); the first visitor's run
+is the calibration, and it is measured exactly.
+
+``format_plan`` and ``format_wait`` write the page's lines: "7 steps will run · about 40 s here",
+"about 1 min 20 s before yours starts (2 runs ahead)".
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+GUIDED_BATCH_FACTOR = 2.0  # guidance on runs the UNet on a batch of two: ~2× a step without (measured 9.9 vs 4.9 s)
+TWO_CALL_SAMPLERS = ("k_heun", "k_dpm_2", "k_dpm_2_a")  # two UNet calls a step (the first step: one)
+
+
+def model_calls(sampler: str, steps: int) -> int:
+    """UNet evaluations a run of ``steps`` steps makes with ``sampler`` (as ``GenerationResult.model_calls``)."""
+    if steps <= 0:
+        return 0
+    if sampler in TWO_CALL_SAMPLERS:
+        return 2 * steps - 1
+    if sampler == "plms":
+        return steps + 1
+    return steps
+
+
+@dataclass
+class RunTimes:
+    """One finished run, as the timing model learns it."""
+
+    model: str
+    pixels: int
+    guidance: bool  # classifier-free guidance on (batch of two)
+    mode: str  # img2img or txt2img
+    preview: str
+    text_encode: float | None  # None: the prompts came from the cache (not a measurement of encoding)
+    before_steps: float
+    step_calls: int
+    steps_seconds: float
+    after_steps: float
+
+
+class TimingModel:
+    """Learns per-part seconds from finished runs and estimates planned ones (thread-safe)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._rates: dict[tuple, dict[int, float]] = {}  # part key → {pixels: seconds per pixel (per call)}
+        self._text: dict[str, float] = {}  # model → seconds to encode the prompts
+
+    def _learn(self, key: tuple, pixels: int, value: float) -> None:
+        self._rates.setdefault(key, {})[pixels] = value / pixels
+
+    def observe(self, run: RunTimes) -> None:
+        """Learn from a finished run (a stopped run's steps still count)."""
+        if run.pixels <= 0:
+            return
+        with self._lock:
+            if run.text_encode is not None:
+                self._text[run.model] = run.text_encode
+            if run.step_calls > 0:
+                self._learn(("step", run.model, run.guidance, run.preview), run.pixels, run.steps_seconds / run.step_calls)
+            self._learn(("before", run.model, run.mode), run.pixels, run.before_steps)
+            self._learn(("after", run.model), run.pixels, run.after_steps)
+
+    def _per_pixel(self, key: tuple, pixels: int) -> float | None:
+        known = self._rates.get(key)
+        if not known:
+            return None
+        nearest = min(known, key=lambda p: abs(math.log(p / pixels)))
+        return known[nearest]
+
+    def _step_seconds(self, model: str, pixels: int, guidance: bool, preview: str) -> float | None:
+        rate = self._per_pixel(("step", model, guidance, preview), pixels)
+        if rate is not None:
+            return rate * pixels
+        steps = [k for k in self._rates if k[0] == "step" and k[1] == model]
+        for key in steps:  # another preview decoder, the same guidance
+            if key[2] == guidance:
+                return self._per_pixel(key, pixels) * pixels
+        for key in steps:  # guidance the other way: a batch of two is ~2× one
+            factor = GUIDED_BATCH_FACTOR if guidance else 1 / GUIDED_BATCH_FACTOR
+            return self._per_pixel(key, pixels) * pixels * factor
+        return None
+
+    def estimate(self, model: str, *, pixels: int, guidance: bool, calls: int, mode: str = "img2img",
+                 preview: str = "approx", text_cached: bool = False) -> float | None:
+        """Seconds a run will take on this server, or ``None`` while nothing has been measured for ``model``.
+
+        Args:
+            model: the engine's model.
+            pixels: width × height of the run.
+            guidance: classifier-free guidance on (guidance scale > 1).
+            calls: UNet evaluations the run will make (``model_calls``).
+            mode: ``img2img`` (the VAE encodes the init image) or ``txt2img``.
+            preview: the run's preview decoder (its per-step cost is part of the step).
+            text_cached: the prompts are in the prompt cache, so they are not encoded again.
+        """
+        with self._lock:
+            step = self._step_seconds(model, pixels, guidance, preview)
+            if step is None:
+                return None
+            before = self._per_pixel(("before", model, mode), pixels)
+            if before is None:  # the other mode only: img2img's encode is an upper bound for txt2img's nothing
+                before = 0.0 if mode == "txt2img" else (self._per_pixel(("before", model, "txt2img"), pixels) or 0.0)
+            after = self._per_pixel(("after", model), pixels) or 0.0
+            text = 0.0 if text_cached else self._text.get(model, 0.0)
+            return text + before * pixels + calls * step + after * pixels
+
+
+def format_duration(seconds: float) -> str:
+    """``about 4 s``, ``about 40 s``, ``about 1 min 20 s``: rounded as far as an estimate deserves."""
+    if seconds < 10:
+        return f"about {max(1, round(seconds))} s"
+    if seconds < 60:
+        return f"about {round(seconds / 5) * 5} s"
+    total = round(seconds / 10) * 10
+    minutes, rest = divmod(total, 60)
+    return f"about {minutes} min" + (f" {rest} s" if rest else "")
+
+
+def format_plan(steps: int, seconds: float | None) -> str:
+    """The page's plan line: ``7 steps will run · about 40 s here`` (no time while none is known)."""
+    line = f"{steps} step{'s' * (steps != 1)} will run"
+    return line if seconds is None else f"{line} · {format_duration(seconds)} here"
+
+
+def format_wait(seconds_ahead: float | None, runs_ahead: int) -> str:
+    """A queued visitor's wait: ``about 1 min 20 s before yours starts (2 runs ahead)``."""
+    if runs_ahead <= 0:
+        return "yours runs next"
+    ahead = f"{runs_ahead} run{'s' * (runs_ahead != 1)} ahead"
+    if seconds_ahead is None:
+        return f"{ahead}"
+    return f"{format_duration(seconds_ahead)} before yours starts ({ahead})"
