@@ -38,6 +38,7 @@ from sd_img2img.schedule import plan_steps
 from sd_img2img.server import (
     ModelStatus,
     RunFiles,
+    RunQueue,
     StopFlags,
     forget_paths,
     gpu,
@@ -46,7 +47,9 @@ from sd_img2img.server import (
     seed_value,
     size_value,
 )
+from sd_img2img.loading import resolve_device
 from sd_img2img.settings import AppSettings, models_from, parse_settings, quiet_libraries
+from sd_img2img.timing import format_duration, format_wait
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES_DIR = HERE / "examples"
@@ -79,17 +82,20 @@ def esc(text) -> str:
     return html.escape(str(text), quote=True)
 
 
-def plan_line(has_image: bool, strength, steps, real_steps, family=None) -> str:
-    """The live "what will happen" line, from the same ``plan_steps`` the engine runs, by the model family's rule."""
+def plan_line(has_image: bool, strength, steps, real_steps, family=None, seconds: float | None = None) -> str:
+    """The live "what will happen" line, from the same ``plan_steps`` the engine runs, by the model family's rule;
+    with ``seconds`` (this server's estimate, once it has measured a run) how long it will take."""
+    tail = f" · {esc(format_duration(seconds))} here" if seconds is not None else ""
     try:
         steps_i = int(steps)
         if not has_image:
             plan = plan_steps(steps_i, None, family=family)
             if plan.rule != "lcm":
                 return (f'<div class="plan t2i">No initial image → <b>prompt2img</b>: {steps_i} steps from pure noise '
-                        f"(strength does not apply).</div>")
-            return f'<div class="plan t2i">No initial image → <b>prompt2img</b>: {esc(plan.describe())}.</div>'
-        return f'<div class="plan">{esc(plan_steps(steps_i, float(strength), bool(real_steps), family).describe())}</div>'
+                        f"(strength does not apply){tail}.</div>")
+            return f'<div class="plan t2i">No initial image → <b>prompt2img</b>: {esc(plan.describe())}{tail}.</div>'
+        text = esc(plan_steps(steps_i, float(strength), bool(real_steps), family).describe())
+        return f'<div class="plan">{text}{tail}</div>'
     except (UserInputError, TypeError, ValueError) as e:
         return f'<div class="plan bad">{esc(e)}</div>'
 
@@ -198,6 +204,8 @@ class Handlers:
         self.status = status
         self.stops = StopFlags()
         self.files = files or RunFiles()
+        self.queue = RunQueue()
+        self.on_cpu = resolve_device(settings.device) == "cpu"
 
     # -- models ------------------------------------------------------------------------------------------------
 
@@ -217,6 +225,55 @@ class Handlers:
         """The model's engine, loaded (the first run on a model loads it, freeing another when both do not fit)."""
         with shown_to_user():
             return self.models.engine(self.model_name(model))
+
+    def page_defaults(self, family) -> tuple[int, float, float]:
+        """Steps, strength and guidance the page starts the model at: its family's, except that on a CPU a model that
+        is not few-step starts at ``config.CPU_PAGE_STEPS`` so that a first run takes about a minute."""
+        steps = family.steps
+        if self.on_cpu and family.steps > config.FEW_STEPS:
+            steps = min(steps, config.CPU_PAGE_STEPS)
+        return steps, family.strength, family.guidance
+
+    def estimate(self, request, model: str | None) -> float | None:
+        """Seconds ``request`` will take on this server (None until the model has run here, or if it cannot tell)."""
+        engine = self.models.existing(self.model_name(model))
+        if engine is None or not engine.is_loaded:
+            return None
+        try:
+            return engine.estimate_seconds(engine.prepare(request))
+        except (UserInputError, ValueError, OSError):
+            return None
+
+    def plan(self, image, source, strength, steps, real_steps, model, width, height, guidance_scale, sampler,
+             preview):
+        """The plan line: what will run, by the model's rule, and how long it takes here once that is known."""
+        has_image = bool(image) or source == "sketch"
+        seconds = None
+        if image or not has_image:
+            try:
+                seconds = self.estimate(self.request(image, "", "", strength, steps, real_steps, None, sampler,
+                                                     guidance_scale, width, height, None, preview, "latents"), model)
+            except gr.Error:
+                seconds = None
+        return plan_line(has_image, strength, steps, real_steps, self.family(model), seconds)
+
+    def queue_run(self, source, sketch, image, prompt, negative_prompt, strength, steps, real_steps, seed, sampler,
+                  guidance_scale, width, height, resize_mode, preview, view, model, loras, request: gr.Request = None):
+        """At the Generate click, before the run queues: the drawing becomes the initial image when the Sketch tab is
+        in use, a Stop pressed earlier is forgotten, and the run takes its place in the wait line (the status says
+        how many runs are ahead and how long they will take)."""
+        image = self.use_sketch(source, sketch, image, request)
+        session = session_id(request)
+        try:
+            estimate = self.estimate(self.request(image, prompt, negative_prompt, strength, steps, real_steps, seed,
+                                                  sampler, guidance_scale, width, height, resize_mode, preview, view,
+                                                  loras), model)
+        except gr.Error:
+            estimate = None
+        ahead, seconds = self.queue.join(session, estimate)
+        if ahead == 0:
+            return image, status_html("running", "Starting…", 0.0)
+        return image, status_html("queued", f"Queued · {esc(format_wait(seconds, ahead))}", 0.0)
 
     def lora_specs(self, model: str | None) -> tuple:
         """The LoRAs the starter listed for the model (``loras.LoraSpec``: name, start-up scale, …)."""
@@ -259,7 +316,7 @@ class Handlers:
         loras = self.lora_updates(model)
         if family is None:
             return [gr.skip()] * 4 + [self.status.html(model)] + loras
-        return [gr.update(choices=sampler_choices(family), value=""), family.steps, family.strength, family.guidance,
+        return [gr.update(choices=sampler_choices(family), value=""), *self.page_defaults(family),
                 self.status.html(model)] + loras
 
     def model_badge(self, model: str | None = None):
@@ -281,7 +338,15 @@ class Handlers:
             real_steps=bool(real_steps), seed=seed_value(seed), sampler=sampler or None,
             guidance_scale=guidance_scale, width=size_value(width), height=size_value(height),
             resize_mode=resize_mode or config.DEFAULT_RESIZE_MODE, preview=preview or self.settings.preview,
-            view=view or "latents", max_side=self.settings.max_side)
+            view=view or "latents", max_side=self.max_side)
+
+    @property
+    def max_side(self) -> int:
+        """The longest side of a size taken from the init image: the server's, at most ``config.CPU_PAGE_MAX_SIDE``
+        on a CPU unless the starter set ``--max-side`` (so that a first run takes about a minute)."""
+        if self.on_cpu and self.settings.max_side == config.MAX_SIDE:
+            return config.CPU_PAGE_MAX_SIDE
+        return self.settings.max_side
 
     def _ready(self, request, model: str | None):
         """Bad input is answered before waiting for the model (by its family's rules where they can be told without
@@ -299,7 +364,12 @@ class Handlers:
         from sd_img2img.engine import GenerationResult
         from sd_img2img.metadata import save_png
 
-        engine = self._ready(request, model)
+        self.queue.start(session)
+        try:
+            engine = self._ready(request, model)
+        except BaseException:
+            self.queue.leave(session)
+            raise
         folder = self.files.new()
         flag = self.stops.begin(session)
         stream = engine.stream(request, should_stop=flag.is_set)
@@ -321,6 +391,7 @@ class Handlers:
         finally:
             stream.close()
             self.stops.end(session, flag)
+            self.queue.leave(session)
         if result is None:
             raise user_error("the run ended without a result; try again")
         png = save_png(result.output, folder / f"sd-img2img-{result.seed}.png", result.settings())
@@ -489,20 +560,26 @@ def settings_panel(h: Handlers) -> SimpleNamespace:
     seed and the rarer settings. The first model's family gives the starting values and the samplers offered."""
     ui = SimpleNamespace()
     family = h.family(None) or default_family()
+    start_steps, start_strength, start_guidance = h.page_defaults(family)
     ui.model = gr.Dropdown(model_choices(h), value=h.models.first, label="Model", elem_id="model",
                            visible=len(h.models.names) > 1, info="each family counts img2img steps its own way")
     ui.prompt = gr.Textbox("", label="Prompt", lines=2, placeholder="a cozy fireplace with a roaring fire, oil painting",
                            elem_id="prompt")
     ui.negative_prompt = gr.Textbox("", label="Negative prompt", lines=1, placeholder="blurry, low quality",
                                     elem_id="negative-prompt")
-    ui.strength = gr.Slider(0.01, 1.0, value=family.strength, step=0.01, label="Strength",
+    ui.strength = gr.Slider(0.01, 1.0, value=start_strength, step=0.01, label="Strength",
                             info="How far into the noise your image goes: low keeps it, high reimagines it",
                             elem_id="strength")
     with gr.Row(elem_classes="steps-row"):
-        ui.steps = gr.Slider(1, config.MAX_STEPS, value=family.steps, step=1, label="Steps", elem_id="steps", scale=3)
+        ui.steps = gr.Slider(1, config.MAX_STEPS, value=start_steps, step=1, label="Steps", elem_id="steps", scale=3)
         ui.real_steps = gr.Checkbox(label="Real steps", value=False, elem_id="real-steps", scale=1,
                                     info="run exactly this many")
-    ui.plan = gr.HTML(plan_line(False, family.strength, family.steps, False, family), elem_id="plan-line")
+    ui.plan = gr.HTML(plan_line(False, start_strength, start_steps, False, family), elem_id="plan-line")
+    if h.on_cpu:
+        gr.HTML(f'<div class="cpu-note">This server runs on a CPU, so the page starts models that are not few-step at '
+                f"{config.CPU_PAGE_STEPS} steps and pictures at most {config.CPU_PAGE_MAX_SIDE} px wide, for a first "
+                "run of about a minute; few-step models (Turbo, LCM, schnell) keep their own settings. More steps or a "
+                "larger size take longer: after a first run the line above says how long.</div>", elem_id="cpu-note")
     with gr.Row(elem_classes="actions"):
         ui.run_btn = gr.Button("Generate", variant="primary", size="lg", elem_id="run", scale=3)
         ui.stop_btn = gr.Button("Stop", variant="secondary", size="lg", elem_id="stop", scale=1)
@@ -513,7 +590,7 @@ def settings_panel(h: Handlers) -> SimpleNamespace:
         ui.reuse = gr.Button("↺ Last seed", elem_id="seed-reuse", scale=0, min_width=110, size="md")
     with gr.Accordion("More settings", open=False, elem_classes="more"):
         ui.sampler = gr.Dropdown(sampler_choices(family), value="", label="Sampler", elem_id="sampler")
-        ui.guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, value=family.guidance, step=0.5,
+        ui.guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, value=start_guidance, step=0.5,
                                       label="Guidance scale", info="How closely to follow the prompt (1 = off)")
         with gr.Row():
             ui.width = gr.Number(label="Width", value=None, precision=0, step=8, placeholder="auto", min_width=100)
@@ -615,10 +692,11 @@ def wire_generate(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None
     g.image_tab.select(lambda: "image", None, top.source, api_name="source_image", queue=False, **PRIVATE)
     g.sketch_tab.select(lambda: "sketch", None, top.source, api_name="source_sketch", queue=False, **PRIVATE)
     gr.on([g.init_image.change, top.source.change, g.strength.change, g.steps.change, g.real_steps.change,
-           g.model.change],
-          lambda im, src, s, n, r, m: plan_line(bool(im) or src == "sketch", s, n, r, h.family(m)),
-          [g.init_image, top.source, g.strength, g.steps, g.real_steps, g.model], g.plan, api_name="plan",
-          queue=False, trigger_mode="always_last", **PRIVATE)
+           g.model.change, g.width.change, g.height.change, g.guidance_scale.change, g.sampler.change,
+           g.preview.change, top.run_done.change],
+          h.plan, [g.init_image, top.source, g.strength, g.steps, g.real_steps, g.model, g.width, g.height,
+                   g.guidance_scale, g.sampler, g.preview], g.plan, api_name="plan", queue=False,
+          trigger_mode="always_last", **PRIVATE)
     g.model.change(h.choose_model, g.model, [g.sampler, g.steps, g.strength, g.guidance_scale, top.model_badge,
                                              *g.lora_sliders, g.loras], api_name="choose_model", queue=False, **PRIVATE)
     if g.lora_sliders:  # a slider moved by the visitor → the loras text; the text set otherwise (a PNG) → the sliders
@@ -626,10 +704,12 @@ def wire_generate(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None
               api_name="compose_loras", queue=False, **PRIVATE)
         g.loras.change(h.show_loras, [g.model, g.loras], g.lora_sliders, api_name="show_loras", queue=False,
                        **PRIVATE)
-    g.run_btn.click(h.use_sketch, [top.source, g.sketch, g.init_image], g.init_image, queue=False,
-                    api_name="use_sketch", **PRIVATE,
+    g.run_btn.click(h.queue_run, [top.source, g.sketch, *run_inputs], [g.init_image, g.run_status], queue=False,
+                    api_name="queue_run", **PRIVATE,
                     ).success(gpu(h.img2img), run_inputs, run_outputs, api_name="img2img", show_progress="hidden",
-                              **MODEL_EVENT)
+                              **MODEL_EVENT,
+                              ).then(lambda n: (n or 0) + 1, top.run_done, top.run_done, api_name="run_done",
+                                     queue=False, **PRIVATE)
     top.txt2img_btn.click(gpu(h.txt2img), [g.prompt, g.negative_prompt, g.steps, g.seed, g.sampler, g.guidance_scale,
                                            g.width, g.height, g.preview, g.view, g.model, g.loras],
                           run_outputs, api_name="txt2img", show_progress="hidden", **MODEL_EVENT)
@@ -671,7 +751,8 @@ def build_demo(models, settings: AppSettings | None = None, status: ModelStatus 
         files = RunFiles(Path(demo.GRADIO_CACHE) / "sd-img2img-runs",
                          on_remove=lambda folders: forget_paths(demo.temp_file_sets, folders))
         h = Handlers(models, settings, status, files)
-        top = SimpleNamespace(last_run=gr.State(None, time_to_live=3600), source=gr.State("image"))
+        top = SimpleNamespace(last_run=gr.State(None, time_to_live=3600), source=gr.State("image"),
+                              run_done=gr.State(0))  # counts finished runs: the plan line's estimate follows them
         with gr.Row(elem_classes="topbar"):
             gr.HTML(INTRO, elem_classes="intro")
             top.model_badge = gr.HTML(status.html(), elem_classes="badge-wrap")

@@ -62,3 +62,9 @@ CACHE_SWEEP_SECONDS = 600  # how often gradio sweeps its cache
 # Several models in one process (sd_img2img.models.ModelSet).
 MAX_LOADED_MODELS_CPU = 1  # on the cpu (and mps) at most this many models stay loaded; the least recently used goes
 GPU_MEMORY_HEADROOM = 1.25  # on a GPU a model needs its weights × this free (activations, the VAE decode) to load
+
+# A CPU server (a free 2-vCPU Space): a first run of a model that is not few-step should take about a minute.
+CPU_PAGE_STEPS = 10  # the page starts such a model at this many steps (few-step models keep their own defaults) …
+CPU_PAGE_MAX_SIDE = 512  # … and sizes the init image to at most this side (a visitor can still ask for more)
+FEW_STEPS = 8  # a family whose default steps are at most this is few-step (Turbo, LCM, FLUX.1-schnell)
+QUEUE_FORGET_SECONDS = 1800  # a queued run nobody started or finished within this long is forgotten by the wait line

@@ -2,6 +2,7 @@
 
 - ``ModelStatus``: loads the engine's model once, in the background, and says how that goes.
 - ``StopFlags``: the Stop button's per-session flags, polled by the engine between steps.
+- ``RunQueue``: the runs clicked and not finished, with their estimates, for a queued visitor's wait line.
 - ``RunFiles`` / ``forget_paths`` / ``save_step_image``: per-run folders for the files the page shows, bounded.
 - ``gpu``: ZeroGPU's ``spaces.GPU`` where the ``spaces`` package is importable, nothing otherwise.
 - form values → requests: ``seed_value``, ``size_value``.
@@ -124,6 +125,44 @@ def gpu(fn: Callable) -> Callable:
     except ImportError:
         return fn
     return spaces.GPU(duration=config.GPU_SECONDS)(fn)
+
+
+# -- the queue, as a waiting visitor sees it ----------------------------------------------------------------
+
+class RunQueue:
+    """The runs clicked and not finished, in click order, each with its estimated seconds: what a visitor who clicks
+    now waits for (gradio's one model queue serves them in that order). One entry per session."""
+
+    def __init__(self, forget_seconds: float = config.QUEUE_FORGET_SECONDS):
+        self._lock = threading.Lock()
+        self._runs: dict[str, list] = {}  # session → [clicked at, estimate or None, started at or None]
+        self.forget_seconds = forget_seconds
+
+    def join(self, session: str | None, estimate: float | None) -> tuple[int, float | None]:
+        """Queue ``session``'s run; return the runs ahead of it and the seconds they will take (None if any is
+        unknown)."""
+        now = time.monotonic()
+        with self._lock:
+            for old in [s for s, (t, *_) in self._runs.items() if now - t > self.forget_seconds]:
+                del self._runs[old]
+            ahead = [run for s, run in self._runs.items() if s != session]
+            if session:
+                self._runs[session] = [now, estimate, None]
+        seconds = 0.0
+        for _, est, started in ahead:
+            if est is None:
+                return len(ahead), None
+            seconds += max(0.0, est - (now - started)) if started is not None else est
+        return len(ahead), seconds
+
+    def start(self, session: str | None) -> None:
+        with self._lock:
+            if session in self._runs:
+                self._runs[session][2] = time.monotonic()
+
+    def leave(self, session: str | None) -> None:
+        with self._lock:
+            self._runs.pop(session, None)
 
 
 # -- the Stop button ---------------------------------------------------------------------------------------
