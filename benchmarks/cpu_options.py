@@ -105,15 +105,42 @@ def main(argv=None) -> int:
                 show(name, round(statistics.median(v), 4))
             report["all_unet_seconds"] = {k: [round(s, 3) for s in v] for k, v in times.items()}
             del bf16, bf16_cl, fp32_cl
-        if "compile" in args.only:
-            unet.to(dtype=torch.bfloat16, memory_format=torch.contiguous_format)
+        if "compile" in args.only:  # inductor with freezing: oneDNN weight prepacking, conv+ReLU fusion
+            import torch._inductor.config as inductor
+
+            inductor.freezing = True
+            unet.to(dtype=torch.bfloat16, memory_format=torch.channels_last)
             xb, cb = x.to(torch.bfloat16), ctx.to(torch.bfloat16)
-            show("unet batch1 bfloat16 eager (before compile)", timed(lambda: unet(xb, t, cb), args.iters))
+            tiny = AutoencoderTiny.from_pretrained(taesd_dir, torch_dtype=torch.bfloat16).eval()
+            tiny.to(memory_format=torch.channels_last)
+            lat = torch.randn(1, 4, h, h, generator=g).to(torch.bfloat16)
+            start = time.perf_counter()
+            tiny_decode = torch.compile(tiny.decoder)
+            tiny_decode(lat)
+            show("torch.compile TAESD decoder: compile + first call", round(time.perf_counter() - start, 2))
+            times = {"TAESD decoder bf16 eager": [], "TAESD decoder bf16 compiled": []}
+            for i in range(1 + args.iters):
+                for name, fn in (("TAESD decoder bf16 eager", tiny.decoder), ("TAESD decoder bf16 compiled", tiny_decode)):
+                    start = time.perf_counter()
+                    fn(lat)
+                    if i:
+                        times[name].append(time.perf_counter() - start)
+            for name, v in times.items():
+                show(name, round(statistics.median(v), 4))
             compiled = torch.compile(unet)
             start = time.perf_counter()
             compiled(xb, t, cb)
-            show("torch.compile: compile + first call", round(time.perf_counter() - start, 2))
-            show("unet batch1 bfloat16 torch.compile", timed(lambda: compiled(xb, t, cb), args.iters))
+            show("torch.compile UNet: compile + first call", round(time.perf_counter() - start, 2))
+            times = {"unet batch1 bfloat16 channels_last eager": [], "unet batch1 bfloat16 channels_last compiled": []}
+            for i in range(1 + args.iters):
+                for name, fn in (("unet batch1 bfloat16 channels_last eager", unet),
+                                 ("unet batch1 bfloat16 channels_last compiled", compiled)):
+                    start = time.perf_counter()
+                    fn(xb, t, cb)
+                    if i:
+                        times[name].append(time.perf_counter() - start)
+            for name, v in times.items():
+                show(name, round(statistics.median(v), 4))
         if "text" in args.only:
             text = CLIPTextModel.from_pretrained(ckpt / "text_encoder", use_safetensors=True).eval()
             ids = torch.randint(0, 49000, (1, 77), generator=g)
@@ -138,6 +165,9 @@ def main(argv=None) -> int:
                     model.to(dtype)
                     show(f"{label} encode {name}", timed(lambda m=model, d=dtype: m.encode(image.to(d)), args.iters))
                     show(f"{label} decode {name}", timed(lambda m=model, d=dtype: m.decode(lat.to(d)), args.iters))
+            tiny.to(torch.bfloat16, memory_format=torch.channels_last)  # as the engine holds it with --vae tiny
+            show("TAESD encode bfloat16 channels_last", timed(lambda: tiny.encode(image.to(torch.bfloat16)), args.iters))
+            show("TAESD decode bfloat16 channels_last", timed(lambda: tiny.decode(lat.to(torch.bfloat16)), args.iters))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
