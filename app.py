@@ -30,6 +30,7 @@ from sd_img2img.errors import GenerationError, ModelLoadError, UserInputError, c
 from sd_img2img.examples import EXAMPLES
 from sd_img2img.families import default_family
 from sd_img2img.images import open_image
+from sd_img2img.loading import resolve_device
 from sd_img2img.loras import format_scales, parse_scales
 from sd_img2img.metadata import REQUEST_FIELDS
 from sd_img2img.png_settings import read_png_settings
@@ -47,7 +48,6 @@ from sd_img2img.server import (
     seed_value,
     size_value,
 )
-from sd_img2img.loading import resolve_device
 from sd_img2img.settings import AppSettings, models_from, parse_settings, quiet_libraries
 from sd_img2img.timing import format_duration, format_wait
 
@@ -77,6 +77,7 @@ so the only thing that changes is the one you pick.
 
 # -- HTML pieces ---------------------------------------------------------------------------------------------
 
+
 def esc(text) -> str:
     """Text for HTML: every ``<``, ``>``, ``&`` and quote escaped."""
     return html.escape(str(text), quote=True)
@@ -91,8 +92,10 @@ def plan_line(has_image: bool, strength, steps, real_steps, family=None, seconds
         if not has_image:
             plan = plan_steps(steps_i, None, family=family)
             if plan.rule != "lcm":
-                return (f'<div class="plan t2i">No initial image → <b>prompt2img</b>: {steps_i} steps from pure noise '
-                        f"(strength does not apply){tail}.</div>")
+                return (
+                    f'<div class="plan t2i">No initial image → <b>prompt2img</b>: {steps_i} steps from pure noise '
+                    f"(strength does not apply){tail}.</div>"
+                )
             return f'<div class="plan t2i">No initial image → <b>prompt2img</b>: {esc(plan.describe())}{tail}.</div>'
         text = esc(plan_steps(steps_i, float(strength), bool(real_steps), family).describe())
         return f'<div class="plan">{text}{tail}</div>'
@@ -118,8 +121,10 @@ def summary_html(result) -> str:
     stopped = "Stopped" if result.stopped else "Done"
     asked = f"{result.steps} steps asked" + (" (real steps)" if result.real_steps else "")
     mode = "prompt2img" if result.mode == "txt2img" else f"strength {result.strength:g}"
-    text = (f"<b>{stopped}</b> in {result.seconds['total']:.1f} s · seed <code>{result.seed}</code> · {esc(asked)} · "
-            f"<b>{result.steps_taken} taken</b> · {esc(mode)} · {esc(result.sampler)} · {result.width}×{result.height}")
+    text = (
+        f"<b>{stopped}</b> in {result.seconds['total']:.1f} s · seed <code>{result.seed}</code> · {esc(asked)} · "
+        f"<b>{result.steps_taken} taken</b> · {esc(mode)} · {esc(result.sampler)} · {result.width}×{result.height}"
+    )
     warnings = "".join(f'<div class="warn">⚠ {esc(w)}</div>' for w in result.warnings)
     return status_html("stopped" if result.stopped else "done", text + warnings, None)
 
@@ -136,13 +141,19 @@ def png_note(found: dict) -> str:
 
 # what each form field can hold: the page's controls refuse anything else, so a PNG's value outside this is not used
 FORM_CHOICES = {"sampler": SAMPLER_NAMES, "resize_mode": config.RESIZE_MODES}
-FORM_RANGES = {"strength": (0.01, 1.0), "steps": (1, config.MAX_STEPS), "seed": (-1, config.MAX_SEED - 1),
-               "guidance_scale": (0, config.MAX_GUIDANCE), "width": (config.MIN_DIMENSION, config.MAX_DIMENSION),
-               "height": (config.MIN_DIMENSION, config.MAX_DIMENSION)}
+FORM_RANGES = {
+    "strength": (0.01, 1.0),
+    "steps": (1, config.MAX_STEPS),
+    "seed": (-1, config.MAX_SEED - 1),
+    "guidance_scale": (0, config.MAX_GUIDANCE),
+    "width": (config.MIN_DIMENSION, config.MAX_DIMENSION),
+    "height": (config.MIN_DIMENSION, config.MAX_DIMENSION),
+}
 
 
-def fit_form(values: dict, samplers: tuple[str, ...] = SAMPLER_NAMES,
-             loras: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
+def fit_form(
+    values: dict, samplers: tuple[str, ...] = SAMPLER_NAMES, loras: tuple[str, ...] = ()
+) -> tuple[dict, list[str]]:
     """The values the form's controls can take (``samplers`` and ``loras``: the chosen model's), and a note for each
     one they cannot."""
     fitted, skipped = {}, []
@@ -150,16 +161,25 @@ def fit_form(values: dict, samplers: tuple[str, ...] = SAMPLER_NAMES,
     for name, value in values.items():
         if name == "loras":
             asked = value if isinstance(value, dict) else {}
-            skipped += [f"Not used: LoRA {n!r} (this server lists {', '.join(loras) or 'none'})" for n in asked
-                        if n not in loras]
-            fitted[name] = format_scales({n: v for n, v in asked.items() if n in loras
-                                          and isinstance(v, (int, float)) and not isinstance(v, bool)})
+            skipped += [
+                f"Not used: LoRA {n!r} (this server lists {', '.join(loras) or 'none'})"
+                for n in asked
+                if n not in loras
+            ]
+            fitted[name] = format_scales(
+                {
+                    n: v
+                    for n, v in asked.items()
+                    if n in loras and isinstance(v, (int, float)) and not isinstance(v, bool)
+                }
+            )
             continue
         low_high = FORM_RANGES.get(name)
         if name in choices and value not in choices[name]:
             skipped.append(f"Not used: {name} {value!r} (not one of {', '.join(choices[name])})")
-        elif low_high and (isinstance(value, bool) or not isinstance(value, (int, float))
-                           or not low_high[0] <= value <= low_high[1]):
+        elif low_high and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not low_high[0] <= value <= low_high[1]
+        ):
             skipped.append(f"Not used: {name} {value!r} (outside {low_high[0]:g} to {low_high[1]:g})")
         else:
             fitted[name] = value
@@ -167,6 +187,7 @@ def fit_form(values: dict, samplers: tuple[str, ...] = SAMPLER_NAMES,
 
 
 # -- what the events do --------------------------------------------------------------------------------------
+
 
 def user_error(message) -> gr.Error:
     """A message on the page. gradio renders ``gr.Error`` text as HTML, and ours may quote a visitor's input (a
@@ -244,30 +265,83 @@ class Handlers:
         except (UserInputError, ValueError, OSError):
             return None
 
-    def plan(self, image, source, strength, steps, real_steps, model, width, height, guidance_scale, sampler,
-             preview):
+    def plan(self, image, source, strength, steps, real_steps, model, width, height, guidance_scale, sampler, preview):
         """The plan line: what will run, by the model's rule, and how long it takes here once that is known."""
         has_image = bool(image) or source == "sketch"
         seconds = None
         if image or not has_image:
             try:
-                seconds = self.estimate(self.request(image, "", "", strength, steps, real_steps, None, sampler,
-                                                     guidance_scale, width, height, None, preview, "latents"), model)
+                seconds = self.estimate(
+                    self.request(
+                        image,
+                        "",
+                        "",
+                        strength,
+                        steps,
+                        real_steps,
+                        None,
+                        sampler,
+                        guidance_scale,
+                        width,
+                        height,
+                        None,
+                        preview,
+                        "latents",
+                    ),
+                    model,
+                )
             except gr.Error:
                 seconds = None
         return plan_line(has_image, strength, steps, real_steps, self.family(model), seconds)
 
-    def queue_run(self, source, sketch, image, prompt, negative_prompt, strength, steps, real_steps, seed, sampler,
-                  guidance_scale, width, height, resize_mode, preview, view, model, loras, request: gr.Request = None):
+    def queue_run(
+        self,
+        source,
+        sketch,
+        image,
+        prompt,
+        negative_prompt,
+        strength,
+        steps,
+        real_steps,
+        seed,
+        sampler,
+        guidance_scale,
+        width,
+        height,
+        resize_mode,
+        preview,
+        view,
+        model,
+        loras,
+        request: gr.Request = None,
+    ):
         """At the Generate click, before the run queues: the drawing becomes the initial image when the Sketch tab is
         in use, a Stop pressed earlier is forgotten, and the run takes its place in the wait line (the status says
         how many runs are ahead and how long they will take)."""
         image = self.use_sketch(source, sketch, image, request)
         session = session_id(request)
         try:
-            estimate = self.estimate(self.request(image, prompt, negative_prompt, strength, steps, real_steps, seed,
-                                                  sampler, guidance_scale, width, height, resize_mode, preview, view,
-                                                  loras), model)
+            estimate = self.estimate(
+                self.request(
+                    image,
+                    prompt,
+                    negative_prompt,
+                    strength,
+                    steps,
+                    real_steps,
+                    seed,
+                    sampler,
+                    guidance_scale,
+                    width,
+                    height,
+                    resize_mode,
+                    preview,
+                    view,
+                    loras,
+                ),
+                model,
+            )
         except gr.Error:
             estimate = None
         ahead, seconds = self.queue.join(session, estimate)
@@ -290,9 +364,13 @@ class Handlers:
         """One update per LoRA slider for the model's LoRAs (named, at their start-up scale), the rest hidden;
         then the ``loras`` text they make."""
         specs = self.lora_specs(model)
-        sliders = [gr.update(visible=True, label=spec.name, value=spec.scale) if i < len(specs)
-                   else gr.update(visible=False, value=0) for i, spec in enumerate(specs + (None,) * self.lora_slots)]
-        return sliders[:self.lora_slots] + [format_scales({spec.name: spec.scale for spec in specs})]
+        sliders = [
+            gr.update(visible=True, label=spec.name, value=spec.scale)
+            if i < len(specs)
+            else gr.update(visible=False, value=0)
+            for i, spec in enumerate(specs + (None,) * self.lora_slots)
+        ]
+        return sliders[: self.lora_slots] + [format_scales({spec.name: spec.scale for spec in specs})]
 
     def compose_loras(self, model: str | None, *scales) -> str:
         """The sliders' values as the ``loras`` text (``name:scale, …``; 0 is off)."""
@@ -305,8 +383,10 @@ class Handlers:
         except UserInputError:
             asked = None
         specs = self.lora_specs(model)
-        updates = [gr.update(value=asked.get(specs[i].name, 0.0)) if asked is not None and i < len(specs)
-                   else gr.skip() for i in range(self.lora_slots)]
+        updates = [
+            gr.update(value=asked.get(specs[i].name, 0.0)) if asked is not None and i < len(specs) else gr.skip()
+            for i in range(self.lora_slots)
+        ]
         return updates[0] if len(updates) == 1 else updates  # gradio takes one output's value as it is
 
     def choose_model(self, model: str):
@@ -316,29 +396,58 @@ class Handlers:
         loras = self.lora_updates(model)
         if family is None:
             return [gr.skip()] * 4 + [self.status.html(model)] + loras
-        return [gr.update(choices=sampler_choices(family), value=""), *self.page_defaults(family),
-                self.status.html(model)] + loras
+        return [
+            gr.update(choices=sampler_choices(family), value=""),
+            *self.page_defaults(family),
+            self.status.html(model),
+        ] + loras
 
     def model_badge(self, model: str | None = None):
         return self.status.html(model or None), gr.Timer(active=not self.status.done)
 
     # -- runs --------------------------------------------------------------------------------------------------
 
-    def request(self, image, prompt, negative_prompt, strength, steps, real_steps, seed, sampler, guidance_scale,
-                width, height, resize_mode, preview, view, loras=None):
+    def request(
+        self,
+        image,
+        prompt,
+        negative_prompt,
+        strength,
+        steps,
+        real_steps,
+        seed,
+        sampler,
+        guidance_scale,
+        width,
+        height,
+        resize_mode,
+        preview,
+        view,
+        loras=None,
+    ):
         """The form's values as a ``GenerationRequest`` (empty fields: the model family's defaults)."""
         from sd_img2img.engine import GenerationRequest
 
         with shown_to_user():
             loras = parse_scales(loras)
-        return GenerationRequest(loras=loras,
-            prompt=prompt or "", init_image=image or None, negative_prompt=negative_prompt or "",
+        return GenerationRequest(
+            loras=loras,
+            prompt=prompt or "",
+            init_image=image or None,
+            negative_prompt=negative_prompt or "",
             strength=float(strength) if strength is not None else None,
             steps=int(steps) if isinstance(steps, float) and steps.is_integer() else steps,
-            real_steps=bool(real_steps), seed=seed_value(seed), sampler=sampler or None,
-            guidance_scale=guidance_scale, width=size_value(width), height=size_value(height),
-            resize_mode=resize_mode or config.DEFAULT_RESIZE_MODE, preview=preview or self.settings.preview,
-            view=view or "latents", max_side=self.max_side)
+            real_steps=bool(real_steps),
+            seed=seed_value(seed),
+            sampler=sampler or None,
+            guidance_scale=guidance_scale,
+            width=size_value(width),
+            height=size_value(height),
+            resize_mode=resize_mode or config.DEFAULT_RESIZE_MODE,
+            preview=preview or self.settings.preview,
+            view=view or "latents",
+            max_side=self.max_side,
+        )
 
     @property
     def max_side(self) -> int:
@@ -386,8 +495,15 @@ class Handlers:
                     path = save_step_image(item.image(request.view), folder / f"step{item.index:03d}.webp")
                     steps.append((path, caption(item)))
                     text = "the initial image SD sees" if item.index == 0 else f"step {item.index} of {item.total}"
-                    yield (None, list(steps), None, None, status_html("running", text, item.index / max(1, item.total)),
-                           None, gr.skip())
+                    yield (
+                        None,
+                        list(steps),
+                        None,
+                        None,
+                        status_html("running", text, item.index / max(1, item.total)),
+                        None,
+                        gr.skip(),
+                    )
         finally:
             stream.close()
             self.stops.end(session, flag)
@@ -396,48 +512,141 @@ class Handlers:
             raise user_error("the run ended without a result; try again")
         png = save_png(result.output, folder / f"sd-img2img-{result.seed}.png", result.settings())
         strip = save_step_image(result.strip(request.view), folder / "steps.webp")
-        yield (str(png), steps, result.info(), strip, summary_html(result), str(png),
-               {"result": result, "folder": folder, "seed": result.seed})
+        yield (
+            str(png),
+            steps,
+            result.info(),
+            strip,
+            summary_html(result),
+            str(png),
+            {"result": result, "folder": folder, "seed": result.seed},
+        )
 
-    def img2img(self, image: str | None, prompt: str, negative_prompt: str = "", strength: float | None = None,
-                steps: int | None = None, real_steps: bool = False, seed: int | None = None, sampler: str | None = None,
-                guidance_scale: float | None = None, width: int | None = None, height: int | None = None,
-                resize_mode: str = config.DEFAULT_RESIZE_MODE, preview: str = config.DEFAULT_PREVIEW,
-                view: str = "latents", model: str | None = None, loras: str = "", request: gr.Request = None):
+    def img2img(
+        self,
+        image: str | None,
+        prompt: str,
+        negative_prompt: str = "",
+        strength: float | None = None,
+        steps: int | None = None,
+        real_steps: bool = False,
+        seed: int | None = None,
+        sampler: str | None = None,
+        guidance_scale: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        resize_mode: str = config.DEFAULT_RESIZE_MODE,
+        preview: str = config.DEFAULT_PREVIEW,
+        view: str = "latents",
+        model: str | None = None,
+        loras: str = "",
+        request: gr.Request = None,
+    ):
         """Stable Diffusion img2img (prompt2img when no image is given); streams every step.
 
         ``model`` is one of the served models (None: the first); strength, steps, sampler and guidance left empty
         take its family's defaults. ``loras`` switches the LoRAs the server lists: ``"name:scale, …"`` (0 is off;
         empty: each at its start-up scale). Returns the output PNG (settings embedded), the step gallery (step 0 first), the
         run info, the steps strip, a status line, the download and the session's last run."""
-        req = self.request(image, prompt, negative_prompt, strength, steps, real_steps, seed, sampler,
-                           guidance_scale, width, height, resize_mode, preview, view, loras)
+        req = self.request(
+            image,
+            prompt,
+            negative_prompt,
+            strength,
+            steps,
+            real_steps,
+            seed,
+            sampler,
+            guidance_scale,
+            width,
+            height,
+            resize_mode,
+            preview,
+            view,
+            loras,
+        )
         yield from self.run(req, session_id(request), model)
 
-    def txt2img(self, prompt: str, negative_prompt: str = "", steps: int | None = None, seed: int | None = None,
-                sampler: str | None = None, guidance_scale: float | None = None, width: int | None = None,
-                height: int | None = None, preview: str = config.DEFAULT_PREVIEW, view: str = "latents",
-                model: str | None = None, loras: str = "", request: gr.Request = None):
+    def txt2img(
+        self,
+        prompt: str,
+        negative_prompt: str = "",
+        steps: int | None = None,
+        seed: int | None = None,
+        sampler: str | None = None,
+        guidance_scale: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        preview: str = config.DEFAULT_PREVIEW,
+        view: str = "latents",
+        model: str | None = None,
+        loras: str = "",
+        request: gr.Request = None,
+    ):
         """Stable Diffusion prompt2img from pure noise; streams every step."""
-        req = self.request(None, prompt, negative_prompt, None, steps, False, seed, sampler, guidance_scale,
-                           width, height, None, preview, view, loras)
+        req = self.request(
+            None,
+            prompt,
+            negative_prompt,
+            None,
+            steps,
+            False,
+            seed,
+            sampler,
+            guidance_scale,
+            width,
+            height,
+            None,
+            preview,
+            view,
+            loras,
+        )
         yield from self.run(req, session_id(request), model)
 
-    def compare(self, image: str | None, prompt: str, negative_prompt: str = "", compare_by: str = "strength",
-                values: str = default_values("strength"), steps: int = config.COMPARE_STEPS,
-                strength: float = config.COMPARE_STRENGTH, real_steps: bool = False, seed: int | None = None,
-                sampler: str | None = None, guidance_scale: float | None = None, width: int | None = None,
-                height: int | None = None, resize_mode: str = config.DEFAULT_RESIZE_MODE,
-                preview: str = config.DEFAULT_PREVIEW, model: str | None = None, loras: str = "",
-                request: gr.Request = None):
+    def compare(
+        self,
+        image: str | None,
+        prompt: str,
+        negative_prompt: str = "",
+        compare_by: str = "strength",
+        values: str = default_values("strength"),
+        steps: int = config.COMPARE_STEPS,
+        strength: float = config.COMPARE_STRENGTH,
+        real_steps: bool = False,
+        seed: int | None = None,
+        sampler: str | None = None,
+        guidance_scale: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        resize_mode: str = config.DEFAULT_RESIZE_MODE,
+        preview: str = config.DEFAULT_PREVIEW,
+        model: str | None = None,
+        loras: str = "",
+        request: gr.Request = None,
+    ):
         """The explain table: the same image, prompt and seed at several strengths or step counts (on ``model``),
         or across the served models (``compare_by="model"``, ``values`` their names).
 
         Returns the table (HTML) and one info object per column."""
         with shown_to_user():
             vals = parse_values(values, compare_by, self.models.names)
-        base = self.request(image, prompt, negative_prompt, strength, steps, real_steps, seed, sampler,
-                            guidance_scale, width, height, resize_mode, preview, "latents", loras)
+        base = self.request(
+            image,
+            prompt,
+            negative_prompt,
+            strength,
+            steps,
+            real_steps,
+            seed,
+            sampler,
+            guidance_scale,
+            width,
+            height,
+            resize_mode,
+            preview,
+            "latents",
+            loras,
+        )
         if compare_by == "model":  # each model runs with its own family's sampler, guidance and LoRAs
             base = dataclasses.replace(base, sampler=None, guidance_scale=None, loras=None)
         self._ready(base, vals[0] if compare_by == "model" else model)
@@ -446,8 +655,13 @@ class Handlers:
         yield compare_html([Column(v) for v in vals], compare_by), []
         try:
             with shown_to_user():
-                for columns in run_compare(self.models if compare_by == "model" else self.engine(model), base,
-                                           compare_by, vals, should_stop=flag.is_set):
+                for columns in run_compare(
+                    self.models if compare_by == "model" else self.engine(model),
+                    base,
+                    compare_by,
+                    vals,
+                    should_stop=flag.is_set,
+                ):
                     yield compare_html(columns, compare_by), compare_info(columns, compare_by)
         finally:
             self.stops.end(session, flag)
@@ -459,8 +673,10 @@ class Handlers:
         result, folder = last["result"], last["folder"]
         folder.mkdir(parents=True, exist_ok=True)  # swept away meanwhile if the run is old
         with shown_to_user():
-            gallery = [(save_step_image(f.image(view), folder / f"{view}{f.index:03d}.webp"), caption(f))
-                       for f in result.frames]
+            gallery = [
+                (save_step_image(f.image(view), folder / f"{view}{f.index:03d}.webp"), caption(f))
+                for f in result.frames
+            ]
             strip = save_step_image(result.strip(view), folder / f"steps-{view}.webp")
         return gallery, strip
 
@@ -494,12 +710,13 @@ class Handlers:
         return {**values, "tool": found.tool, "model": found.model, "notes": found.notes + skipped}
 
     def load_png(self, path, model: str | None = None):
-        """"Settings from a PNG": one value per form field (``metadata.REQUEST_FIELDS``, skipped where the PNG has
+        """ "Settings from a PNG": one value per form field (``metadata.REQUEST_FIELDS``, skipped where the PNG has
         none), then a note saying what was filled and what was not."""
         if not path:
             return [gr.skip()] * (len(REQUEST_FIELDS) + 1)
         found = self.read_settings(path, model)
         return [found[name] if name in found else gr.skip() for name in REQUEST_FIELDS] + [png_note(found)]
+
 
 def readable_uploads(component: gr.Image) -> gr.Image:
     """A file gradio cannot even open gets the engine's clear message instead of a bare exception."""
@@ -508,13 +725,20 @@ def readable_uploads(component: gr.Image) -> gr.Image:
     def checked(payload):
         try:
             return preprocess(payload)
-        except (OSError, ValueError, SyntaxError, PILImage.DecompressionBombError):  # UnidentifiedImageError is an OSError
+        except (
+            OSError,
+            ValueError,
+            SyntaxError,
+            PILImage.DecompressionBombError,
+        ):  # UnidentifiedImageError is an OSError
             name = f"'{getattr(payload, 'orig_name', None) or 'the uploaded file'}'"
             try:  # the engine's own check says precisely what is wrong (too many pixels, damaged, not an image)
                 open_image(payload.path, name)
             except UserInputError as e:
                 raise user_error(e) from None
-            raise user_error(f"{name} is not an image this program can read; use PNG, JPEG, WebP, BMP, GIF or TIFF") from None
+            raise user_error(
+                f"{name} is not an image this program can read; use PNG, JPEG, WebP, BMP, GIF or TIFF"
+            ) from None
 
     component.preprocess = checked
     return component
@@ -522,24 +746,43 @@ def readable_uploads(component: gr.Image) -> gr.Image:
 
 # -- layout --------------------------------------------------------------------------------------------------
 
+
 def source_panel() -> SimpleNamespace:
     """The initial image: uploaded (or pasted, or from the webcam), or drawn on the Sketch tab."""
     with gr.Tabs(elem_classes="source-tabs"):
         with gr.Tab("Image", id="image") as image_tab:
-            init_image = readable_uploads(gr.Image(
-                label="Initial image", type="filepath", sources=["upload", "clipboard", "webcam"],
-                image_mode=None,  # the path as uploaded: sd_img2img opens it (size checked first)
-                height=300, elem_id="init-image",
-                placeholder="Drop an image, paste one, or use the webcam — or leave empty for prompt2img"))
+            init_image = readable_uploads(
+                gr.Image(
+                    label="Initial image",
+                    type="filepath",
+                    sources=["upload", "clipboard", "webcam"],
+                    image_mode=None,  # the path as uploaded: sd_img2img opens it (size checked first)
+                    height=300,
+                    elem_id="init-image",
+                    placeholder="Drop an image, paste one, or use the webcam — or leave empty for prompt2img",
+                )
+            )
         with gr.Tab("Sketch", id="sketch") as sketch_tab:
             sketch = gr.ImageEditor(
-                label="Draw your initial image", type="filepath", format="png", sources=(),
-                canvas_size=(512, 512), height=360, elem_id="sketch", layers=False,
-                brush=gr.Brush(colors=["#1f1f1f", "#a0412d", "#e8782a", "#f6d04d", "#3f7f3a", "#3a6bb0", "#f6f2e8"],
-                               default_size=12, color_mode="defaults"),
+                label="Draw your initial image",
+                type="filepath",
+                format="png",
+                sources=(),
+                canvas_size=(512, 512),
+                height=360,
+                elem_id="sketch",
+                layers=False,
+                brush=gr.Brush(
+                    colors=["#1f1f1f", "#a0412d", "#e8782a", "#f6d04d", "#3f7f3a", "#3a6bb0", "#f6f2e8"],
+                    default_size=12,
+                    color_mode="defaults",
+                ),
             )
-            gr.Markdown("Draw a rough scene (a fireplace: a brick frame, a dark opening, orange flames). While this "
-                        "tab is open, Generate uses the drawing.", elem_classes="hint")
+            gr.Markdown(
+                "Draw a rough scene (a fireplace: a brick frame, a dark opening, orange flames). While this "
+                "tab is open, Generate uses the drawing.",
+                elem_classes="hint",
+            )
     return SimpleNamespace(image_tab=image_tab, init_image=init_image, sketch_tab=sketch_tab, sketch=sketch)
 
 
@@ -560,75 +803,164 @@ def settings_panel(h: Handlers) -> SimpleNamespace:
     seed and the rarer settings. The first model's family gives the starting values and the samplers offered."""
     ui = SimpleNamespace()
     family = h.family(None) or default_family()
-    start_steps, start_strength, start_guidance = h.page_defaults(family)
-    ui.model = gr.Dropdown(model_choices(h), value=h.models.first, label="Model", elem_id="model",
-                           visible=len(h.models.names) > 1, info="each family counts img2img steps its own way")
-    ui.prompt = gr.Textbox("", label="Prompt", lines=2, placeholder="a cozy fireplace with a roaring fire, oil painting",
-                           elem_id="prompt")
-    ui.negative_prompt = gr.Textbox("", label="Negative prompt", lines=1, placeholder="blurry, low quality",
-                                    elem_id="negative-prompt")
-    ui.strength = gr.Slider(0.01, 1.0, value=start_strength, step=0.01, label="Strength",
-                            info="How far into the noise your image goes: low keeps it, high reimagines it",
-                            elem_id="strength")
+    start_steps, start_strength, _ = h.page_defaults(family)
+    ui.model = gr.Dropdown(
+        model_choices(h),
+        value=h.models.first,
+        label="Model",
+        elem_id="model",
+        visible=len(h.models.names) > 1,
+        info="each family counts img2img steps its own way",
+    )
+    ui.prompt = gr.Textbox(
+        "", label="Prompt", lines=2, placeholder="a cozy fireplace with a roaring fire, oil painting", elem_id="prompt"
+    )
+    ui.negative_prompt = gr.Textbox(
+        "", label="Negative prompt", lines=1, placeholder="blurry, low quality", elem_id="negative-prompt"
+    )
+    ui.strength = gr.Slider(
+        0.01,
+        1.0,
+        value=start_strength,
+        step=0.01,
+        label="Strength",
+        info="How far into the noise your image goes: low keeps it, high reimagines it",
+        elem_id="strength",
+    )
     with gr.Row(elem_classes="steps-row"):
         ui.steps = gr.Slider(1, config.MAX_STEPS, value=start_steps, step=1, label="Steps", elem_id="steps", scale=3)
-        ui.real_steps = gr.Checkbox(label="Real steps", value=False, elem_id="real-steps", scale=1,
-                                    info="run exactly this many")
+        ui.real_steps = gr.Checkbox(
+            label="Real steps", value=False, elem_id="real-steps", scale=1, info="run exactly this many"
+        )
     ui.plan = gr.HTML(plan_line(False, start_strength, start_steps, False, family), elem_id="plan-line")
     if h.on_cpu:
-        gr.HTML(f'<div class="cpu-note">This server runs on a CPU, so the page starts models that are not few-step at '
-                f"{config.CPU_PAGE_STEPS} steps and pictures at most {config.CPU_PAGE_MAX_SIDE} px wide, for a first "
-                "run of about a minute; few-step models (Turbo, LCM, schnell) keep their own settings. More steps or a "
-                "larger size take longer: after a first run the line above says how long.</div>", elem_id="cpu-note")
+        gr.HTML(
+            f'<div class="cpu-note">This server runs on a CPU, so the page starts models that are not few-step at '
+            f"{config.CPU_PAGE_STEPS} steps and pictures at most {config.CPU_PAGE_MAX_SIDE} px wide, for a first "
+            "run of about a minute; few-step models (Turbo, LCM, schnell) keep their own settings. More steps or a "
+            "larger size take longer: after a first run the line above says how long.</div>",
+            elem_id="cpu-note",
+        )
     with gr.Row(elem_classes="actions"):
         ui.run_btn = gr.Button("Generate", variant="primary", size="lg", elem_id="run", scale=3)
         ui.stop_btn = gr.Button("Stop", variant="secondary", size="lg", elem_id="stop", scale=1)
     with gr.Row(elem_classes="seed-row"):
-        ui.seed = gr.Number(label="Seed", value=-1, precision=0, info="-1 = a new random seed each run",
-                            elem_id="seed", scale=4, minimum=-1, maximum=config.MAX_SEED - 1)
+        ui.seed = gr.Number(
+            label="Seed",
+            value=-1,
+            precision=0,
+            info="-1 = a new random seed each run",
+            elem_id="seed",
+            scale=4,
+            minimum=-1,
+            maximum=config.MAX_SEED - 1,
+        )
         ui.dice = gr.Button("🎲 Random", elem_id="seed-random", scale=0, min_width=96, size="md")
         ui.reuse = gr.Button("↺ Last seed", elem_id="seed-reuse", scale=0, min_width=110, size="md")
+    more_settings(h, family, ui)
+    return ui
+
+
+def more_settings(h: Handlers, family, ui: SimpleNamespace) -> None:
+    """The rarer settings, folded away: sampler, guidance, size, previews; the listed LoRAs; settings from a PNG."""
+    start_guidance = h.page_defaults(family)[2]
     with gr.Accordion("More settings", open=False, elem_classes="more"):
         ui.sampler = gr.Dropdown(sampler_choices(family), value="", label="Sampler", elem_id="sampler")
-        ui.guidance_scale = gr.Slider(0, config.MAX_GUIDANCE, value=start_guidance, step=0.5,
-                                      label="Guidance scale", info="How closely to follow the prompt (1 = off)")
+        ui.guidance_scale = gr.Slider(
+            0,
+            config.MAX_GUIDANCE,
+            value=start_guidance,
+            step=0.5,
+            label="Guidance scale",
+            info="How closely to follow the prompt (1 = off)",
+        )
         with gr.Row():
             ui.width = gr.Number(label="Width", value=None, precision=0, step=8, placeholder="auto", min_width=100)
             ui.height = gr.Number(label="Height", value=None, precision=0, step=8, placeholder="auto", min_width=100)
-        ui.resize_mode = gr.Radio(list(config.RESIZE_MODES), value=config.DEFAULT_RESIZE_MODE, label="Resize mode",
-                                  info="resize stretches, crop cuts, fill pads")
-        ui.preview = gr.Radio(list(config.PREVIEWS), value=h.settings.preview, label="Step previews",
-                              info="approx: instant, 1/8 size · taesd: small decoder · full: exact, slow")
+        ui.resize_mode = gr.Radio(
+            list(config.RESIZE_MODES),
+            value=config.DEFAULT_RESIZE_MODE,
+            label="Resize mode",
+            info="resize stretches, crop cuts, fill pads",
+        )
+        ui.preview = gr.Radio(
+            list(config.PREVIEWS),
+            value=h.settings.preview,
+            label="Step previews",
+            info="approx: instant, 1/8 size · taesd: small decoder · full: exact, slow",
+        )
     specs = h.lora_specs(None)
     with gr.Accordion("LoRAs", open=False, elem_classes="more", visible=h.lora_slots > 0):
-        ui.lora_sliders = [gr.Slider(-2, 2, value=specs[i].scale if i < len(specs) else 0, step=0.05,
-                                     label=specs[i].name if i < len(specs) else "LoRA", visible=i < len(specs),
-                                     elem_id=f"lora-{i}", info="0 = off") for i in range(h.lora_slots)]
-        ui.loras = gr.Textbox(format_scales({spec.name: spec.scale for spec in specs}), visible=False,
-                              label="loras", elem_id="loras")
+        ui.lora_sliders = [
+            gr.Slider(
+                -2,
+                2,
+                value=specs[i].scale if i < len(specs) else 0,
+                step=0.05,
+                label=specs[i].name if i < len(specs) else "LoRA",
+                visible=i < len(specs),
+                elem_id=f"lora-{i}",
+                info="0 = off",
+            )
+            for i in range(h.lora_slots)
+        ]
+        ui.loras = gr.Textbox(
+            format_scales({spec.name: spec.scale for spec in specs}), visible=False, label="loras", elem_id="loras"
+        )
     with gr.Accordion("Settings from a PNG", open=False, elem_classes="more"):
-        ui.png = gr.File(label="Drop a PNG made by this app, AUTOMATIC1111, InvokeAI or ComfyUI", file_types=[".png"],
-                         type="filepath", height=90, elem_id="png-settings")
+        ui.png = gr.File(
+            label="Drop a PNG made by this app, AUTOMATIC1111, InvokeAI or ComfyUI",
+            file_types=[".png"],
+            type="filepath",
+            height=90,
+            elem_id="png-settings",
+        )
         ui.png_note = gr.HTML()
-    return ui
 
 
 def output_panel() -> SimpleNamespace:
     """The status line, the result, every step as it comes, the strip, the download and the run info."""
     ui = SimpleNamespace()
-    ui.run_status = gr.HTML(label="Status", elem_id="run-status",
-                            value=status_html("idle", "Ready when you are: pick an example below or upload an image."))
-    ui.output = gr.Image(label="Result", type="filepath", format="png", interactive=False, height=360,
-                         elem_id="output", buttons=["download", "fullscreen"])
+    ui.run_status = gr.HTML(
+        label="Status",
+        elem_id="run-status",
+        value=status_html("idle", "Ready when you are: pick an example below or upload an image."),
+    )
+    ui.output = gr.Image(
+        label="Result",
+        type="filepath",
+        format="png",
+        interactive=False,
+        height=360,
+        elem_id="output",
+        buttons=["download", "fullscreen"],
+    )
     with gr.Row(elem_classes="steps-head"):
         gr.HTML('<div class="section-title">Every step <span>step 0 is what SD starts from</span></div>')
-        ui.view = gr.Radio(VIEW_CHOICES, value="latents", show_label=False, container=False, elem_id="view",
-                           min_width=220)
-    ui.gallery = gr.Gallery(label="Steps", show_label=False, columns=5, height="auto", object_fit="contain",
-                            format="webp", elem_id="steps-gallery", preview=False, allow_preview=True,
-                            buttons=["fullscreen"])
-    ui.strip = gr.Image(label="Steps strip", type="filepath", interactive=False, height=96, elem_id="strip",
-                        buttons=["download"], elem_classes="strip-image")
+        ui.view = gr.Radio(
+            VIEW_CHOICES, value="latents", show_label=False, container=False, elem_id="view", min_width=220
+        )
+    ui.gallery = gr.Gallery(
+        label="Steps",
+        show_label=False,
+        columns=5,
+        height="auto",
+        object_fit="contain",
+        format="webp",
+        elem_id="steps-gallery",
+        preview=False,
+        allow_preview=True,
+        buttons=["fullscreen"],
+    )
+    ui.strip = gr.Image(
+        label="Steps strip",
+        type="filepath",
+        interactive=False,
+        height=96,
+        elem_id="strip",
+        buttons=["download"],
+        elem_classes="strip-image",
+    )
     with gr.Row():
         ui.download = gr.DownloadButton("Download PNG (with settings)", elem_id="download", size="md")
     with gr.Accordion("Run info", open=False, elem_classes="more"):
@@ -646,8 +978,11 @@ def generate_tab(h: Handlers) -> SimpleNamespace:
             out = output_panel()
     gr.Examples(
         examples=[[str(EXAMPLES_DIR / name), prompt_text] for name, _, prompt_text in EXAMPLES],
-        inputs=[source.init_image, form.prompt], example_labels=[short for _, short, _ in EXAMPLES],
-        label="Examples (drawn by the project itself)", cache_examples=False, elem_id="examples",
+        inputs=[source.init_image, form.prompt],
+        example_labels=[short for _, short, _ in EXAMPLES],
+        label="Examples (drawn by the project itself)",
+        cache_examples=False,
+        elem_id="examples",
     )
     return SimpleNamespace(**vars(source), **vars(form), **vars(out))
 
@@ -661,12 +996,28 @@ def explain_tab(h: Handlers) -> SimpleNamespace:
         choices.append(("Compare models", "model"))
     with gr.Row(elem_classes="explain-controls"):
         ui.compare_by = gr.Radio(choices, value="strength", label="Compare", elem_id="compare-by", scale=2)
-        ui.values = gr.Textbox(default_values("strength"), label="Values (one column each)", elem_id="compare-values",
-                               scale=2)
-        ui.steps = gr.Slider(1, config.MAX_STEPS, value=config.COMPARE_STEPS, step=1, label="Steps of every column",
-                             elem_id="compare-steps", scale=2)
-        ui.strength = gr.Slider(0.01, 1.0, value=config.COMPARE_STRENGTH, step=0.01, label="Strength of every column",
-                                visible=False, elem_id="compare-strength", scale=2)
+        ui.values = gr.Textbox(
+            default_values("strength"), label="Values (one column each)", elem_id="compare-values", scale=2
+        )
+        ui.steps = gr.Slider(
+            1,
+            config.MAX_STEPS,
+            value=config.COMPARE_STEPS,
+            step=1,
+            label="Steps of every column",
+            elem_id="compare-steps",
+            scale=2,
+        )
+        ui.strength = gr.Slider(
+            0.01,
+            1.0,
+            value=config.COMPARE_STRENGTH,
+            step=0.01,
+            label="Strength of every column",
+            visible=False,
+            elem_id="compare-strength",
+            scale=2,
+        )
     with gr.Row(elem_classes="actions"):
         ui.run_btn = gr.Button("Build the table", variant="primary", elem_id="compare-run", scale=3)
         ui.stop_btn = gr.Button("Stop", elem_id="compare-stop", scale=1)
@@ -682,61 +1033,150 @@ PRIVATE = dict(api_visibility="private", show_progress="hidden")  # page-only ev
 MODEL_EVENT = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)  # every event that uses the model: one queue
 
 
-def wire_generate(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
-    """The Generate tab's events: plan line, run, stop, view switch, seed buttons, PNG settings."""
-    form = [getattr(g, name) for name in REQUEST_FIELDS]
-    run_inputs = [g.init_image, g.prompt, g.negative_prompt, g.strength, g.steps, g.real_steps, g.seed, g.sampler,
-                  g.guidance_scale, g.width, g.height, g.resize_mode, g.preview, g.view, g.model, g.loras]
-    run_outputs = [g.output, g.gallery, g.info, g.strip, g.run_status, g.download, top.last_run]
+# the Generate tab's fields each event takes, in the order of its handler's parameters
+RUN_FIELDS = (
+    "init_image",
+    "prompt",
+    "negative_prompt",
+    "strength",
+    "steps",
+    "real_steps",
+    "seed",
+    "sampler",
+    "guidance_scale",
+    "width",
+    "height",
+    "resize_mode",
+    "preview",
+    "view",
+    "model",
+    "loras",
+)
+TXT2IMG_FIELDS = (
+    "prompt",
+    "negative_prompt",
+    "steps",
+    "seed",
+    "sampler",
+    "guidance_scale",
+    "width",
+    "height",
+    "preview",
+    "view",
+    "model",
+    "loras",
+)
+PLAN_FIELDS = (
+    "init_image",
+    "source",
+    "strength",
+    "steps",
+    "real_steps",
+    "model",
+    "width",
+    "height",
+    "guidance_scale",
+    "sampler",
+    "preview",
+)
 
+
+def fields(names: tuple[str, ...], *spaces: SimpleNamespace) -> list:
+    """The components named, looked up in the given namespaces in turn."""
+    return [next(getattr(ns, n) for ns in spaces if hasattr(ns, n)) for n in names]
+
+
+def wire_form(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
+    """The form's own events: which source tab is open, the plan line, a model picked, the LoRA sliders."""
     g.image_tab.select(lambda: "image", None, top.source, api_name="source_image", queue=False, **PRIVATE)
     g.sketch_tab.select(lambda: "sketch", None, top.source, api_name="source_sketch", queue=False, **PRIVATE)
-    gr.on([g.init_image.change, top.source.change, g.strength.change, g.steps.change, g.real_steps.change,
-           g.model.change, g.width.change, g.height.change, g.guidance_scale.change, g.sampler.change,
-           g.preview.change, top.run_done.change],
-          h.plan, [g.init_image, top.source, g.strength, g.steps, g.real_steps, g.model, g.width, g.height,
-                   g.guidance_scale, g.sampler, g.preview], g.plan, api_name="plan", queue=False,
-          trigger_mode="always_last", **PRIVATE)
-    g.model.change(h.choose_model, g.model, [g.sampler, g.steps, g.strength, g.guidance_scale, top.model_badge,
-                                             *g.lora_sliders, g.loras], api_name="choose_model", queue=False, **PRIVATE)
+    plan_inputs = fields(PLAN_FIELDS, g, top)
+    triggers = [c.change for c in plan_inputs if c is not g.init_image and c is not top.source]
+    gr.on([g.init_image.change, top.source.change, top.run_done.change, *triggers], h.plan, plan_inputs, g.plan,
+          api_name="plan", queue=False, trigger_mode="always_last", **PRIVATE)  # fmt: skip
+    model_outputs = [g.sampler, g.steps, g.strength, g.guidance_scale, top.model_badge, *g.lora_sliders, g.loras]
+    g.model.change(h.choose_model, g.model, model_outputs, api_name="choose_model", queue=False, **PRIVATE)
     if g.lora_sliders:  # a slider moved by the visitor → the loras text; the text set otherwise (a PNG) → the sliders
         gr.on([slider.input for slider in g.lora_sliders], h.compose_loras, [g.model, *g.lora_sliders], g.loras,
-              api_name="compose_loras", queue=False, **PRIVATE)
-        g.loras.change(h.show_loras, [g.model, g.loras], g.lora_sliders, api_name="show_loras", queue=False,
-                       **PRIVATE)
-    g.run_btn.click(h.queue_run, [top.source, g.sketch, *run_inputs], [g.init_image, g.run_status], queue=False,
-                    api_name="queue_run", **PRIVATE,
-                    ).success(gpu(h.img2img), run_inputs, run_outputs, api_name="img2img", show_progress="hidden",
-                              **MODEL_EVENT,
-                              ).then(lambda n: (n or 0) + 1, top.run_done, top.run_done, api_name="run_done",
-                                     queue=False, **PRIVATE)
-    top.txt2img_btn.click(gpu(h.txt2img), [g.prompt, g.negative_prompt, g.steps, g.seed, g.sampler, g.guidance_scale,
-                                           g.width, g.height, g.preview, g.view, g.model, g.loras],
-                          run_outputs, api_name="txt2img", show_progress="hidden", **MODEL_EVENT)
+              api_name="compose_loras", queue=False, **PRIVATE)  # fmt: skip
+        g.loras.change(h.show_loras, [g.model, g.loras], g.lora_sliders, api_name="show_loras", queue=False, **PRIVATE)
+
+
+def wire_run(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
+    """Generate (and /txt2img), Stop, the view switch and the seed buttons."""
+    run_inputs = fields(RUN_FIELDS, g)
+    run_outputs = [g.output, g.gallery, g.info, g.strip, g.run_status, g.download, top.last_run]
+    click = g.run_btn.click(h.queue_run, [top.source, g.sketch, *run_inputs], [g.init_image, g.run_status],
+                            queue=False, api_name="queue_run", **PRIVATE)  # fmt: skip
+    run = click.success(gpu(h.img2img), run_inputs, run_outputs, api_name="img2img", show_progress="hidden",
+                        **MODEL_EVENT)  # fmt: skip
+    run.then(lambda n: (n or 0) + 1, top.run_done, top.run_done, api_name="run_done", queue=False, **PRIVATE)
+    top.txt2img_btn.click(gpu(h.txt2img), fields(TXT2IMG_FIELDS, g), run_outputs, api_name="txt2img",
+                          show_progress="hidden", **MODEL_EVENT)  # fmt: skip
     g.stop_btn.click(h.stop, None, None, api_name="stop", queue=False, show_progress="hidden")
     g.view.change(gpu(h.switch_view), [top.last_run, g.view], [g.gallery, g.strip], api_name="switch_view",
-                  **PRIVATE, **MODEL_EVENT)
+                  **PRIVATE, **MODEL_EVENT)  # fmt: skip
     g.dice.click(lambda: -1, None, g.seed, api_name="random_seed", queue=False, **PRIVATE)
     g.reuse.click(lambda last: last["seed"] if last else gr.skip(), top.last_run, g.seed, api_name="reuse_seed",
-                  queue=False, **PRIVATE)
-    g.png.upload(h.load_png, [g.png, g.model], [*form, g.png_note], api_name="png_settings", **PRIVATE)
+                  queue=False, **PRIVATE)  # fmt: skip
+
+
+def wire_png(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
+    """Settings from a PNG: the form filled on the page, the same as JSON through /read_settings."""
+    g.png.upload(h.load_png, [g.png, g.model], [*fields(REQUEST_FIELDS, g), g.png_note], api_name="png_settings",
+                 **PRIVATE)  # fmt: skip
     top.read_btn.click(h.read_settings, top.settings_png, top.settings_out, api_name="read_settings", queue=False,
-                       show_progress="hidden")
+                       show_progress="hidden")  # fmt: skip
 
 
 def wire_explain(h: Handlers, e: SimpleNamespace, g: SimpleNamespace, top: SimpleNamespace) -> None:
     """The Explain tab's events: the table runs with the Generate tab's image, prompt, seed and settings."""
     e.compare_by.change(
-        lambda by: (default_values(by, h.models.names), gr.update(visible=by != "steps"),
-                    gr.update(visible=by != "strength")),
-        e.compare_by, [e.values, e.steps, e.strength], api_name="compare_by", queue=False, **PRIVATE)
+        lambda by: (
+            default_values(by, h.models.names),
+            gr.update(visible=by != "steps"),
+            gr.update(visible=by != "strength"),
+        ),
+        e.compare_by,
+        [e.values, e.steps, e.strength],
+        api_name="compare_by",
+        queue=False,
+        **PRIVATE,
+    )
     e.stop_btn.click(h.stop, None, None, api_name="stop_compare", queue=False, **PRIVATE)
-    e.run_btn.click(h.use_sketch, [top.source, g.sketch, g.init_image], g.init_image, queue=False,
-                    api_name="use_sketch_compare", **PRIVATE,
-                    ).success(gpu(h.compare), [g.init_image, g.prompt, g.negative_prompt, e.compare_by, e.values,
-                                               e.steps, e.strength, g.real_steps, g.seed, g.sampler, g.guidance_scale,
-                                               g.width, g.height, g.resize_mode, g.preview, g.model, g.loras],
-                              [e.table, e.info], api_name="compare", show_progress="hidden", **MODEL_EVENT)
+    e.run_btn.click(
+        h.use_sketch,
+        [top.source, g.sketch, g.init_image],
+        g.init_image,
+        queue=False,
+        api_name="use_sketch_compare",
+        **PRIVATE,
+    ).success(
+        gpu(h.compare),
+        [
+            g.init_image,
+            g.prompt,
+            g.negative_prompt,
+            e.compare_by,
+            e.values,
+            e.steps,
+            e.strength,
+            g.real_steps,
+            g.seed,
+            g.sampler,
+            g.guidance_scale,
+            g.width,
+            g.height,
+            g.resize_mode,
+            g.preview,
+            g.model,
+            g.loras,
+        ],
+        [e.table, e.info],
+        api_name="compare",
+        show_progress="hidden",
+        **MODEL_EVENT,
+    )
 
 
 def build_demo(models, settings: AppSettings | None = None, status: ModelStatus | None = None) -> gr.Blocks:
@@ -745,14 +1185,20 @@ def build_demo(models, settings: AppSettings | None = None, status: ModelStatus 
     settings = settings or AppSettings()
     status = status or ModelStatus(models)
     models = status.models
-    with gr.Blocks(title="sd-img2img · every step of img2img", fill_width=False,
-                   delete_cache=(config.CACHE_SWEEP_SECONDS, config.KEEP_RUN_SECONDS)) as demo:
+    with gr.Blocks(
+        title="sd-img2img · every step of img2img",
+        fill_width=False,
+        delete_cache=(config.CACHE_SWEEP_SECONDS, config.KEEP_RUN_SECONDS),
+    ) as demo:
         # the runs' files live in gradio's own cache, so streaming them copies nothing
-        files = RunFiles(Path(demo.GRADIO_CACHE) / "sd-img2img-runs",
-                         on_remove=lambda folders: forget_paths(demo.temp_file_sets, folders))
+        files = RunFiles(
+            Path(demo.GRADIO_CACHE) / "sd-img2img-runs",
+            on_remove=lambda folders: forget_paths(demo.temp_file_sets, folders),
+        )
         h = Handlers(models, settings, status, files)
-        top = SimpleNamespace(last_run=gr.State(None, time_to_live=3600), source=gr.State("image"),
-                              run_done=gr.State(0))  # counts finished runs: the plan line's estimate follows them
+        top = SimpleNamespace(
+            last_run=gr.State(None, time_to_live=3600), source=gr.State("image"), run_done=gr.State(0)
+        )  # counts finished runs: the plan line's estimate follows them
         with gr.Row(elem_classes="topbar"):
             gr.HTML(INTRO, elem_classes="intro")
             top.model_badge = gr.HTML(status.html(), elem_classes="badge-wrap")
@@ -767,13 +1213,18 @@ def build_demo(models, settings: AppSettings | None = None, status: ModelStatus 
             top.settings_png = gr.File(label="png", type="filepath", file_types=[".png"])
             top.settings_out = gr.JSON(label="settings")
             top.read_btn = gr.Button("read_settings")
-        gr.HTML('<div class="footer-note">Runs are queued one at a time. Settings are embedded in every PNG — drop '
-                "one back in to reproduce it. Use the API link below for gradio_client.</div>")
+        gr.HTML(
+            '<div class="footer-note">Runs are queued one at a time. Settings are embedded in every PNG — drop '
+            "one back in to reproduce it. Use the API link below for gradio_client.</div>"
+        )
 
-        top.timer.tick(h.model_badge, g.model, [top.model_badge, top.timer], api_name="model_status", queue=False,
-                       **PRIVATE)
+        top.timer.tick(
+            h.model_badge, g.model, [top.model_badge, top.timer], api_name="model_status", queue=False, **PRIVATE
+        )
         demo.load(h.model_badge, g.model, [top.model_badge, top.timer], api_name="page_load", queue=False, **PRIVATE)
-        wire_generate(h, g, top)
+        wire_form(h, g, top)
+        wire_run(h, g, top)
+        wire_png(h, g, top)
         wire_explain(h, e, g, top)
     demo.handlers = h  # for tests and embedding: the page's logic without a browser
     return demo
@@ -783,15 +1234,26 @@ def launch(demo: gr.Blocks, settings: AppSettings, **kwargs):
     """Serve ``demo``: one bounded queue, upload size capped, a share link only when asked for."""
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=1)
     return demo.launch(
-        server_name=settings.host, server_port=settings.port, share=settings.share,
-        max_file_size=config.MAX_UPLOAD_SIZE, theme=theme(), css=CSS_PATH.read_text(),
-        allowed_paths=[str(EXAMPLES_DIR)], footer_links=["api", "gradio"], **kwargs)
+        server_name=settings.host,
+        server_port=settings.port,
+        share=settings.share,
+        max_file_size=config.MAX_UPLOAD_SIZE,
+        theme=theme(),
+        css=CSS_PATH.read_text(),
+        allowed_paths=[str(EXAMPLES_DIR)],
+        footer_links=["api", "gradio"],
+        **kwargs,
+    )
 
 
 def theme() -> gr.themes.Base:
-    return gr.themes.Soft(primary_hue="orange", secondary_hue="stone", neutral_hue="stone",
-                          font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
-                          font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"])
+    return gr.themes.Soft(
+        primary_hue="orange",
+        secondary_hue="stone",
+        neutral_hue="stone",
+        font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

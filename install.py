@@ -58,8 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     pip("-e", f"{HERE}[test]" if not args.no_test else str(HERE))
     import torch  # noqa: F401 — fails here, not in the demo, if the install is broken
 
-    print(f"installed: torch {sys.modules['torch'].__version__}; run `python app.py --model random` for the "
-          "offline demo, `python -m pytest -q` for the tests", flush=True)
+    print(
+        f"installed: torch {sys.modules['torch'].__version__}; run `python app.py --model random` for the "
+        "offline demo, `python -m pytest -q` for the tests",
+        flush=True,
+    )
     return 0
 
 

@@ -49,6 +49,7 @@ def ratio(num: float, den: float) -> float:
 
 # -- target 1 ---------------------------------------------------------------------------------------------------
 
+
 def unet_target(args, report: dict) -> None:
     """One guided UNet step (batch 2), float32 and ``--dtype auto``, interleaved; medians and their ratio."""
     import torch
@@ -80,11 +81,18 @@ def unet_target(args, report: dict) -> None:
                     times[name].append(time.perf_counter() - start)
                 outputs[name] = out.float()
     med = {k: round(median(v), 4) for k, v in times.items()}
-    row = dict(arch=args.unet_arch, size=args.size, batch=2, auto_dtype=str(auto).removeprefix("torch."),
-               auto_channels_last=auto_channels_last,
-               median_seconds=med, all_seconds={k: [round(s, 4) for s in v] for k, v in times.items()},
-               ratio=ratio(med["auto"], med["float32"]), target=0.65,
-               auto_vs_fp32_max_abs=round(float((outputs["auto"] - outputs["float32"]).abs().max()), 5))
+    row = dict(
+        arch=args.unet_arch,
+        size=args.size,
+        batch=2,
+        auto_dtype=str(auto).removeprefix("torch."),
+        auto_channels_last=auto_channels_last,
+        median_seconds=med,
+        all_seconds={k: [round(s, 4) for s in v] for k, v in times.items()},
+        ratio=ratio(med["auto"], med["float32"]),
+        target=0.65,
+        auto_vs_fp32_max_abs=round(float((outputs["auto"] - outputs["float32"]).abs().max()), 5),
+    )
     report["target1_unet"] = row
     print(f"Target 1: guided UNet step ({args.unet_arch}, {args.size}×{args.size}, batch 2)")
     print(f"  float32              median {med['float32']:.3f} s")
@@ -95,6 +103,7 @@ def unet_target(args, report: dict) -> None:
 
 
 # -- target 2 ---------------------------------------------------------------------------------------------------
+
 
 def turbo_target(args, report: dict) -> None:
     import torch
@@ -117,11 +126,26 @@ def turbo_target(args, report: dict) -> None:
     plain.scheduler = make_scheduler(SAMPLER, plain.scheduler.config)
 
     def plain_run():
-        return plain(prompt=PROMPT, image=fit_image(image, size, size), strength=strength, num_inference_steps=steps,
-                     guidance_scale=0.0, generator=torch.Generator("cpu").manual_seed(SEED)).images[0]
+        return plain(
+            prompt=PROMPT,
+            image=fit_image(image, size, size),
+            strength=strength,
+            num_inference_steps=steps,
+            guidance_scale=0.0,
+            generator=torch.Generator("cpu").manual_seed(SEED),
+        ).images[0]
 
-    request = GenerationRequest(prompt=PROMPT, init_image=image, strength=strength, steps=steps, seed=SEED,
-                                sampler=SAMPLER, guidance_scale=0.0, width=size, height=size)
+    request = GenerationRequest(
+        prompt=PROMPT,
+        init_image=image,
+        strength=strength,
+        steps=steps,
+        seed=SEED,
+        sampler=SAMPLER,
+        guidance_scale=0.0,
+        width=size,
+        height=size,
+    )
     # Checked, not timed: float32 + the full VAE through the engine is plain diffusers, pixel for pixel.
     exact = Engine(str(ckpt), device="cpu", dtype="float32", vae="full")
     fp32_diff = max_pixel_diff(exact.generate(request).output, plain_run())
@@ -133,8 +157,9 @@ def turbo_target(args, report: dict) -> None:
     paths = {
         "plain": lambda: plain_run(),
         "engine": lambda: fast.generate(request),
-        "app": lambda: app.call(str(image_path), strength=strength, steps=steps, size=size, sampler=SAMPLER,
-                                guidance=0.0),
+        "app": lambda: app.call(
+            str(image_path), strength=strength, steps=steps, size=size, sampler=SAMPLER, guidance=0.0
+        ),
     }
     times: dict[str, list[float]] = {k: [] for k in paths}
     estimate = None
@@ -155,16 +180,29 @@ def turbo_target(args, report: dict) -> None:
     finally:
         app.close()
     med = {k: round(median(v), 4) for k, v in times.items()}
-    row = dict(arch=args.turbo_arch, size=size, steps=steps, strength=strength, guidance=0.0, sampler=SAMPLER,
-               app_flags="--vae tiny --dtype auto", engine_dtype=str(fast.loaded.dtype).removeprefix("torch."),
-               steps_taken=steps_taken, median_seconds=med,
-               all_seconds={k: [round(s, 4) for s in v] for k, v in times.items()},
-               ratio=ratio(med["app"], med["plain"]), engine_ratio=ratio(med["engine"], med["plain"]), target=0.25,
-               fp32_engine_vs_plain_max_pixel_diff=fp32_diff,
-               estimate_after_first_run=round(estimate, 4) if estimate is not None else None,
-               plan_line=format_plan(steps_taken.get("engine", 0), estimate))
+    row = dict(
+        arch=args.turbo_arch,
+        size=size,
+        steps=steps,
+        strength=strength,
+        guidance=0.0,
+        sampler=SAMPLER,
+        app_flags="--vae tiny --dtype auto",
+        engine_dtype=str(fast.loaded.dtype).removeprefix("torch."),
+        steps_taken=steps_taken,
+        median_seconds=med,
+        all_seconds={k: [round(s, 4) for s in v] for k, v in times.items()},
+        ratio=ratio(med["app"], med["plain"]),
+        engine_ratio=ratio(med["engine"], med["plain"]),
+        target=0.25,
+        fp32_engine_vs_plain_max_pixel_diff=fp32_diff,
+        estimate_after_first_run=round(estimate, 4) if estimate is not None else None,
+        plan_line=format_plan(steps_taken.get("engine", 0), estimate),
+    )
     report["target2_turbo"] = row
-    print(f"Target 2: SD-Turbo-shaped img2img ({args.turbo_arch}, {size}×{size}, {steps} steps × {strength}, guidance 0)")
+    print(
+        f"Target 2: SD-Turbo-shaped img2img ({args.turbo_arch}, {size}×{size}, {steps} steps × {strength}, guidance 0)"
+    )
     print(f"  plain diffusers float32             median {med['plain']:.3f} s")
     print(f"  engine ({row['engine_dtype']}, vae tiny)       median {med['engine']:.3f} s")
     print(f"  app API ({row['engine_dtype']}, vae tiny)      median {med['app']:.3f} s")
@@ -202,10 +240,16 @@ def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
     import torch
 
-    report = dict(machine=machine(), cpu_bf16=describe(), torch_threads=torch.get_num_threads(), short=args.short,
-                  command=" ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]))
-    print(f"{report['machine'].get('cpu')} · {describe()} · torch {torch.__version__} · "
-          f"{torch.get_num_threads()} threads")
+    report = dict(
+        machine=machine(),
+        cpu_bf16=describe(),
+        torch_threads=torch.get_num_threads(),
+        short=args.short,
+        command=" ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+    )
+    print(
+        f"{report['machine'].get('cpu')} · {describe()} · torch {torch.__version__} · {torch.get_num_threads()} threads"
+    )
     if "1" in args.only:
         unet_target(args, report)
     if "2" in args.only:

@@ -48,6 +48,7 @@ SEED = 1592514025
 
 # -- helpers ---------------------------------------------------------------------------------------------------
 
+
 def sync(device: str) -> None:
     import torch
 
@@ -70,8 +71,14 @@ def median(xs: list[float]) -> float:
 def machine() -> dict:
     import torch
 
-    info = dict(python=platform.python_version(), platform=platform.platform(), cpu=platform.processor() or platform.machine(),
-                cpu_count=os.cpu_count(), torch=torch.__version__, torch_threads=torch.get_num_threads())
+    info = dict(
+        python=platform.python_version(),
+        platform=platform.platform(),
+        cpu=platform.processor() or platform.machine(),
+        cpu_count=os.cpu_count(),
+        torch=torch.__version__,
+        torch_threads=torch.get_num_threads(),
+    )
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -109,10 +116,13 @@ def ensure_checkpoint(arch: str, folder: Path) -> tuple[Path, Path]:
 def max_pixel_diff(a, b) -> int:
     import numpy as np
 
-    return int(np.abs(np.asarray(a.convert("RGB"), dtype=np.int16) - np.asarray(b.convert("RGB"), dtype=np.int16)).max())
+    return int(
+        np.abs(np.asarray(a.convert("RGB"), dtype=np.int16) - np.asarray(b.convert("RGB"), dtype=np.int16)).max()
+    )
 
 
 # -- (c) the app's API -----------------------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -127,11 +137,22 @@ class AppServer:
         env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        cmd = [sys.executable, str(ROOT / "app.py"), "--model", str(model), "--host", "127.0.0.1",
-               "--port", str(self.port), *extra]
+        cmd = [
+            sys.executable,
+            str(ROOT / "app.py"),
+            "--model",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *extra,
+        ]
         self.log = tempfile.NamedTemporaryFile("w+", prefix="bench-app-", suffix=".log", delete=False)
         t = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **env}
+        )
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"app.py exited with {self.proc.returncode}: {self.tail()}")
@@ -141,7 +162,9 @@ class AppServer:
             except OSError:
                 if time.perf_counter() - t > timeout:
                     self.close()
-                    raise RuntimeError(f"app.py did not answer on {self.url} within {timeout:.0f} s: {self.tail()}") from None
+                    raise RuntimeError(
+                        f"app.py did not answer on {self.url} within {timeout:.0f} s: {self.tail()}"
+                    ) from None
                 time.sleep(0.2)
         self.start_seconds = time.perf_counter() - t
         from gradio_client import Client
@@ -157,9 +180,20 @@ class AppServer:
     def call(self, image_path: str, *, strength: float, steps: int, size: int, sampler: str, guidance: float):
         from gradio_client import handle_file
 
-        result = self.client.predict(image=handle_file(image_path), prompt=PROMPT, negative_prompt="",
-                                     strength=strength, steps=steps, real_steps=False, seed=SEED, sampler=sampler,
-                                     guidance_scale=guidance, width=size, height=size, api_name="/img2img")
+        result = self.client.predict(
+            image=handle_file(image_path),
+            prompt=PROMPT,
+            negative_prompt="",
+            strength=strength,
+            steps=steps,
+            real_steps=False,
+            seed=SEED,
+            sampler=sampler,
+            guidance_scale=guidance,
+            width=size,
+            height=size,
+            api_name="/img2img",
+        )
         with urllib.request.urlopen(result[0]["url"], timeout=60) as r:  # the output PNG, end to end
             r.read()
         return result
@@ -178,13 +212,18 @@ class AppServer:
 
 # -- a guided UNet step on its own -----------------------------------------------------------------------------
 
+
 def unet_step_ms(unet, size: int, device: str, dtype, iters: int, warmup: int = 2) -> float:
     """Median ms of one guided UNet evaluation (batch 2: unconditional + conditional) at ``size``×``size``."""
     import torch
 
     h = size // 8
-    memory_format = torch.channels_last if next(unet.parameters()).is_contiguous(memory_format=torch.channels_last) \
-        and next(unet.parameters()).dim() == 4 else torch.contiguous_format
+    memory_format = (
+        torch.channels_last
+        if next(unet.parameters()).is_contiguous(memory_format=torch.channels_last)
+        and next(unet.parameters()).dim() == 4
+        else torch.contiguous_format
+    )
     g = torch.Generator("cpu").manual_seed(0)
     x = torch.randn(2, 4, h, h, generator=g).to(device, dtype).contiguous(memory_format=memory_format)
     ctx = torch.randn(2, 77, unet.config.cross_attention_dim, generator=g).to(device, dtype)
@@ -192,8 +231,12 @@ def unet_step_ms(unet, size: int, device: str, dtype, iters: int, warmup: int = 
     extra = {}
     if unet.config.addition_embed_type == "text_time":  # SDXL: pooled text embeddings and size/crop ids
         pooled = unet.config.projection_class_embeddings_input_dim - 6 * unet.config.addition_time_embed_dim
-        extra = dict(added_cond_kwargs=dict(text_embeds=torch.randn(2, pooled, generator=g).to(device, dtype),
-                                            time_ids=torch.tensor([[size, size, 0, 0, size, size]] * 2).to(device, dtype)))
+        extra = dict(
+            added_cond_kwargs=dict(
+                text_embeds=torch.randn(2, pooled, generator=g).to(device, dtype),
+                time_ids=torch.tensor([[size, size, 0, 0, size, size]] * 2).to(device, dtype),
+            )
+        )
     times = []
     with torch.inference_mode():
         for i in range(warmup + iters):
@@ -205,13 +248,14 @@ def unet_step_ms(unet, size: int, device: str, dtype, iters: int, warmup: int = 
 
 # -- the benchmark ---------------------------------------------------------------------------------------------
 
+
 def run(args) -> dict:
     import diffusers
     import torch
 
     from sd_img2img.engine import Engine, GenerationRequest
-    from sd_img2img.families import peek
     from sd_img2img.examples import draw_fireplace
+    from sd_img2img.families import peek
     from sd_img2img.loading import attention_processors, resolve_device, resolve_dtype
     from sd_img2img.samplers import make_scheduler
 
@@ -223,12 +267,29 @@ def run(args) -> dict:
         ckpt, taesd = Path(args.model), Path(args.taesd) if args.taesd else None
     else:
         ckpt, taesd = ensure_checkpoint(args.arch, Path(args.checkpoints))
-    report: dict = dict(machine=machine(), command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-                        settings=dict(model=str(ckpt), arch=args.arch if not args.model else None, device=device,
-                                      dtype=str(dtype).removeprefix("torch."), size=args.size, steps=args.steps,
-                                      strengths=args.strength, sampler=args.sampler, guidance=args.guidance,
-                                      reps=args.reps, previews=args.previews, compile=args.compile),
-                        runs=[], app=None, unet_step_ms={}, offload={}, sweep={})
+    report: dict = dict(
+        machine=machine(),
+        command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        settings=dict(
+            model=str(ckpt),
+            arch=args.arch if not args.model else None,
+            device=device,
+            dtype=str(dtype).removeprefix("torch."),
+            size=args.size,
+            steps=args.steps,
+            strengths=args.strength,
+            sampler=args.sampler,
+            guidance=args.guidance,
+            reps=args.reps,
+            previews=args.previews,
+            compile=args.compile,
+        ),
+        runs=[],
+        app=None,
+        unet_step_ms={},
+        offload={},
+        sweep={},
+    )
     print(f"# {report['command']}", flush=True)
     print(f"# machine: {json.dumps(report['machine'])}", flush=True)
 
@@ -238,8 +299,9 @@ def run(args) -> dict:
     family = peek(ckpt)
     pipeline_class = getattr(diffusers, family.img2img)
     report["settings"]["family"] = family.name
-    engine = Engine(str(ckpt), device=device, dtype=args.dtype, taesd=str(taesd) if taesd else None,
-                    compile=args.compile)
+    engine = Engine(
+        str(ckpt), device=device, dtype=args.dtype, taesd=str(taesd) if taesd else None, compile=args.compile
+    )
     t = time.perf_counter()
     if args.share_weights:
         lm = engine.load()
@@ -271,8 +333,13 @@ def run(args) -> dict:
         if not (ROOT / "app.py").is_file():
             print("# (c) skipped: app.py does not exist yet", flush=True)
         else:
-            extra = ["--device", device, *(["--taesd", str(taesd)] if taesd else []),
-                     *(["--compile"] if args.compile else []), *args.app_args]
+            extra = [
+                "--device",
+                device,
+                *(["--taesd", str(taesd)] if taesd else []),
+                *(["--compile"] if args.compile else []),
+                *args.app_args,
+            ]
             t = time.perf_counter()
             app = AppServer(ckpt, extra, env={"OMP_NUM_THREADS": str(args.threads)} if args.threads else None)
             report["app"] = dict(start_seconds=round(app.start_seconds, 2), args=extra)
@@ -280,13 +347,30 @@ def run(args) -> dict:
     def plain_run(strength: float):
         generator = torch.Generator("cpu").manual_seed(SEED)
         with torch.inference_mode():
-            return plain(prompt=PROMPT, image=init, strength=strength, num_inference_steps=args.steps,
-                         guidance_scale=args.guidance, generator=generator).images[0]
+            return plain(
+                prompt=PROMPT,
+                image=init,
+                strength=strength,
+                num_inference_steps=args.steps,
+                guidance_scale=args.guidance,
+                generator=generator,
+            ).images[0]
 
     def engine_run(strength: float, preview: str):
-        return engine.generate(GenerationRequest(prompt=PROMPT, init_image=init, strength=strength, steps=args.steps,
-                                                 seed=SEED, sampler=args.sampler, guidance_scale=args.guidance,
-                                                 width=args.size, height=args.size, preview=preview))
+        return engine.generate(
+            GenerationRequest(
+                prompt=PROMPT,
+                init_image=init,
+                strength=strength,
+                steps=args.steps,
+                seed=SEED,
+                sampler=args.sampler,
+                guidance_scale=args.guidance,
+                width=args.size,
+                height=args.size,
+                preview=preview,
+            )
+        )
 
     try:
         for strength in args.strength:
@@ -294,9 +378,20 @@ def run(args) -> dict:
             for p in args.previews:
                 paths.append((f"b:{p}", f"engine, {p} gallery", lambda s=strength, p=p: engine_run(s, p)))
             if app is not None:
-                paths.append(("c", "app API", lambda s=strength: app.call(init_path, strength=s, steps=args.steps,
-                                                                           size=args.size, sampler=args.sampler,
-                                                                           guidance=args.guidance)))
+                paths.append(
+                    (
+                        "c",
+                        "app API",
+                        lambda s=strength: app.call(
+                            init_path,
+                            strength=s,
+                            steps=args.steps,
+                            size=args.size,
+                            sampler=args.sampler,
+                            guidance=args.guidance,
+                        ),
+                    )
+                )
             times: dict[str, list[float]] = {key: [] for key, _, _ in paths}
             per_step: dict[str, list[float]] = {key: [] for key, _, _ in paths if key.startswith("b:")}
             outputs: dict[str, object] = {}
@@ -307,8 +402,11 @@ def run(args) -> dict:
                     dt, out = timed(fn, device)
                     if rep >= args.warmup:
                         times[key].append(dt)
-                    print(f"  rep {rep - args.warmup + 1 if rep >= args.warmup else 'warm-up'}: ({key}) {dt:.3f} s",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"  rep {rep - args.warmup + 1 if rep >= args.warmup else 'warm-up'}: ({key}) {dt:.3f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     if key.startswith("b:"):
                         steps_taken = out.steps_taken
                         per_step[key].append(out.seconds["per_step"])
@@ -317,12 +415,16 @@ def run(args) -> dict:
                     elif key == "a":
                         outputs[key] = out
             med = {key: median(v) for key, v in times.items()}
-            row = dict(strength=strength, steps_taken=steps_taken,
-                       median_seconds={k: round(v, 4) for k, v in med.items()},
-                       all_seconds={k: [round(x, 4) for x in v] for k, v in times.items()},
-                       seconds_per_step={k: round(v / steps_taken, 4) for k, v in med.items()} if steps_taken else {},
-                       engine_step_seconds={k: round(median(v), 4) for k, v in per_step.items()},
-                       ratios={}, output_max_pixel_diff={})
+            row = dict(
+                strength=strength,
+                steps_taken=steps_taken,
+                median_seconds={k: round(v, 4) for k, v in med.items()},
+                all_seconds={k: [round(x, 4) for x in v] for k, v in times.items()},
+                seconds_per_step={k: round(v / steps_taken, 4) for k, v in med.items()} if steps_taken else {},
+                engine_step_seconds={k: round(median(v), 4) for k, v in per_step.items()},
+                ratios={},
+                output_max_pixel_diff={},
+            )
             # ratio of the medians (the headline), and two estimates that resist a busy machine: the ratio of
             # the fastest runs, and the median of the ratios within each repetition (paths run back to back)
             row["ratios_of_minimums"], row["median_paired_ratios"] = {}, {}
@@ -349,8 +451,11 @@ def run(args) -> dict:
     iters = args.unet_iters
     report["unet_step_ms"]["plain"] = round(unet_step_ms(plain.unet, args.size, device, dtype, iters), 2)
     report["unet_step_ms"]["engine"] = round(unet_step_ms(lm.img2img.unet, args.size, device, dtype, iters), 2)
-    print(f"guided UNet step at {args.size}x{args.size}: plain {report['unet_step_ms']['plain']:.2f} ms, "
-          f"engine {report['unet_step_ms']['engine']:.2f} ms", flush=True)
+    print(
+        f"guided UNet step at {args.size}x{args.size}: plain {report['unet_step_ms']['plain']:.2f} ms, "
+        f"engine {report['unet_step_ms']['engine']:.2f} ms",
+        flush=True,
+    )
 
     if args.sweep:
         report["sweep"] = sweep(plain.unet, args, device, dtype)
@@ -363,14 +468,22 @@ def run(args) -> dict:
 
 def print_row(row: dict, paths) -> None:
     names = {key: name for key, name, _ in paths}
-    print(f"\nstrength {row['strength']}: {row['steps_taken']} steps taken, medians of {len(next(iter(row['all_seconds'].values())))} reps")
+    print(
+        f"\nstrength {row['strength']}: {row['steps_taken']} steps taken, medians of {len(next(iter(row['all_seconds'].values())))} reps"
+    )
     for key, sec in row["median_seconds"].items():
         per = row["seconds_per_step"].get(key)
-        extra = f"  (engine's own step timer {row['engine_step_seconds'][key]:.4f} s)" if key in row["engine_step_seconds"] else ""
+        extra = (
+            f"  (engine's own step timer {row['engine_step_seconds'][key]:.4f} s)"
+            if key in row["engine_step_seconds"]
+            else ""
+        )
         print(f"  ({key:9s}) {names[key]:24s} {sec:8.3f} s/image  {per:.4f} s/step{extra}")
     for name, ratio in row["ratios"].items():
-        print(f"  ratio {name:14s} {ratio:.3f} of medians, {row['ratios_of_minimums'][name]:.3f} of minimums, "
-              f"{row['median_paired_ratios'][name]:.3f} median of per-repetition ratios")
+        print(
+            f"  ratio {name:14s} {ratio:.3f} of medians, {row['ratios_of_minimums'][name]:.3f} of minimums, "
+            f"{row['median_paired_ratios'][name]:.3f} median of per-repetition ratios"
+        )
     for name, diff in row["output_max_pixel_diff"].items():
         print(f"  output max pixel difference {name}: {diff}")
     sys.stdout.flush()
@@ -396,7 +509,8 @@ def sweep(unet, args, device: str, dtype) -> dict:
             unet_step_ms(compiled, args.size, device, dtype, 1, warmup=1)
             out[f"compile {mode}: compile seconds"] = round(time.perf_counter() - t, 1)
             out[f"SDPA + channels_last + compile {mode}"] = round(
-                unet_step_ms(compiled, args.size, device, dtype, args.unet_iters), 2)
+                unet_step_ms(compiled, args.size, device, dtype, args.unet_iters), 2
+            )
             torch._dynamo.reset()
     unet.to(memory_format=torch.contiguous_format)
     for k, v in out.items():
@@ -416,8 +530,17 @@ def offload_memory(engine, ckpt: Path, args, device: str) -> dict:
     for mode in args.offload:
         e = engine if mode == "none" else Engine(str(ckpt), device=device, dtype=args.dtype, offload=mode)
         e.load()
-        req = GenerationRequest(prompt=PROMPT, init_image=init, strength=args.strength[0], steps=args.steps, seed=SEED,
-                                sampler=args.sampler, width=args.size, height=args.size, preview="approx")
+        req = GenerationRequest(
+            prompt=PROMPT,
+            init_image=init,
+            strength=args.strength[0],
+            steps=args.steps,
+            seed=SEED,
+            sampler=args.sampler,
+            width=args.size,
+            height=args.size,
+            preview="approx",
+        )
         e.generate(req)  # warm
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -433,11 +556,18 @@ def offload_memory(engine, ckpt: Path, args, device: str) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--short", action="store_true", help="CI: tiny checkpoint, 128×128, 4 steps, 2 reps")
-    p.add_argument("--arch", choices=("tiny", "sd15", "tiny-sdxl", "sdxl"), default="sd15",
-                   help="random checkpoint to build/use (sdxl: the real SDXL base architecture)")
-    p.add_argument("--share-weights", action="store_true",
-                   help="(a) runs diffusers' own pipeline on the engine's loaded weights instead of a second copy "
-                        "(for models too large to hold twice)")
+    p.add_argument(
+        "--arch",
+        choices=("tiny", "sd15", "tiny-sdxl", "sdxl"),
+        default="sd15",
+        help="random checkpoint to build/use (sdxl: the real SDXL base architecture)",
+    )
+    p.add_argument(
+        "--share-weights",
+        action="store_true",
+        help="(a) runs diffusers' own pipeline on the engine's loaded weights instead of a second copy "
+        "(for models too large to hold twice)",
+    )
     p.add_argument("--checkpoints", default=str(RESULTS / "checkpoints"), help="where random checkpoints are kept")
     p.add_argument("--model", help="use this checkpoint folder instead of a random one")
     p.add_argument("--taesd", help="TAESD folder to go with --model")
@@ -454,12 +584,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-app", dest="app", action="store_false", help="leave out (c), the app's API")
     p.add_argument("--app-args", nargs=argparse.REMAINDER, default=[], help="extra flags for app.py (last option)")
     p.add_argument("--compile", action="store_true", help="the engine compiles its UNet (warmed up at load)")
-    p.add_argument("--offload", nargs="+", default=["none"], choices=("none", "model", "sequential"),
-                   help="on cuda: peak memory and speed per offload mode")
+    p.add_argument(
+        "--offload",
+        nargs="+",
+        default=["none"],
+        choices=("none", "model", "sequential"),
+        help="on cuda: peak memory and speed per offload mode",
+    )
     p.add_argument("--sweep", action="store_true", help="each option's effect on a guided UNet step")
     p.add_argument("--unet-iters", type=int, default=5)
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch threads here and in the app (0: torch's default); 1 resists other load on the machine")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads here and in the app (0: torch's default); 1 resists other load on the machine",
+    )
     p.add_argument("--json", metavar="PATH", help="also write the report as JSON")
     return p
 

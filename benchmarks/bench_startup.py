@@ -51,34 +51,59 @@ def cli_startup(reps: int) -> dict:
     exe = Path(sys.executable).with_name("sd-img2img")
     help_cmd = [str(exe), "--help"] if exe.exists() else [sys.executable, "-m", "sd_img2img", "--help"]
     check = subprocess.run(
-        [sys.executable, "-c", f"import sys; {CLI_IMPORTS}; from sd_img2img import cli\n"
-         "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
-         "print(sorted(m for m in sys.modules if m == 'gradio' or m.startswith('gradio.')))"],
-        capture_output=True, text=True, check=True, cwd=ROOT)
+        [
+            sys.executable,
+            "-c",
+            f"import sys; {CLI_IMPORTS}; from sd_img2img import cli\n"
+            "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m == 'gradio' or m.startswith('gradio.')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     gradio_modules = json.loads(check.stdout.strip().splitlines()[-1].replace("'", '"'))
-    importtime = subprocess.run([sys.executable, "-X", "importtime", "-c", CLI_IMPORTS], capture_output=True,
-                                text=True, check=True, cwd=ROOT).stderr
+    importtime = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", CLI_IMPORTS], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stderr
     top = []  # the slowest top-level imports (cumulative µs)
     for line in importtime.splitlines():
         parts = line.split("|")
         if len(parts) == 3 and parts[1].strip().isdigit() and not parts[2].startswith("  "):
             top.append((int(parts[1]), parts[2].strip()))
     top.sort(reverse=True)
-    out = dict(help_seconds=round(wall(help_cmd, reps), 3),
-               run_path_import_seconds=round(wall([sys.executable, "-c", CLI_IMPORTS], reps), 3),
-               gradio_imported=bool(gradio_modules),
-               slowest_imports={name: round(us / 1e6, 3) for us, name in top[:5]})
-    print(f"sd-img2img --help: {out['help_seconds']:.2f} s; importing its run path: {out['run_path_import_seconds']:.2f} s; "
-          f"gradio imported: {out['gradio_imported']}; slowest imports: {out['slowest_imports']}", flush=True)
+    out = dict(
+        help_seconds=round(wall(help_cmd, reps), 3),
+        run_path_import_seconds=round(wall([sys.executable, "-c", CLI_IMPORTS], reps), 3),
+        gradio_imported=bool(gradio_modules),
+        slowest_imports={name: round(us / 1e6, 3) for us, name in top[:5]},
+    )
+    print(
+        f"sd-img2img --help: {out['help_seconds']:.2f} s; importing its run path: {out['run_path_import_seconds']:.2f} s; "
+        f"gradio imported: {out['gradio_imported']}; slowest imports: {out['slowest_imports']}",
+        flush=True,
+    )
     return out
 
 
 def request_kwargs(image_path: str, size: int, steps: int) -> dict:
     from gradio_client import handle_file
 
-    return dict(image=handle_file(image_path), prompt=PROMPT, negative_prompt="", strength=0.75, steps=steps,
-                real_steps=False, seed=SEED, sampler="k_lms", guidance_scale=7.5, width=size, height=size,
-                api_name="/img2img")
+    return dict(
+        image=handle_file(image_path),
+        prompt=PROMPT,
+        negative_prompt="",
+        strength=0.75,
+        steps=steps,
+        real_steps=False,
+        seed=SEED,
+        sampler="k_lms",
+        guidance_scale=7.5,
+        width=size,
+        height=size,
+        api_name="/img2img",
+    )
 
 
 def init_image(folder: str, size: int) -> str:
@@ -98,9 +123,25 @@ def app_end_to_end(model: Path, taesd: Path, args, folder: str) -> dict:
     url = f"http://127.0.0.1:{port}/"
     log = open(os.path.join(folder, "app.log"), "w+")
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--model", str(model), "--taesd", str(taesd),
-                             "--device", args.device, "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "app.py"),
+            "--model",
+            str(model),
+            "--taesd",
+            str(taesd),
+            "--device",
+            args.device,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         while True:
             if proc.poll() is not None:
@@ -160,9 +201,18 @@ print("PHASES " + json.dumps(dict(imports=t1 - t0, load=t2 - t1, page_up=t3 - t2
 
 def app_phases(model: Path, taesd: Path, args, folder: str) -> dict:
     """The phases of start-up, each timed in one fresh interpreter."""
-    code = CHILD.format(root=str(ROOT), model=str(model), taesd=str(taesd), device=args.device, port=free_port(),
-                        image=init_image(folder, args.size), prompt=PROMPT, steps=args.steps, seed=SEED,
-                        size=args.size)
+    code = CHILD.format(
+        root=str(ROOT),
+        model=str(model),
+        taesd=str(taesd),
+        device=args.device,
+        port=free_port(),
+        image=init_image(folder, args.size),
+        prompt=PROMPT,
+        steps=args.steps,
+        seed=SEED,
+        size=args.size,
+    )
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=1800)
     total = time.perf_counter() - t

@@ -61,8 +61,15 @@ def main(argv=None) -> int:
     from transformers import CLIPTextModel
 
     ckpt, taesd_dir = ensure_checkpoint(args.arch, Path(args.checkpoints))
-    report: dict = dict(machine=machine(), arch=args.arch, size=args.size, iters=args.iters,
-                        interop_threads=torch.get_num_interop_threads(), threads=torch.get_num_threads(), seconds={})
+    report: dict = dict(
+        machine=machine(),
+        arch=args.arch,
+        size=args.size,
+        iters=args.iters,
+        interop_threads=torch.get_num_interop_threads(),
+        threads=torch.get_num_threads(),
+        seconds={},
+    )
     out = report["seconds"]
     threads = torch.get_num_threads()
     h = args.size // 8
@@ -85,11 +92,19 @@ def main(argv=None) -> int:
             xb, cb = x.to(torch.bfloat16), ctx.to(torch.bfloat16)
             variants = {
                 f"unet batch1 float32 contiguous t{threads}": (unet, x, ctx, threads),
-                f"unet batch1 float32 channels_last t{threads}":
-                    (fp32_cl, x.contiguous(memory_format=torch.channels_last), ctx, threads),
+                f"unet batch1 float32 channels_last t{threads}": (
+                    fp32_cl,
+                    x.contiguous(memory_format=torch.channels_last),
+                    ctx,
+                    threads,
+                ),
                 f"unet batch1 bfloat16 contiguous t{threads}": (bf16, xb, cb, threads),
-                f"unet batch1 bfloat16 channels_last t{threads}":
-                    (bf16_cl, xb.contiguous(memory_format=torch.channels_last), cb, threads),
+                f"unet batch1 bfloat16 channels_last t{threads}": (
+                    bf16_cl,
+                    xb.contiguous(memory_format=torch.channels_last),
+                    cb,
+                    threads,
+                ),
                 "unet batch1 bfloat16 contiguous t1": (bf16, xb, cb, 1),
             }
             times: dict[str, list[float]] = {k: [] for k in variants}
@@ -120,7 +135,10 @@ def main(argv=None) -> int:
             show("torch.compile TAESD decoder: compile + first call", round(time.perf_counter() - start, 2))
             times = {"TAESD decoder bf16 eager": [], "TAESD decoder bf16 compiled": []}
             for i in range(1 + args.iters):
-                for name, fn in (("TAESD decoder bf16 eager", tiny.decoder), ("TAESD decoder bf16 compiled", tiny_decode)):
+                for name, fn in (
+                    ("TAESD decoder bf16 eager", tiny.decoder),
+                    ("TAESD decoder bf16 compiled", tiny_decode),
+                ):
                     start = time.perf_counter()
                     fn(lat)
                     if i:
@@ -133,8 +151,10 @@ def main(argv=None) -> int:
             show("torch.compile UNet: compile + first call", round(time.perf_counter() - start, 2))
             times = {"unet batch1 bfloat16 channels_last eager": [], "unet batch1 bfloat16 channels_last compiled": []}
             for i in range(1 + args.iters):
-                for name, fn in (("unet batch1 bfloat16 channels_last eager", unet),
-                                 ("unet batch1 bfloat16 channels_last compiled", compiled)):
+                for name, fn in (
+                    ("unet batch1 bfloat16 channels_last eager", unet),
+                    ("unet batch1 bfloat16 channels_last compiled", compiled),
+                ):
                     start = time.perf_counter()
                     fn(xb, t, cb)
                     if i:
@@ -166,7 +186,9 @@ def main(argv=None) -> int:
                     show(f"{label} encode {name}", timed(lambda m=model, d=dtype: m.encode(image.to(d)), args.iters))
                     show(f"{label} decode {name}", timed(lambda m=model, d=dtype: m.decode(lat.to(d)), args.iters))
             tiny.to(torch.bfloat16, memory_format=torch.channels_last)  # as the engine holds it with --vae tiny
-            show("TAESD encode bfloat16 channels_last", timed(lambda: tiny.encode(image.to(torch.bfloat16)), args.iters))
+            show(
+                "TAESD encode bfloat16 channels_last", timed(lambda: tiny.encode(image.to(torch.bfloat16)), args.iters)
+            )
             show("TAESD decode bfloat16 channels_last", timed(lambda: tiny.decode(lat.to(torch.bfloat16)), args.iters))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

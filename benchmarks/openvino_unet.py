@@ -62,8 +62,11 @@ def main(argv=None) -> int:
     report["convert_compile_seconds"] = round(time.perf_counter() - start, 2)
     report["ov_inference_precision"] = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
     del model
-    print(f"converted + compiled in {report['convert_compile_seconds']} s; "
-          f"OpenVINO precision {report['ov_inference_precision']}", flush=True)
+    print(
+        f"converted + compiled in {report['convert_compile_seconds']} s; "
+        f"OpenVINO precision {report['ov_inference_precision']}",
+        flush=True,
+    )
     request = compiled.create_infer_request()
     inputs = [x.numpy(), t.numpy(), ctx.numpy()]
     unet.to(torch.bfloat16, memory_format=torch.channels_last)  # PyTorch's best CPU path (docs/performance.md)

@@ -108,12 +108,33 @@ def main(argv: list[str] | None = None) -> int:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmp), "GRADIO_TEMP_DIR": str(tmp / "gradio"),
-           "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TMPDIR": str(tmp),
+        "GRADIO_TEMP_DIR": str(tmp / "gradio"),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "PYTHONUNBUFFERED": "1",
+    }
     log = open(work / "app.log", "w")
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--model", model, "--host", "127.0.0.1",
-                               "--port", str(port), "--device", "cpu"], cwd=ROOT, env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "app.py"),
+            "--model",
+            model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_for(url, server, 120)
         proc = psutil.Process(server.pid)
@@ -140,11 +161,20 @@ def main(argv: list[str] | None = None) -> int:
                     n = sent
                 t = time.perf_counter()
                 try:
-                    client.predict(image=handle_file(str(init)), prompt=f"fire {n}", negative_prompt="",
-                                   strength=rng.choice([0.3, 0.5, 0.7, 1.0]), steps=rng.randint(4, 10),
-                                   real_steps=rng.random() < 0.3, seed=rng.randrange(2**32),
-                                   sampler=rng.choice(SAMPLERS), guidance_scale=7.5, width=args.size,
-                                   height=args.size, api_name="/img2img")
+                    client.predict(
+                        image=handle_file(str(init)),
+                        prompt=f"fire {n}",
+                        negative_prompt="",
+                        strength=rng.choice([0.3, 0.5, 0.7, 1.0]),
+                        steps=rng.randint(4, 10),
+                        real_steps=rng.random() < 0.3,
+                        seed=rng.randrange(2**32),
+                        sampler=rng.choice(SAMPLERS),
+                        guidance_scale=7.5,
+                        width=args.size,
+                        height=args.size,
+                        api_name="/img2img",
+                    )
                     with lock:
                         latencies.append(time.perf_counter() - t)
                         if warm_rss is None and len(latencies) >= args.clients * 2:
@@ -178,29 +208,44 @@ def main(argv: list[str] | None = None) -> int:
     lat = sorted(latencies)
     mb = 2**20
     report = {
-        "requests": sent, "served": len(latencies), "errors": len(errors), "error_samples": errors[:5],
-        "clients": args.clients, "minutes": round(elapsed / 60, 2),
+        "requests": sent,
+        "served": len(latencies),
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "clients": args.clients,
+        "minutes": round(elapsed / 60, 2),
         "latency_p50_s": round(statistics.median(lat), 3) if lat else None,
         "latency_p95_s": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 3) if lat else None,
-        "rss_start_mb": round(start_rss / mb, 1), "rss_warm_mb": round((warm_rss or start_rss) / mb, 1),
-        "rss_peak_mb": round(peak_rss / mb, 1), "rss_end_mb": round(end_rss / mb, 1),
-        "fds_start": start_fds, "fds_end": end_fds,
-        "tmp_start_mb": round(start_tmp / mb, 2), "tmp_end_mb": round(end_tmp / mb, 2),
+        "rss_start_mb": round(start_rss / mb, 1),
+        "rss_warm_mb": round((warm_rss or start_rss) / mb, 1),
+        "rss_peak_mb": round(peak_rss / mb, 1),
+        "rss_end_mb": round(end_rss / mb, 1),
+        "fds_start": start_fds,
+        "fds_end": end_fds,
+        "tmp_start_mb": round(start_tmp / mb, 2),
+        "tmp_end_mb": round(end_tmp / mb, 2),
         # the same figures at each quarter of the requests served: flat or growing?
         "by_quarter": [
             {"served": n, "rss_mb": round(r / mb, 1), "fds": f, "tmp_mb": round(b / mb, 2)}
             for q in (1, 2, 3, 4)
-            for n, r, f, b in [min(samples, key=lambda x: abs(x[0] - q * len(lat) / 4))] if samples
+            for n, r, f, b in [min(samples, key=lambda x: abs(x[0] - q * len(lat) / 4))]
+            if samples
         ],
         "work_folder": str(work),
     }
-    print(f"served {report['served']}/{report['requests']} requests in {report['minutes']} min "
-          f"with {args.clients} clients, {report['errors']} errors")
+    print(
+        f"served {report['served']}/{report['requests']} requests in {report['minutes']} min "
+        f"with {args.clients} clients, {report['errors']} errors"
+    )
     print(f"latency p50 {report['latency_p50_s']} s, p95 {report['latency_p95_s']} s")
-    print(f"RSS MB: start {report['rss_start_mb']}, after warm-up {report['rss_warm_mb']}, "
-          f"peak {report['rss_peak_mb']}, end {report['rss_end_mb']}")
-    print(f"open fds: start {start_fds}, end {end_fds}; temp folder MB: start {report['tmp_start_mb']}, "
-          f"end {report['tmp_end_mb']}")
+    print(
+        f"RSS MB: start {report['rss_start_mb']}, after warm-up {report['rss_warm_mb']}, "
+        f"peak {report['rss_peak_mb']}, end {report['rss_end_mb']}"
+    )
+    print(
+        f"open fds: start {start_fds}, end {end_fds}; temp folder MB: start {report['tmp_start_mb']}, "
+        f"end {report['tmp_end_mb']}"
+    )
     for row in report["by_quarter"]:
         print(f"  after {row['served']:5d} served: RSS {row['rss_mb']} MB, {row['fds']} fds, temp {row['tmp_mb']} MB")
     print(json.dumps(report))

@@ -40,7 +40,11 @@ def measure(args) -> dict:
     torch.manual_seed(0)
     unet = UNet2DConditionModel(**_configs(args.arch)["unet"]).eval()
     side = args.size // 8
-    x, t, c = torch.randn(2, 4, side, side), torch.tensor([500, 500]), torch.randn(2, 77, unet.config.cross_attention_dim)
+    x, t, c = (
+        torch.randn(2, 4, side, side),
+        torch.tensor([500, 500]),
+        torch.randn(2, 77, unet.config.cross_attention_dim),
+    )
 
     def forward() -> tuple[float, int, float]:
         r0, t0 = resource.getrusage(resource.RUSAGE_THREAD), time.perf_counter()
@@ -61,11 +65,17 @@ def measure(args) -> dict:
     for _ in range(args.reps):
         runs["main"] += [forward() for _ in range(2)]
         runs["thread"] += in_thread()
-    return {"keep_freed_memory": tuned, **{
-        where: dict(seconds=round(statistics.median(r[0] for r in rs), 3),
-                    minor_faults=int(statistics.median(r[1] for r in rs)),
-                    kernel_seconds=round(statistics.median(r[2] for r in rs), 3))
-        for where, rs in runs.items()}}
+    return {
+        "keep_freed_memory": tuned,
+        **{
+            where: dict(
+                seconds=round(statistics.median(r[0] for r in rs), 3),
+                minor_faults=int(statistics.median(r[1] for r in rs)),
+                kernel_seconds=round(statistics.median(r[2] for r in rs), 3),
+            )
+            for where, rs in runs.items()
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,18 +92,30 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for name, value in (("malloc as is", "0"), ("keep_freed_memory", "1")):
         env = {**os.environ, "SD_IMG2IMG_KEEP_FREED_MEMORY": value, "PYTHONPATH": str(ROOT)}
-        out = subprocess.run([sys.executable, __file__, "--child", *(argv or sys.argv[1:])], env=env, check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", *(argv or sys.argv[1:])],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         results[name] = json.loads(out.strip().splitlines()[-1])
         for where in ("main", "thread"):
             r = results[name][where]
-            print(f"{name:18s} {where:6s}: {r['seconds']:.3f} s/forward, {r['minor_faults']:>7d} minor faults, "
-                  f"{r['kernel_seconds']:.3f} s in the kernel", flush=True)
+            print(
+                f"{name:18s} {where:6s}: {r['seconds']:.3f} s/forward, {r['minor_faults']:>7d} minor faults, "
+                f"{r['kernel_seconds']:.3f} s in the kernel",
+                flush=True,
+            )
     base, tuned = results["malloc as is"], results["keep_freed_memory"]
-    print(f"worker thread / main thread: as is {base['thread']['seconds'] / base['main']['seconds']:.2f}, "
-          f"tuned {tuned['thread']['seconds'] / tuned['main']['seconds']:.2f}")
-    print(f"tuned / as is: main {tuned['main']['seconds'] / base['main']['seconds']:.2f}, "
-          f"worker thread {tuned['thread']['seconds'] / base['thread']['seconds']:.2f}")
+    print(
+        f"worker thread / main thread: as is {base['thread']['seconds'] / base['main']['seconds']:.2f}, "
+        f"tuned {tuned['thread']['seconds'] / tuned['main']['seconds']:.2f}"
+    )
+    print(
+        f"tuned / as is: main {tuned['main']['seconds'] / base['main']['seconds']:.2f}, "
+        f"worker thread {tuned['thread']['seconds'] / base['thread']['seconds']:.2f}"
+    )
     print(json.dumps(results))
     return 0
 

@@ -27,34 +27,70 @@ _NUMBERED = re.compile(r"^(\d{6})\.")
 
 
 def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
-    p = CommandParser(prog="sd-img2img", environ=environ,
-                      description="Stable Diffusion img2img (or prompt2img without INIT_IMAGE) that writes every "
-                                  "denoising step. The model flags can also be set by environment variables "
-                                  "(shown in brackets); a flag beats its variable.")
+    p = CommandParser(
+        prog="sd-img2img",
+        environ=environ,
+        description="Stable Diffusion img2img (or prompt2img without INIT_IMAGE) that writes every "
+        "denoising step. The model flags can also be set by environment variables "
+        "(shown in brackets); a flag beats its variable.",
+    )
     p.add_argument("init_image", nargs="?", metavar="INIT_IMAGE", help="initial image; leave out for prompt2img")
     p.add_argument("--prompt", required=True, help="what to make")
     p.add_argument("--negative-prompt", default="", help="what to steer away from")
     sd = default_family()
-    p.add_argument("--strength", type=float, default=None,
-                   help=f"0 < F ≤ 1: share of the schedule that runs (default: the model's; SD {sd.strength})")
-    p.add_argument("--steps", type=int, default=None,
-                   help=f"schedule length (default: the model's; SD {sd.steps}); with --real-steps the steps that run")
+    p.add_argument(
+        "--strength",
+        type=float,
+        default=None,
+        help=f"0 < F ≤ 1: share of the schedule that runs (default: the model's; SD {sd.strength})",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"schedule length (default: the model's; SD {sd.steps}); with --real-steps the steps that run",
+    )
     p.add_argument("--real-steps", action="store_true", help="--steps is the number of steps that must actually run")
     p.add_argument("--seed", type=int, default=None, help="0 ≤ N < 2^32 (default: random; the seed used is reported)")
-    p.add_argument("--sampler", choices=ALL_SAMPLER_NAMES, default=None, metavar="NAME",
-                   help=f"one of {', '.join(ALL_SAMPLER_NAMES)} that fits the model (default: the model's; "
-                   f"SD {sd.sampler}; LCM checkpoints take only lcm)")
-    p.add_argument("--guidance", type=float, default=None,
-                   help=f"classifier-free guidance scale (default: the model's; SD {sd.guidance:g}, Turbo 0)")
-    p.add_argument("--width", type=int, default=None,
-                   help="multiple of 8, SD3/FLUX 16 (default: the init image's, or the model's: 512, SDXL 1024)")
-    p.add_argument("--height", type=int, default=None,
-                   help="multiple of 8, SD3/FLUX 16 (default: the init image's, or the model's: 512, SDXL 1024)")
-    p.add_argument("--resize", choices=config.RESIZE_MODES, default=config.DEFAULT_RESIZE_MODE,
-                   help="fit the init image by stretching, centre-cropping or padding")
+    p.add_argument(
+        "--sampler",
+        choices=ALL_SAMPLER_NAMES,
+        default=None,
+        metavar="NAME",
+        help=f"one of {', '.join(ALL_SAMPLER_NAMES)} that fits the model (default: the model's; "
+        f"SD {sd.sampler}; LCM checkpoints take only lcm)",
+    )
+    p.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        help=f"classifier-free guidance scale (default: the model's; SD {sd.guidance:g}, Turbo 0)",
+    )
+    p.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help="multiple of 8, SD3/FLUX 16 (default: the init image's, or the model's: 512, SDXL 1024)",
+    )
+    p.add_argument(
+        "--height",
+        type=int,
+        default=None,
+        help="multiple of 8, SD3/FLUX 16 (default: the init image's, or the model's: 512, SDXL 1024)",
+    )
+    p.add_argument(
+        "--resize",
+        choices=config.RESIZE_MODES,
+        default=config.DEFAULT_RESIZE_MODE,
+        help="fit the init image by stretching, centre-cropping or padding",
+    )
     add_model_flags(p)
-    p.add_argument("--view", choices=config.VIEWS, default="latents",
-                   help="step images show the noisy latents or the predicted final image (x0)")
+    p.add_argument(
+        "--view",
+        choices=config.VIEWS,
+        default="latents",
+        help="step images show the noisy latents or the predicted final image (x0)",
+    )
     p.add_argument("--out", default="outputs", metavar="DIR", help="output folder (default ./outputs)")
     return p
 
@@ -81,13 +117,29 @@ def write_outputs(result, folder: Path, view: str = "latents") -> dict:
         steps.append(str(path))
     strip = save_png(result.strip(view), folder / f"{n:06d}.steps.png", {**settings, "view": view})
     return {
-        "output": str(output), "step_images": steps, "strip": str(strip), "seed": result.seed, "steps": result.steps,
-        "steps_taken": result.steps_taken, "schedule_steps": result.schedule_steps, "real_steps": result.real_steps,
-        "model_calls": result.model_calls, "strength": result.strength, "sampler": result.sampler,
-        "width": result.width, "height": result.height, "model": result.model, "family": result.family,
-        "preview": result.preview, "dtype": result.dtype, "vae": result.vae,
-        "seconds": result.seconds["total"], "nsfw_flagged": result.nsfw_flagged, "stopped": result.stopped,
-        "warnings": result.warnings, "loras": result.loras,
+        "output": str(output),
+        "step_images": steps,
+        "strip": str(strip),
+        "seed": result.seed,
+        "steps": result.steps,
+        "steps_taken": result.steps_taken,
+        "schedule_steps": result.schedule_steps,
+        "real_steps": result.real_steps,
+        "model_calls": result.model_calls,
+        "strength": result.strength,
+        "sampler": result.sampler,
+        "width": result.width,
+        "height": result.height,
+        "model": result.model,
+        "family": result.family,
+        "preview": result.preview,
+        "dtype": result.dtype,
+        "vae": result.vae,
+        "seconds": result.seconds["total"],
+        "nsfw_flagged": result.nsfw_flagged,
+        "stopped": result.stopped,
+        "warnings": result.warnings,
+        "loras": result.loras,
     }
 
 
@@ -127,14 +179,28 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         print("sd-img2img: stopping after this step (Ctrl-C again to abort)", file=sys.stderr)
 
-    previous = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+    previous = (
+        signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+    )
     try:
         engine = engine_from(args)
         request = GenerationRequest(
-            prompt=args.prompt, init_image=args.init_image, negative_prompt=args.negative_prompt,
-            strength=args.strength, steps=args.steps, real_steps=args.real_steps, seed=args.seed,
-            sampler=args.sampler, guidance_scale=args.guidance, width=args.width, height=args.height,
-            resize_mode=args.resize, preview=args.preview, view=args.view, max_side=args.max_side)
+            prompt=args.prompt,
+            init_image=args.init_image,
+            negative_prompt=args.negative_prompt,
+            strength=args.strength,
+            steps=args.steps,
+            real_steps=args.real_steps,
+            seed=args.seed,
+            sampler=args.sampler,
+            guidance_scale=args.guidance,
+            width=args.width,
+            height=args.height,
+            resize_mode=args.resize,
+            preview=args.preview,
+            view=args.view,
+            max_side=args.max_side,
+        )
         from .engine import prepare_request
 
         family = engine.peek_family()  # from the checkpoint's JSON files, no weights loaded

@@ -18,7 +18,12 @@ from typing import Callable, Iterator
 from PIL import Image
 
 from .config import (
-    COMPARE_FRAME_HEIGHT, COMPARE_FRAMES_PER_ROW, COMPARE_MAX_COLUMNS, COMPARE_STEP_COUNTS, COMPARE_STRENGTHS, MAX_SEED,
+    COMPARE_FRAME_HEIGHT,
+    COMPARE_FRAMES_PER_ROW,
+    COMPARE_MAX_COLUMNS,
+    COMPARE_STEP_COUNTS,
+    COMPARE_STRENGTHS,
+    MAX_SEED,
 )
 from .errors import UserInputError, check_choice
 from .previews import make_strip
@@ -42,7 +47,9 @@ def parse_values(text: str, by: str, models: tuple[str, ...] = ()) -> list:
     if by == "model":
         names = [n.strip() for n in str(text or "").split(",") if n.strip()] or list(models[:COMPARE_MAX_COLUMNS])
         if len(names) > COMPARE_MAX_COLUMNS:
-            raise UserInputError(f"{len(names)} models is more than the table's {COMPARE_MAX_COLUMNS} columns; drop some")
+            raise UserInputError(
+                f"{len(names)} models is more than the table's {COMPARE_MAX_COLUMNS} columns; drop some"
+            )
         return [check_choice("model", n, models) for n in names]
     parts = [p for p in str(text or "").replace(",", " ").replace(";", " ").split() if p]
     if not parts:
@@ -96,8 +103,9 @@ def column_requests(base, by: str, values: list, family=None) -> list:
     return out
 
 
-def run_compare(engine, base, by: str, values: list,
-                should_stop: Callable[[], bool] | None = None) -> Iterator[list[Column]]:
+def run_compare(
+    engine, base, by: str, values: list, should_stop: Callable[[], bool] | None = None
+) -> Iterator[list[Column]]:
     """Run each column in turn; yield the columns after each finishes (the last yield has them all).
 
     Args:
@@ -105,8 +113,9 @@ def run_compare(engine, base, by: str, values: list,
             listed models ``values`` names.
     """
     if base.init_image is None:
-        raise UserInputError("the explain table needs an initial image: upload or draw one on the Generate tab, "
-                             "or pick an example")
+        raise UserInputError(
+            "the explain table needs an initial image: upload or draw one on the Generate tab, or pick an example"
+        )
     requests = column_requests(base, by, values, None if by == "model" else engine.family)
     columns = [Column(v) for v in values]
     for column, request in zip(columns, requests):
@@ -119,9 +128,13 @@ def run_compare(engine, base, by: str, values: list,
 
 def _data_uri(image: Image.Image, max_height: int | None = None, max_width: int | None = None) -> str:
     if max_height and image.height > max_height:
-        image = image.resize((max(1, round(image.width * max_height / image.height)), max_height), Image.Resampling.LANCZOS)
+        image = image.resize(
+            (max(1, round(image.width * max_height / image.height)), max_height), Image.Resampling.LANCZOS
+        )
     if max_width and image.width > max_width:
-        image = image.resize((max_width, max(1, round(image.height * max_width / image.width))), Image.Resampling.LANCZOS)
+        image = image.resize(
+            (max_width, max(1, round(image.height * max_width / image.width))), Image.Resampling.LANCZOS
+        )
     buf = io.BytesIO()
     image.save(buf, format="WEBP", quality=85)
     return "data:image/webp;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -135,36 +148,54 @@ def _img(image: Image.Image, alt: str, cls: str, **limits) -> str:
 def compare_html(columns: list[Column], by: str, view: str = "latents") -> str:
     """The table; columns not run yet show as pending."""
     if not columns:
-        return ('<div class="explain-empty">Pick the values to compare and press <b>Build the table</b>. '
-                "Each column runs the same image, prompt and seed.</div>")
-    head = "".join(f"<th scope=\"col\">{html.escape(c.title(by))}</th>" for c in columns)
+        return (
+            '<div class="explain-empty">Pick the values to compare and press <b>Build the table</b>. '
+            "Each column runs the same image, prompt and seed.</div>"
+        )
+    head = "".join(f'<th scope="col">{html.escape(c.title(by))}</th>' for c in columns)
     rows = {"sees": [], "arg": [], "taken": [], "strip": [], "out": []}
     for c in columns:
         r = c.result
         if r is None:
             for key in rows:
-                rows[key].append('<td class="pending"><span class="spinner"></span>waiting…</td>' if key == "sees"
-                                 else '<td class="pending"></td>')
+                rows[key].append(
+                    '<td class="pending"><span class="spinner"></span>waiting…</td>'
+                    if key == "sees"
+                    else '<td class="pending"></td>'
+                )
             continue
         frames = r.step_images(view)
         rows["sees"].append(f"<td>{_img(frames[0], 'step 0: the initial image SD sees', 'sees', max_height=192)}</td>")
         arg = f"{r.steps}" + (" <small>(real steps)</small>" if r.real_steps else "")
         rows["arg"].append(f'<td><span class="num">{arg}</span></td>')
-        rows["taken"].append(f'<td><span class="num">{r.steps_taken}</span> <small>{html.escape(taken_note(r))}</small>'
-                             "</td>")
-        sheet = make_strip(frames, max_frame_height=COMPARE_FRAME_HEIGHT, per_row=COMPARE_FRAMES_PER_ROW,
-                           background=None)
-        rows["strip"].append(f'<td>{_img(sheet, f"{len(frames)} step images, step 0 first, left to right", "strip")}'
-                             f'<small>{len(frames)} pictures: step 0, then each of the {r.steps_taken} steps</small></td>')
+        rows["taken"].append(
+            f'<td><span class="num">{r.steps_taken}</span> <small>{html.escape(taken_note(r))}</small></td>'
+        )
+        sheet = make_strip(
+            frames, max_frame_height=COMPARE_FRAME_HEIGHT, per_row=COMPARE_FRAMES_PER_ROW, background=None
+        )
+        rows["strip"].append(
+            f"<td>{_img(sheet, f'{len(frames)} step images, step 0 first, left to right', 'strip')}"
+            f"<small>{len(frames)} pictures: step 0, then each of the {r.steps_taken} steps</small></td>"
+        )
         rows["out"].append(f"<td>{_img(r.output, 'output', 'out', max_width=384)}</td>")
-    labels = {"sees": "initial image SD sees", "arg": "steps argument", "taken": "steps actually taken",
-              "strip": "latent space at each step", "out": "output"}
-    body = "".join(f'<tr class="row-{k}"><th scope="row">{labels[k]}</th>{"".join(cells)}</tr>' for k, cells in rows.items())
+    labels = {
+        "sees": "initial image SD sees",
+        "arg": "steps argument",
+        "taken": "steps actually taken",
+        "strip": "latent space at each step",
+        "out": "output",
+    }
+    body = "".join(
+        f'<tr class="row-{k}"><th scope="row">{labels[k]}</th>{"".join(cells)}</tr>' for k, cells in rows.items()
+    )
     seed = next((c.result.seed for c in columns if c.result is not None), None)
     what = "model (each with its family's sampler and guidance)" if by == "model" else by
     caption = f"Same image, prompt and seed{f' ({seed})' if seed is not None else ''} — only the {what} changes."
-    return (f'<div class="explain-table-wrap"><table class="explain-table"><caption>{html.escape(caption)}</caption>'
-            f'<thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table></div>')
+    return (
+        f'<div class="explain-table-wrap"><table class="explain-table"><caption>{html.escape(caption)}</caption>'
+        f"<thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
 
 
 def taken_note(r) -> str:

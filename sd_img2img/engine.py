@@ -31,8 +31,18 @@ from PIL import Image
 from . import __version__
 from . import loras as lora_support
 from .config import (
-    DEFAULT_MODEL, DEFAULT_PREVIEW, DEFAULT_VAE, DEFAULT_RESIZE_MODE, MAX_DIMENSION, MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED,
-    MAX_SIDE, MIN_DIMENSION, RESIZE_MODES, VIEWS,
+    DEFAULT_MODEL,
+    DEFAULT_PREVIEW,
+    DEFAULT_RESIZE_MODE,
+    DEFAULT_VAE,
+    MAX_DIMENSION,
+    MAX_GUIDANCE,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_SIDE,
+    MIN_DIMENSION,
+    RESIZE_MODES,
+    VIEWS,
 )
 from .errors import GenerationError, UserInputError, check_choice
 from .families import Family, default_family
@@ -167,21 +177,40 @@ class GenerationResult:
     def settings(self) -> dict[str, Any]:
         """The settings that reproduce this run (what PNG metadata records)."""
         return dict(
-            generator=f"sd-img2img {__version__}", mode=self.mode, model=self.model, prompt=self.prompt,
-            negative_prompt=self.negative_prompt, seed=self.seed, steps=self.steps, real_steps=self.real_steps,
-            schedule_steps=self.schedule_steps, steps_taken=self.steps_taken, model_calls=self.model_calls,
+            generator=f"sd-img2img {__version__}",
+            mode=self.mode,
+            model=self.model,
+            prompt=self.prompt,
+            negative_prompt=self.negative_prompt,
+            seed=self.seed,
+            steps=self.steps,
+            real_steps=self.real_steps,
+            schedule_steps=self.schedule_steps,
+            steps_taken=self.steps_taken,
+            model_calls=self.model_calls,
             strength=self.strength,
-            sampler=self.sampler, guidance_scale=self.guidance_scale, width=self.width, height=self.height,
-            resize_mode=self.resize_mode, stopped=self.stopped,
+            sampler=self.sampler,
+            guidance_scale=self.guidance_scale,
+            width=self.width,
+            height=self.height,
+            resize_mode=self.resize_mode,
+            stopped=self.stopped,
             **({"model_hash": self.model_hash} if self.model_hash else {}),
             **({"loras": dict(self.loras)} if self.loras else {}),
         )
 
     def info(self) -> dict[str, Any]:
         """Settings plus how the run went: timings, flags, warnings (JSON-ready)."""
-        return {**self.settings(), "family": self.family, "preview": self.preview, "dtype": self.dtype, "vae": self.vae,
-                "seconds": self.seconds,
-                "nsfw_flagged": self.nsfw_flagged, "warnings": list(self.warnings)}
+        return {
+            **self.settings(),
+            "family": self.family,
+            "preview": self.preview,
+            "dtype": self.dtype,
+            "vae": self.vae,
+            "seconds": self.seconds,
+            "nsfw_flagged": self.nsfw_flagged,
+            "warnings": list(self.warnings),
+        }
 
 
 def _check_int(name: str, value, low: int, high: int, hint: str) -> int:
@@ -198,8 +227,11 @@ def _check_int(name: str, value, low: int, high: int, hint: str) -> int:
 def with_defaults(request: GenerationRequest, family: Family | None = None) -> GenerationRequest:
     """``request`` with the settings it leaves unset (``None``) taken from ``family``'s defaults."""
     family = family or default_family()
-    changes = {name: family.defaults[name] for name in ("steps", "strength", "guidance_scale", "sampler")
-               if getattr(request, name) is None}
+    changes = {
+        name: family.defaults[name]
+        for name in ("steps", "strength", "guidance_scale", "sampler")
+        if getattr(request, name) is None
+    }
     return dataclasses.replace(request, **changes) if changes else request
 
 
@@ -217,51 +249,66 @@ def check_inputs(request: GenerationRequest, family: Family | None = None) -> No
         if not isinstance(text, str):
             raise UserInputError(f"{name} must be text, got {type(text).__name__}")
         if len(text) > MAX_PROMPT_CHARS:
-            raise UserInputError(f"the {name} is {len(text)} characters, above the limit of {MAX_PROMPT_CHARS}; "
-                                 "shorten it (the text encoder reads about 75 tokens anyway)")
+            raise UserInputError(
+                f"the {name} is {len(text)} characters, above the limit of {MAX_PROMPT_CHARS}; "
+                "shorten it (the text encoder reads about 75 tokens anyway)"
+            )
     check_sampler(r.sampler, family)
     check_preview(r.preview)
     check_choice("view", r.view, VIEWS)
     check_choice("resize mode", r.resize_mode, RESIZE_MODES)
-    if isinstance(r.guidance_scale, bool) or not isinstance(r.guidance_scale, (int, float)) \
-            or not 0 <= r.guidance_scale <= MAX_GUIDANCE or r.guidance_scale != r.guidance_scale:
+    if (
+        isinstance(r.guidance_scale, bool)
+        or not isinstance(r.guidance_scale, (int, float))
+        or not 0 <= r.guidance_scale <= MAX_GUIDANCE
+        or r.guidance_scale != r.guidance_scale
+    ):
         raise UserInputError(f"guidance scale must be between 0 and {MAX_GUIDANCE}, got {r.guidance_scale!r}")
     if r.seed is not None:
         _check_int("seed", r.seed, 0, MAX_SEED - 1, "use a seed from 0 to 4294967295, or none for a random one")
     for name in ("width", "height"):
         value = getattr(r, name)
         if value is not None:
-            value = _check_int(name, value, MIN_DIMENSION, MAX_DIMENSION, f"use {MIN_DIMENSION} to {MAX_DIMENSION} pixels")
+            value = _check_int(
+                name, value, MIN_DIMENSION, MAX_DIMENSION, f"use {MIN_DIMENSION} to {MAX_DIMENSION} pixels"
+            )
             m = family.size_multiple
             if value % m:
-                raise UserInputError(f"{name}={value} is not a multiple of {m}" + (
-                    f" ({family.label} works on 2×2 latent patches)" if m != 8 else "") +
-                    f"; use {value // m * m} or {value // m * m + m}")
+                raise UserInputError(
+                    f"{name}={value} is not a multiple of {m}"
+                    + (f" ({family.label} works on 2×2 latent patches)" if m != 8 else "")
+                    + f"; use {value // m * m} or {value // m * m + m}"
+                )
     if r.init_image is None:
         if not family.can_txt2img:
-            raise UserInputError(f"the {family.label} cannot start from pure noise (prompt2img); give it an initial "
-                                 "image to refine, e.g. an SDXL base model's output")
+            raise UserInputError(
+                f"the {family.label} cannot start from pure noise (prompt2img); give it an initial "
+                "image to refine, e.g. an SDXL base model's output"
+            )
         plan_steps(r.steps, None, family=family)
     else:
         plan_steps(r.steps, r.strength, r.real_steps, family=family)
 
 
-def output_size(request: GenerationRequest, image: Image.Image | None,
-                family: Family | None = None) -> tuple[int, int]:
+def output_size(request: GenerationRequest, image: Image.Image | None, family: Family | None = None) -> tuple[int, int]:
     """Width and height of the run: as asked, else from the init image (one side given: keep its aspect),
     else the family's size for prompt2img (512; SDXL 1024)."""
     r = request
     family = family or default_family()
     m = family.size_multiple
     if image is None:
-        return (int(r.width) if r.width is not None else family.size,
-                int(r.height) if r.height is not None else family.size)
+        return (
+            int(r.width) if r.width is not None else family.size,
+            int(r.height) if r.height is not None else family.size,
+        )
     if r.width is not None and r.height is not None:
         return int(r.width), int(r.height)
     if r.width is not None:
         return int(r.width), max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.width * image.height / image.width / m) * m))
     if r.height is not None:
-        return max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.height * image.width / image.height / m) * m)), int(r.height)
+        return max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.height * image.width / image.height / m) * m)), int(
+            r.height
+        )
     width, height = default_size(*image.size, max_side=r.max_side)
     return width // m * m, height // m * m
 
@@ -292,26 +339,43 @@ def prepare_request(request: GenerationRequest, family: Family | None = None) ->
     if image is not None:
         image = fit_image(image, width, height, r.resize_mode)
     # 5. steps
-    plan = plan_steps(r.steps, r.strength, r.real_steps, family=family) if image is not None \
+    plan = (
+        plan_steps(r.steps, r.strength, r.real_steps, family=family)
+        if image is not None
         else plan_steps(r.steps, None, family=family)
+    )
     # 6. settings that run but the family was not made for
     warnings.extend(family_warnings(family, r, prompts[1], width, height))
-    return PreparedRequest(request=r, prompt=prompts[0], negative_prompt=prompts[1], image=image, width=width,
-                           height=height, seed=seed, plan=plan, warnings=warnings)
+    return PreparedRequest(
+        request=r,
+        prompt=prompts[0],
+        negative_prompt=prompts[1],
+        image=image,
+        width=width,
+        height=height,
+        seed=seed,
+        plan=plan,
+        warnings=warnings,
+    )
 
 
-def family_warnings(family: Family, request: GenerationRequest, negative_prompt: str, width: int,
-                    height: int) -> list[str]:
+def family_warnings(
+    family: Family, request: GenerationRequest, negative_prompt: str, width: int, height: int
+) -> list[str]:
     """What runs but not as the family was made to: small SDXL sizes, guided Turbo, LCM's negative prompt."""
     out = []
     if family.min_size and min(width, height) < family.min_size:
-        out.append(f"{family.label} was trained at {family.size}×{family.size}; {width}×{height} is below "
-                   f"{family.min_size} px, expect poor pictures")
+        out.append(
+            f"{family.label} was trained at {family.size}×{family.size}; {width}×{height} is below "
+            f"{family.min_size} px, expect poor pictures"
+        )
     if family.guidance_ignored and request.guidance_scale:
         out.append(f"{family.label} has no guidance; guidance {request.guidance_scale:g} was ignored")
     if family.trained_without_guidance and request.guidance_scale > 1:
-        out.append(f"{family.label} was trained without guidance (guidance 0); guidance {request.guidance_scale:g} "
-                   "runs, doubles each step's work and often looks worse")
+        out.append(
+            f"{family.label} was trained without guidance (guidance 0); guidance {request.guidance_scale:g} "
+            "runs, doubles each step's work and often looks worse"
+        )
     if not family.negative_prompt and negative_prompt:
         out.append(f"{family.label} takes no negative prompt (its guidance is built into the model); it was ignored")
     return out
@@ -331,8 +395,10 @@ def truncation_warning(tokenizer, text: str, name: str, limit: int | None = None
     cut = enc["offset_mapping"][limit][0]
     dropped = text[cut:].strip()
     shown = dropped if len(dropped) <= 40 else dropped[:40] + "…"
-    return (f"the {name} is {len(ids)} tokens and the text encoder reads {limit}: it was cut at character {cut}, "
-            f"so “{shown}” was ignored")
+    return (
+        f"the {name} is {len(ids)} tokens and the text encoder reads {limit}: it was cut at character {cut}, "
+        f"so “{shown}” was ignored"
+    )
 
 
 class Engine:
@@ -355,16 +421,29 @@ class Engine:
             switch them on and off and scale them (``GenerationRequest.loras``; see ``Engine.loras``).
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto",
-                 offload: str = "none", safety_checker: bool = True, taesd: str | None = None,
-                 compile: bool = False, config: str | None = None, loras=None, vae: str = DEFAULT_VAE,
-                 prompt_cache: int | None = None):
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        offload: str = "none",
+        safety_checker: bool = True,
+        taesd: str | None = None,
+        compile: bool = False,
+        config: str | None = None,
+        loras=None,
+        vae: str = DEFAULT_VAE,
+        prompt_cache: int | None = None,
+    ):
         self.model = model
         self.config = config
         self.lora_specs = lora_support.as_specs(loras)
         if compile and self.lora_specs:
-            raise UserInputError("--compile with --lora is not supported: LoRA adapters are switched per run, which "
-                                 "the compiled UNet would recompile for; leave one of them out")
+            raise UserInputError(
+                "--compile with --lora is not supported: LoRA adapters are switched per run, which "
+                "the compiled UNet would recompile for; leave one of them out"
+            )
         self.device = device
         self.dtype = dtype
         self.offload = offload
@@ -457,9 +536,17 @@ class Engine:
             if self._loaded is None:
                 t = time.perf_counter()
                 try:
-                    loaded = load_model(self.model, self.device, self.dtype, self.offload, self.safety_checker,
-                                        compile=self.compile, config=self.config, vae=self.vae,
-                                        taesd=self.taesd)
+                    loaded = load_model(
+                        self.model,
+                        self.device,
+                        self.dtype,
+                        self.offload,
+                        self.safety_checker,
+                        compile=self.compile,
+                        config=self.config,
+                        vae=self.vae,
+                        taesd=self.taesd,
+                    )
                     if self.lora_specs:
                         lora_support.load_into(loaded.img2img, self.lora_specs)
                         loaded.family = lora_support.with_lcm_sampler(loaded.family, self.lora_specs)
@@ -486,17 +573,24 @@ class Engine:
             if lm.vae_kind == "tiny" and lm.taesd == self.taesd_id:  # the pipelines' own VAE is that TAESD
                 self._taesd = lm.vae
             else:
-                taesd = load_taesd(self.taesd_id, lm.dtype, purpose="the taesd preview",
-                                   hint="use preview 'approx' or 'full'")
+                taesd = load_taesd(
+                    self.taesd_id, lm.dtype, purpose="the taesd preview", hint="use preview 'approx' or 'full'"
+                )
                 self._taesd = taesd.to(lm.execution_device)
         return self._taesd
 
     def decoder(self, preview: str) -> PreviewDecoder:
         check_preview(preview)
         lm = self.loaded
-        return PreviewDecoder(preview, vae=lm.vae, taesd=self._taesd_decoder() if preview == "taesd" else None,
-                              device=lm.execution_device, lock=lm.lock, factors=lm.family.approx_factors,
-                              bias=lm.family.approx_bias)
+        return PreviewDecoder(
+            preview,
+            vae=lm.vae,
+            taesd=self._taesd_decoder() if preview == "taesd" else None,
+            device=lm.execution_device,
+            lock=lm.lock,
+            factors=lm.family.approx_factors,
+            bias=lm.family.approx_bias,
+        )
 
     # -- generation ----------------------------------------------------------------------------------------
 
@@ -504,8 +598,9 @@ class Engine:
         """``prepare_request`` for the model's family, plus the checks that need the loaded model (schedule
         length, prompt length)."""
         prepared = prepare_request(request, self.loaded.family)
-        check_schedule_length(prepared.request.sampler, prepared.plan.schedule_steps,
-                              self.loaded.img2img.scheduler.config)
+        check_schedule_length(
+            prepared.request.sampler, prepared.plan.schedule_steps, self.loaded.img2img.scheduler.config
+        )
         tokenizer, limit = self.loaded.prompt_tokenizer
         texts = [("prompt", prepared.prompt)]
         if self.loaded.family.negative_prompt:
@@ -516,17 +611,29 @@ class Engine:
                 prepared.warnings.append(warning)
         prepared.loras = lora_support.resolve(request.loras, self.loras)
         family = self.loaded.family
-        if prepared.request.sampler == "lcm" and family.name != "lcm" and not any(
-                s.lcm and s.name in prepared.loras for s in self.lora_specs):
-            prepared.warnings.append("sampler lcm needs an LCM-LoRA switched on (" + ", ".join(
-                s.name for s in self.lora_specs if s.lcm) + "); without it expect a poor picture")
+        if (
+            prepared.request.sampler == "lcm"
+            and family.name != "lcm"
+            and not any(s.lcm and s.name in prepared.loras for s in self.lora_specs)
+        ):
+            prepared.warnings.append(
+                "sampler lcm needs an LCM-LoRA switched on ("
+                + ", ".join(s.name for s in self.lora_specs if s.lcm)
+                + "); without it expect a poor picture"
+            )
         elif prepared.request.sampler == "lcm" and family.name != "lcm" and prepared.request.guidance_scale > 2:
-            prepared.warnings.append(f"an LCM-LoRA works at guidance 1 to 2; {prepared.request.guidance_scale:g} "
-                                     "runs but usually burns the picture")
+            prepared.warnings.append(
+                f"an LCM-LoRA works at guidance 1 to 2; {prepared.request.guidance_scale:g} "
+                "runs but usually burns the picture"
+            )
         return prepared
 
-    def generate(self, request: GenerationRequest, on_step: Callable[[StepFrame], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> GenerationResult:
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_step: Callable[[StepFrame], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> GenerationResult:
         """Run a request to the end (or until ``should_stop()`` turns True between steps).
 
         Args:
@@ -550,16 +657,24 @@ class Engine:
             # 4. The prompts' embeddings, from the prompt cache when the same prompts came before
             # (keyed by the LoRAs that are on too: a LoRA on the text encoder changes the embeddings)
             prompts, text_seconds = self.prompt_cache.embeddings(
-                self.model + (f"|{lora_support.format_scales(prepared.loras)}" if prepared.loras else ""), pipe,
-                prepared.prompt, prepared.negative_prompt, float(prepared.request.guidance_scale))
+                self.model + (f"|{lora_support.format_scales(prepared.loras)}" if prepared.loras else ""),
+                pipe,
+                prepared.prompt,
+                prepared.negative_prompt,
+                float(prepared.request.guidance_scale),
+            )
             # 5. Denoise with diffusers' own loop
             out = self._denoise(pipe, recorder, prepared, prompts)
             t_done = time.perf_counter()
         # 6. Check the output: NaN/inf, the safety checker, a stop
         warnings = self._check_output(out, recorder, prepared)
         # 7. The result, with the steps counted and the parts of the run timed (the timing model learns them)
-        seconds = dict(total=time.perf_counter() - t_start, queued=t_locked - t_start, run=t_done - t_locked,
-                       **self._run_parts(recorder, text_seconds, t_done))
+        seconds = dict(
+            total=time.perf_counter() - t_start,
+            queued=t_locked - t_start,
+            run=t_done - t_locked,
+            **self._run_parts(recorder, text_seconds, t_done),
+        )
         result = self._result(prepared, out, recorder, warnings, seconds=seconds)
         self._learn_times(prepared, recorder, text_seconds, seconds)
         return result
@@ -571,24 +686,45 @@ class Engine:
         if not frames:
             return {}
         text = text_seconds or 0.0
-        return dict(text_encode=text, before_steps=max(0.0, frames[0].seconds - text),
-                    steps=frames[-1].seconds - frames[0].seconds,
-                    after_steps=max(0.0, t_done - recorder.started - frames[-1].seconds))
+        return dict(
+            text_encode=text,
+            before_steps=max(0.0, frames[0].seconds - text),
+            steps=frames[-1].seconds - frames[0].seconds,
+            after_steps=max(0.0, t_done - recorder.started - frames[-1].seconds),
+        )
 
-    def _learn_times(self, prepared: PreparedRequest, recorder: StepRecorder, text_seconds: float | None,
-                     seconds: dict[str, float]) -> None:
+    def _learn_times(
+        self, prepared: PreparedRequest, recorder: StepRecorder, text_seconds: float | None, seconds: dict[str, float]
+    ) -> None:
         if "steps" not in seconds:
             return
         r = prepared.request
-        self.timing.observe(RunTimes(
-            model=self.model, pixels=prepared.width * prepared.height,
-            guidance=guidance_on(self.loaded.img2img, float(r.guidance_scale)), mode=prepared.mode, preview=r.preview,
-            text_encode=text_seconds, before_steps=seconds["before_steps"], step_calls=recorder.model_calls,
-            steps_seconds=seconds["steps"], after_steps=seconds["after_steps"]))
+        self.timing.observe(
+            RunTimes(
+                model=self.model,
+                pixels=prepared.width * prepared.height,
+                guidance=guidance_on(self.loaded.img2img, float(r.guidance_scale)),
+                mode=prepared.mode,
+                preview=r.preview,
+                text_encode=text_seconds,
+                before_steps=seconds["before_steps"],
+                step_calls=recorder.model_calls,
+                steps_seconds=seconds["steps"],
+                after_steps=seconds["after_steps"],
+            )
+        )
 
-    def estimate_seconds(self, prepared_or_plan: PreparedRequest | StepPlan, width: int | None = None,
-                         height: int | None = None, guidance: float | None = None, *, sampler: str | None = None,
-                         preview: str | None = None, mode: str | None = None) -> float | None:
+    def estimate_seconds(
+        self,
+        prepared_or_plan: PreparedRequest | StepPlan,
+        width: int | None = None,
+        height: int | None = None,
+        guidance: float | None = None,
+        *,
+        sampler: str | None = None,
+        preview: str | None = None,
+        mode: str | None = None,
+    ) -> float | None:
         """Seconds a planned run will take on this server, from the runs it has done; ``None`` before any.
 
         Args:
@@ -617,9 +753,15 @@ class Engine:
             on = guidance_on(self.loaded.img2img, float(guidance))
             text_cached = PromptCache.key(self.model, self.loaded.img2img, *prompts, on) in self.prompt_cache
         on = guidance_on(self.loaded.img2img, float(guidance)) if self.is_loaded else float(guidance) > 1
-        return self.timing.estimate(self.model, pixels=int(width) * int(height), guidance=on,
-                                    calls=model_calls(sampler, plan.steps_to_run), mode=mode, preview=preview,
-                                    text_cached=text_cached)
+        return self.timing.estimate(
+            self.model,
+            pixels=int(width) * int(height),
+            guidance=on,
+            calls=model_calls(sampler, plan.steps_to_run),
+            mode=mode,
+            preview=preview,
+            text_cached=text_cached,
+        )
 
     def _request_pipeline(self, prepared: PreparedRequest, on_step, should_stop) -> tuple[Any, StepRecorder]:
         """A shallow copy of the loaded pipeline with its own scheduler, and a ``StepRecorder`` on it."""
@@ -631,10 +773,20 @@ class Engine:
         views = VIEWS if r.preview == "approx" else (r.view,)
         unpack = None
         if lm.family.packed:  # FLUX: pictures need the latents unpacked to (1, 16, h, w)
+
             def unpack(x, w=prepared.width, h=prepared.height):
                 return pipe._unpack_latents(x, h, w, pipe.vae_scale_factor)
-        recorder = StepRecorder(pipe, self.decoder(r.preview), prepared.plan.steps_to_run, on_step, should_stop, views,
-                                flow=lm.family.rule == "flow", unpack=unpack)
+
+        recorder = StepRecorder(
+            pipe,
+            self.decoder(r.preview),
+            prepared.plan.steps_to_run,
+            on_step,
+            should_stop,
+            views,
+            flow=lm.family.rule == "flow",
+            unpack=unpack,
+        )
         return pipe, recorder
 
     def _denoise(self, pipe, recorder: StepRecorder, prepared: PreparedRequest, prompts: dict | None = None):
@@ -647,9 +799,13 @@ class Engine:
             prompts = dict(prompt=prepared.prompt)
             if lm.family.negative_prompt:
                 prompts["negative_prompt"] = prepared.negative_prompt or None
-        kwargs = dict(**prompts, num_inference_steps=prepared.plan.schedule_steps, guidance_scale=float(r.guidance_scale),
-                      generator=torch.Generator("cpu").manual_seed(prepared.seed),
-                      callback_on_step_end=recorder.callback_on_step_end)
+        kwargs = dict(
+            **prompts,
+            num_inference_steps=prepared.plan.schedule_steps,
+            guidance_scale=float(r.guidance_scale),
+            generator=torch.Generator("cpu").manual_seed(prepared.seed),
+            callback_on_step_end=recorder.callback_on_step_end,
+        )
         if prepared.image is not None:
             kwargs.update(image=prepared.image, strength=float(r.strength))
         if prepared.image is None or lm.family.rule == "flow":  # FLUX img2img would otherwise work at 1024×1024
@@ -665,7 +821,8 @@ class Engine:
             free_memory(lm.device)
             raise GenerationError(
                 f"out of memory on {lm.device} at {prepared.width}×{prepared.height}; lower width/height or "
-                "steps, use preview 'approx', or start with --offload model (or sequential)")
+                "steps, use preview 'approx', or start with --offload model (or sequential)"
+            )
         return out
 
     def _check_output(self, out, recorder: StepRecorder, prepared: PreparedRequest) -> list[str]:
@@ -673,8 +830,10 @@ class Engine:
         if recorder.nonfinite_at is not None or not recorder.decoded_finite:
             at = recorder.nonfinite_at
             raise GenerationError(
-                "the run produced NaN/inf values" + (f" at step {at}" if at is not None else " in the VAE decode")
-                + f" (dtype {str(self.loaded.dtype).removeprefix('torch.')}); try --dtype float32 or another seed")
+                "the run produced NaN/inf values"
+                + (f" at step {at}" if at is not None else " in the VAE decode")
+                + f" (dtype {str(self.loaded.dtype).removeprefix('torch.')}); try --dtype float32 or another seed"
+            )
         warnings = list(self.loaded.warnings) + list(prepared.warnings)  # at load (a flow model on the cpu) …
         if flagged(out):
             warnings.append("the safety checker flagged the output, so it was withheld (blacked out)")
@@ -682,26 +841,48 @@ class Engine:
             warnings.append(f"stopped after {len(recorder.frames) - 1} of {prepared.plan.steps_to_run} steps")
         return warnings
 
-    def _result(self, prepared: PreparedRequest, out, recorder: StepRecorder, warnings: list[str],
-                seconds: dict[str, float]) -> GenerationResult:
+    def _result(
+        self, prepared: PreparedRequest, out, recorder: StepRecorder, warnings: list[str], seconds: dict[str, float]
+    ) -> GenerationResult:
         r, plan, frames = prepared.request, prepared.plan, recorder.frames
         unet_seconds = sorted(b.seconds - a.seconds for a, b in zip(frames, frames[1:]))
         seconds = {k: round(v, 4) for k, v in seconds.items()}
         seconds["per_step"] = round(unet_seconds[len(unet_seconds) // 2], 4) if unet_seconds else 0.0
         return GenerationResult(
-            output=out.images[0], frames=frames, mode=prepared.mode, prompt=prepared.prompt,
-            negative_prompt=prepared.negative_prompt, seed=prepared.seed, steps=r.steps, real_steps=bool(r.real_steps),
-            schedule_steps=plan.schedule_steps, steps_taken=len(frames) - 1, model_calls=recorder.model_calls,
-            strength=float(r.strength) if prepared.image is not None else None, sampler=r.sampler,
-            guidance_scale=float(r.guidance_scale), width=prepared.width, height=prepared.height,
-            resize_mode=r.resize_mode, preview=r.preview, model=self.model, seconds=seconds,
-            family=self.loaded.family.name, nsfw_flagged=flagged(out), stopped=recorder.stopped,
-            warnings=warnings, model_hash=self._model_hash, plan=plan, loras=dict(prepared.loras),
-            dtype=str(self.loaded.denoiser.dtype).removeprefix("torch."), vae=self.loaded.vae_kind,
+            output=out.images[0],
+            frames=frames,
+            mode=prepared.mode,
+            prompt=prepared.prompt,
+            negative_prompt=prepared.negative_prompt,
+            seed=prepared.seed,
+            steps=r.steps,
+            real_steps=bool(r.real_steps),
+            schedule_steps=plan.schedule_steps,
+            steps_taken=len(frames) - 1,
+            model_calls=recorder.model_calls,
+            strength=float(r.strength) if prepared.image is not None else None,
+            sampler=r.sampler,
+            guidance_scale=float(r.guidance_scale),
+            width=prepared.width,
+            height=prepared.height,
+            resize_mode=r.resize_mode,
+            preview=r.preview,
+            model=self.model,
+            seconds=seconds,
+            family=self.loaded.family.name,
+            nsfw_flagged=flagged(out),
+            stopped=recorder.stopped,
+            warnings=warnings,
+            model_hash=self._model_hash,
+            plan=plan,
+            loras=dict(prepared.loras),
+            dtype=str(self.loaded.denoiser.dtype).removeprefix("torch."),
+            vae=self.loaded.vae_kind,
         )
 
-    def stream(self, request: GenerationRequest,
-               should_stop: Callable[[], bool] | None = None) -> Iterator[StepFrame | GenerationResult]:
+    def stream(
+        self, request: GenerationRequest, should_stop: Callable[[], bool] | None = None
+    ) -> Iterator[StepFrame | GenerationResult]:
         """Yield each ``StepFrame`` as soon as it is computed, then the ``GenerationResult``.
 
         Closing the iterator early (``.close()``, or a UI cancelling it) stops the run between steps.
@@ -715,8 +896,13 @@ class Engine:
 
         def work():
             try:
-                items.put(self.generate(request, on_step=items.put, should_stop=lambda: stop.is_set() or (
-                    should_stop is not None and bool(should_stop()))))
+                items.put(
+                    self.generate(
+                        request,
+                        on_step=items.put,
+                        should_stop=lambda: stop.is_set() or (should_stop is not None and bool(should_stop())),
+                    )
+                )
             except BaseException as e:  # handed to the consumer
                 items.put(e)
             finally:
@@ -751,5 +937,12 @@ def free_memory(device: str) -> None:
         torch.mps.empty_cache()
 
 
-__all__ = ["Engine", "GenerationRequest", "GenerationResult", "PreparedRequest", "StepFrame", "check_inputs",
-           "prepare_request"]
+__all__ = [
+    "Engine",
+    "GenerationRequest",
+    "GenerationResult",
+    "PreparedRequest",
+    "StepFrame",
+    "check_inputs",
+    "prepare_request",
+]

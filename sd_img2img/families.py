@@ -31,29 +31,69 @@ from . import config
 from .errors import ModelLoadError
 
 # k-diffusion, DDIM/PLMS and DPM-Solver samplers: everything samplers.py offers for noise-prediction models
-DIFFUSION_SAMPLERS = ("k_lms", "ddim", "plms", "k_euler", "k_euler_a", "k_heun", "k_dpm_2", "k_dpm_2_a", "dpmpp_2m",
-                      "dpmpp_2m_karras")
+DIFFUSION_SAMPLERS = (
+    "k_lms",
+    "ddim",
+    "plms",
+    "k_euler",
+    "k_euler_a",
+    "k_heun",
+    "k_dpm_2",
+    "k_dpm_2_a",
+    "dpmpp_2m",
+    "dpmpp_2m_karras",
+)
 # Turbo: one model call a step (second-order samplers would double a 1–4 step run) and no PLMS warm-up
 TURBO_SAMPLERS = ("k_euler_a", "k_euler", "k_lms", "ddim", "dpmpp_2m")
 
 # Published latent → RGB factors (rows: latent channels; columns: R, G, B), applied to the scaled latents,
 # output in [-1, 1]. SD1.x: keturn's fit (AUTOMATIC1111 sd_vae_approx.py). SDXL: ComfyUI latent_formats.SDXL.
 SD_FACTORS = ((0.298, 0.207, 0.208), (0.187, 0.286, 0.173), (-0.158, 0.189, 0.264), (-0.184, -0.271, -0.473))
-SDXL_FACTORS = ((0.3651, 0.4232, 0.4341), (-0.2533, -0.0042, 0.1068), (0.1076, 0.1111, -0.0362),
-                (-0.3165, -0.2492, -0.2188))
+SDXL_FACTORS = (
+    (0.3651, 0.4232, 0.4341),
+    (-0.2533, -0.0042, 0.1068),
+    (0.1076, 0.1111, -0.0362),
+    (-0.3165, -0.2492, -0.2188),
+)
 SDXL_BIAS = (0.1084, -0.0175, -0.0011)
 # 16-channel flow-matching latents: ComfyUI latent_formats.SD3 and .Flux (on (z − shift) × scale, as diffusers')
-SD3_FACTORS = ((-0.0922, -0.0175, 0.0749), (0.0311, 0.0633, 0.0954), (0.1994, 0.0927, 0.0458), (0.0856, 0.0339, 0.0902),
-               (0.0587, 0.0272, -0.0496), (-0.0006, 0.1104, 0.0309), (0.0978, 0.0306, 0.0427), (-0.0042, 0.1038, 0.1358),
-               (-0.0194, 0.0020, 0.0669), (-0.0488, 0.0130, -0.0268), (0.0922, 0.0988, 0.0951), (-0.0278, 0.0524, -0.0542),
-               (0.0332, 0.0456, 0.0895), (-0.0069, -0.0030, -0.0810), (-0.0596, -0.0465, -0.0293),
-               (-0.1448, -0.1463, -0.1189))
+SD3_FACTORS = (
+    (-0.0922, -0.0175, 0.0749),
+    (0.0311, 0.0633, 0.0954),
+    (0.1994, 0.0927, 0.0458),
+    (0.0856, 0.0339, 0.0902),
+    (0.0587, 0.0272, -0.0496),
+    (-0.0006, 0.1104, 0.0309),
+    (0.0978, 0.0306, 0.0427),
+    (-0.0042, 0.1038, 0.1358),
+    (-0.0194, 0.0020, 0.0669),
+    (-0.0488, 0.0130, -0.0268),
+    (0.0922, 0.0988, 0.0951),
+    (-0.0278, 0.0524, -0.0542),
+    (0.0332, 0.0456, 0.0895),
+    (-0.0069, -0.0030, -0.0810),
+    (-0.0596, -0.0465, -0.0293),
+    (-0.1448, -0.1463, -0.1189),
+)
 SD3_BIAS = (0.2394, 0.2135, 0.1925)
-FLUX_FACTORS = ((-0.0346, 0.0244, 0.0681), (0.0034, 0.0210, 0.0687), (0.0275, -0.0668, -0.0433), (-0.0174, 0.0160, 0.0617),
-                (0.0859, 0.0721, 0.0329), (0.0004, 0.0383, 0.0115), (0.0405, 0.0861, 0.0915), (-0.0236, -0.0185, -0.0259),
-                (-0.0245, 0.0250, 0.1180), (0.1008, 0.0755, -0.0421), (-0.0515, 0.0201, 0.0011), (0.0428, -0.0012, -0.0036),
-                (0.0817, 0.0765, 0.0749), (-0.1264, -0.0522, -0.1103), (-0.0280, -0.0881, -0.0499),
-                (-0.1262, -0.0982, -0.0778))
+FLUX_FACTORS = (
+    (-0.0346, 0.0244, 0.0681),
+    (0.0034, 0.0210, 0.0687),
+    (0.0275, -0.0668, -0.0433),
+    (-0.0174, 0.0160, 0.0617),
+    (0.0859, 0.0721, 0.0329),
+    (0.0004, 0.0383, 0.0115),
+    (0.0405, 0.0861, 0.0915),
+    (-0.0236, -0.0185, -0.0259),
+    (-0.0245, 0.0250, 0.1180),
+    (0.1008, 0.0755, -0.0421),
+    (-0.0515, 0.0201, 0.0011),
+    (0.0428, -0.0012, -0.0036),
+    (0.0817, 0.0765, 0.0749),
+    (-0.1264, -0.0522, -0.1103),
+    (-0.0280, -0.0881, -0.0499),
+    (-0.1262, -0.0982, -0.0778),
+)
 FLUX_BIAS = (-0.0329, -0.0718, -0.0851)
 # flow-matching samplers that work with SD3's / FLUX's img2img pipelines in diffusers 0.42 (FLUX passes its own
 # sigmas and shift, which FlowMatchHeun does not take; DPM-Solver/UniPC lack the scale_noise img2img needs)
@@ -95,8 +135,9 @@ class Family:
     @property
     def defaults(self) -> dict[str, Any]:
         """What a request leaves unset becomes: steps, strength, guidance_scale, sampler, size."""
-        return dict(steps=self.steps, strength=self.strength, guidance_scale=self.guidance, sampler=self.sampler,
-                    size=self.size)
+        return dict(
+            steps=self.steps, strength=self.strength, guidance_scale=self.guidance, sampler=self.sampler, size=self.size
+        )
 
     @property
     def can_txt2img(self) -> bool:
@@ -104,42 +145,139 @@ class Family:
 
 
 _SD = Family(
-    name="sd", label="SD", img2img="StableDiffusionImg2ImgPipeline", txt2img="StableDiffusionPipeline",
-    weights=("unet", "vae", "text_encoder"), samplers=DIFFUSION_SAMPLERS, rule="int", steps=config.DEFAULT_STEPS,
-    strength=config.DEFAULT_STRENGTH, guidance=config.DEFAULT_GUIDANCE, sampler=config.DEFAULT_SAMPLER,
-    size=config.DEFAULT_TXT2IMG_SIZE)
+    name="sd",
+    label="SD",
+    img2img="StableDiffusionImg2ImgPipeline",
+    txt2img="StableDiffusionPipeline",
+    weights=("unet", "vae", "text_encoder"),
+    samplers=DIFFUSION_SAMPLERS,
+    rule="int",
+    steps=config.DEFAULT_STEPS,
+    strength=config.DEFAULT_STRENGTH,
+    guidance=config.DEFAULT_GUIDANCE,
+    sampler=config.DEFAULT_SAMPLER,
+    size=config.DEFAULT_TXT2IMG_SIZE,
+)
 _SDXL = Family(
-    name="sdxl", label="SDXL", img2img="StableDiffusionXLImg2ImgPipeline", txt2img="StableDiffusionXLPipeline",
-    weights=("unet", "vae", "text_encoder", "text_encoder_2"), samplers=DIFFUSION_SAMPLERS, rule="int",
-    steps=config.DEFAULT_STEPS, strength=config.DEFAULT_STRENGTH, guidance=5.0, sampler="k_euler", size=1024,
-    min_size=512, approx_factors=SDXL_FACTORS, approx_bias=SDXL_BIAS, taesd="madebyollin/taesdxl")
+    name="sdxl",
+    label="SDXL",
+    img2img="StableDiffusionXLImg2ImgPipeline",
+    txt2img="StableDiffusionXLPipeline",
+    weights=("unet", "vae", "text_encoder", "text_encoder_2"),
+    samplers=DIFFUSION_SAMPLERS,
+    rule="int",
+    steps=config.DEFAULT_STEPS,
+    strength=config.DEFAULT_STRENGTH,
+    guidance=5.0,
+    sampler="k_euler",
+    size=1024,
+    min_size=512,
+    approx_factors=SDXL_FACTORS,
+    approx_bias=SDXL_BIAS,
+    taesd="madebyollin/taesdxl",
+)
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (
-    _SD,
-    dataclasses.replace(_SD, name="sd-turbo", label="SD-Turbo", samplers=TURBO_SAMPLERS, steps=2, strength=0.5,
-                        guidance=0.0, sampler="k_euler", trained_without_guidance=True),
-    _SDXL,
-    dataclasses.replace(_SDXL, name="sdxl-turbo", label="SDXL-Turbo", samplers=TURBO_SAMPLERS, steps=2,
-                        strength=0.5, guidance=0.0, sampler="k_euler_a", size=512, trained_without_guidance=True),
-    dataclasses.replace(_SDXL, name="sdxl-refiner", label="SDXL refiner", txt2img=None,
-                        weights=("unet", "vae", "text_encoder_2"), strength=0.3),
-    dataclasses.replace(_SD, name="lcm", label="LCM", img2img="LatentConsistencyModelImg2ImgPipeline",
-                        txt2img="LatentConsistencyModelPipeline", samplers=("lcm",), rule="lcm", steps=4,
-                        strength=0.5, guidance=8.5, sampler="lcm", negative_prompt=False),
-    Family(name="sd3", label="SD3", img2img="StableDiffusion3Img2ImgPipeline", txt2img="StableDiffusion3Pipeline",
-           weights=("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"), samplers=SD3_SAMPLERS,
-           rule="flow", steps=28, strength=0.6, guidance=7.0, sampler="flow_euler", size=1024,
-           approx_factors=SD3_FACTORS, approx_bias=SD3_BIAS, taesd="madebyollin/taesd3", latent_channels=16,
-           size_multiple=16, denoiser="transformer", prompt_tokenizer="tokenizer_3", max_sequence_length=256),
-    Family(name="flux", label="FLUX.1-dev", img2img="FluxImg2ImgPipeline", txt2img="FluxPipeline",
-           weights=("transformer", "vae", "text_encoder", "text_encoder_2"), samplers=FLUX_SAMPLERS, rule="flow",
-           steps=28, strength=0.6, guidance=3.5, sampler="flow_euler", size=1024, negative_prompt=False,
-           approx_factors=FLUX_FACTORS, approx_bias=FLUX_BIAS, taesd="madebyollin/taef1", latent_channels=16,
-           size_multiple=16, denoiser="transformer", packed=True, prompt_tokenizer="tokenizer_2",
-           max_sequence_length=512),
-)}
-FAMILIES["flux-schnell"] = dataclasses.replace(FAMILIES["flux"], name="flux-schnell", label="FLUX.1-schnell", steps=4,
-                                               guidance=0.0, guidance_ignored=True)
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        _SD,
+        dataclasses.replace(
+            _SD,
+            name="sd-turbo",
+            label="SD-Turbo",
+            samplers=TURBO_SAMPLERS,
+            steps=2,
+            strength=0.5,
+            guidance=0.0,
+            sampler="k_euler",
+            trained_without_guidance=True,
+        ),
+        _SDXL,
+        dataclasses.replace(
+            _SDXL,
+            name="sdxl-turbo",
+            label="SDXL-Turbo",
+            samplers=TURBO_SAMPLERS,
+            steps=2,
+            strength=0.5,
+            guidance=0.0,
+            sampler="k_euler_a",
+            size=512,
+            trained_without_guidance=True,
+        ),
+        dataclasses.replace(
+            _SDXL,
+            name="sdxl-refiner",
+            label="SDXL refiner",
+            txt2img=None,
+            weights=("unet", "vae", "text_encoder_2"),
+            strength=0.3,
+        ),
+        dataclasses.replace(
+            _SD,
+            name="lcm",
+            label="LCM",
+            img2img="LatentConsistencyModelImg2ImgPipeline",
+            txt2img="LatentConsistencyModelPipeline",
+            samplers=("lcm",),
+            rule="lcm",
+            steps=4,
+            strength=0.5,
+            guidance=8.5,
+            sampler="lcm",
+            negative_prompt=False,
+        ),
+        Family(
+            name="sd3",
+            label="SD3",
+            img2img="StableDiffusion3Img2ImgPipeline",
+            txt2img="StableDiffusion3Pipeline",
+            weights=("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3"),
+            samplers=SD3_SAMPLERS,
+            rule="flow",
+            steps=28,
+            strength=0.6,
+            guidance=7.0,
+            sampler="flow_euler",
+            size=1024,
+            approx_factors=SD3_FACTORS,
+            approx_bias=SD3_BIAS,
+            taesd="madebyollin/taesd3",
+            latent_channels=16,
+            size_multiple=16,
+            denoiser="transformer",
+            prompt_tokenizer="tokenizer_3",
+            max_sequence_length=256,
+        ),
+        Family(
+            name="flux",
+            label="FLUX.1-dev",
+            img2img="FluxImg2ImgPipeline",
+            txt2img="FluxPipeline",
+            weights=("transformer", "vae", "text_encoder", "text_encoder_2"),
+            samplers=FLUX_SAMPLERS,
+            rule="flow",
+            steps=28,
+            strength=0.6,
+            guidance=3.5,
+            sampler="flow_euler",
+            size=1024,
+            negative_prompt=False,
+            approx_factors=FLUX_FACTORS,
+            approx_bias=FLUX_BIAS,
+            taesd="madebyollin/taef1",
+            latent_channels=16,
+            size_multiple=16,
+            denoiser="transformer",
+            packed=True,
+            prompt_tokenizer="tokenizer_2",
+            max_sequence_length=512,
+        ),
+    )
+}
+FAMILIES["flux-schnell"] = dataclasses.replace(
+    FAMILIES["flux"], name="flux-schnell", label="FLUX.1-schnell", steps=4, guidance=0.0, guidance_ignored=True
+)
 
 # model_index.json "_class_name" → family name (before the Turbo/LCM/refiner refinements below)
 PIPELINE_FAMILIES = {
@@ -163,8 +301,13 @@ def supported_pipelines() -> tuple[str, ...]:
     return tuple(PIPELINE_FAMILIES)
 
 
-def detect(index: dict[str, Any], scheduler: dict[str, Any] | None = None, unet: dict[str, Any] | None = None,
-           transformer: dict[str, Any] | None = None, where: str = "the checkpoint") -> Family:
+def detect(
+    index: dict[str, Any],
+    scheduler: dict[str, Any] | None = None,
+    unet: dict[str, Any] | None = None,
+    transformer: dict[str, Any] | None = None,
+    where: str = "the checkpoint",
+) -> Family:
     """The family of a checkpoint from its ``model_index.json`` and its scheduler, UNet and transformer configs.
 
     Raises ``ModelLoadError`` listing the supported pipelines for any other class.
@@ -174,13 +317,17 @@ def detect(index: dict[str, Any], scheduler: dict[str, Any] | None = None, unet:
     if name is None:
         raise ModelLoadError(
             f"{where} holds a {cls}; this program runs {', '.join(f.label for f in FAMILIES.values())} checkpoints "
-            f"({', '.join(supported_pipelines())})")
+            f"({', '.join(supported_pipelines())})"
+        )
     scheduler = scheduler or {}
     trailing = scheduler.get("timestep_spacing") == "trailing"
     if name == "sd" and (unet or {}).get("time_cond_proj_dim") is not None:
         name = "lcm"  # an LCM-distilled SD checkpoint saved as a StableDiffusionPipeline
-    elif name == "sdxl" and cls == "StableDiffusionXLImg2ImgPipeline" and (
-            index.get("requires_aesthetics_score") or _missing(index.get("text_encoder"))):
+    elif (
+        name == "sdxl"
+        and cls == "StableDiffusionXLImg2ImgPipeline"
+        and (index.get("requires_aesthetics_score") or _missing(index.get("text_encoder")))
+    ):
         name = "sdxl-refiner"
     elif name in ("sd", "sdxl") and trailing:
         name += "-turbo"

@@ -20,14 +20,14 @@ from .config import MAX_INPUT_BYTES, MAX_INPUT_PIXELS, MAX_INPUT_SIDE, MAX_SIDE,
 from .errors import UserInputError, check_choice
 
 
-
 def _check_header_size(width: int, height: int, name: str) -> None:
     if width < 1 or height < 1:
         raise UserInputError(f"{name} has no pixels ({width}×{height})")
     if max(width, height) > MAX_INPUT_SIDE or width * height > MAX_INPUT_PIXELS:
         raise UserInputError(
             f"{name} is {width}×{height} pixels, above the limit of {MAX_INPUT_SIDE} px a side and "
-            f"{MAX_INPUT_PIXELS // 1_000_000} megapixels; scale it down first")
+            f"{MAX_INPUT_PIXELS // 1_000_000} megapixels; scale it down first"
+        )
 
 
 def open_image(source, name: str | None = None) -> Image.Image:
@@ -67,12 +67,18 @@ def open_image(source, name: str | None = None) -> Image.Image:
         # PIL refuses the worst bombs while reading the header; its message carries the pixel count
         count = re.search(r"\((\d+) pixels\)", str(e))
         pixels = f"{int(count.group(1)) / 1e6:.0f} megapixels" if count else "too many pixels"
-        raise UserInputError(f"{name} would decode to {pixels}, above the limit of "
-                             f"{MAX_INPUT_PIXELS // 1_000_000} megapixels; scale it down first") from None
+        raise UserInputError(
+            f"{name} would decode to {pixels}, above the limit of "
+            f"{MAX_INPUT_PIXELS // 1_000_000} megapixels; scale it down first"
+        ) from None
     except UnidentifiedImageError:
-        raise UserInputError(f"{name} is not an image this program can read; use PNG, JPEG, WebP, BMP, GIF or TIFF") from None
+        raise UserInputError(
+            f"{name} is not an image this program can read; use PNG, JPEG, WebP, BMP, GIF or TIFF"
+        ) from None
     except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt data
-        raise UserInputError(f"{name} is damaged and cannot be decoded ({e}); re-save or choose another image") from None
+        raise UserInputError(
+            f"{name} is damaged and cannot be decoded ({e}); re-save or choose another image"
+        ) from None
     return to_rgb(img)
 
 
@@ -109,7 +115,8 @@ def default_size(width: int, height: int, max_side: int = MAX_SIDE) -> tuple[int
     if min(w, h) < MIN_DIMENSION:
         raise UserInputError(
             f"the init image is {width}×{height} pixels, too small to use at its own size (the smallest is "
-            f"{MIN_DIMENSION}×{MIN_DIMENSION}); use a larger image or set width and height")
+            f"{MIN_DIMENSION}×{MIN_DIMENSION}); use a larger image or set width and height"
+        )
     return w, h
 
 
@@ -128,7 +135,8 @@ def fit_image(img: Image.Image, width: int, height: int, mode: str = "resize") -
     if mode == "crop":
         return ImageOps.fit(img, (width, height), Image.Resampling.LANCZOS)
     background = img.resize((width, height), Image.Resampling.BILINEAR).filter(
-        ImageFilter.GaussianBlur(radius=max(width, height) / 32))
+        ImageFilter.GaussianBlur(radius=max(width, height) / 32)
+    )
     inner = ImageOps.contain(img, (width, height), Image.Resampling.LANCZOS)
     background.paste(inner, ((width - inner.width) // 2, (height - inner.height) // 2))
     return background

@@ -24,12 +24,12 @@ from .config import (
     COMPILE_MODE,
     COMPILE_WARMUP_SIZE,
     COMPILE_WARMUP_STEPS,
-    DEVICES,
     DEFAULT_VAE,
+    DEVICES,
     DTYPES,
     OFFLOADS,
-    VAES,
     VAE_TILING_ABOVE_PIXELS,
+    VAES,
 )
 from .errors import ModelLoadError, UserInputError, check_choice
 from .families import Family, default_family, detect, read_configs
@@ -83,10 +83,12 @@ def check_checkpoint_folder(path: Path) -> Family:
         if path.suffix in PICKLE_SUFFIXES:
             raise ModelLoadError(
                 f"'{path}' is a pickle checkpoint; pickle files can run code when loaded and are never opened. "
-                "Use a diffusers folder or a single .safetensors file")
+                "Use a diffusers folder or a single .safetensors file"
+            )
         raise ModelLoadError(
             f"'{path}' is a single file but not .safetensors; give a .safetensors checkpoint, a folder in diffusers "
-            "layout (with model_index.json) or a Hugging Face hub id")
+            "layout (with model_index.json) or a Hugging Face hub id"
+        )
     index = path / "model_index.json"
     if not index.is_file():
         raise ModelLoadError(f"'{path}' has no model_index.json, so it is not a diffusers checkpoint folder")
@@ -106,7 +108,8 @@ def check_checkpoint_folder(path: Path) -> Family:
             if pickles:
                 raise ModelLoadError(
                     f"'{folder}' has only pickle weights ({', '.join(pickles)}); they can run code when loaded and "
-                    "are never opened. Convert the checkpoint to .safetensors")
+                    "are never opened. Convert the checkpoint to .safetensors"
+                )
             raise ModelLoadError(f"'{folder}' has no .safetensors weights")
     return family
 
@@ -242,8 +245,10 @@ def load_model(
         load_warnings.append(warning)
 
     kwargs: dict[str, Any] = dict(torch_dtype=torch_dtype, use_safetensors=True)
-    if not safety_checker and family.img2img in ("StableDiffusionImg2ImgPipeline",
-                                                 "LatentConsistencyModelImg2ImgPipeline"):
+    if not safety_checker and family.img2img in (
+        "StableDiffusionImg2ImgPipeline",
+        "LatentConsistencyModelImg2ImgPipeline",
+    ):
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     if single and family.img2img == "StableDiffusionImg2ImgPipeline":
         kwargs.update(requires_safety_checker=False)  # a single file carries no safety checker
@@ -257,8 +262,12 @@ def load_model(
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         where = "the folder" if source != model else "the Hugging Face hub (or the local cache)"
-        hint = ("" if source != model else "; without network access, give a local diffusers folder, or try the "
-                "offline demo with --model random (random weights: noise pictures, every step and control works)")
+        hint = (
+            ""
+            if source != model
+            else "; without network access, give a local diffusers folder, or try the "
+            "offline demo with --model random (random weights: noise pictures, every step and control works)"
+        )
         raise ModelLoadError(f"could not load model '{model}' from {where}: {first}{hint}") from e
 
     img2img.set_progress_bar_config(disable=True)
@@ -268,8 +277,9 @@ def load_model(
         # from_pipe casts the components it shares to its own dtype argument, float32 when none is given: without
         # dtype= every model ran float32 whatever --dtype said. It also leaves out a component whose class differs
         # from its annotation (AutoencoderTiny): hand that over.
-        txt2img = getattr(diffusers, family.txt2img).from_pipe(img2img, dtype=torch_dtype,
-                                                                **({"vae": img2img.vae} if vae == "tiny" else {}))
+        txt2img = getattr(diffusers, family.txt2img).from_pipe(
+            img2img, dtype=torch_dtype, **({"vae": img2img.vae} if vae == "tiny" else {})
+        )
         txt2img.set_progress_bar_config(disable=True)
     if offload == "model":
         img2img.enable_model_cpu_offload(device=dev)
@@ -284,10 +294,22 @@ def load_model(
     if channels_last:
         denoiser.to(memory_format=torch.channels_last)
         img2img.vae.to(memory_format=torch.channels_last)
-    loaded = LoadedModel(model=model, img2img=img2img, txt2img=txt2img, device=dev, dtype=torch_dtype,
-                         offload=offload, has_safety_checker=has_checker, lock=device_lock(dev),
-                         channels_last=channels_last, attention=attention_processors(denoiser), family=family,
-                         warnings=load_warnings, vae_kind=vae, taesd=(taesd or family.taesd) if vae == "tiny" else "")
+    loaded = LoadedModel(
+        model=model,
+        img2img=img2img,
+        txt2img=txt2img,
+        device=dev,
+        dtype=torch_dtype,
+        offload=offload,
+        has_safety_checker=has_checker,
+        lock=device_lock(dev),
+        channels_last=channels_last,
+        attention=attention_processors(denoiser),
+        family=family,
+        warnings=load_warnings,
+        vae_kind=vae,
+        taesd=(taesd or family.taesd) if vae == "tiny" else "",
+    )
     if compile:
         compile_unet(loaded)
     return loaded
@@ -346,9 +368,14 @@ def compile_unet(loaded: LoadedModel, mode: str = COMPILE_MODE) -> None:
     size = COMPILE_WARMUP_SIZE
     with loaded.lock, torch.inference_mode():
         for _ in range(2):  # the second run confirms no recompilation is left
-            loaded.img2img(prompt="", image=Image.new("RGB", (size, size), (128, 128, 128)), strength=1.0,
-                           num_inference_steps=COMPILE_WARMUP_STEPS, generator=torch.Generator("cpu").manual_seed(0),
-                           output_type="latent")
+            loaded.img2img(
+                prompt="",
+                image=Image.new("RGB", (size, size), (128, 128, 128)),
+                strength=1.0,
+                num_inference_steps=COMPILE_WARMUP_STEPS,
+                generator=torch.Generator("cpu").manual_seed(0),
+                output_type="latent",
+            )
     loaded.compiled = True
     loaded.attention = attention_processors(unet)
     loaded.warmup_seconds = time.perf_counter() - t
@@ -372,8 +399,20 @@ def configure_vae(loaded: LoadedModel, width: int, height: int) -> bool:
     return tile
 
 
-_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
-                "F8_E4M3": 1, "F8_E5M2": 1}
+_DTYPE_BYTES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
 
 
 def safetensors_parameters(path: str | Path) -> tuple[int, int]:
@@ -451,14 +490,16 @@ def cpu_load_warning(model: str | Path, family: Family, dtype: torch.dtype) -> s
     size = f"about {human_bytes(need)} of memory" if need else "tens of GB of memory"
     free = f" ({human_bytes(have)} available now)" if have else ""
     short = "; it will not fit: expect the load to fail or swap" if need and have and need > have else ""
-    return (f"{family.label} on the cpu needs {size}{free} for its weights in "
-            f"{str(dtype).removeprefix('torch.')}{short}; every step will be very slow (minutes at 1024×1024): "
-            "use a GPU if you can")
+    return (
+        f"{family.label} on the cpu needs {size}{free} for its weights in "
+        f"{str(dtype).removeprefix('torch.')}{short}; every step will be very slow (minutes at 1024×1024): "
+        "use a GPU if you can"
+    )
 
 
 def human_bytes(n: int) -> str:
     """1.5 GB, 12 MB, …"""
-    for unit, size in (("GB", 1024 ** 3), ("MB", 1024 ** 2)):
+    for unit, size in (("GB", 1024**3), ("MB", 1024**2)):
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n / 1024:.1f} kB"

@@ -64,8 +64,12 @@ def adapter_name(path: str | Path) -> str:
 
 
 def check_scale(scale, what: str) -> float:
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) \
-            or abs(scale) > MAX_LORA_SCALE:
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, (int, float))
+        or not math.isfinite(scale)
+        or abs(scale) > MAX_LORA_SCALE
+    ):
         raise UserInputError(f"{what} must be a number from -{MAX_LORA_SCALE:g} to {MAX_LORA_SCALE:g}, got {scale!r}")
     return float(scale)
 
@@ -91,8 +95,10 @@ def parse_spec(text: str, check_file: bool = True) -> LoraSpec:
         if not p.is_file():
             raise UserInputError(f"LoRA file '{path}' does not exist")
         if p.suffix != LORA_SUFFIX:
-            raise UserInputError(f"LoRA file '{path}' is not .safetensors; pickle files (.pt, .ckpt, .bin) can run code "
-                                 "when loaded and are never opened")
+            raise UserInputError(
+                f"LoRA file '{path}' is not .safetensors; pickle files (.pt, .ckpt, .bin) can run code "
+                "when loaded and are never opened"
+            )
     name = adapter_name(p)
     return LoraSpec(path=str(p), scale=scale, name=name, lcm="lcm" in f"{p.parent.name}/{p.stem}".lower())
 
@@ -118,8 +124,7 @@ def with_lcm_sampler(family, specs: Iterable[LoraSpec]):
     """``family`` with the ``lcm`` sampler added when an LCM-LoRA is listed and the family is SD or SDXL."""
     import dataclasses
 
-    if family is None or family.name not in ("sd", "sdxl") or not any(s.lcm for s in specs) \
-            or "lcm" in family.samplers:
+    if family is None or family.name not in ("sd", "sdxl") or not any(s.lcm for s in specs) or "lcm" in family.samplers:
         return family
     return dataclasses.replace(family, samplers=family.samplers + ("lcm",))
 
@@ -141,8 +146,10 @@ def load_into(pipe, specs: Iterable[LoraSpec]) -> None:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelLoadError(f"could not load LoRA {spec.label} into the {type(pipe).__name__}: {first}") from e
         if spec.name not in _adapters(pipe):
-            raise ModelLoadError(f"LoRA {spec.label} has no weights that fit this model (none of its keys matched a "
-                                 "layer); is it made for another model family?")
+            raise ModelLoadError(
+                f"LoRA {spec.label} has no weights that fit this model (none of its keys matched a "
+                "layer); is it made for another model family?"
+            )
     pipe.disable_lora()
 
 
@@ -201,8 +208,9 @@ def parse_scales(text: str | None) -> dict[str, float] | None:
         try:
             value = float(scale)
         except ValueError:
-            raise UserInputError(f"LoRA scale {scale!r} of {name.strip()!r} is not a number; write name:scale, "
-                                 "e.g. detail:0.8") from None
+            raise UserInputError(
+                f"LoRA scale {scale!r} of {name.strip()!r} is not a number; write name:scale, e.g. detail:0.8"
+            ) from None
         out[name.strip()] = check_scale(value, f"the scale of LoRA {name.strip()!r}")
     return out
 

@@ -56,16 +56,36 @@ class ModelSet:
         cache: where the ``random*`` checkpoints are built (default: the demo's cache folder).
     """
 
-    def __init__(self, sources: Iterable[str] | Mapping[str, str], *, device: str = "auto", dtype: str = "auto",
-                 offload: str = "none", safety_checker: bool = True, taesd: str | None = None,
-                 compile: bool = False, max_loaded: int | None = None, cache: str | Path | None = None,
-                 config: str | None = None, loras=(), vae: str = "full"):
+    def __init__(
+        self,
+        sources: Iterable[str] | Mapping[str, str],
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        offload: str = "none",
+        safety_checker: bool = True,
+        taesd: str | None = None,
+        compile: bool = False,
+        max_loaded: int | None = None,
+        cache: str | Path | None = None,
+        config: str | None = None,
+        loras=(),
+        vae: str = "full",
+    ):
         self.sources = dict(sources) if isinstance(sources, Mapping) else {s: s for s in sources}
         if not self.sources:
             raise ValueError("a ModelSet needs at least one model")
         self.device = device
-        self.engine_options = dict(device=device, dtype=dtype, offload=offload, safety_checker=safety_checker,
-                                   taesd=taesd, compile=compile, config=config, vae=vae)
+        self.engine_options = dict(
+            device=device,
+            dtype=dtype,
+            offload=offload,
+            safety_checker=safety_checker,
+            taesd=taesd,
+            compile=compile,
+            config=config,
+            vae=vae,
+        )
         self.loras = loras if isinstance(loras, Mapping) else {name: tuple(loras or ()) for name in self.sources}
         unknown = [name for name in self.loras if name not in self.sources]
         if unknown:
@@ -184,8 +204,14 @@ class ModelSet:
 
             family = peek_model(source, self.engine_options["config"])
         label = f"{name} · {family.label}" if family else name
-        return ModelInfo(name=name, label=label, source=source, family=family.name if family else None,
-                         family_label=family.label if family else None, loaded=bool(engine and engine.is_loaded))
+        return ModelInfo(
+            name=name,
+            label=label,
+            source=source,
+            family=family.name if family else None,
+            family_label=family.label if family else None,
+            loaded=bool(engine and engine.is_loaded),
+        )
 
     def describe(self) -> list[ModelInfo]:
         """Every listed model: its name, source, family (once known) and whether it is loaded."""

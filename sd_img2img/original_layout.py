@@ -31,8 +31,14 @@ from pathlib import Path
 
 import torch
 
-_RESNET = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("time_emb_proj", "emb_layers.1"),
-           ("norm2", "out_layers.0"), ("conv2", "out_layers.3"), ("conv_shortcut", "skip_connection"))
+_RESNET = (
+    ("norm1", "in_layers.0"),
+    ("conv1", "in_layers.2"),
+    ("time_emb_proj", "emb_layers.1"),
+    ("norm2", "out_layers.0"),
+    ("conv2", "out_layers.3"),
+    ("conv_shortcut", "skip_connection"),
+)
 _VAE_RESNET = (("conv_shortcut", "nin_shortcut"),)
 _VAE_ATTENTION = (("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out"))
 
@@ -40,7 +46,7 @@ _VAE_ATTENTION = (("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v",
 def _rename(rest: str, table) -> str:
     for new, old in table:
         if rest.startswith(new + "."):
-            return old + rest[len(new):]
+            return old + rest[len(new) :]
     return rest
 
 
@@ -48,11 +54,18 @@ def unet_key_map(config: dict) -> dict[str, str]:
     """diffusers UNet module prefix → original prefix (without ``model.diffusion_model.``), for ``config``."""
     layers = int(config["layers_per_block"])
     down, up = config["down_block_types"], config["up_block_types"]
-    m = {"conv_in": "input_blocks.0.0", "time_embedding.linear_1": "time_embed.0",
-         "time_embedding.linear_2": "time_embed.2", "conv_norm_out": "out.0", "conv_out": "out.2",
-         "mid_block.resnets.0": "middle_block.0", "mid_block.attentions.0": "middle_block.1",
-         "mid_block.resnets.1": "middle_block.2", "add_embedding.linear_1": "label_emb.0.0",
-         "add_embedding.linear_2": "label_emb.0.2"}
+    m = {
+        "conv_in": "input_blocks.0.0",
+        "time_embedding.linear_1": "time_embed.0",
+        "time_embedding.linear_2": "time_embed.2",
+        "conv_norm_out": "out.0",
+        "conv_out": "out.2",
+        "mid_block.resnets.0": "middle_block.0",
+        "mid_block.attentions.0": "middle_block.1",
+        "mid_block.resnets.1": "middle_block.2",
+        "add_embedding.linear_1": "label_emb.0.0",
+        "add_embedding.linear_2": "label_emb.0.2",
+    }
     for i in range(len(down)):
         for j in range(layers):
             n = 1 + i * (layers + 1) + j
@@ -71,15 +84,16 @@ def unet_key_map(config: dict) -> dict[str, str]:
     return m
 
 
-def _convert(state: dict[str, torch.Tensor], mapping: dict[str, str], resnet_table, prefix: str,
-             attention=None) -> dict[str, torch.Tensor]:
+def _convert(
+    state: dict[str, torch.Tensor], mapping: dict[str, str], resnet_table, prefix: str, attention=None
+) -> dict[str, torch.Tensor]:
     out = {}
     # longest prefix first, so "down_blocks.1.resnets.0" never matches "down_blocks.1.resnets.0x"
     prefixes = sorted(mapping, key=len, reverse=True)
     for key, value in state.items():
         for p in prefixes:
             if key.startswith(p + "."):
-                rest = key[len(p) + 1:]
+                rest = key[len(p) + 1 :]
                 if "resnets" in p:
                     rest = _rename(rest, resnet_table)
                 elif attention is not None and "attentions" in p:
@@ -133,20 +147,28 @@ def _clip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor
 def _open_clip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """A transformers ``CLIPTextModelWithProjection`` state dict in OpenCLIP's names under ``prefix``."""
     state = {k if k.startswith(("text_model.", "text_projection")) else "text_model." + k: v for k, v in state.items()}
-    out = {prefix + "token_embedding.weight": state.pop("text_model.embeddings.token_embedding.weight"),
-           prefix + "positional_embedding": state.pop("text_model.embeddings.position_embedding.weight"),
-           prefix + "ln_final.weight": state.pop("text_model.final_layer_norm.weight"),
-           prefix + "ln_final.bias": state.pop("text_model.final_layer_norm.bias"),
-           prefix + "text_projection": state.pop("text_projection.weight").T.contiguous()}
+    out = {
+        prefix + "token_embedding.weight": state.pop("text_model.embeddings.token_embedding.weight"),
+        prefix + "positional_embedding": state.pop("text_model.embeddings.position_embedding.weight"),
+        prefix + "ln_final.weight": state.pop("text_model.final_layer_norm.weight"),
+        prefix + "ln_final.bias": state.pop("text_model.final_layer_norm.bias"),
+        prefix + "text_projection": state.pop("text_projection.weight").T.contiguous(),
+    }
     state.pop("text_model.embeddings.position_ids", None)
     layers = sorted({int(k.split(".")[3]) for k in state if k.startswith("text_model.encoder.layers.")})
-    names = (("layer_norm1", "ln_1"), ("layer_norm2", "ln_2"), ("self_attn.out_proj", "attn.out_proj"),
-             ("mlp.fc1", "mlp.c_fc"), ("mlp.fc2", "mlp.c_proj"))
+    names = (
+        ("layer_norm1", "ln_1"),
+        ("layer_norm2", "ln_2"),
+        ("self_attn.out_proj", "attn.out_proj"),
+        ("mlp.fc1", "mlp.c_fc"),
+        ("mlp.fc2", "mlp.c_proj"),
+    )
     for i in layers:
         src, dst = f"text_model.encoder.layers.{i}.", f"{prefix}transformer.resblocks.{i}."
         for kind in ("weight", "bias"):
-            out[f"{dst}attn.in_proj_{kind}"] = torch.cat([state.pop(f"{src}self_attn.{p}_proj.{kind}")
-                                                          for p in ("q", "k", "v")])
+            out[f"{dst}attn.in_proj_{kind}"] = torch.cat(
+                [state.pop(f"{src}self_attn.{p}_proj.{kind}") for p in ("q", "k", "v")]
+            )
             for new, old in names:
                 out[f"{dst}{old}.{kind}"] = state.pop(f"{src}{new}.{kind}")
     if state:
@@ -163,8 +185,13 @@ def original_state_dict(folder: str | Path) -> dict[str, torch.Tensor]:
     unet_cfg = json.loads((folder / "unet" / "config.json").read_text())
     vae_cfg = json.loads((folder / "vae" / "config.json").read_text())
     unet = _convert(_read_folder_weights(folder / "unet"), unet_key_map(unet_cfg), _RESNET, "model.diffusion_model.")
-    vae = _convert(_read_folder_weights(folder / "vae"), vae_key_map(vae_cfg), _VAE_RESNET, "first_stage_model.",
-                   attention=_VAE_ATTENTION)
+    vae = _convert(
+        _read_folder_weights(folder / "vae"),
+        vae_key_map(vae_cfg),
+        _VAE_RESNET,
+        "first_stage_model.",
+        attention=_VAE_ATTENTION,
+    )
     has = lambda name: (index.get(name) or [None])[0] is not None  # noqa: E731
     if not index.get("_class_name", "").startswith("StableDiffusionXL"):
         return {**unet, **vae, **_clip(_read_folder_weights(folder / "text_encoder"), "cond_stage_model.transformer.")}

@@ -63,8 +63,9 @@ class PreviewDecoder:
         factors, bias: the family's ``approx`` latent → RGB factors (C × 3) and bias (3); SD1.x's by default.
     """
 
-    def __init__(self, method: str, vae=None, taesd=None, device=None, lock=None, factors=APPROX_RGB_FACTORS,
-                 bias=None):
+    def __init__(
+        self, method: str, vae=None, taesd=None, device=None, lock=None, factors=APPROX_RGB_FACTORS, bias=None
+    ):
         self.method = check_preview(method)
         self.vae = vae
         self.taesd = taesd
@@ -80,8 +81,9 @@ class PreviewDecoder:
         if self.method == "approx":
             if self._factors is None or self._factors.device != latents.device:
                 self._factors = torch.tensor(self.factors, device=latents.device, dtype=torch.float32)
-                self._bias = torch.tensor(self.bias or (0.0, 0.0, 0.0), device=latents.device,
-                                          dtype=torch.float32).view(1, 3, 1, 1)
+                self._bias = torch.tensor(
+                    self.bias or (0.0, 0.0, 0.0), device=latents.device, dtype=torch.float32
+                ).view(1, 3, 1, 1)
             rgb = torch.einsum("bchw,cr->brhw", latents.float(), self._factors)
             return to_pil(rgb + self._bias if self.bias else rgb)
         model = self.taesd if self.method == "taesd" else self.vae
@@ -105,8 +107,13 @@ class PreviewDecoder:
             return self.decode(latents)
 
 
-def make_strip(images: list[Image.Image], max_frame_height: int = STRIP_MAX_FRAME_HEIGHT, gap: int = 2,
-               per_row: int | None = None, background: tuple[int, ...] | None = (255, 255, 255)) -> Image.Image:
+def make_strip(
+    images: list[Image.Image],
+    max_frame_height: int = STRIP_MAX_FRAME_HEIGHT,
+    gap: int = 2,
+    per_row: int | None = None,
+    background: tuple[int, ...] | None = (255, 255, 255),
+) -> Image.Image:
     """All step images side by side in one picture (step 0 on the left), like InvokeAI's ``*.steps.png``.
 
     Args:
@@ -120,10 +127,12 @@ def make_strip(images: list[Image.Image], max_frame_height: int = STRIP_MAX_FRAM
     if not images:
         raise ValueError("no step images to put in a strip")
     h = min(max_frame_height, max(im.height for im in images))
-    frames = [im if im.height == h else im.resize((max(1, round(im.width * h / im.height)), h), Image.Resampling.LANCZOS)
-              for im in images]
+    frames = [
+        im if im.height == h else im.resize((max(1, round(im.width * h / im.height)), h), Image.Resampling.LANCZOS)
+        for im in images
+    ]
     row_len = len(frames) if per_row is None else max(1, per_row)
-    rows = [frames[i:i + row_len] for i in range(0, len(frames), row_len)]
+    rows = [frames[i : i + row_len] for i in range(0, len(frames), row_len)]
     width = max(sum(f.width for f in row) + gap * (len(row) - 1) for row in rows)
     if per_row is not None:  # always row_len frames wide, so sheets of different lengths show frames at one scale
         width = max(width, row_len * frames[0].width + gap * (row_len - 1))

@@ -25,8 +25,9 @@ MAX_ENTRIES = 32  # SD2 embeddings are 77×1024 floats per prompt: 32 pairs are 
 
 def cacheable(pipe) -> bool:
     """Whether ``pipe`` is one of the SD pipelines whose ``encode_prompt`` the cache knows."""
-    return type(pipe).__name__ in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline") \
-        and hasattr(pipe, "encode_prompt")
+    return type(pipe).__name__ in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline") and hasattr(
+        pipe, "encode_prompt"
+    )
 
 
 def guidance_on(pipe, guidance_scale: float) -> bool:
@@ -63,8 +64,9 @@ class PromptCache:
     def __len__(self) -> int:
         return len(self._items)
 
-    def embeddings(self, model: str, pipe, prompt: str, negative_prompt: str, guidance_scale: float,
-                   clip_skip: int | None = None) -> tuple[dict[str, Any], float | None]:
+    def embeddings(
+        self, model: str, pipe, prompt: str, negative_prompt: str, guidance_scale: float, clip_skip: int | None = None
+    ) -> tuple[dict[str, Any], float | None]:
         """The pipeline keyword arguments for these prompts, and the seconds spent encoding (None: cached).
 
         Returns ``prompt_embeds`` / ``negative_prompt_embeds`` for a cacheable pipeline, else ``prompt`` /
@@ -83,8 +85,14 @@ class PromptCache:
         if found is None:
             t = time.perf_counter()
             with torch.inference_mode():
-                found = pipe.encode_prompt(prompt, pipe._execution_device, 1, guidance,
-                                           negative_prompt=negative_prompt or None, clip_skip=clip_skip)
+                found = pipe.encode_prompt(
+                    prompt,
+                    pipe._execution_device,
+                    1,
+                    guidance,
+                    negative_prompt=negative_prompt or None,
+                    clip_skip=clip_skip,
+                )
             seconds = time.perf_counter() - t
             with self._lock:
                 self.misses += 1

@@ -45,17 +45,47 @@ from pathlib import Path
 
 import torch
 
-ARCHITECTURES = ("tiny", "sd15", "tiny-turbo", "sd-turbo", "tiny-sdxl", "sdxl", "tiny-sdxl-turbo",
-                 "tiny-sdxl-refiner", "tiny-lcm", "tiny-sd3", "tiny-flux", "tiny-flux-schnell")
+ARCHITECTURES = (
+    "tiny",
+    "sd15",
+    "tiny-turbo",
+    "sd-turbo",
+    "tiny-sdxl",
+    "sdxl",
+    "tiny-sdxl-turbo",
+    "tiny-sdxl-refiner",
+    "tiny-lcm",
+    "tiny-sd3",
+    "tiny-flux",
+    "tiny-flux-schnell",
+)
 # the offline demo's model names → the tiny architecture behind each
-RANDOM_MODELS = {"random": "tiny", "random-sdxl": "tiny-sdxl", "random-turbo": "tiny-turbo",
-                 "random-sdxl-turbo": "tiny-sdxl-turbo", "random-sdxl-refiner": "tiny-sdxl-refiner",
-                 "random-lcm": "tiny-lcm", "random-sd3": "tiny-sd3", "random-flux": "tiny-flux",
-                 "random-flux-schnell": "tiny-flux-schnell"}
+RANDOM_MODELS = {
+    "random": "tiny",
+    "random-sdxl": "tiny-sdxl",
+    "random-turbo": "tiny-turbo",
+    "random-sdxl-turbo": "tiny-sdxl-turbo",
+    "random-sdxl-refiner": "tiny-sdxl-refiner",
+    "random-lcm": "tiny-lcm",
+    "random-sd3": "tiny-sd3",
+    "random-flux": "tiny-flux",
+    "random-flux-schnell": "tiny-flux-schnell",
+}
 # each architecture's family (families.FAMILIES), known before it is built
-ARCH_FAMILIES = {"tiny": "sd", "sd15": "sd", "tiny-turbo": "sd-turbo", "sd-turbo": "sd-turbo", "tiny-sdxl": "sdxl",
-                 "sdxl": "sdxl", "tiny-sdxl-turbo": "sdxl-turbo", "tiny-sdxl-refiner": "sdxl-refiner",
-                 "tiny-lcm": "lcm", "tiny-sd3": "sd3", "tiny-flux": "flux", "tiny-flux-schnell": "flux-schnell"}
+ARCH_FAMILIES = {
+    "tiny": "sd",
+    "sd15": "sd",
+    "tiny-turbo": "sd-turbo",
+    "sd-turbo": "sd-turbo",
+    "tiny-sdxl": "sdxl",
+    "sdxl": "sdxl",
+    "tiny-sdxl-turbo": "sdxl-turbo",
+    "tiny-sdxl-refiner": "sdxl-refiner",
+    "tiny-lcm": "lcm",
+    "tiny-sd3": "sd3",
+    "tiny-flux": "flux",
+    "tiny-flux-schnell": "flux-schnell",
+}
 
 # SD1.5's own scheduler config (scheduler/scheduler_config.json of the real repository).
 SD15_SCHEDULER = dict(
@@ -85,8 +115,31 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 
 # A few merges so common prompt words are single tokens, as they are in CLIP's real vocabulary.
-_WORDS = ("fire", "fireplace", "a", "the", "of", "and", "photo", "painting", "landscape", "mountain", "lake",
-          "house", "cozy", "room", "sky", "tree", "trees", "sunset", "river", "city", "night", "cat", "dog")
+_WORDS = (
+    "fire",
+    "fireplace",
+    "a",
+    "the",
+    "of",
+    "and",
+    "photo",
+    "painting",
+    "landscape",
+    "mountain",
+    "lake",
+    "house",
+    "cozy",
+    "room",
+    "sky",
+    "tree",
+    "trees",
+    "sunset",
+    "river",
+    "city",
+    "night",
+    "cat",
+    "dog",
+)
 
 
 def _write_tokenizer(path: Path) -> None:
@@ -143,10 +196,25 @@ def _configs(arch: str) -> dict:
                 sample_size=256,
                 scaling_factor=0.18215,
             ),
-            text=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                      max_position_embeddings=77, projection_dim=32, hidden_act="quick_gelu"),
-            vision=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                        image_size=32, patch_size=8, projection_dim=32, hidden_act="quick_gelu"),
+            text=dict(
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                max_position_embeddings=77,
+                projection_dim=32,
+                hidden_act="quick_gelu",
+            ),
+            vision=dict(
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                image_size=32,
+                patch_size=8,
+                projection_dim=32,
+                hidden_act="quick_gelu",
+            ),
             projection_dim=32,
             image_size=32,
         )
@@ -158,7 +226,12 @@ def _configs(arch: str) -> dict:
                 out_channels=4,
                 block_out_channels=(320, 640, 1280, 1280),
                 layers_per_block=2,
-                down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+                down_block_types=(
+                    "CrossAttnDownBlock2D",
+                    "CrossAttnDownBlock2D",
+                    "CrossAttnDownBlock2D",
+                    "DownBlock2D",
+                ),
                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
                 cross_attention_dim=768,
                 attention_head_dim=8,
@@ -176,10 +249,25 @@ def _configs(arch: str) -> dict:
                 sample_size=512,
                 scaling_factor=0.18215,
             ),
-            text=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                      max_position_embeddings=77, projection_dim=768, hidden_act="quick_gelu"),
-            vision=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                        image_size=224, patch_size=14, projection_dim=768, hidden_act="quick_gelu"),
+            text=dict(
+                hidden_size=768,
+                intermediate_size=3072,
+                num_hidden_layers=12,
+                num_attention_heads=12,
+                max_position_embeddings=77,
+                projection_dim=768,
+                hidden_act="quick_gelu",
+            ),
+            vision=dict(
+                hidden_size=1024,
+                intermediate_size=4096,
+                num_hidden_layers=24,
+                num_attention_heads=16,
+                image_size=224,
+                patch_size=14,
+                projection_dim=768,
+                hidden_act="quick_gelu",
+            ),
             projection_dim=768,
             image_size=224,
         )
@@ -187,38 +275,114 @@ def _configs(arch: str) -> dict:
 
 
 # Scheduler configs of the real repositories (scheduler/scheduler_config.json)
-EULER_SCHEDULER = dict(SD15_SCHEDULER, interpolation_type="linear", prediction_type="epsilon", sample_max_value=1.0,
-                       timestep_spacing="leading", use_karras_sigmas=False)
-LCM_SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                     clip_sample_range=1.0, dynamic_thresholding_ratio=0.995, num_train_timesteps=1000,
-                     original_inference_steps=50, prediction_type="epsilon", rescale_betas_zero_snr=False,
-                     sample_max_value=1.0, set_alpha_to_one=True, steps_offset=1, thresholding=False,
-                     timestep_scaling=10.0, timestep_spacing="leading", trained_betas=None)
+EULER_SCHEDULER = dict(
+    SD15_SCHEDULER,
+    interpolation_type="linear",
+    prediction_type="epsilon",
+    sample_max_value=1.0,
+    timestep_spacing="leading",
+    use_karras_sigmas=False,
+)
+LCM_SCHEDULER = dict(
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    clip_sample=False,
+    clip_sample_range=1.0,
+    dynamic_thresholding_ratio=0.995,
+    num_train_timesteps=1000,
+    original_inference_steps=50,
+    prediction_type="epsilon",
+    rescale_betas_zero_snr=False,
+    sample_max_value=1.0,
+    set_alpha_to_one=True,
+    steps_offset=1,
+    thresholding=False,
+    timestep_scaling=10.0,
+    timestep_spacing="leading",
+    trained_betas=None,
+)
 
 _TINY_SDXL_UNET = dict(
-    sample_size=32, in_channels=4, out_channels=4, block_out_channels=(16, 32), layers_per_block=1,
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-    attention_head_dim=4, norm_num_groups=8, use_linear_projection=True, addition_embed_type="text_time",
-    addition_time_embed_dim=8)
+    sample_size=32,
+    in_channels=4,
+    out_channels=4,
+    block_out_channels=(16, 32),
+    layers_per_block=1,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+    attention_head_dim=4,
+    norm_num_groups=8,
+    use_linear_projection=True,
+    addition_embed_type="text_time",
+    addition_time_embed_dim=8,
+)
 _SDXL_UNET = dict(
-    sample_size=128, in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280), layers_per_block=2,
+    sample_size=128,
+    in_channels=4,
+    out_channels=4,
+    block_out_channels=(320, 640, 1280),
+    layers_per_block=2,
     down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"), transformer_layers_per_block=(1, 2, 10),
-    attention_head_dim=(5, 10, 20), norm_num_groups=32, use_linear_projection=True, addition_embed_type="text_time",
-    addition_time_embed_dim=256, cross_attention_dim=2048, projection_class_embeddings_input_dim=2816)
-_SDXL_TEXT = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                  max_position_embeddings=77, projection_dim=768, hidden_act="quick_gelu")
-_SDXL_TEXT_2 = dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
-                    max_position_embeddings=77, projection_dim=1280, hidden_act="gelu")
-_TINY_TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                  max_position_embeddings=77, projection_dim=32, hidden_act="quick_gelu")
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    transformer_layers_per_block=(1, 2, 10),
+    attention_head_dim=(5, 10, 20),
+    norm_num_groups=32,
+    use_linear_projection=True,
+    addition_embed_type="text_time",
+    addition_time_embed_dim=256,
+    cross_attention_dim=2048,
+    projection_class_embeddings_input_dim=2816,
+)
+_SDXL_TEXT = dict(
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    max_position_embeddings=77,
+    projection_dim=768,
+    hidden_act="quick_gelu",
+)
+_SDXL_TEXT_2 = dict(
+    hidden_size=1280,
+    intermediate_size=5120,
+    num_hidden_layers=32,
+    num_attention_heads=20,
+    max_position_embeddings=77,
+    projection_dim=1280,
+    hidden_act="gelu",
+)
+_TINY_TEXT = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    max_position_embeddings=77,
+    projection_dim=32,
+    hidden_act="quick_gelu",
+)
 _SD_TURBO_UNET = dict(
-    sample_size=64, in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280), layers_per_block=2,
+    sample_size=64,
+    in_channels=4,
+    out_channels=4,
+    block_out_channels=(320, 640, 1280, 1280),
+    layers_per_block=2,
     down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
     up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True, norm_num_groups=32)
-_SD_TURBO_TEXT = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
-                      max_position_embeddings=77, projection_dim=512, hidden_act="gelu")
+    cross_attention_dim=1024,
+    attention_head_dim=(5, 10, 20, 20),
+    use_linear_projection=True,
+    norm_num_groups=32,
+)
+_SD_TURBO_TEXT = dict(
+    hidden_size=1024,
+    intermediate_size=4096,
+    num_hidden_layers=23,
+    num_attention_heads=16,
+    max_position_embeddings=77,
+    projection_dim=512,
+    hidden_act="gelu",
+)
 
 
 def _clip_tokenizer(path: Path, pad_token: str | None = None):
@@ -226,16 +390,20 @@ def _clip_tokenizer(path: Path, pad_token: str | None = None):
 
     _write_tokenizer(path)
     extra = {"pad_token": pad_token} if pad_token else {}
-    return CLIPTokenizer(vocab=str(path / "vocab.json"), merges=str(path / "merges.txt"), model_max_length=77,
-                         **extra)
+    return CLIPTokenizer(vocab=str(path / "vocab.json"), merges=str(path / "merges.txt"), model_max_length=77, **extra)
 
 
 def _clip_text(tokenizer, cfg: dict, real: bool, projection: bool = False):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     n = len(tokenizer)
-    text_config = CLIPTextConfig(vocab_size=49408 if real else n, bos_token_id=n - 2, eos_token_id=n - 1,
-                                 pad_token_id=tokenizer.pad_token_id, **cfg)
+    text_config = CLIPTextConfig(
+        vocab_size=49408 if real else n,
+        bos_token_id=n - 2,
+        eos_token_id=n - 1,
+        pad_token_id=tokenizer.pad_token_id,
+        **cfg,
+    )
     return (CLIPTextModelWithProjection if projection else CLIPTextModel)(text_config)
 
 
@@ -269,8 +437,14 @@ def _sd_vae(arch_cfg: dict, **changes):
     return AutoencoderKL(**{**arch_cfg, **changes})
 
 
-def build_sdxl(path: str | Path, arch: str = "tiny-sdxl", *, seed: int = 0,
-               dtype: torch.dtype = torch.float32, text_2: dict | None = None) -> Path:
+def build_sdxl(
+    path: str | Path,
+    arch: str = "tiny-sdxl",
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    text_2: dict | None = None,
+) -> Path:
     """A random-weight SDXL base, SDXL-Turbo or refiner checkpoint laid out as stabilityai's repositories
     (the real ``sdxl`` architecture's weights are created in ``dtype`` directly).
 
@@ -281,8 +455,13 @@ def build_sdxl(path: str | Path, arch: str = "tiny-sdxl", *, seed: int = 0,
 
 
 def _build_sdxl(path: str | Path, arch: str, seed: int, dtype: torch.dtype, text_2: dict | None = None) -> Path:
-    from diffusers import (EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline,
-                           StableDiffusionXLPipeline, UNet2DConditionModel)
+    from diffusers import (
+        EulerAncestralDiscreteScheduler,
+        EulerDiscreteScheduler,
+        StableDiffusionXLImg2ImgPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
 
     real = arch == "sdxl"
     refiner = arch == "tiny-sdxl-refiner"
@@ -299,27 +478,52 @@ def _build_sdxl(path: str | Path, arch: str, seed: int, dtype: torch.dtype, text
     else:
         time_ids = 5 if refiner else 6  # the refiner's time ids carry the aesthetic score instead of the target size
         context = text_2_cfg["hidden_size"] + (0 if refiner else text_cfg["hidden_size"])
-        unet_cfg = dict(_TINY_SDXL_UNET, cross_attention_dim=context, projection_class_embeddings_input_dim=(
-            time_ids * _TINY_SDXL_UNET["addition_time_embed_dim"] + text_2_cfg["projection_dim"]))
+        unet_cfg = dict(
+            _TINY_SDXL_UNET,
+            cross_attention_dim=context,
+            projection_class_embeddings_input_dim=(
+                time_ids * _TINY_SDXL_UNET["addition_time_embed_dim"] + text_2_cfg["projection_dim"]
+            ),
+        )
     unet = UNet2DConditionModel(**unet_cfg)
-    vae = _sd_vae(_configs("sd15" if real else "tiny")["vae"], scaling_factor=0.13025, force_upcast=True,
-                  sample_size=1024 if real else 256)
+    vae = _sd_vae(
+        _configs("sd15" if real else "tiny")["vae"],
+        scaling_factor=0.13025,
+        force_upcast=True,
+        sample_size=1024 if real else 256,
+    )
     if arch == "tiny-sdxl-turbo":
         scheduler = EulerAncestralDiscreteScheduler.from_config(dict(EULER_SCHEDULER, timestep_spacing="trailing"))
     else:
         scheduler = EulerDiscreteScheduler.from_config(EULER_SCHEDULER)
     if refiner:
         pipe = StableDiffusionXLImg2ImgPipeline(
-            vae=vae, text_encoder=None, text_encoder_2=text_encoder_2, tokenizer=None, tokenizer_2=tokenizer_2,
-            unet=unet, scheduler=scheduler, requires_aesthetics_score=True, force_zeros_for_empty_prompt=False)
+            vae=vae,
+            text_encoder=None,
+            text_encoder_2=text_encoder_2,
+            tokenizer=None,
+            tokenizer_2=tokenizer_2,
+            unet=unet,
+            scheduler=scheduler,
+            requires_aesthetics_score=True,
+            force_zeros_for_empty_prompt=False,
+        )
         return _save(pipe, path, dtype, drop=("image_encoder", "feature_extractor"))
-    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2,
-                                     tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler)
+    pipe = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        unet=unet,
+        scheduler=scheduler,
+    )
     return _save(pipe, path, dtype, drop=("image_encoder", "feature_extractor"))
 
 
-def build_sd_turbo(path: str | Path, arch: str = "tiny-turbo", *, seed: int = 0,
-                   dtype: torch.dtype = torch.float32) -> Path:
+def build_sd_turbo(
+    path: str | Path, arch: str = "tiny-turbo", *, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> Path:
     """A random-weight SD-Turbo checkpoint laid out as stabilityai/sd-turbo (SD2.1 shapes for ``sd-turbo``,
     whose weights are created in ``dtype`` directly)."""
     with _created_in(dtype if arch == "sd-turbo" else torch.float32):
@@ -339,9 +543,16 @@ def _build_sd_turbo(path: str | Path, arch: str, seed: int, dtype: torch.dtype) 
     unet = UNet2DConditionModel(**(_SD_TURBO_UNET if real else cfg["unet"]))
     vae = _sd_vae(cfg["vae"])
     scheduler = EulerDiscreteScheduler.from_config(dict(EULER_SCHEDULER, timestep_spacing="trailing"))
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     return _save(pipe, path, dtype, drop=("image_encoder",))
 
 
@@ -359,19 +570,34 @@ def build_lcm(path: str | Path, arch: str = "tiny-lcm", *, seed: int = 0, dtype:
     text_encoder = _clip_text(tokenizer, cfg["text"], False)
     unet = UNet2DConditionModel(**cfg["unet"], time_cond_proj_dim=32)  # the guidance embedding
     vae = _sd_vae(cfg["vae"])
-    checker = StableDiffusionSafetyChecker(CLIPConfig(text_config=cfg["text"], vision_config=cfg["vision"],
-                                                      projection_dim=cfg["projection_dim"]))
+    checker = StableDiffusionSafetyChecker(
+        CLIPConfig(text_config=cfg["text"], vision_config=cfg["vision"], projection_dim=cfg["projection_dim"])
+    )
     size = cfg["image_size"]
     extractor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
-    pipe = LatentConsistencyModelPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                          scheduler=LCMScheduler.from_config(LCM_SCHEDULER), safety_checker=checker,
-                                          feature_extractor=extractor, requires_safety_checker=True)
+    pipe = LatentConsistencyModelPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=LCMScheduler.from_config(LCM_SCHEDULER),
+        safety_checker=checker,
+        feature_extractor=extractor,
+        requires_safety_checker=True,
+    )
     return _save(pipe, path, dtype, feature_extractor=["transformers", "CLIPImageProcessor"])
 
 
 SD3_SCHEDULER = dict(num_train_timesteps=1000, shift=3.0)
-FLUX_DEV_SCHEDULER = dict(base_image_seq_len=256, base_shift=0.5, max_image_seq_len=4096, max_shift=1.15,
-                          num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True)
+FLUX_DEV_SCHEDULER = dict(
+    base_image_seq_len=256,
+    base_shift=0.5,
+    max_image_seq_len=4096,
+    max_shift=1.15,
+    num_train_timesteps=1000,
+    shift=3.0,
+    use_dynamic_shifting=True,
+)
 FLUX_SCHNELL_SCHEDULER = dict(FLUX_DEV_SCHEDULER, shift=1.0, use_dynamic_shifting=False)
 
 
@@ -388,12 +614,19 @@ def _t5_tokenizer(path: Path, model_max_length: int = 512):
     tok = Tokenizer(models.Unigram(pieces, unk_id=2))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
-                                                       special_tokens=[("</s>", 1)])
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
+    )
     path.mkdir(parents=True, exist_ok=True)
     tok.save(str(path / "tokenizer.json"))
-    tokenizer = T5TokenizerFast(tokenizer_file=str(path / "tokenizer.json"), eos_token="</s>", unk_token="<unk>",
-                                pad_token="<pad>", extra_ids=0, model_max_length=model_max_length)
+    tokenizer = T5TokenizerFast(
+        tokenizer_file=str(path / "tokenizer.json"),
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        extra_ids=0,
+        model_max_length=model_max_length,
+    )
     tokenizer.save_pretrained(path)
     return tokenizer
 
@@ -401,16 +634,33 @@ def _t5_tokenizer(path: Path, model_max_length: int = 512):
 def _t5_encoder(tokenizer, d_model: int):
     from transformers import T5Config, T5EncoderModel
 
-    return T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=d_model, d_ff=2 * d_model, d_kv=16,
-                                   num_layers=2, num_heads=4, relative_attention_num_buckets=8,
-                                   feed_forward_proj="gated-gelu", pad_token_id=0, eos_token_id=1,
-                                   decoder_start_token_id=0))
+    return T5EncoderModel(
+        T5Config(
+            vocab_size=len(tokenizer),
+            d_model=d_model,
+            d_ff=2 * d_model,
+            d_kv=16,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            feed_forward_proj="gated-gelu",
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
+        )
+    )
 
 
 def _flow_vae(scaling_factor: float, shift_factor: float):
     """A tiny 16-channel VAE with SD's four blocks (8× down), as SD3's and FLUX's (no quant convs)."""
-    return _sd_vae(_configs("tiny")["vae"], latent_channels=16, scaling_factor=scaling_factor,
-                   shift_factor=shift_factor, use_quant_conv=False, use_post_quant_conv=False)
+    return _sd_vae(
+        _configs("tiny")["vae"],
+        latent_channels=16,
+        scaling_factor=scaling_factor,
+        shift_factor=shift_factor,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
 
 
 def build_sd3(path: str | Path, arch: str = "tiny-sd3", *, seed: int = 0, dtype: torch.dtype = torch.float32) -> Path:
@@ -427,15 +677,32 @@ def build_sd3(path: str | Path, arch: str = "tiny-sd3", *, seed: int = 0, dtype:
     text_encoder_2 = _clip_text(tokenizer_2, _TINY_TEXT, False, projection=True)
     text_encoder_3 = _t5_encoder(tokenizer_3, 64)
     transformer = SD3Transformer2DModel(
-        sample_size=32, patch_size=2, in_channels=16, out_channels=16, num_layers=2, attention_head_dim=16,
-        num_attention_heads=2, joint_attention_dim=64, caption_projection_dim=32,
-        pooled_projection_dim=2 * _TINY_TEXT["projection_dim"], pos_embed_max_size=96)
+        sample_size=32,
+        patch_size=2,
+        in_channels=16,
+        out_channels=16,
+        num_layers=2,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=64,
+        caption_projection_dim=32,
+        pooled_projection_dim=2 * _TINY_TEXT["projection_dim"],
+        pos_embed_max_size=96,
+    )
     pipe = StableDiffusion3Pipeline(
-        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler.from_config(SD3_SCHEDULER),
-        vae=_flow_vae(1.5305, 0.0609), text_encoder=text_encoder, tokenizer=tokenizer, text_encoder_2=text_encoder_2,
-        tokenizer_2=tokenizer_2, text_encoder_3=text_encoder_3, tokenizer_3=tokenizer_3)
-    return _save(pipe, path, dtype, drop=("image_encoder", "feature_extractor"),
-                 tokenizer_3=["transformers", "T5TokenizerFast"])  # as the hub repositories name it
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler.from_config(SD3_SCHEDULER),
+        vae=_flow_vae(1.5305, 0.0609),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        text_encoder_2=text_encoder_2,
+        tokenizer_2=tokenizer_2,
+        text_encoder_3=text_encoder_3,
+        tokenizer_3=tokenizer_3,
+    )
+    return _save(
+        pipe, path, dtype, drop=("image_encoder", "feature_extractor"), tokenizer_3=["transformers", "T5TokenizerFast"]
+    )  # as the hub repositories name it
 
 
 def build_flux(path: str | Path, arch: str = "tiny-flux", *, seed: int = 0, dtype: torch.dtype = torch.float32) -> Path:
@@ -451,15 +718,31 @@ def build_flux(path: str | Path, arch: str = "tiny-flux", *, seed: int = 0, dtyp
     text_encoder = _clip_text(tokenizer, _TINY_TEXT, False)
     text_encoder_2 = _t5_encoder(tokenizer_2, 64)
     transformer = FluxTransformer2DModel(
-        patch_size=1, in_channels=64, out_channels=None, num_layers=1, num_single_layers=1, attention_head_dim=16,
-        num_attention_heads=2, joint_attention_dim=64, pooled_projection_dim=_TINY_TEXT["hidden_size"],
-        guidance_embeds=dev, axes_dims_rope=(4, 6, 6))
+        patch_size=1,
+        in_channels=64,
+        out_channels=None,
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=64,
+        pooled_projection_dim=_TINY_TEXT["hidden_size"],
+        guidance_embeds=dev,
+        axes_dims_rope=(4, 6, 6),
+    )
     scheduler = FlowMatchEulerDiscreteScheduler.from_config(FLUX_DEV_SCHEDULER if dev else FLUX_SCHNELL_SCHEDULER)
-    pipe = FluxPipeline(transformer=transformer, scheduler=scheduler, vae=_flow_vae(0.3611, 0.1159),
-                        text_encoder=text_encoder, tokenizer=tokenizer, text_encoder_2=text_encoder_2,
-                        tokenizer_2=tokenizer_2)
-    return _save(pipe, path, dtype, drop=("image_encoder", "feature_extractor"),
-                 tokenizer_2=["transformers", "T5TokenizerFast"])
+    pipe = FluxPipeline(
+        transformer=transformer,
+        scheduler=scheduler,
+        vae=_flow_vae(0.3611, 0.1159),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        text_encoder_2=text_encoder_2,
+        tokenizer_2=tokenizer_2,
+    )
+    return _save(
+        pipe, path, dtype, drop=("image_encoder", "feature_extractor"), tokenizer_2=["transformers", "T5TokenizerFast"]
+    )
 
 
 def build_checkpoint(
@@ -507,11 +790,17 @@ def build_checkpoint(
 
     tok_dir = path / "tokenizer"
     _write_tokenizer(tok_dir)
-    tokenizer = CLIPTokenizer(vocab=str(tok_dir / "vocab.json"), merges=str(tok_dir / "merges.txt"),
-                              model_max_length=77)
+    tokenizer = CLIPTokenizer(
+        vocab=str(tok_dir / "vocab.json"), merges=str(tok_dir / "merges.txt"), model_max_length=77
+    )
     vocab_size = len(tokenizer) if arch == "tiny" else 49408
-    text_config = CLIPTextConfig(vocab_size=vocab_size, bos_token_id=len(tokenizer) - 2,
-                                 eos_token_id=len(tokenizer) - 1, pad_token_id=len(tokenizer) - 1, **cfg["text"])
+    text_config = CLIPTextConfig(
+        vocab_size=vocab_size,
+        bos_token_id=len(tokenizer) - 2,
+        eos_token_id=len(tokenizer) - 1,
+        pad_token_id=len(tokenizer) - 1,
+        **cfg["text"],
+    )
     text_encoder = CLIPTextModel(text_config)
     unet = UNet2DConditionModel(**cfg["unet"])
     vae = AutoencoderKL(**cfg["vae"])
@@ -519,7 +808,9 @@ def build_checkpoint(
 
     checker = extractor = None
     if safety_checker:
-        clip_config = CLIPConfig(text_config=cfg["text"], vision_config=cfg["vision"], projection_dim=cfg["projection_dim"])
+        clip_config = CLIPConfig(
+            text_config=cfg["text"], vision_config=cfg["vision"], projection_dim=cfg["projection_dim"]
+        )
         checker = StableDiffusionSafetyChecker(clip_config)
         if flag_everything:
             with torch.no_grad():
@@ -528,8 +819,14 @@ def build_checkpoint(
         extractor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
 
     pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-        safety_checker=checker, feature_extractor=extractor, requires_safety_checker=safety_checker,
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=checker,
+        feature_extractor=extractor,
+        requires_safety_checker=safety_checker,
     )
     pipe.to(dtype=dtype)
     pipe.save_pretrained(path, safe_serialization=True)
@@ -543,8 +840,14 @@ def build_checkpoint(
     return path
 
 
-def build_taesd(path: str | Path, arch: str = "tiny", seed: int = 0, latent_channels: int = 4,
-                scaling_factor: float = 1.0, shift_factor: float = 0.0) -> Path:
+def build_taesd(
+    path: str | Path,
+    arch: str = "tiny",
+    seed: int = 0,
+    latent_channels: int = 4,
+    scaling_factor: float = 1.0,
+    shift_factor: float = 0.0,
+) -> Path:
     """Build a random-weight TAESD (diffusers ``AutoencoderTiny``) folder, shaped like ``madebyollin/taesd``
     (16 latent channels and the family's scaling/shift: like ``taesd3`` / ``taef1``)."""
     from diffusers import AutoencoderTiny
@@ -552,9 +855,15 @@ def build_taesd(path: str | Path, arch: str = "tiny", seed: int = 0, latent_chan
     torch.manual_seed(seed)
     channels = (8, 8, 8, 8) if arch == "tiny" else (64, 64, 64, 64)
     blocks = (1, 1, 1, 1) if arch == "tiny" else (1, 3, 3, 3)
-    model = AutoencoderTiny(encoder_block_out_channels=channels, decoder_block_out_channels=channels,
-                            num_encoder_blocks=blocks, num_decoder_blocks=blocks, latent_channels=latent_channels,
-                            scaling_factor=scaling_factor, shift_factor=shift_factor)
+    model = AutoencoderTiny(
+        encoder_block_out_channels=channels,
+        decoder_block_out_channels=channels,
+        num_encoder_blocks=blocks,
+        num_decoder_blocks=blocks,
+        latent_channels=latent_channels,
+        scaling_factor=scaling_factor,
+        shift_factor=shift_factor,
+    )
     model.save_pretrained(path, safe_serialization=True)
     return Path(path)
 
@@ -564,9 +873,13 @@ def build_taesd_for(checkpoint: str | Path, path: str | Path, arch: str = "tiny"
     scaled latents as they are), or 16 with the VAE's scaling and shift (``taesd3``/``taef1``)."""
     vae = json.loads((Path(checkpoint) / "vae" / "config.json").read_text())
     channels = vae["latent_channels"]
-    return build_taesd(path, arch, latent_channels=channels,
-                       scaling_factor=vae["scaling_factor"] if channels == 16 else 1.0,
-                       shift_factor=(vae.get("shift_factor") or 0.0) if channels == 16 else 0.0)
+    return build_taesd(
+        path,
+        arch,
+        latent_channels=channels,
+        scaling_factor=vae["scaling_factor"] if channels == 16 else 1.0,
+        shift_factor=(vae.get("shift_factor") or 0.0) if channels == 16 else 0.0,
+    )
 
 
 def random_model(name: str, root: str | Path | None = None) -> tuple[Path, Path]:
@@ -599,12 +912,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arch", choices=ARCHITECTURES, default="tiny")
     parser.add_argument("--no-safety-checker", action="store_true", help="leave out safety_checker/")
     parser.add_argument("--taesd", metavar="DIR", help="also build a random TAESD decoder in DIR")
-    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
-                        help="dtype the weights are saved in (float16 halves sdxl's 14 GB)")
-    parser.add_argument("--single-file-from", metavar="DIR", default=None,
-                        help="write PATH as one original-layout .safetensors made from the diffusers SD 1.x or SDXL "
-                             "folder DIR (model.diffusion_model.*, first_stage_model.*, cond_stage_model.* or "
-                             "conditioner.embedders.*)")
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "float16", "bfloat16"),
+        default="float32",
+        help="dtype the weights are saved in (float16 halves sdxl's 14 GB)",
+    )
+    parser.add_argument(
+        "--single-file-from",
+        metavar="DIR",
+        default=None,
+        help="write PATH as one original-layout .safetensors made from the diffusers SD 1.x or SDXL "
+        "folder DIR (model.diffusion_model.*, first_stage_model.*, cond_stage_model.* or "
+        "conditioner.embedders.*)",
+    )
     args = parser.parse_args(argv)
     if args.single_file_from:
         from .original_layout import write_single_file
@@ -621,8 +942,16 @@ if __name__ == "__main__":
     main()
 
 
-def build_lora(checkpoint: str | Path, out: str | Path, fmt: str = "peft", *, rank: int = 4, seed: int = 1,
-               strength: float = 0.5, text_encoder: bool = True) -> Path:
+def build_lora(
+    checkpoint: str | Path,
+    out: str | Path,
+    fmt: str = "peft",
+    *,
+    rank: int = 4,
+    seed: int = 1,
+    strength: float = 0.5,
+    text_encoder: bool = True,
+) -> Path:
     """A random LoRA for the SD 1.x checkpoint folder ``checkpoint``, written to the ``.safetensors`` file ``out``.
 
     ``fmt="peft"``: diffusers' own keys (``unet.<module>.lora_A.weight`` / ``lora_B.weight``,
@@ -640,8 +969,11 @@ def build_lora(checkpoint: str | Path, out: str | Path, fmt: str = "peft", *, ra
         raise ValueError(f"fmt must be 'peft', 'kohya' or 'kohya-sgm', got {fmt!r}")
     checkpoint = Path(checkpoint)
     unet = UNet2DConditionModel.from_pretrained(checkpoint / "unet")
-    targets = [("unet", name, m) for name, m in unet.named_modules()
-               if name.rsplit(".", 1)[-1] in ("to_q", "to_k", "to_v") or name.endswith("to_out.0")]
+    targets = [
+        ("unet", name, m)
+        for name, m in unet.named_modules()
+        if name.rsplit(".", 1)[-1] in ("to_q", "to_k", "to_v") or name.endswith("to_out.0")
+    ]
     if text_encoder:
         from transformers import CLIPTextModel
 
@@ -654,13 +986,21 @@ def build_lora(checkpoint: str | Path, out: str | Path, fmt: str = "peft", *, ra
         from .original_layout import unet_key_map
 
         blocks = sorted(unet_key_map(dict(unet.config)).items(), key=lambda item: -len(item[0]))
-        targets = [(part, next((old + name[len(new):] for new, old in blocks if name.startswith(new + ".")), name)
-                    if part == "unet" else name, m) for part, name, m in targets]
+        targets = [
+            (
+                part,
+                next((old + name[len(new) :] for new, old in blocks if name.startswith(new + ".")), name)
+                if part == "unet"
+                else name,
+                m,
+            )
+            for part, name, m in targets
+        ]
     g = torch.Generator().manual_seed(seed)
     state: dict[str, torch.Tensor] = {}
     for part, name, module in targets:
-        down = torch.randn(rank, module.in_features, generator=g) * strength / module.in_features ** 0.5
-        up = torch.randn(module.out_features, rank, generator=g) * strength / rank ** 0.5
+        down = torch.randn(rank, module.in_features, generator=g) * strength / module.in_features**0.5
+        up = torch.randn(module.out_features, rank, generator=g) * strength / rank**0.5
         if fmt == "peft":
             state[f"{part}.{name}.lora_A.weight"] = down
             state[f"{part}.{name}.lora_B.weight"] = up

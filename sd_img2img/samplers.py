@@ -47,8 +47,9 @@ def check_sampler(name: str, family=None) -> str:
     if family is None:
         return check_choice("sampler", name, ALL_SAMPLER_NAMES)
     if name in ALL_SAMPLER_NAMES and name not in family.samplers:
-        raise UserInputError(f"sampler {name!r} does not fit {family.label} checkpoints; choose one of: "
-                             f"{', '.join(family.samplers)}")
+        raise UserInputError(
+            f"sampler {name!r} does not fit {family.label} checkpoints; choose one of: {', '.join(family.samplers)}"
+        )
     return check_choice("sampler", name, family.samplers)
 
 
@@ -72,4 +73,5 @@ def check_schedule_length(name: str, schedule_steps: int, base_config: Any) -> N
     if name in DISCRETE_TIMESTEP_SAMPLERS and schedule_steps > limit:
         raise UserInputError(
             f"sampler {name!r} cannot run a schedule of {schedule_steps} steps (at most {limit}, the model's training "
-            "timesteps); raise strength, lower steps, or use a k_ sampler")
+            "timesteps); raise strength, lower steps, or use a k_ sampler"
+        )

@@ -41,7 +41,9 @@ def schedule_for_real_steps(real_steps: int, strength: float, rule: str = "int")
     the first M that reaches ``real_steps`` hits it exactly.
     """
     if real_steps <= 0 or not 0 < strength <= 1:
-        raise UserInputError(f"real steps need steps ≥ 1 and 0 < strength ≤ 1, got steps={real_steps}, strength={strength}")
+        raise UserInputError(
+            f"real steps need steps ≥ 1 and 0 < strength ≤ 1, got steps={real_steps}, strength={strength}"
+        )
     if rule == "lcm":
         return real_steps
     m = max(1, math.floor(real_steps / strength) - 2)
@@ -83,7 +85,8 @@ def lcm_timesteps(steps: int, strength: float | None, scheduler_config: dict | N
         most = int(original * s)
         raise UserInputError(
             f"LCM runs at most {most} steps at strength {s:g} (its {original}-step training schedule × strength); "
-            f"lower steps to {max(most, 1)} or raise strength") from None
+            f"lower steps to {max(most, 1)} or raise strength"
+        ) from None
     timesteps = [int(t) for t in scheduler.timesteps]
     if len(timesteps) != steps:
         raise UserInputError(f"LCM cannot run {steps} steps at strength {s:g}; lower steps or raise strength")
@@ -117,19 +120,26 @@ class StepPlan:
 
     def _describe(self) -> str:
         if self.rule == "lcm":
-            start = f", starting at t = {self.start_timestep} of {self.train_timesteps}" \
-                if self.start_timestep is not None else ""
+            start = (
+                f", starting at t = {self.start_timestep} of {self.train_timesteps}"
+                if self.start_timestep is not None
+                else ""
+            )
             if self.strength is None:
                 return f"all {self.steps_to_run} steps run from pure noise{start}"
             return f"all {self.steps_to_run} steps run{start} (strength {self.strength:g} sets where they start)"
         if self.strength is None:
             return f"{self.steps} steps from pure noise → {self.steps_to_run} steps will run (prompt2img: strength does not apply)"
         if self.real_steps:
-            return (f"a schedule of {self.schedule_steps} steps × strength {self.strength:g}, "
-                    f"{self.steps_to_run} will run ({self.skipped} skipped)")
+            return (
+                f"a schedule of {self.schedule_steps} steps × strength {self.strength:g}, "
+                f"{self.steps_to_run} will run ({self.skipped} skipped)"
+            )
         rounding = "; flow matching rounds up" if self.rule == "flow" else ""
-        return (f"{self.steps} steps × strength {self.strength:g} → {self.steps_to_run} steps will run "
-                f"({self.skipped} skipped{rounding})")
+        return (
+            f"{self.steps} steps × strength {self.strength:g} → {self.steps_to_run} steps will run "
+            f"({self.skipped} skipped{rounding})"
+        )
 
 
 def plan_steps(steps: int, strength: float | None, real_steps: bool = False, family=None) -> StepPlan:
@@ -148,8 +158,9 @@ def plan_steps(steps: int, strength: float | None, real_steps: bool = False, fam
         raise UserInputError(f"steps must be a whole number ≥ 1, got {steps!r}")
     if steps > MAX_STEPS:
         raise UserInputError(f"steps={steps} is above the limit of {MAX_STEPS}; lower steps")
-    if strength is not None and (not isinstance(strength, (int, float)) or isinstance(strength, bool)
-                                 or not 0 < strength <= 1):
+    if strength is not None and (
+        not isinstance(strength, (int, float)) or isinstance(strength, bool) or not 0 < strength <= 1
+    ):
         raise UserInputError(f"strength must be above 0 and at most 1, got {strength!r}")
     if rule == "lcm":
         timesteps = lcm_timesteps(steps, strength, family.scheduler_config if family is not None else None)
@@ -162,7 +173,8 @@ def plan_steps(steps: int, strength: float | None, real_steps: bool = False, fam
         if schedule > MAX_SCHEDULE_STEPS:
             raise UserInputError(
                 f"{steps} real steps at strength {strength:g} need a schedule of {schedule} steps, above the "
-                f"limit of {MAX_SCHEDULE_STEPS}; raise strength or lower steps")
+                f"limit of {MAX_SCHEDULE_STEPS}; raise strength or lower steps"
+            )
         return StepPlan(steps, strength, True, schedule, steps, label, rule)
     run = steps_that_run(steps, strength, rule)
     if run < 1:
@@ -170,5 +182,6 @@ def plan_steps(steps: int, strength: float | None, real_steps: bool = False, fam
         more = f"steps ≥ {fewest}" if fewest <= MAX_STEPS else "more steps"
         raise UserInputError(
             f"strength {strength:g} with {steps} steps runs no step at all (int({steps} × {strength:g}) = 0); "
-            f"use strength ≥ {smallest_working_strength(steps, rule):g}, {more}, or real steps")
+            f"use strength ≥ {smallest_working_strength(steps, rule):g}, {more}, or real steps"
+        )
     return StepPlan(steps, strength, False, steps, run, label, rule)

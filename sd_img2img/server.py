@@ -23,9 +23,8 @@ from typing import Any, Callable
 
 from . import config
 
-
-
 # -- background loading and its status ---------------------------------------------------------------------
+
 
 class ModelStatus:
     """The served models' state for the page: the first one loads in a background thread at start (so the page is
@@ -99,8 +98,10 @@ class ModelStatus:
         return f"Loading the model · {label} · {time.monotonic() - self.started:.0f} s"
 
     def html(self, name: str | None = None) -> str:
-        return (f'<div class="model-status {self.state(name)}" role="status"><span class="dot"></span>'
-                f"<span>{html.escape(self.describe(name))}</span></div>")
+        return (
+            f'<div class="model-status {self.state(name)}" role="status"><span class="dot"></span>'
+            f"<span>{html.escape(self.describe(name))}</span></div>"
+        )
 
 
 def model_label(model: str) -> str:
@@ -117,6 +118,7 @@ def model_label(model: str) -> str:
 
 # -- ZeroGPU -----------------------------------------------------------------------------------------------
 
+
 def gpu(fn: Callable) -> Callable:
     """``spaces.GPU(duration=GPU_SECONDS)(fn)`` on Hugging Face ZeroGPU hardware (the ``spaces`` package is
     importable there); ``fn`` itself everywhere else."""
@@ -128,6 +130,7 @@ def gpu(fn: Callable) -> Callable:
 
 
 # -- the queue, as a waiting visitor sees it ----------------------------------------------------------------
+
 
 class RunQueue:
     """The runs clicked and not finished, in click order, each with its estimated seconds: what a visitor who clicks
@@ -166,6 +169,7 @@ class RunQueue:
 
 
 # -- the Stop button ---------------------------------------------------------------------------------------
+
 
 class StopFlags:
     """One flag per browser session. Stop sets it; the session's run polls it between steps.
@@ -217,6 +221,7 @@ class StopFlags:
 
 # -- form values -------------------------------------------------------------------------------------------
 
+
 def seed_value(value: Any) -> int | None:
     """A seed field's value: empty, None or -1 mean "random"; a whole float becomes an int."""
     if value is None or value == "" or value == -1:
@@ -237,12 +242,18 @@ def size_value(value: Any) -> int | None:
 
 # -- files the page shows ----------------------------------------------------------------------------------
 
+
 class RunFiles:
     """Folders for each run's files under one temporary root, so disk use stays bounded over weeks of traffic:
     a new run removes folders older than ``keep_seconds`` and, beyond ``max_runs``, the oldest ones."""
 
-    def __init__(self, root: str | Path | None = None, keep_seconds: float = config.KEEP_RUN_SECONDS,
-                 max_runs: int = config.MAX_KEPT_RUNS, on_remove: Callable[[list[Path]], None] | None = None):
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        keep_seconds: float = config.KEEP_RUN_SECONDS,
+        max_runs: int = config.MAX_KEPT_RUNS,
+        on_remove: Callable[[list[Path]], None] | None = None,
+    ):
         self.root = Path(root) if root is not None else Path(tempfile.gettempdir()) / f"sd-img2img-app-{os.getpid()}"
         self.keep_seconds = keep_seconds
         self.max_runs = max_runs
@@ -276,7 +287,9 @@ def forget_paths(path_sets: list[set[str]], folders: list[Path]) -> int:
     gradio records each file it serves and its cache sweep keeps the record of a file someone else deleted, so
     without this the records of swept runs would pile up for as long as the server runs.
     """
-    prefixes = tuple({os.path.join(str(f), "") for f in folders} | {os.path.join(os.path.realpath(f), "") for f in folders})
+    prefixes = tuple(
+        {os.path.join(str(f), "") for f in folders} | {os.path.join(os.path.realpath(f), "") for f in folders}
+    )
     dropped = 0
     for paths in path_sets:
         stale = {p for p in list(paths) if isinstance(p, str) and p.startswith(prefixes)}

@@ -118,41 +118,96 @@ def add_model_flags(p: CommandParser, several_models: bool = False) -> None:
         several_models: ``--model`` may be given more than once (the demo serves each; its variable lists them
             separated by commas).
     """
-    what = (f"hub id, diffusers folder, single-file .safetensors checkpoint (SD 1.x/2.x, SDXL), or '{RANDOM_MODEL}' ('{RANDOM_MODEL}-sdxl', '{RANDOM_MODEL}-turbo', "
-            f"'{RANDOM_MODEL}-lcm', '{RANDOM_MODEL}-sd3', '{RANDOM_MODEL}-flux', …) for an offline random-weight checkpoint")
+    what = (
+        f"hub id, diffusers folder, single-file .safetensors checkpoint (SD 1.x/2.x, SDXL), or '{RANDOM_MODEL}' ('{RANDOM_MODEL}-sdxl', '{RANDOM_MODEL}-turbo', "
+        f"'{RANDOM_MODEL}-lcm', '{RANDOM_MODEL}-sd3', '{RANDOM_MODEL}-flux', …) for an offline random-weight checkpoint"
+    )
     if several_models:
-        p.add_env_argument("--model", "MODEL", action="append", default=None, metavar="ID_OR_DIR_OR_FILE",
-                           help=what + f"; repeat it to serve several, visitors choose among them (default "
-                                       f"{config.DEFAULT_MODEL}; the variable takes several separated by commas)")
+        p.add_env_argument(
+            "--model",
+            "MODEL",
+            action="append",
+            default=None,
+            metavar="ID_OR_DIR_OR_FILE",
+            help=what + f"; repeat it to serve several, visitors choose among them (default "
+            f"{config.DEFAULT_MODEL}; the variable takes several separated by commas)",
+        )
     else:
         p.add_env_argument("--model", "MODEL", default=config.DEFAULT_MODEL, metavar="ID_OR_DIR_OR_FILE", help=what)
-    p.add_env_argument("--config", "CONFIG", default=None, metavar="DIR",
-                       help="for a single-file --model: a local diffusers folder whose JSON files (and tokenizers) "
-                            "describe it (default: the configs shipped for SD 1.5, SD 2.1 768-v, SDXL base and refiner)")
-    p.add_env_argument("--lora", "LORA", type=_lora_specs, action=_LoraAction, default=[], metavar="FILE[:SCALE]",
-                       help="a LoRA (.safetensors, kohya/AUTOMATIC1111 or diffusers format) loaded with the model, on "
-                            "at SCALE (default 1) unless a run says otherwise; repeatable (the variable: several "
-                            "separated by commas or newlines). A name containing 'lcm' marks an LCM-LoRA")
+    p.add_env_argument(
+        "--config",
+        "CONFIG",
+        default=None,
+        metavar="DIR",
+        help="for a single-file --model: a local diffusers folder whose JSON files (and tokenizers) "
+        "describe it (default: the configs shipped for SD 1.5, SD 2.1 768-v, SDXL base and refiner)",
+    )
+    p.add_env_argument(
+        "--lora",
+        "LORA",
+        type=_lora_specs,
+        action=_LoraAction,
+        default=[],
+        metavar="FILE[:SCALE]",
+        help="a LoRA (.safetensors, kohya/AUTOMATIC1111 or diffusers format) loaded with the model, on "
+        "at SCALE (default 1) unless a run says otherwise; repeatable (the variable: several "
+        "separated by commas or newlines). A name containing 'lcm' marks an LCM-LoRA",
+    )
     p.add_env_argument("--device", "DEVICE", choices=config.DEVICES, default="auto", help="auto, cpu, cuda or mps")
-    p.add_env_argument("--dtype", "DTYPE", choices=config.DTYPES, default="auto",
-                       help="auto (float16 on GPUs; on the cpu bfloat16 where it computes it natively, else float32), "
-                            "float16, bfloat16 or float32")
-    p.add_env_argument("--offload", "OFFLOAD", choices=config.OFFLOADS, default="none",
-                       help="none, model or sequential (accelerate; GPU)")
-    p.add_env_argument("--compile", "COMPILE", action="store_true",
-                       help="torch.compile the UNet, warmed up at load so no run pays for compiling (GPU)")
-    p.add_env_argument("--preview", "PREVIEW", choices=config.PREVIEWS, default=config.DEFAULT_PREVIEW,
-                       help="how step images are decoded: approx (free), taesd (small decoder), full (exact)")
-    p.add_env_argument("--taesd", "TAESD", default=None, metavar="ID_OR_DIR",
-                       help="tiny autoencoder (hub id or folder) for the taesd preview (default: the model's family's: "
-                            "madebyollin/taesd, SDXL taesdxl, SD3 taesd3, FLUX taef1); also --vae tiny's")
-    p.add_env_argument("--vae", "VAE", choices=config.VAES, default=config.DEFAULT_VAE,
-                       help="autoencoder for the init image and the output: full (the checkpoint's own, exact) or "
-                            "tiny (the family's tiny autoencoder, or --taesd: several times faster on a CPU, softer)")
-    p.add_env_argument("--no-safety-checker", "NO_SAFETY_CHECKER", action="store_true",
-                       help="turn the checkpoint's safety checker off")
-    p.add_env_argument("--max-side", "MAX_SIDE", type=int, default=config.MAX_SIDE,
-                       help=f"cap on the longest side of the default size (default {config.MAX_SIDE})")
+    p.add_env_argument(
+        "--dtype",
+        "DTYPE",
+        choices=config.DTYPES,
+        default="auto",
+        help="auto (float16 on GPUs; on the cpu bfloat16 where it computes it natively, else float32), "
+        "float16, bfloat16 or float32",
+    )
+    p.add_env_argument(
+        "--offload",
+        "OFFLOAD",
+        choices=config.OFFLOADS,
+        default="none",
+        help="none, model or sequential (accelerate; GPU)",
+    )
+    p.add_env_argument(
+        "--compile",
+        "COMPILE",
+        action="store_true",
+        help="torch.compile the UNet, warmed up at load so no run pays for compiling (GPU)",
+    )
+    p.add_env_argument(
+        "--preview",
+        "PREVIEW",
+        choices=config.PREVIEWS,
+        default=config.DEFAULT_PREVIEW,
+        help="how step images are decoded: approx (free), taesd (small decoder), full (exact)",
+    )
+    p.add_env_argument(
+        "--taesd",
+        "TAESD",
+        default=None,
+        metavar="ID_OR_DIR",
+        help="tiny autoencoder (hub id or folder) for the taesd preview (default: the model's family's: "
+        "madebyollin/taesd, SDXL taesdxl, SD3 taesd3, FLUX taef1); also --vae tiny's",
+    )
+    p.add_env_argument(
+        "--vae",
+        "VAE",
+        choices=config.VAES,
+        default=config.DEFAULT_VAE,
+        help="autoencoder for the init image and the output: full (the checkpoint's own, exact) or "
+        "tiny (the family's tiny autoencoder, or --taesd: several times faster on a CPU, softer)",
+    )
+    p.add_env_argument(
+        "--no-safety-checker", "NO_SAFETY_CHECKER", action="store_true", help="turn the checkpoint's safety checker off"
+    )
+    p.add_env_argument(
+        "--max-side",
+        "MAX_SIDE",
+        type=int,
+        default=config.MAX_SIDE,
+        help=f"cap on the longest side of the default size (default {config.MAX_SIDE})",
+    )
 
 
 @dataclass
@@ -186,28 +241,55 @@ class AppSettings:
 def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
     """``python app.py``'s flags."""
     p = CommandParser(
-        prog="python app.py", environ=environ,
+        prog="python app.py",
+        environ=environ,
         description="The sd-img2img web demo: img2img with every denoising step. Each flag can also be set by "
-                    "an environment variable (shown in brackets); a flag beats its variable.")
+        "an environment variable (shown in brackets); a flag beats its variable.",
+    )
     add_model_flags(p, several_models=True)
-    p.add_env_argument("--host", "HOST", default=None, help="address to listen on (default 127.0.0.1; 0.0.0.0 for everyone)")
+    p.add_env_argument(
+        "--host", "HOST", default=None, help="address to listen on (default 127.0.0.1; 0.0.0.0 for everyone)"
+    )
     p.add_env_argument("--port", "PORT", type=int, default=None, help="port (default 7860)")
-    p.add_env_argument("--share", "SHARE", action="store_true", help="also open a public gradio.live link (off unless asked)")
-    p.add_env_argument("--queue-size", "QUEUE_SIZE", type=int, default=config.QUEUE_MAX_SIZE,
-                       help="requests that may wait in the queue")
+    p.add_env_argument(
+        "--share", "SHARE", action="store_true", help="also open a public gradio.live link (off unless asked)"
+    )
+    p.add_env_argument(
+        "--queue-size",
+        "QUEUE_SIZE",
+        type=int,
+        default=config.QUEUE_MAX_SIZE,
+        help="requests that may wait in the queue",
+    )
     return p
 
 
 def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> AppSettings:
     a = build_parser(environ).parse_args(argv)
     models = a.model or [config.DEFAULT_MODEL]
-    return AppSettings(model=models[0], more_models=tuple(models[1:]), device=a.device, dtype=a.dtype,
-                       offload=a.offload, preview=a.preview, taesd=a.taesd, vae=a.vae, host=a.host, port=a.port, share=a.share, max_side=a.max_side,
-                       safety_checker=not a.no_safety_checker, queue_size=a.queue_size, compile=a.compile,
-                       config=a.config, loras=tuple(a.lora))
+    return AppSettings(
+        model=models[0],
+        more_models=tuple(models[1:]),
+        device=a.device,
+        dtype=a.dtype,
+        offload=a.offload,
+        preview=a.preview,
+        taesd=a.taesd,
+        vae=a.vae,
+        host=a.host,
+        port=a.port,
+        share=a.share,
+        max_side=a.max_side,
+        safety_checker=not a.no_safety_checker,
+        queue_size=a.queue_size,
+        compile=a.compile,
+        config=a.config,
+        loras=tuple(a.lora),
+    )
 
 
 # -- the model ---------------------------------------------------------------------------------------------
+
 
 def cache_dir(environ: dict[str, str] | None = None) -> Path:
     """``$SD_IMG2IMG_CACHE``, else ``$XDG_CACHE_HOME/sd-img2img``, else ``~/.cache/sd-img2img``."""
@@ -218,9 +300,19 @@ def cache_dir(environ: dict[str, str] | None = None) -> Path:
     return Path(base) / "sd-img2img"
 
 
-def make_engine(model: str, *, device: str = "auto", dtype: str = "auto", offload: str = "none",
-                safety_checker: bool = True, taesd: str | None = None, compile: bool = False,
-                config: str | None = None, loras=(), vae: str = config.DEFAULT_VAE):
+def make_engine(
+    model: str,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    offload: str = "none",
+    safety_checker: bool = True,
+    taesd: str | None = None,
+    compile: bool = False,
+    config: str | None = None,
+    loras=(),
+    vae: str = config.DEFAULT_VAE,
+):
     """The engine these settings ask for (not loaded yet). ``model='random'`` (``random-sdxl``, …) builds the offline
     checkpoint first (``random_checkpoint.random_model``)."""
     from .engine import Engine
@@ -232,8 +324,18 @@ def make_engine(model: str, *, device: str = "auto", dtype: str = "auto", offloa
         if taesd is None:
             taesd = str(taesd_dir)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return Engine(model, device=device, dtype=dtype, offload=offload, safety_checker=safety_checker, taesd=taesd,
-                  compile=compile, config=config, loras=loras, vae=vae)
+    return Engine(
+        model,
+        device=device,
+        dtype=dtype,
+        offload=offload,
+        safety_checker=safety_checker,
+        taesd=taesd,
+        compile=compile,
+        config=config,
+        loras=loras,
+        vae=vae,
+    )
 
 
 def models_from(settings: AppSettings):
@@ -243,9 +345,19 @@ def models_from(settings: AppSettings):
 
     if settings.model == RANDOM_MODEL or any(m.startswith(RANDOM_MODEL + "-") for m in settings.models):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return ModelSet(list(settings.models), device=settings.device, dtype=settings.dtype, offload=settings.offload,
-                    safety_checker=settings.safety_checker, taesd=settings.taesd, compile=settings.compile,
-                    cache=cache_dir(), config=settings.config, loras=list(settings.loras), vae=settings.vae)
+    return ModelSet(
+        list(settings.models),
+        device=settings.device,
+        dtype=settings.dtype,
+        offload=settings.offload,
+        safety_checker=settings.safety_checker,
+        taesd=settings.taesd,
+        compile=settings.compile,
+        cache=cache_dir(),
+        config=settings.config,
+        loras=list(settings.loras),
+        vae=settings.vae,
+    )
 
 
 def engine_from(settings: Any):
@@ -256,10 +368,18 @@ def engine_from(settings: Any):
     loras = getattr(settings, "loras", None)
     if loras is None:
         loras = getattr(settings, "lora", None) or ()
-    return make_engine(settings.model, device=settings.device, dtype=settings.dtype, offload=settings.offload,
-                       safety_checker=safety, taesd=settings.taesd, compile=settings.compile,
-                       config=getattr(settings, "config", None), loras=tuple(loras),
-                       vae=getattr(settings, "vae", config.DEFAULT_VAE))
+    return make_engine(
+        settings.model,
+        device=settings.device,
+        dtype=settings.dtype,
+        offload=settings.offload,
+        safety_checker=safety,
+        taesd=settings.taesd,
+        compile=settings.compile,
+        config=getattr(settings, "config", None),
+        loras=tuple(loras),
+        vae=getattr(settings, "vae", config.DEFAULT_VAE),
+    )
 
 
 def quiet_libraries() -> None:

@@ -48,8 +48,12 @@ LAYOUTS = {
 # diffusers' model types (infer_diffusers_model_type) that are SD/SDXL checkpoints this program runs
 _RUNS = {"v1", "v2", "xl_base", "xl_refiner"}
 # families a --config folder may name for each layout
-_FAMILIES = {"sd1": ("sd", "sd-turbo", "lcm"), "sd2": ("sd", "sd-turbo", "lcm"), "sdxl": ("sdxl", "sdxl-turbo"),
-             "sdxl-refiner": ("sdxl-refiner",)}
+_FAMILIES = {
+    "sd1": ("sd", "sd-turbo", "lcm"),
+    "sd2": ("sd", "sd-turbo", "lcm"),
+    "sdxl": ("sdxl", "sdxl-turbo"),
+    "sdxl-refiner": ("sdxl-refiner",),
+}
 
 
 def is_single_file(model: str | Path) -> bool:
@@ -130,10 +134,13 @@ def detect_layout(path: str | Path) -> Layout:
         raise ModelLoadError(
             f"'{path}' is not a single-file SD 1.x/2.x or SDXL checkpoint{what}: found keys {found} …; expected "
             "model.diffusion_model.* with cond_stage_model.* (SD) or conditioner.embedders.* (SDXL). A LoRA goes "
-            "to --lora, a diffusers folder to --model DIR")
+            "to --lora, a diffusers folder to --model DIR"
+        )
     if dtype is not None and dtype not in _RUNS:
-        raise ModelLoadError(f"diffusers reads it as an {dtype!r} checkpoint: '{path}' is not one this program runs "
-                             "(SD 1.x/2.x and SDXL base/refiner single files)")
+        raise ModelLoadError(
+            f"diffusers reads it as an {dtype!r} checkpoint: '{path}' is not one this program runs "
+            "(SD 1.x/2.x and SDXL base/refiner single files)"
+        )
     config, label = LAYOUTS[kind]
     return Layout(kind=kind, config=config, label=label, diffusers_type=dtype)
 
@@ -191,8 +198,10 @@ def family_of(path: str | Path, config: str | Path | None = None):
         raise ModelLoadError(f"the config folder '{folder}' has no readable model_index.json")
     family = detect(*configs, where=f"the config folder '{folder}'")
     if family.name not in _FAMILIES[layout.kind]:
-        raise ModelLoadError(f"'{path}' holds an {layout.label} checkpoint, but the config folder '{folder}' describes "
-                             f"a {family.label} model; give a matching --config")
+        raise ModelLoadError(
+            f"'{path}' holds an {layout.label} checkpoint, but the config folder '{folder}' describes "
+            f"a {family.label} model; give a matching --config"
+        )
     return family
 
 
@@ -221,8 +230,9 @@ def load_pipeline(path: str | Path, family, config: str | Path | None = None, **
         return cls.from_single_file(str(path), config=str(folder), local_files_only=True, **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelLoadError(f"could not load the {layout.label} single file '{path}' with the config folder "
-                             f"'{folder}': {first}") from e
+        raise ModelLoadError(
+            f"could not load the {layout.label} single file '{path}' with the config folder '{folder}': {first}"
+        ) from e
 
 
 def peek_model(model: str | Path, config: str | Path | None = None):

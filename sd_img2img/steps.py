@@ -78,10 +78,17 @@ class StepRecorder:
         unpack: turns packed latents (FLUX's (B, HW/4, 64)) into (B, C, h, w) before they become pictures.
     """
 
-    def __init__(self, pipe, decoder: PreviewDecoder, total: int,
-                 on_step: Callable[[StepFrame], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None, views: tuple[str, ...] = ("latents", "x0"),
-                 flow: bool = False, unpack: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    def __init__(
+        self,
+        pipe,
+        decoder: PreviewDecoder,
+        total: int,
+        on_step: Callable[[StepFrame], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        views: tuple[str, ...] = ("latents", "x0"),
+        flow: bool = False,
+        unpack: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ):
         self.pipe = pipe
         self.flow = flow
         self.unpack = unpack
@@ -188,7 +195,10 @@ class StepRecorder:
         """
         if i == pipe._num_timesteps - 1:
             return True
-        return getattr(self.scheduler, "state_in_first_order", True) and getattr(self.scheduler, "cur_sample", None) is None
+        return (
+            getattr(self.scheduler, "state_in_first_order", True)
+            and getattr(self.scheduler, "cur_sample", None) is None
+        )
 
     def _sigma_at(self, index: int) -> float | None:
         sigmas = getattr(self.scheduler, "sigmas", None)
@@ -221,9 +231,16 @@ class StepRecorder:
             latents = self.unpack(latents) if latents.ndim == 3 else latents
             x0 = self.unpack(x0) if x0 is not None and x0.ndim == 3 else x0
         seen = latents / (sigma**2 + 1) ** 0.5 if sigma and not self.flow else latents
-        frame = StepFrame(index=len(self.frames), total=self.total, timestep=timestep, sigma=sigma,
-                          seconds=time.perf_counter() - self._t0, latents=seen.cpu(),
-                          x0=x0.cpu() if x0 is not None else None, decode=self.decoder.decode_later)
+        frame = StepFrame(
+            index=len(self.frames),
+            total=self.total,
+            timestep=timestep,
+            sigma=sigma,
+            seconds=time.perf_counter() - self._t0,
+            latents=seen.cpu(),
+            x0=x0.cpu() if x0 is not None else None,
+            decode=self.decoder.decode_later,
+        )
         for view in self.views:  # decode on the device, from the tensors still there
             frame.images[view] = self.decoder.decode(x0 if view == "x0" and x0 is not None else seen)
         self.frames.append(frame)

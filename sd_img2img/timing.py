@@ -79,7 +79,9 @@ class TimingModel:
             if run.text_encode is not None:
                 self._text[run.model] = run.text_encode
             if run.step_calls > 0:
-                self._learn(("step", run.model, run.guidance, run.preview), run.pixels, run.steps_seconds / run.step_calls)
+                self._learn(
+                    ("step", run.model, run.guidance, run.preview), run.pixels, run.steps_seconds / run.step_calls
+                )
             self._learn(("before", run.model, run.mode), run.pixels, run.before_steps)
             self._learn(("after", run.model), run.pixels, run.after_steps)
 
@@ -103,8 +105,17 @@ class TimingModel:
             return self._per_pixel(key, pixels) * pixels * factor
         return None
 
-    def estimate(self, model: str, *, pixels: int, guidance: bool, calls: int, mode: str = "img2img",
-                 preview: str = "approx", text_cached: bool = False) -> float | None:
+    def estimate(
+        self,
+        model: str,
+        *,
+        pixels: int,
+        guidance: bool,
+        calls: int,
+        mode: str = "img2img",
+        preview: str = "approx",
+        text_cached: bool = False,
+    ) -> float | None:
         """Seconds a run will take on this server, or ``None`` while nothing has been measured for ``model``.
 
         Args:

@@ -32,8 +32,16 @@ def client(url):
 def img2img(client, **kw):
     from gradio_client import handle_file
 
-    args = dict(image=handle_file(FIREPLACE), prompt="fire", negative_prompt="", strength=0.7, steps=10, seed=7,
-                width=128, height=128)
+    args = dict(
+        image=handle_file(FIREPLACE),
+        prompt="fire",
+        negative_prompt="",
+        strength=0.7,
+        steps=10,
+        seed=7,
+        width=128,
+        height=128,
+    )
     args.update(kw)
     return client.submit(**args, api_name="/img2img")
 
@@ -47,8 +55,19 @@ def test_named_endpoints_and_parameters(client):
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert {"/img2img", "/txt2img", "/compare", "/stop", "/read_settings"} <= set(api)
     names = [p["parameter_name"] for p in api["/img2img"]["parameters"]]
-    assert names[:11] == ["image", "prompt", "negative_prompt", "strength", "steps", "real_steps", "seed", "sampler",
-                          "guidance_scale", "width", "height"]
+    assert names[:11] == [
+        "image",
+        "prompt",
+        "negative_prompt",
+        "strength",
+        "steps",
+        "real_steps",
+        "seed",
+        "sampler",
+        "guidance_scale",
+        "width",
+        "height",
+    ]
     t2i = [p["parameter_name"] for p in api["/txt2img"]["parameters"]]
     assert "image" not in t2i and "strength" not in t2i and "prompt" in t2i
     assert not any(name.startswith(("/use_sketch", "/plan")) for name in api)  # UI plumbing stays private
@@ -77,7 +96,7 @@ def test_steps_arrive_one_by_one(client):
     seen, arrivals = [], []
     while not job.done() or len(seen) < len(job.outputs()):
         outputs = job.outputs()
-        for out in outputs[len(seen):]:
+        for out in outputs[len(seen) :]:
             seen.append(out)
             arrivals.append(time.monotonic())
         time.sleep(0.01)
@@ -89,8 +108,9 @@ def test_steps_arrive_one_by_one(client):
 def test_real_steps_and_txt2img(client):
     _, gallery, info, *_ = img2img(client, steps=5, strength=0.5, real_steps=True).result()
     assert info["steps_taken"] == 5 and info["schedule_steps"] == 10 and len(gallery) == 6
-    output, gallery, info, *_ = client.predict(prompt="fire", negative_prompt="", steps=4, seed=3, width=64, height=64,
-                                                api_name="/txt2img")
+    output, gallery, info, *_ = client.predict(
+        prompt="fire", negative_prompt="", steps=4, seed=3, width=64, height=64, api_name="/txt2img"
+    )
     assert info["mode"] == "txt2img" and info["strength"] is None
     assert info["steps_taken"] == 4 and len(gallery) == 5 and info["seed"] == 3
 
@@ -165,15 +185,41 @@ def test_bad_input_is_a_message_and_the_server_goes_on(client, tmp_path):
 def test_compare_strengths_and_step_counts(client):
     from gradio_client import handle_file
 
-    html, columns = client.predict(image=handle_file(FIREPLACE), prompt="fire", negative_prompt="", compare_by="strength",
-                                   values="0.4, 0.7", steps=10, seed=5, width=128, height=128, api_name="/compare")
+    html, columns = client.predict(
+        image=handle_file(FIREPLACE),
+        prompt="fire",
+        negative_prompt="",
+        compare_by="strength",
+        values="0.4, 0.7",
+        steps=10,
+        seed=5,
+        width=128,
+        height=128,
+        api_name="/compare",
+    )
     assert [(c["value"], c["steps"], c["steps_taken"]) for c in columns] == [(0.4, 10, 4), (0.7, 10, 7)]
     assert len({c["seed"] for c in columns}) == 1
-    for row in ("initial image SD sees", "steps argument", "steps actually taken", "latent space at each step", "output"):
+    for row in (
+        "initial image SD sees",
+        "steps argument",
+        "steps actually taken",
+        "latent space at each step",
+        "output",
+    ):
         assert row in html
-    assert html.count("<th scope=\"col\">") == 2 and "strength 0.4" in html and "strength 0.7" in html
-    _, columns = client.predict(image=handle_file(FIREPLACE), prompt="fire", negative_prompt="", compare_by="steps",
-                                values="29 30", strength=0.4, seed=5, width=64, height=64, api_name="/compare")
+    assert html.count('<th scope="col">') == 2 and "strength 0.4" in html and "strength 0.7" in html
+    _, columns = client.predict(
+        image=handle_file(FIREPLACE),
+        prompt="fire",
+        negative_prompt="",
+        compare_by="steps",
+        values="29 30",
+        strength=0.4,
+        seed=5,
+        width=64,
+        height=64,
+        api_name="/compare",
+    )
     assert [(c["steps"], c["steps_taken"]) for c in columns] == [(29, 11), (30, 12)]
 
 
@@ -184,16 +230,21 @@ def test_compare_needs_an_image_and_sane_values(client):
     with pytest.raises(AppError, match="needs an initial image"):
         client.predict(image=None, prompt="fire", negative_prompt="", api_name="/compare")
     with pytest.raises(AppError, match="not a number"):
-        client.predict(image=handle_file(FIREPLACE), prompt="fire", negative_prompt="", values="0.4, lots",
-                       api_name="/compare")
+        client.predict(
+            image=handle_file(FIREPLACE), prompt="fire", negative_prompt="", values="0.4, lots", api_name="/compare"
+        )
 
 
 def test_plan_line_says_what_the_engine_does():
     from app import plan_line
 
     assert "10 steps × strength 0.7 → 7 steps will run (3 skipped)" in plan_line(True, 0.7, 10, False)
-    assert "a schedule of 29 steps" in plan_line(True, 0.7, 20, True) and "20 will run" in plan_line(True, 0.7, 20, True)
-    assert "prompt2img" in plan_line(False, 0.7, 10, False) and "strength does not apply" in plan_line(False, 0.7, 10, False)
+    assert "a schedule of 29 steps" in plan_line(True, 0.7, 20, True) and "20 will run" in plan_line(
+        True, 0.7, 20, True
+    )
+    assert "prompt2img" in plan_line(False, 0.7, 10, False) and "strength does not apply" in plan_line(
+        False, 0.7, 10, False
+    )
     assert "use strength ≥" in plan_line(True, 0.05, 10, False)
 
 
@@ -208,14 +259,24 @@ def test_read_settings_endpoint_reads_our_own_and_automatic1111_pngs(client, tmp
     assert ours["prompt"] == "fire" and ours["width"] == 128
 
     info = PngImagePlugin.PngInfo()
-    info.add_text("parameters", "a lighthouse at dusk, oil painting\nNegative prompt: blurry, fog\nSteps: 20, "
-                  "Sampler: Euler a, CFG scale: 6, Seed: 123, Size: 512x768, Denoising strength: 0.45, Clip skip: 2")
+    info.add_text(
+        "parameters",
+        "a lighthouse at dusk, oil painting\nNegative prompt: blurry, fog\nSteps: 20, "
+        "Sampler: Euler a, CFG scale: 6, Seed: 123, Size: 512x768, Denoising strength: 0.45, Clip skip: 2",
+    )
     a1111 = tmp_path / "a1111.png"
     Image.new("RGB", (64, 96)).save(a1111, pnginfo=info)
     got = client.predict(png=handle_file(str(a1111)), api_name="/read_settings")
     assert got["tool"] == "AUTOMATIC1111"
-    assert (got["sampler"], got["steps"], got["guidance_scale"], got["seed"], got["width"], got["height"],
-            got["strength"]) == ("k_euler_a", 20, 6, 123, 512, 768, 0.45)
+    assert (
+        got["sampler"],
+        got["steps"],
+        got["guidance_scale"],
+        got["seed"],
+        got["width"],
+        got["height"],
+        got["strength"],
+    ) == ("k_euler_a", 20, 6, 123, 512, 768, 0.45)
     assert got["prompt"] == "a lighthouse at dusk, oil painting" and got["negative_prompt"] == "blurry, fog"
     assert any("Clip skip" in note for note in got["notes"])  # what did not carry over is said
 
@@ -227,8 +288,12 @@ def test_read_settings_endpoint_reads_our_own_and_automatic1111_pngs(client, tmp
 def test_settings_from_flags_and_environment():
     from sd_img2img.settings import parse_settings
 
-    env = {"SD_IMG2IMG_MODEL": "some/model", "SD_IMG2IMG_PORT": "9000", "SD_IMG2IMG_PREVIEW": "taesd",
-           "SD_IMG2IMG_SHARE": "1"}
+    env = {
+        "SD_IMG2IMG_MODEL": "some/model",
+        "SD_IMG2IMG_PORT": "9000",
+        "SD_IMG2IMG_PREVIEW": "taesd",
+        "SD_IMG2IMG_SHARE": "1",
+    }
     s = parse_settings([], env)
     assert (s.model, s.port, s.preview, s.share, s.host) == ("some/model", 9000, "taesd", True, None)
     s = parse_settings(["--model", "random", "--port", "7000", "--max-side", "512", "--offload", "model"], env)
@@ -236,17 +301,27 @@ def test_settings_from_flags_and_environment():
     assert parse_settings([], {}).share is False  # share links only on request
     assert parse_settings([], {}).compile is False and parse_settings(["--compile"], {}).compile is True
     assert parse_settings([], {"SD_IMG2IMG_COMPILE": "1"}).compile is True
-    assert parse_settings(["--device", "auto"], {"SD_IMG2IMG_DEVICE": "cpu"}).device == "auto"  # a flag beats its variable
+    assert (
+        parse_settings(["--device", "auto"], {"SD_IMG2IMG_DEVICE": "cpu"}).device == "auto"
+    )  # a flag beats its variable
 
 
-@pytest.mark.parametrize("var,value,message", [
-    ("SD_IMG2IMG_DEVICE", "gpu", "argument --device (from SD_IMG2IMG_DEVICE): invalid choice: 'gpu'"),
-    ("SD_IMG2IMG_PREVIEW", "bogus", "argument --preview (from SD_IMG2IMG_PREVIEW): invalid choice: 'bogus'"),
-    ("SD_IMG2IMG_PORT", "abc", "argument --port (from SD_IMG2IMG_PORT): invalid int value: 'abc'"),
-])
+@pytest.mark.parametrize(
+    "var,value,message",
+    [
+        ("SD_IMG2IMG_DEVICE", "gpu", "argument --device (from SD_IMG2IMG_DEVICE): invalid choice: 'gpu'"),
+        ("SD_IMG2IMG_PREVIEW", "bogus", "argument --preview (from SD_IMG2IMG_PREVIEW): invalid choice: 'bogus'"),
+        ("SD_IMG2IMG_PORT", "abc", "argument --port (from SD_IMG2IMG_PORT): invalid int value: 'abc'"),
+    ],
+)
 def test_python_app_py_checks_environment_values_as_flags(var, value, message):
-    proc = subprocess.run([sys.executable, str(ROOT / "app.py")], capture_output=True, text=True,
-                          env={**os.environ, var: value}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, var: value},
+        timeout=120,
+    )
     assert proc.returncode == 2 and message in proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
@@ -263,10 +338,30 @@ def test_model_status_reports_failure(tmp_path):
 
 def test_python_app_py_serves_offline(tiny_checkpoint, tiny_taesd, tmp_path):
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SD_IMG2IMG_TAESD": str(tiny_taesd), "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, "app.py", "--model", str(tiny_checkpoint), "--device", "cpu",
-                             "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "SD_IMG2IMG_TAESD": str(tiny_taesd),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "app.py",
+            "--model",
+            str(tiny_checkpoint),
+            "--device",
+            "cpu",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 90
         page = None
@@ -281,8 +376,16 @@ def test_python_app_py_serves_offline(tiny_checkpoint, tiny_taesd, tmp_path):
         from gradio_client import Client, handle_file
 
         info = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
-            image=handle_file(FIREPLACE), prompt="fire", negative_prompt="", strength=0.7, steps=10, seed=1,
-            width=64, height=64, api_name="/img2img")[2]
+            image=handle_file(FIREPLACE),
+            prompt="fire",
+            negative_prompt="",
+            strength=0.7,
+            steps=10,
+            seed=1,
+            width=64,
+            height=64,
+            api_name="/img2img",
+        )[2]
         assert info["steps_taken"] == 7
     finally:
         proc.terminate()

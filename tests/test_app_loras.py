@@ -20,8 +20,7 @@ def url(tiny_checkpoint, tiny_taesd, tmp_path_factory):
     from sd_img2img.random_checkpoint import build_lora
 
     lora = build_lora(tiny_checkpoint, tmp_path_factory.mktemp("loras") / "detail.safetensors", "kohya")
-    engine = Engine(str(tiny_checkpoint), device="cpu", dtype="float32", taesd=str(tiny_taesd),
-                    loras=[f"{lora}:0.7"])
+    engine = Engine(str(tiny_checkpoint), device="cpu", dtype="float32", taesd=str(tiny_taesd), loras=[f"{lora}:0.7"])
     with serve(engine) as u:
         yield u
 
@@ -29,8 +28,16 @@ def url(tiny_checkpoint, tiny_taesd, tmp_path_factory):
 def run(client, **kw):
     from gradio_client import handle_file
 
-    args = dict(image=handle_file(FIREPLACE), prompt="fire", negative_prompt="", strength=0.6, steps=5, seed=11,
-                width=64, height=64)
+    args = dict(
+        image=handle_file(FIREPLACE),
+        prompt="fire",
+        negative_prompt="",
+        strength=0.6,
+        steps=5,
+        seed=11,
+        width=64,
+        height=64,
+    )
     args.update(kw)
     output, _, info, *_ = client.predict(**args, api_name="/img2img")
     return np.asarray(Image.open(output)), info

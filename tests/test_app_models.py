@@ -19,8 +19,9 @@ NAMES = ("random", "random-sdxl", "random-flux")
 def url(tmp_path_factory):
     from sd_img2img.models import ModelSet
 
-    models = ModelSet(list(NAMES), device="cpu", dtype="float32", cache=tmp_path_factory.mktemp("random-models"),
-                      max_loaded=3)
+    models = ModelSet(
+        list(NAMES), device="cpu", dtype="float32", cache=tmp_path_factory.mktemp("random-models"), max_loaded=3
+    )
     with serve(models) as u:
         yield u
 
@@ -46,7 +47,9 @@ def test_each_listed_model_runs_by_its_family_and_others_are_refused(client):
     sdxl = client.predict(**common, strength=0.7, steps=10, model="random-sdxl", sampler="k_euler", api_name="/img2img")
     assert sdxl[2]["steps_taken"] == 7 and "SDXL: 10 steps × strength 0.7 → 7 steps will run" not in sdxl[4]
     assert "below 512" in sdxl[4] or any("512" in w for w in sdxl[2]["warnings"])  # SDXL at 128 px: a warning
-    with pytest.raises(Exception, match=r"/etc.*(random, random-sdxl, random-flux|\['random', 'random-sdxl', 'random-flux'\])"):
+    with pytest.raises(
+        Exception, match=r"/etc.*(random, random-sdxl, random-flux|\['random', 'random-sdxl', 'random-flux'\])"
+    ):
         client.predict(**common, model="/etc", api_name="/img2img")
     with pytest.raises(Exception, match="k_lms.*does not fit|choose one of: flow_euler"):
         client.predict(**common, sampler="k_lms", model="random-flux", api_name="/img2img")
@@ -56,8 +59,18 @@ def test_compare_models_states_each_family_s_rule(client):
     from gradio_client import handle_file
 
     table, infos = client.predict(
-        image=handle_file(FIREPLACE), prompt="fire", negative_prompt="", compare_by="model", values=", ".join(NAMES),
-        steps=4, strength=0.3, seed=5, width=128, height=128, api_name="/compare")
+        image=handle_file(FIREPLACE),
+        prompt="fire",
+        negative_prompt="",
+        compare_by="model",
+        values=", ".join(NAMES),
+        steps=4,
+        strength=0.3,
+        seed=5,
+        width=128,
+        height=128,
+        api_name="/compare",
+    )
     assert [i["steps_taken"] for i in infos] == [1, 1, 2]
     assert [i["seed"] for i in infos] == [5, 5, 5] and [i["strength"] for i in infos] == [0.3, 0.3, 0.3]
     assert "SD: int(4 × 0.3) = 1" in table and "SDXL: int(4 × 0.3) = 1" in table
@@ -82,7 +95,9 @@ def test_model_picker_and_compare_models_in_chromium(url):
 
         page.locator("#model input").click()  # the model picker: the family's defaults and rule follow the choice
         page.get_by_role("option", name=re.compile("random-flux")).click()
-        expect(page.locator("#plan-line")).to_contain_text("FLUX.1-dev: 10 steps × strength 0.6", timeout=10_000)  # CPU page
+        expect(page.locator("#plan-line")).to_contain_text(
+            "FLUX.1-dev: 10 steps × strength 0.6", timeout=10_000
+        )  # CPU page
         set_number(page, "steps", 4)
         set_number(page, "strength", 0.3)
         expect(page.locator("#plan-line")).to_contain_text("4 steps × strength 0.3 → 2 steps will run", timeout=10_000)

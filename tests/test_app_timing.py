@@ -25,8 +25,19 @@ def handlers(tiny_checkpoint, tiny_taesd):
 
 
 def run(h, **kw):
-    args = dict(image=FIREPLACE, prompt="fire", negative_prompt="", strength=1.0, steps=24, real_steps=False, seed=4,
-                sampler="k_euler", guidance_scale=7.5, width=256, height=256)
+    args = dict(
+        image=FIREPLACE,
+        prompt="fire",
+        negative_prompt="",
+        strength=1.0,
+        steps=24,
+        real_steps=False,
+        seed=4,
+        sampler="k_euler",
+        guidance_scale=7.5,
+        width=256,
+        height=256,
+    )
     args.update(kw)
     *_, last = h.img2img(**args)
     return last[2]  # the run info
@@ -39,14 +50,15 @@ def test_the_plan_line_shows_the_servers_estimate_once_a_run_was_measured(handle
     plan_args = (FIREPLACE, "image", 1.0, 24, False, None, 256, 256, 7.5, "k_euler", "approx")
     assert "here" not in h.plan(*plan_args)  # nothing measured yet: no guess
     run(h, seed=1)  # what the server learns from
-    request = h.request(FIREPLACE, "", "", 1.0, 24, False, 4, "k_euler", 7.5, 256, 256, "resize", "approx",
-                        "latents")
+    request = h.request(FIREPLACE, "", "", 1.0, 24, False, 4, "k_euler", 7.5, 256, 256, "resize", "approx", "latents")
     estimate = h.estimate(request, None)
     assert estimate is not None and estimate > 0
     line = h.plan(*plan_args)
     assert f"24 steps will run (0 skipped) · {format_duration(estimate)} here" in line, line
-    bigger = h.estimate(h.request(FIREPLACE, "fire", "", 1.0, 24, False, 4, "k_euler", 7.5, 512, 512, "resize",
-                                  "approx", "latents"), None)
+    bigger = h.estimate(
+        h.request(FIREPLACE, "fire", "", 1.0, 24, False, 4, "k_euler", 7.5, 512, 512, "resize", "approx", "latents"),
+        None,
+    )
     assert bigger > estimate  # four times the pixels take longer
 
 

@@ -19,8 +19,16 @@ def run(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
 
 def test_generation_benchmark_short(tiny_checkpoint, tiny_taesd, tmp_path):
     out = tmp_path / "report.json"
-    args = ["benchmarks/bench_generation.py", "--short", "--model", str(tiny_checkpoint), "--taesd", str(tiny_taesd),
-            "--json", str(out)]
+    args = [
+        "benchmarks/bench_generation.py",
+        "--short",
+        "--model",
+        str(tiny_checkpoint),
+        "--taesd",
+        str(tiny_taesd),
+        "--json",
+        str(out),
+    ]
     proc = run(args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "plain diffusers" in proc.stdout and "ratio b:approx/a" in proc.stdout and "ratio b:taesd/a" in proc.stdout
@@ -44,8 +52,10 @@ def test_cpu_benchmark_short(tmp_path):
     """bench_cpu.py --short: both targets run on tiny checkpoints; the printed ratios are the medians' ratios, the
     float32 engine is plain diffusers exactly, every path ran the one planned step."""
     out = tmp_path / "cpu.json"
-    proc = run(["benchmarks/bench_cpu.py", "--short", "--checkpoints", str(tmp_path / "ckpts"), "--json", str(out)],
-               timeout=600)
+    proc = run(
+        ["benchmarks/bench_cpu.py", "--short", "--checkpoints", str(tmp_path / "ckpts"), "--json", str(out)],
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
     unet, turbo = report["target1_unet"], report["target2_turbo"]

@@ -9,14 +9,22 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from PIL import Image as PILImage
 from appserver import ROOT, serve
+from PIL import Image as PILImage
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "screenshots"
 FIREPLACE = str(ROOT / "examples" / "fireplace.png")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = [
     pytest.mark.browser,
@@ -36,8 +44,9 @@ def browser_context():
 
     SHOTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile, sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=ARGS, headless=True,
-                                                       viewport={"width": 1280, "height": 800})
+        context = p.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, args=ARGS, headless=True, viewport={"width": 1280, "height": 800}
+        )
         try:
             yield context
         finally:
@@ -63,8 +72,9 @@ def test_generate_and_explain_in_chromium(url, browser_context):
     page.locator("#prompt textarea").fill("a cozy fireplace with a roaring fire, oil painting")
     set_number(page, "strength", 0.7)
     set_number(page, "steps", 10)
-    expect(page.locator("#plan-line")).to_contain_text("10 steps × strength 0.7 → 7 steps will run (3 skipped)",
-                                                       timeout=10_000)
+    expect(page.locator("#plan-line")).to_contain_text(
+        "10 steps × strength 0.7 → 7 steps will run (3 skipped)", timeout=10_000
+    )
 
     page.locator("#run").click()
     expect(page.locator("#run-status")).to_contain_text("7 taken", timeout=60_000)
@@ -126,9 +136,20 @@ def test_a_hostile_prompt_or_png_runs_no_script(url, browser_context, tmp_path):
     from sd_img2img.metadata import save_png
 
     png = tmp_path / "crafted.png"
-    save_png(PILImage.new("RGB", (64, 64)), png,
-             {"prompt": "fire " * 75 + PAYLOAD, "negative_prompt": PAYLOAD, "steps": 4, "strength": 0.5, "seed": 3,
-              "sampler": "k_lms", "width": 128, "height": 128})
+    save_png(
+        PILImage.new("RGB", (64, 64)),
+        png,
+        {
+            "prompt": "fire " * 75 + PAYLOAD,
+            "negative_prompt": PAYLOAD,
+            "steps": 4,
+            "strength": 0.5,
+            "seed": 3,
+            "sampler": "k_lms",
+            "width": 128,
+            "height": 128,
+        },
+    )
     page = browser_context.new_page()
     page.goto(url)
     expect(page.locator(".model-status.ready")).to_be_visible(timeout=30_000)

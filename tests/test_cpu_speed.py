@@ -14,7 +14,9 @@ from sd_img2img.timing import TimingModel, format_duration, format_plan, format_
 
 
 def max_diff(a, b) -> int:
-    return int(np.abs(np.asarray(a.convert("RGB"), dtype=np.int16) - np.asarray(b.convert("RGB"), dtype=np.int16)).max())
+    return int(
+        np.abs(np.asarray(a.convert("RGB"), dtype=np.int16) - np.asarray(b.convert("RGB"), dtype=np.int16)).max()
+    )
 
 
 # -- dtype auto -------------------------------------------------------------------------------------------------
@@ -26,10 +28,17 @@ GRAVITON3 = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
 GRAVITON2 = "processor\t: 0\nFeatures\t: fp asimd asimddp\n"
 
 
-@pytest.mark.parametrize("cpuinfo,machine,native", [
-    (EPYC, "x86_64", True), (SKYLAKE, "x86_64", False), (SAPPHIRE, "x86_64", True),
-    (GRAVITON3, "aarch64", True), (GRAVITON2, "aarch64", False), ("", "x86_64", False),
-])
+@pytest.mark.parametrize(
+    "cpuinfo,machine,native",
+    [
+        (EPYC, "x86_64", True),
+        (SKYLAKE, "x86_64", False),
+        (SAPPHIRE, "x86_64", True),
+        (GRAVITON3, "aarch64", True),
+        (GRAVITON2, "aarch64", False),
+        ("", "x86_64", False),
+    ],
+)
 def test_native_bf16_is_read_from_the_cpu_flags(cpuinfo, machine, native):
     assert cpu_features.has_native_bf16(cpuinfo, machine) is native
 
@@ -50,15 +59,18 @@ def test_the_run_says_which_dtype_ran(tiny_checkpoint, fireplace, monkeypatch):
     engine = Engine(str(tiny_checkpoint), device="cpu")  # dtype auto
     assert engine.loaded.dtype == torch.bfloat16 and engine.loaded.channels_last  # bf16 on the cpu: NHWC
     lm = engine.loaded  # every model really is in bf16 (from_pipe casts what it shares unless told the dtype)
-    assert {m.dtype for m in (lm.img2img.unet, lm.img2img.vae, lm.img2img.text_encoder, lm.txt2img.unet)} \
-        == {torch.bfloat16}
-    result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=0.5, steps=6, seed=3,
-                                               width=64, height=64))
+    assert {m.dtype for m in (lm.img2img.unet, lm.img2img.vae, lm.img2img.text_encoder, lm.txt2img.unet)} == {
+        torch.bfloat16
+    }
+    result = engine.generate(
+        GenerationRequest(prompt="fire", init_image=fireplace, strength=0.5, steps=6, seed=3, width=64, height=64)
+    )
     assert result.info()["dtype"] == "bfloat16" and result.info()["vae"] == "full"
     assert result.steps_taken == 3 and all(torch.isfinite(f.latents).all() for f in result.frames)
 
 
 # -- the tiny autoencoder ---------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tiny_vae_engine(tiny_checkpoint, tiny_taesd):
@@ -87,12 +99,28 @@ def test_tiny_vae_img2img_equals_diffusers_with_autoencoder_tiny(tiny_vae_engine
 
     lm = tiny_vae_engine.loaded
     assert isinstance(lm.vae, AutoencoderTiny) and lm.txt2img.vae is lm.vae and lm.vae_kind == "tiny"
-    result = tiny_vae_engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=0.7, steps=10,
-                                                        seed=11, sampler="k_euler", width=128, height=128))
+    result = tiny_vae_engine.generate(
+        GenerationRequest(
+            prompt="fire",
+            init_image=fireplace,
+            strength=0.7,
+            steps=10,
+            seed=11,
+            sampler="k_euler",
+            width=128,
+            height=128,
+        )
+    )
     img2img, _ = tiny_vae_reference
     img2img.scheduler = make_scheduler("k_euler", img2img.scheduler.config)
-    expected = img2img(prompt="fire", image=fit_image(fireplace, 128, 128), strength=0.7, num_inference_steps=10,
-                       guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(11)).images[0]
+    expected = img2img(
+        prompt="fire",
+        image=fit_image(fireplace, 128, 128),
+        strength=0.7,
+        num_inference_steps=10,
+        guidance_scale=7.5,
+        generator=torch.Generator("cpu").manual_seed(11),
+    ).images[0]
     assert result.steps_taken == 7 and len(result.frames) == 8
     assert max_diff(result.output, expected) <= 2
     assert result.info()["vae"] == "tiny" and result.info()["dtype"] == "float32"
@@ -101,12 +129,19 @@ def test_tiny_vae_img2img_equals_diffusers_with_autoencoder_tiny(tiny_vae_engine
 def test_tiny_vae_txt2img_equals_diffusers_and_the_taesd_preview_reuses_it(tiny_vae_engine, tiny_vae_reference):
     from sd_img2img.samplers import make_scheduler
 
-    result = tiny_vae_engine.generate(GenerationRequest(prompt="a cat", steps=5, seed=2, width=64, height=96,
-                                                        preview="taesd"))
+    result = tiny_vae_engine.generate(
+        GenerationRequest(prompt="a cat", steps=5, seed=2, width=64, height=96, preview="taesd")
+    )
     _, txt2img = tiny_vae_reference
     txt2img.scheduler = make_scheduler("k_lms", txt2img.scheduler.config)
-    expected = txt2img(prompt="a cat", num_inference_steps=5, width=64, height=96, guidance_scale=7.5,
-                       generator=torch.Generator("cpu").manual_seed(2)).images[0]
+    expected = txt2img(
+        prompt="a cat",
+        num_inference_steps=5,
+        width=64,
+        height=96,
+        guidance_scale=7.5,
+        generator=torch.Generator("cpu").manual_seed(2),
+    ).images[0]
     assert result.steps_taken == 5 and len(result.frames) == 6
     assert max_diff(result.output, expected) <= 2
     assert tiny_vae_engine._taesd_decoder() is tiny_vae_engine.loaded.vae  # one TAESD, not two
@@ -125,11 +160,13 @@ def test_vae_flag_reaches_the_engine(monkeypatch):
 
 # -- the prompt cache -------------------------------------------------------------------------------------------
 
+
 def test_a_repeated_prompt_is_encoded_once_and_the_output_is_unchanged(tiny_checkpoint, fireplace):
     engine = Engine(str(tiny_checkpoint), device="cpu", dtype="float32")
     uncached = Engine(str(tiny_checkpoint), device="cpu", dtype="float32", prompt_cache=0)
-    request = GenerationRequest(prompt="fire", negative_prompt="smoke", init_image=fireplace, strength=0.6, steps=5,
-                                seed=9, width=64, height=64)
+    request = GenerationRequest(
+        prompt="fire", negative_prompt="smoke", init_image=fireplace, strength=0.6, steps=5, seed=9, width=64, height=64
+    )
     first, second = engine.generate(request), engine.generate(request)
     assert engine.prompt_cache.misses == 1 and engine.prompt_cache.hits == 1
     assert first.seconds["text_encode"] > 0 and second.seconds["text_encode"] == 0
@@ -137,12 +174,24 @@ def test_a_repeated_prompt_is_encoded_once_and_the_output_is_unchanged(tiny_chec
     assert len(uncached.prompt_cache) == 0
     assert max_diff(first.output, second.output) == 0 and max_diff(first.output, plain.output) == 0
     # guidance off: the negative prompt is not encoded, and it is another entry
-    engine.generate(GenerationRequest(prompt="fire", negative_prompt="smoke", init_image=fireplace, strength=0.6,
-                                      steps=5, seed=9, width=64, height=64, guidance_scale=1.0))
+    engine.generate(
+        GenerationRequest(
+            prompt="fire",
+            negative_prompt="smoke",
+            init_image=fireplace,
+            strength=0.6,
+            steps=5,
+            seed=9,
+            width=64,
+            height=64,
+            guidance_scale=1.0,
+        )
+    )
     assert engine.prompt_cache.misses == 2 and len(engine.prompt_cache) == 2
 
 
 # -- honest time ------------------------------------------------------------------------------------------------
+
 
 def test_format_lines():
     assert format_plan(7, 41.0) == "7 steps will run · about 40 s here"
@@ -166,13 +215,15 @@ def one_thread():
 
 def test_estimate_is_none_until_measured_then_within_a_quarter(tiny_checkpoint, fireplace, one_thread):
     engine = Engine(str(tiny_checkpoint), device="cpu", dtype="float32")
-    request = GenerationRequest(prompt="a lake", init_image=fireplace, strength=0.8, steps=25, seed=4,
-                                width=192, height=192)
+    request = GenerationRequest(
+        prompt="a lake", init_image=fireplace, strength=0.8, steps=25, seed=4, width=192, height=192
+    )
     prepared = engine.prepare(request)
     assert engine.estimate_seconds(prepared) is None
     # the process's first run at a size sets its kernels up (slower): another request, not counted below
-    engine.generate(GenerationRequest(prompt="warm", init_image=fireplace, steps=4, strength=1.0, seed=1, width=192,
-                                      height=192))
+    engine.generate(
+        GenerationRequest(prompt="warm", init_image=fireplace, steps=4, strength=1.0, seed=1, width=192, height=192)
+    )
     first = engine.generate(request)  # one run of the request
     estimate = engine.estimate_seconds(engine.prepare(request))
     assert estimate is not None and estimate > 0
@@ -191,11 +242,21 @@ def test_timing_model_scales_with_pixels_and_guidance():
 
     t = TimingModel()
     assert t.estimate("m", pixels=512 * 512, guidance=True, calls=4) is None
-    t.observe(RunTimes(model="m", pixels=256 * 256, guidance=True, mode="img2img", preview="approx", text_encode=0.5,
-                       before_steps=1.0, step_calls=4, steps_seconds=8.0, after_steps=2.0))
+    t.observe(
+        RunTimes(
+            model="m",
+            pixels=256 * 256,
+            guidance=True,
+            mode="img2img",
+            preview="approx",
+            text_encode=0.5,
+            before_steps=1.0,
+            step_calls=4,
+            steps_seconds=8.0,
+            after_steps=2.0,
+        )
+    )
     same = t.estimate("m", pixels=256 * 256, guidance=True, calls=4)
     assert same == pytest.approx(0.5 + 1.0 + 8.0 + 2.0)
     assert t.estimate("m", pixels=512 * 512, guidance=True, calls=4, text_cached=True) == pytest.approx(4 * 11.0)
     assert t.estimate("m", pixels=256 * 256, guidance=False, calls=4, text_cached=True) == pytest.approx(1 + 4 + 2)
-
-

@@ -19,8 +19,10 @@ PIPELINES = ("StableDiffusionImg2ImgPipeline", "StableDiffusionPipeline")
 
 
 def moved(what: str) -> str:
-    return (f"diffusers {diffusers.__version__} moved {what}, which sd_img2img wraps (sd_img2img/steps.py, engine.py); "
-            "pin diffusers to the last release that passes, or update the wrapper")
+    return (
+        f"diffusers {diffusers.__version__} moved {what}, which sd_img2img wraps (sd_img2img/steps.py, engine.py); "
+        "pin diffusers to the last release that passes, or update the wrapper"
+    )
 
 
 @pytest.mark.parametrize("name", PIPELINES)
@@ -33,7 +35,8 @@ def test_pipeline_internals(name):
         assert callable(getattr(cls, method, None)), moved(f"{name}.{method}")
     source = inspect.getsource(cls.__call__)
     assert "self.interrupt" in source and "def interrupt" in inspect.getsource(cls), moved(
-        f"{name}'s interrupt flag (Stop sets pipe._interrupt)")
+        f"{name}'s interrupt flag (Stop sets pipe._interrupt)"
+    )
     assert "self._num_timesteps" in source, moved(f"{name}._num_timesteps")
     assert "callback_kwargs[k] = locals()[k]" in source, moved(f"{name}'s tensors handed to callback_on_step_end")
 

@@ -35,11 +35,27 @@ def reference(tiny_checkpoint):
 def test_img2img_matches_diffusers(engine, reference, fireplace, sampler):
     img2img, _ = reference
     seed = 1592514025
-    result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=0.7, steps=10,
-                                               seed=seed, sampler=sampler, width=256, height=256))
+    result = engine.generate(
+        GenerationRequest(
+            prompt="fire",
+            init_image=fireplace,
+            strength=0.7,
+            steps=10,
+            seed=seed,
+            sampler=sampler,
+            width=256,
+            height=256,
+        )
+    )
     img2img.scheduler = make_scheduler(sampler, img2img.scheduler.config)
-    expected = img2img(prompt="fire", image=fit_image(fireplace, 256, 256), strength=0.7, num_inference_steps=10,
-                       guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(seed)).images[0]
+    expected = img2img(
+        prompt="fire",
+        image=fit_image(fireplace, 256, 256),
+        strength=0.7,
+        num_inference_steps=10,
+        guidance_scale=7.5,
+        generator=torch.Generator("cpu").manual_seed(seed),
+    ).images[0]
     assert result.output.size == expected.size == (256, 256)
     assert max_diff(result.output, expected) <= 2
     assert result.seed == seed and result.steps_taken == 7
@@ -49,8 +65,14 @@ def test_txt2img_matches_diffusers(engine, reference):
     _, txt2img = reference
     result = engine.generate(GenerationRequest(prompt="a cozy room", steps=6, seed=42, width=128, height=192))
     txt2img.scheduler = make_scheduler("k_lms", txt2img.scheduler.config)
-    expected = txt2img(prompt="a cozy room", num_inference_steps=6, width=128, height=192, guidance_scale=7.5,
-                       generator=torch.Generator("cpu").manual_seed(42)).images[0]
+    expected = txt2img(
+        prompt="a cozy room",
+        num_inference_steps=6,
+        width=128,
+        height=192,
+        guidance_scale=7.5,
+        generator=torch.Generator("cpu").manual_seed(42),
+    ).images[0]
     assert max_diff(result.output, expected) <= 2
     assert result.mode == "txt2img" and result.strength is None
     assert result.steps_taken == 6 and len(result.frames) == 7
@@ -58,8 +80,9 @@ def test_txt2img_matches_diffusers(engine, reference):
 
 @pytest.mark.parametrize("strength,taken", [(0.7, 7), (0.4, 4)])
 def test_steps_taken_are_counted_from_the_run(engine, fireplace, strength, taken):
-    result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=strength, steps=10,
-                                               seed=1592514025))
+    result = engine.generate(
+        GenerationRequest(prompt="fire", init_image=fireplace, strength=strength, steps=10, seed=1592514025)
+    )
     assert result.steps_taken == taken
     assert [f.index for f in result.frames] == list(range(taken + 1))
     assert result.frames[0].timestep is None and all(f.timestep is not None for f in result.frames[1:])
@@ -69,16 +92,37 @@ def test_steps_taken_are_counted_from_the_run(engine, fireplace, strength, taken
 
 @pytest.mark.parametrize("strength", [0.4, 0.7])
 def test_real_steps_run_exactly_that_many(engine, fireplace, strength):
-    result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=strength, steps=20,
-                                               real_steps=True, seed=3, width=128, height=128))
+    result = engine.generate(
+        GenerationRequest(
+            prompt="fire",
+            init_image=fireplace,
+            strength=strength,
+            steps=20,
+            real_steps=True,
+            seed=3,
+            width=128,
+            height=128,
+        )
+    )
     assert result.steps_taken == 20 and len(result.frames) == 21
     assert result.schedule_steps == {0.4: 50, 0.7: 29}[strength]
 
 
 @pytest.mark.parametrize("sampler", SAMPLER_NAMES)
 def test_every_sampler_runs_the_planned_steps_and_the_last_full_frame_is_the_output(engine, fireplace, sampler):
-    result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=0.7, steps=10, seed=5,
-                                               sampler=sampler, preview="full", width=128, height=128))
+    result = engine.generate(
+        GenerationRequest(
+            prompt="fire",
+            init_image=fireplace,
+            strength=0.7,
+            steps=10,
+            seed=5,
+            sampler=sampler,
+            preview="full",
+            width=128,
+            height=128,
+        )
+    )
     assert result.steps_taken == 7 and len(result.frames) == 8
     assert result.model_calls >= 7  # Heun and DPM2 take two per step, PLMS two on its first
     assert max_diff(result.frames[-1].image("latents"), result.output) == 0
@@ -114,8 +158,11 @@ def test_random_seed_is_reported_and_reproduces(engine, fireplace):
 
 @pytest.mark.parametrize("preview,size", [("approx", (32, 32)), ("taesd", (256, 256)), ("full", (256, 256))])
 def test_preview_decoders(engine, fireplace, preview, size):
-    result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=0.5, steps=4, seed=1,
-                                               preview=preview, width=256, height=256))
+    result = engine.generate(
+        GenerationRequest(
+            prompt="fire", init_image=fireplace, strength=0.5, steps=4, seed=1, preview=preview, width=256, height=256
+        )
+    )
     assert {f.image("latents").size for f in result.frames} == {size}
     assert {f.image("x0").size for f in result.frames} == {size}
     strip = result.strip()
@@ -137,8 +184,11 @@ def test_step_zero_is_the_noised_init_image(engine):
 
 
 def test_streaming_hands_over_each_step_then_the_result(engine, fireplace):
-    items = list(engine.stream(GenerationRequest(prompt="fire", init_image=fireplace, strength=0.7, steps=10, seed=1,
-                                                 width=64, height=64)))
+    items = list(
+        engine.stream(
+            GenerationRequest(prompt="fire", init_image=fireplace, strength=0.7, steps=10, seed=1, width=64, height=64)
+        )
+    )
     *frames, result = items
     assert [f.index for f in frames] == list(range(8))
     assert result.steps_taken == 7 and result.frames == frames
@@ -148,14 +198,17 @@ def test_stop_between_steps_keeps_what_was_computed(engine, fireplace):
     seen = []
     result = engine.generate(
         GenerationRequest(prompt="fire", init_image=fireplace, strength=1.0, steps=12, seed=1, width=64, height=64),
-        on_step=seen.append, should_stop=lambda: len(seen) >= 4)
+        on_step=seen.append,
+        should_stop=lambda: len(seen) >= 4,
+    )
     assert result.stopped and result.steps_taken == 3 and len(result.frames) == 4
     assert "stopped after 3 of 12 steps" in result.warnings[0]
 
 
 def test_closing_the_stream_stops_the_run(engine, fireplace):
-    stream = engine.stream(GenerationRequest(prompt="fire", init_image=fireplace, strength=1.0, steps=40, seed=1,
-                                             width=64, height=64))
+    stream = engine.stream(
+        GenerationRequest(prompt="fire", init_image=fireplace, strength=1.0, steps=40, seed=1, width=64, height=64)
+    )
     first = [next(stream) for _ in range(3)]
     stream.close()
     assert [f.index for f in first] == [0, 1, 2]
@@ -191,20 +244,23 @@ def test_resize_modes_fit_the_size(mode):
     assert centre[1] > 150  # the picture itself is in the middle in every mode
 
 
-@pytest.mark.parametrize("field,value,match", [
-    ("seed", -1, r"seed=-1 is out of range \[0, 4294967295\]"),
-    ("seed", 2**32, r"seed=4294967296 is out of range"),
-    ("width", 100, r"width=100 is not a multiple of 8; use 96 or 104"),
-    ("height", 4096, r"height=4096 is out of range \[64, 2048\]"),
-    ("sampler", "euler_magic", r"unknown sampler 'euler_magic'; choose one of: k_lms, ddim"),
-    ("strength", 0.0, r"strength must be above 0 and at most 1, got 0.0"),
-    ("strength", 1.5, r"got 1.5"),
-    ("steps", 0, r"steps must be a whole number ≥ 1, got 0"),
-    ("steps", 200, r"steps=200 is above the limit of 150"),
-    ("guidance_scale", float("nan"), r"guidance scale must be between 0 and 30"),
-    ("preview", "vae", r"unknown preview decoder 'vae'"),
-    ("resize_mode", "zoom", r"unknown resize mode 'zoom'"),
-])
+@pytest.mark.parametrize(
+    "field,value,match",
+    [
+        ("seed", -1, r"seed=-1 is out of range \[0, 4294967295\]"),
+        ("seed", 2**32, r"seed=4294967296 is out of range"),
+        ("width", 100, r"width=100 is not a multiple of 8; use 96 or 104"),
+        ("height", 4096, r"height=4096 is out of range \[64, 2048\]"),
+        ("sampler", "euler_magic", r"unknown sampler 'euler_magic'; choose one of: k_lms, ddim"),
+        ("strength", 0.0, r"strength must be above 0 and at most 1, got 0.0"),
+        ("strength", 1.5, r"got 1.5"),
+        ("steps", 0, r"steps must be a whole number ≥ 1, got 0"),
+        ("steps", 200, r"steps=200 is above the limit of 150"),
+        ("guidance_scale", float("nan"), r"guidance scale must be between 0 and 30"),
+        ("preview", "vae", r"unknown preview decoder 'vae'"),
+        ("resize_mode", "zoom", r"unknown resize mode 'zoom'"),
+    ],
+)
 def test_bad_settings_are_named(engine, fireplace, field, value, match):
     req = GenerationRequest(prompt="fire", init_image=fireplace, steps=10, strength=0.5)
     setattr(req, field, value)
@@ -219,8 +275,11 @@ def test_strength_too_small_to_run_a_step(engine, fireplace):
 
 def test_ddim_schedule_longer_than_training_is_refused(engine, fireplace):
     with pytest.raises(UserInputError, match="cannot run a schedule of 1200 steps"):
-        engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, steps=60, strength=0.05,
-                                          real_steps=True, sampler="ddim"))
+        engine.generate(
+            GenerationRequest(
+                prompt="fire", init_image=fireplace, steps=60, strength=0.05, real_steps=True, sampler="ddim"
+            )
+        )
 
 
 def test_nan_latents_are_reported_not_returned_black(tiny_checkpoint, fireplace):
@@ -229,32 +288,39 @@ def test_nan_latents_are_reported_not_returned_black(tiny_checkpoint, fireplace)
     with torch.no_grad():
         unet.conv_out.bias.fill_(float("nan"))
     with pytest.raises(GenerationError, match=r"NaN/inf values at step 1 .*try --dtype float32"):
-        engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, steps=4, strength=1.0, seed=1,
-                                          width=64, height=64))
+        engine.generate(
+            GenerationRequest(prompt="fire", init_image=fireplace, steps=4, strength=1.0, seed=1, width=64, height=64)
+        )
 
 
 def test_flagged_output_is_reported(tmp_path, fireplace):
     from sd_img2img.random_checkpoint import build_checkpoint
 
     engine = Engine(str(build_checkpoint(tmp_path / "flagging", flag_everything=True)), device="cpu")
-    result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, steps=4, strength=0.5, seed=1,
-                                               width=64, height=64))
+    result = engine.generate(
+        GenerationRequest(prompt="fire", init_image=fireplace, steps=4, strength=0.5, seed=1, width=64, height=64)
+    )
     assert result.nsfw_flagged
     assert any("safety checker flagged" in w for w in result.warnings)
     off = Engine(str(tmp_path / "flagging"), device="cpu", dtype="float32", safety_checker=False)
-    assert not off.generate(GenerationRequest(prompt="fire", init_image=fireplace, steps=4, strength=0.5, seed=1,
-                                              width=64, height=64)).nsfw_flagged
+    assert not off.generate(
+        GenerationRequest(prompt="fire", init_image=fireplace, steps=4, strength=0.5, seed=1, width=64, height=64)
+    ).nsfw_flagged
 
 
-@pytest.mark.parametrize("prompt,expected,warned", [
-    ("feu 🔥 نار \u200f", "feu 🔥 نار \u200f", False),  # emoji and right-to-left text are kept as they are
-    ("a\x00b\x00c", "abc", True),
-    ("lone \ud800 surrogate", "lone  surrogate", True),
-    ("tab\tand\nnewline", "tab\tand\nnewline", False),
-])
+@pytest.mark.parametrize(
+    "prompt,expected,warned",
+    [
+        ("feu 🔥 نار \u200f", "feu 🔥 نار \u200f", False),  # emoji and right-to-left text are kept as they are
+        ("a\x00b\x00c", "abc", True),
+        ("lone \ud800 surrogate", "lone  surrogate", True),
+        ("tab\tand\nnewline", "tab\tand\nnewline", False),
+    ],
+)
 def test_awkward_prompts_run(engine, prompt, expected, warned):
-    result = engine.generate(GenerationRequest(prompt=prompt, negative_prompt=prompt, steps=2, seed=1, width=64,
-                                               height=64))
+    result = engine.generate(
+        GenerationRequest(prompt=prompt, negative_prompt=prompt, steps=2, seed=1, width=64, height=64)
+    )
     assert result.steps_taken == 2 and result.prompt == expected == result.negative_prompt
     assert any("control character" in w for w in result.warnings) == warned
 
@@ -271,11 +337,17 @@ def test_out_of_memory_in_a_step_is_explained_and_the_next_run_works(tiny_checkp
 
     handle = unet.register_forward_pre_hook(fail_on_third_step)
     try:
-        with pytest.raises(GenerationError, match=r"out of memory on cpu at 64×64; lower width/height or steps.*offload"):
-            engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=1.0, steps=6, seed=1,
-                                              width=64, height=64))
-        ok = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, strength=1.0, steps=6, seed=1,
-                                               width=64, height=64))
+        with pytest.raises(
+            GenerationError, match=r"out of memory on cpu at 64×64; lower width/height or steps.*offload"
+        ):
+            engine.generate(
+                GenerationRequest(
+                    prompt="fire", init_image=fireplace, strength=1.0, steps=6, seed=1, width=64, height=64
+                )
+            )
+        ok = engine.generate(
+            GenerationRequest(prompt="fire", init_image=fireplace, strength=1.0, steps=6, seed=1, width=64, height=64)
+        )
     finally:
         handle.remove()
     assert ok.steps_taken == 6 and len(calls) == 3 + 6

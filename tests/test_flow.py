@@ -17,12 +17,17 @@ from sd_img2img.schedule import plan_steps, steps_that_run
 
 SEED = 1592514025
 SIZE = 128
-PIPELINES = {"tiny-sd3": "StableDiffusion3Img2ImgPipeline", "tiny-flux": "FluxImg2ImgPipeline",
-             "tiny-flux-schnell": "FluxImg2ImgPipeline"}
+PIPELINES = {
+    "tiny-sd3": "StableDiffusion3Img2ImgPipeline",
+    "tiny-flux": "FluxImg2ImgPipeline",
+    "tiny-flux-schnell": "FluxImg2ImgPipeline",
+}
 
 
 def max_diff(a: Image.Image, b: Image.Image) -> int:
-    return int(np.abs(np.asarray(a.convert("RGB"), dtype=np.int16) - np.asarray(b.convert("RGB"), dtype=np.int16)).max())
+    return int(
+        np.abs(np.asarray(a.convert("RGB"), dtype=np.int16) - np.asarray(b.convert("RGB"), dtype=np.int16)).max()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,27 +59,67 @@ def init_png(tmp_path_factory, fireplace):
 def test_hub_layouts_and_families(checkpoints):
     sd3, flux = checkpoints["tiny-sd3"], checkpoints["tiny-flux"]
     assert {p.name for p in sd3.iterdir() if p.is_dir()} == {
-        "transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3", "tokenizer", "tokenizer_2",
-        "tokenizer_3", "scheduler"}
+        "transformer",
+        "vae",
+        "text_encoder",
+        "text_encoder_2",
+        "text_encoder_3",
+        "tokenizer",
+        "tokenizer_2",
+        "tokenizer_3",
+        "scheduler",
+    }
     assert {p.name for p in flux.iterdir() if p.is_dir()} == {
-        "transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"}
+        "transformer",
+        "vae",
+        "text_encoder",
+        "text_encoder_2",
+        "tokenizer",
+        "tokenizer_2",
+        "scheduler",
+    }
     assert json.loads((sd3 / "model_index.json").read_text())["tokenizer_3"] == ["transformers", "T5TokenizerFast"]
     assert (sd3 / "tokenizer_3" / "tokenizer.json").is_file()
     assert {arch: peek(path).name for arch, path in checkpoints.items()} == {
-        "tiny-sd3": "sd3", "tiny-flux": "flux", "tiny-flux-schnell": "flux-schnell"}
+        "tiny-sd3": "sd3",
+        "tiny-flux": "flux",
+        "tiny-flux-schnell": "flux-schnell",
+    }
     from transformers import T5TokenizerFast
 
     t5 = T5TokenizerFast.from_pretrained(sd3 / "tokenizer_3")
-    assert t5("a cozy fireplace").input_ids[-1] == t5.eos_token_id and t5.decode(t5("a cozy room").input_ids,
-                                                                                 skip_special_tokens=True) == "a cozy room"
+    assert (
+        t5("a cozy fireplace").input_ids[-1] == t5.eos_token_id
+        and t5.decode(t5("a cozy room").input_ids, skip_special_tokens=True) == "a cozy room"
+    )
 
 
 @pytest.mark.parametrize("arch", ["tiny-sd3", "tiny-flux"])
 @pytest.mark.parametrize("steps,strength,taken", [(4, 0.3, 2), (10, 0.7, 7)])
-def test_cli_steps_and_output_equal_diffusers(capsys, tmp_path, checkpoints, references, init_png, arch, steps,
-                                              strength, taken):
-    code = main([str(init_png), "--prompt", "fire", "--seed", str(SEED), "--steps", str(steps), "--strength",
-                 str(strength), "--model", str(checkpoints[arch]), "--device", "cpu", "--dtype", "float32", "--out", str(tmp_path)])
+def test_cli_steps_and_output_equal_diffusers(
+    capsys, tmp_path, checkpoints, references, init_png, arch, steps, strength, taken
+):
+    code = main(
+        [
+            str(init_png),
+            "--prompt",
+            "fire",
+            "--seed",
+            str(SEED),
+            "--steps",
+            str(steps),
+            "--strength",
+            str(strength),
+            "--model",
+            str(checkpoints[arch]),
+            "--device",
+            "cpu",
+            "--dtype",
+            "float32",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     summary = json.loads(captured.out)
@@ -82,9 +127,16 @@ def test_cli_steps_and_output_equal_diffusers(capsys, tmp_path, checkpoints, ref
     assert summary["sampler"] == "flow_euler" and (summary["width"], summary["height"]) == (SIZE, SIZE)
     assert "on the cpu needs about" in captured.err  # the memory warning before a flow model loads on the cpu
     family = FAMILIES["sd3" if arch == "tiny-sd3" else "flux"]
-    expected = references[arch](prompt="fire", image=Image.open(init_png).convert("RGB"), strength=strength,
-                                num_inference_steps=steps, guidance_scale=family.guidance, width=SIZE, height=SIZE,
-                                generator=torch.Generator("cpu").manual_seed(SEED)).images[0]
+    expected = references[arch](
+        prompt="fire",
+        image=Image.open(init_png).convert("RGB"),
+        strength=strength,
+        num_inference_steps=steps,
+        guidance_scale=family.guidance,
+        width=SIZE,
+        height=SIZE,
+        generator=torch.Generator("cpu").manual_seed(SEED),
+    ).images[0]
     assert max_diff(Image.open(summary["output"]), expected) <= 2
 
 
@@ -93,9 +145,16 @@ def engines(checkpoints):
     return {arch: Engine(str(path), device="cpu", dtype="float32") for arch, path in checkpoints.items()}
 
 
-@pytest.mark.parametrize("arch,sampler", [("tiny-sd3", "flow_euler"), ("tiny-sd3", "flow_heun"),
-                                          ("tiny-sd3", "flow_euler_karras"), ("tiny-flux", "flow_euler_beta"),
-                                          ("tiny-flux-schnell", "flow_euler")])
+@pytest.mark.parametrize(
+    "arch,sampler",
+    [
+        ("tiny-sd3", "flow_euler"),
+        ("tiny-sd3", "flow_heun"),
+        ("tiny-sd3", "flow_euler_karras"),
+        ("tiny-flux", "flow_euler_beta"),
+        ("tiny-flux-schnell", "flow_euler"),
+    ],
+)
 def test_step_capture_plan_and_real_steps(engines, fireplace, arch, sampler):
     engine = engines[arch]
     base = dict(prompt="fire", init_image=fireplace, seed=3, width=SIZE, height=SIZE, sampler=sampler, preview="full")
@@ -118,8 +177,9 @@ def test_step_zero_is_the_noised_init_image_at_the_first_kept_sigma(engines, fir
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     engine = engines["tiny-sd3"]
-    result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, steps=4, strength=0.3, seed=1,
-                                               width=SIZE, height=SIZE))
+    result = engine.generate(
+        GenerationRequest(prompt="fire", init_image=fireplace, steps=4, strength=0.3, seed=1, width=SIZE, height=SIZE)
+    )
     scheduler = FlowMatchEulerDiscreteScheduler.from_config(engine.loaded.img2img.scheduler.config)
     scheduler.set_timesteps(4)
     assert result.frames[0].sigma == pytest.approx(float(scheduler.sigmas[2]))  # 2 of 4 skipped
@@ -144,18 +204,25 @@ def test_the_round_up_rule_is_diffusers_get_timesteps(strength):
 
 
 def test_plan_describes_the_round_up_rule():
-    assert plan_steps(4, 0.3, family=FAMILIES["sd3"]).describe() == \
-        "SD3: 4 steps × strength 0.3 → 2 steps will run (2 skipped; flow matching rounds up)"
+    assert (
+        plan_steps(4, 0.3, family=FAMILIES["sd3"]).describe()
+        == "SD3: 4 steps × strength 0.3 → 2 steps will run (2 skipped; flow matching rounds up)"
+    )
     assert plan_steps(10, 0.7, family=FAMILIES["flux"]).steps_to_run == 7
 
 
-@pytest.mark.parametrize("arch,sampler,fits", [
-    ("tiny-sd3", "k_lms", "flow_euler, flow_euler_karras, flow_euler_exponential, flow_euler_beta, flow_heun"),
-    ("tiny-flux", "flow_heun", "flow_euler, flow_euler_karras, flow_euler_exponential, flow_euler_beta"),
-    ("tiny-flux", "lcm", "flow_euler"),
-])
+@pytest.mark.parametrize(
+    "arch,sampler,fits",
+    [
+        ("tiny-sd3", "k_lms", "flow_euler, flow_euler_karras, flow_euler_exponential, flow_euler_beta, flow_heun"),
+        ("tiny-flux", "flow_heun", "flow_euler, flow_euler_karras, flow_euler_exponential, flow_euler_beta"),
+        ("tiny-flux", "lcm", "flow_euler"),
+    ],
+)
 def test_samplers_that_do_not_fit_are_named(checkpoints, fireplace, arch, sampler, fits):
-    with pytest.raises(UserInputError, match=rf"sampler '{sampler}' does not fit .* checkpoints; choose one of: {fits}"):
+    with pytest.raises(
+        UserInputError, match=rf"sampler '{sampler}' does not fit .* checkpoints; choose one of: {fits}"
+    ):
         prepare_request(GenerationRequest(prompt="x", init_image=fireplace, sampler=sampler), peek(checkpoints[arch]))
 
 
@@ -173,29 +240,39 @@ def test_previews(checkpoints, tmp_path, fireplace, arch, preview):
 
     taesd = build_taesd(tmp_path / "taef1", latent_channels=16, scaling_factor=0.3611, shift_factor=0.1159)
     engine = Engine(str(checkpoints[arch]), device="cpu", dtype="float32", taesd=str(taesd))
-    assert Engine(str(checkpoints[arch]), device="cpu", dtype="float32").taesd_id == \
-        {"tiny-sd3": "madebyollin/taesd3", "tiny-flux": "madebyollin/taef1"}[arch]
-    result = engine.generate(GenerationRequest(prompt="fire", init_image=fireplace, steps=4, strength=0.5, seed=1,
-                                               preview=preview, width=SIZE, height=SIZE))
+    assert (
+        Engine(str(checkpoints[arch]), device="cpu", dtype="float32").taesd_id
+        == {"tiny-sd3": "madebyollin/taesd3", "tiny-flux": "madebyollin/taef1"}[arch]
+    )
+    result = engine.generate(
+        GenerationRequest(
+            prompt="fire", init_image=fireplace, steps=4, strength=0.5, seed=1, preview=preview, width=SIZE, height=SIZE
+        )
+    )
     size = (SIZE // 8, SIZE // 8) if preview == "approx" else (SIZE, SIZE)
     assert {f.image("latents").size for f in result.frames} == {size} == {f.image("x0").size for f in result.frames}
 
 
 def test_prompt2img_and_the_memory_estimate(engines, checkpoints):
-    result = engines["tiny-flux"].generate(GenerationRequest(prompt="a cozy room", steps=3, seed=1, width=96, height=64))
+    result = engines["tiny-flux"].generate(
+        GenerationRequest(prompt="a cozy room", steps=3, seed=1, width=96, height=64)
+    )
     assert result.steps_taken == 3 and result.output.size == (96, 64) and result.mode == "txt2img"
     engine = engines["tiny-sd3"]
     need = estimate_memory(checkpoints["tiny-sd3"], torch.float32)
-    tensors = {t.data_ptr(): t.numel() for name in ("transformer", "vae", "text_encoder", "text_encoder_2",
-                                                    "text_encoder_3")
-               for t in getattr(engine.loaded.img2img, name).state_dict().values()}  # weights and buffers, once
+    tensors = {
+        t.data_ptr(): t.numel()
+        for name in ("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3")
+        for t in getattr(engine.loaded.img2img, name).state_dict().values()
+    }  # weights and buffers, once
     assert need == sum(tensors.values()) * 4
     assert any("SD3 on the cpu needs about" in w and "very slow" in w for w in engine.loaded.warnings)
 
 
 def test_flux_schnell_says_guidance_is_ignored(checkpoints, fireplace):
-    prepared = prepare_request(GenerationRequest(prompt="x", init_image=fireplace, guidance_scale=3.5),
-                               peek(checkpoints["tiny-flux-schnell"]))
+    prepared = prepare_request(
+        GenerationRequest(prompt="x", init_image=fireplace, guidance_scale=3.5), peek(checkpoints["tiny-flux-schnell"])
+    )
     assert prepared.request.steps == 4 and prepared.plan.steps_to_run == 3
     assert any("has no guidance; guidance 3.5 was ignored" in w for w in prepared.warnings)
 

@@ -42,14 +42,19 @@ def test_other_pipelines_are_refused(tmp_path, tiny_checkpoint):
     ckpt = tmp_path / "kandinsky"
     shutil.copytree(tiny_checkpoint, ckpt)
     (ckpt / "model_index.json").write_text(json.dumps({"_class_name": "KandinskyPipeline"}))
-    with pytest.raises(ModelLoadError, match=r"holds a KandinskyPipeline; this program runs .*StableDiffusionXLPipeline"):
+    with pytest.raises(
+        ModelLoadError, match=r"holds a KandinskyPipeline; this program runs .*StableDiffusionXLPipeline"
+    ):
         load_model(str(ckpt), device="cpu")
 
 
 def test_unknown_hub_id_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelLoadError, match="could not load model 'nobody/no-such-model' from the Hugging Face hub"
-                       ".*without network access.*--model random"):
+    with pytest.raises(
+        ModelLoadError,
+        match="could not load model 'nobody/no-such-model' from the Hugging Face hub"
+        ".*without network access.*--model random",
+    ):
         load_model("nobody/no-such-model", device="cpu")
     with pytest.raises(ModelLoadError, match="neither an existing folder nor a Hugging Face hub id"):
         load_model("./missing-folder", device="cpu")

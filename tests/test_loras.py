@@ -31,13 +31,20 @@ def plain(tiny_checkpoint, tiny_taesd):
 @pytest.fixture(scope="module")
 def with_loras(tiny_checkpoint, tiny_taesd, lora_files):
     peft, kohya = lora_files
-    return Engine(str(tiny_checkpoint), device="cpu", dtype="float32", safety_checker=False, taesd=str(tiny_taesd),
-                  loras=[f"{peft}:0.8", str(kohya)])
+    return Engine(
+        str(tiny_checkpoint),
+        device="cpu",
+        dtype="float32",
+        safety_checker=False,
+        taesd=str(tiny_taesd),
+        loras=[f"{peft}:0.8", str(kohya)],
+    )
 
 
 def _pixels(engine, fireplace, **kw):
-    request = GenerationRequest(prompt="a cozy fireplace", init_image=fireplace, strength=0.5, steps=4, seed=11,
-                                width=64, height=64, **kw)
+    request = GenerationRequest(
+        prompt="a cozy fireplace", init_image=fireplace, strength=0.5, steps=4, seed=11, width=64, height=64, **kw
+    )
     return engine.generate(request)
 
 
@@ -96,10 +103,26 @@ def test_png_records_the_loras(with_loras, fireplace, tmp_path):
 
 def test_lcm_lora_brings_the_lcm_sampler(tiny_checkpoint, tiny_taesd, lora_files, fireplace, tmp_path, plain):
     lcm = shutil.copy(lora_files[0], tmp_path / "lcm-lora-tiny.safetensors")  # "lcm" in the name marks it
-    engine = Engine(str(tiny_checkpoint), device="cpu", dtype="float32", safety_checker=False, taesd=str(tiny_taesd), loras=[str(lcm)])
+    engine = Engine(
+        str(tiny_checkpoint),
+        device="cpu",
+        dtype="float32",
+        safety_checker=False,
+        taesd=str(tiny_taesd),
+        loras=[str(lcm)],
+    )
     assert "lcm" in engine.samplers and "lcm" not in plain.samplers
-    request = GenerationRequest(prompt="fire", init_image=fireplace, strength=0.5, steps=4, seed=1, sampler="lcm",
-                                guidance_scale=1.0, width=64, height=64)
+    request = GenerationRequest(
+        prompt="fire",
+        init_image=fireplace,
+        strength=0.5,
+        steps=4,
+        seed=1,
+        sampler="lcm",
+        guidance_scale=1.0,
+        width=64,
+        height=64,
+    )
     plan = engine.prepare(request).plan
     assert plan.describe() == "SD: 4 steps × strength 0.5 → 2 steps will run (2 skipped)"
     result = engine.generate(request)
@@ -120,8 +143,30 @@ def test_cli_and_environment_take_loras(tiny_checkpoint, lora_files, tmp_path, c
     assert [(s.name, s.scale) for s in args.lora] == [("peft-style", 0.25), ("kohya_style", 1.0)]
     init = tmp_path / "init.png"
     draw_fireplace(64, 64).save(init)
-    assert main([str(init), "--prompt", "fire", "--steps", "2", "--seed", "1", "--device", "cpu", "--dtype", "float32", "--model",
-                 str(tiny_checkpoint), "--lora", f"{peft}:0.5", "--out", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                str(init),
+                "--prompt",
+                "fire",
+                "--steps",
+                "2",
+                "--seed",
+                "1",
+                "--device",
+                "cpu",
+                "--dtype",
+                "float32",
+                "--model",
+                str(tiny_checkpoint),
+                "--lora",
+                f"{peft}:0.5",
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["loras"] == {"peft-style": 0.5}
     pickle = tmp_path / "style.pt"
     pickle.write_bytes(b"never unpickled")
@@ -148,8 +193,10 @@ def test_sdxl_loras_in_kohyas_sgm_names(tmp_path, tiny_taesd, fireplace):
     peft = build_lora(folder, tmp_path / "xl-peft.safetensors", "peft")
     sgm = build_lora(folder, tmp_path / "xl-kohya.safetensors", "kohya-sgm")  # lora_unet_input_blocks_2_1_…, lora_te1_…
     engine = Engine(str(folder), device="cpu", dtype="float32", taesd=str(tiny_taesd), loras=[str(peft), str(sgm)])
-    off, a, b = (np.asarray(_pixels(engine, fireplace, loras=loras).output).astype(int)
-                 for loras in ({}, {"xl-peft": 1.0}, {"xl-kohya": 1.0}))
+    off, a, b = (
+        np.asarray(_pixels(engine, fireplace, loras=loras).output).astype(int)
+        for loras in ({}, {"xl-peft": 1.0}, {"xl-kohya": 1.0})
+    )
     assert np.abs(a - off).max() > 0 and np.abs(a - b).max() <= 1
 
 
@@ -157,9 +204,15 @@ def test_modelset_gives_each_model_its_loras(tiny_checkpoint, lora_files):
     from sd_img2img.models import ModelSet
 
     peft, _ = lora_files
-    models = ModelSet({"styled": str(tiny_checkpoint), "plain": str(tiny_checkpoint)}, device="cpu", dtype="float32",
-                      loras={"styled": [f"{peft}:0.3"]})
+    models = ModelSet(
+        {"styled": str(tiny_checkpoint), "plain": str(tiny_checkpoint)},
+        device="cpu",
+        dtype="float32",
+        loras={"styled": [f"{peft}:0.3"]},
+    )
     assert models._engine("styled").loras == {"peft-style": 0.3} and models._engine("plain").loras == {}
-    assert ModelSet([str(tiny_checkpoint)], loras=[str(peft)])._engine(str(tiny_checkpoint)).loras == {"peft-style": 1.0}
+    assert ModelSet([str(tiny_checkpoint)], loras=[str(peft)])._engine(str(tiny_checkpoint)).loras == {
+        "peft-style": 1.0
+    }
     with pytest.raises(ValueError, match="LoRAs for models that are not listed: other"):
         ModelSet([str(tiny_checkpoint)], loras={"other": [str(peft)]})

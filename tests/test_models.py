@@ -9,11 +9,18 @@ from sd_img2img.models import ModelSet
 
 
 def test_models_load_lazily_and_switching_frees_the_previous_one(tmp_path, tiny_checkpoint):
-    models = ModelSet({"sd": str(tiny_checkpoint), "lcm": "random-lcm", "xl": "random-sdxl"}, device="cpu", dtype="float32",
-                      cache=tmp_path)
+    models = ModelSet(
+        {"sd": str(tiny_checkpoint), "lcm": "random-lcm", "xl": "random-sdxl"},
+        device="cpu",
+        dtype="float32",
+        cache=tmp_path,
+    )
     infos = {i.name: i for i in models.describe()}
     assert {n: (i.family, i.loaded) for n, i in infos.items()} == {
-        "sd": ("sd", False), "lcm": ("lcm", False), "xl": ("sdxl", False)}  # told without loading any weights
+        "sd": ("sd", False),
+        "lcm": ("lcm", False),
+        "xl": ("sdxl", False),
+    }  # told without loading any weights
     assert infos["xl"].label == "xl · SDXL" and infos["xl"].source == "random-sdxl"
     assert not (tmp_path / "random-sdxl").exists()  # random checkpoints are built on first use only
 
@@ -25,8 +32,12 @@ def test_models_load_lazily_and_switching_frees_the_previous_one(tmp_path, tiny_
     sd = models.engine("sd")  # at most one model stays loaded on the cpu (config.MAX_LOADED_MODELS_CPU)
     assert sd.is_loaded and not lcm.is_loaded
     assert [i.name for i in models.describe() if i.loaded] == ["sd"]
-    assert models.engine("lcm").generate(GenerationRequest(prompt="fire", steps=2, seed=1, width=64,
-                                                           height=64)).steps_taken == 2  # loads again
+    assert (
+        models.engine("lcm")
+        .generate(GenerationRequest(prompt="fire", steps=2, seed=1, width=64, height=64))
+        .steps_taken
+        == 2
+    )  # loads again
     assert not sd.is_loaded
 
     with pytest.raises(UserInputError, match=r"unknown model '/etc'; choose one of: sd, lcm, xl"):
@@ -34,7 +45,9 @@ def test_models_load_lazily_and_switching_frees_the_previous_one(tmp_path, tiny_
 
 
 def test_two_models_stay_loaded_when_allowed(tmp_path, tiny_checkpoint):
-    models = ModelSet([str(tiny_checkpoint), "random-turbo"], device="cpu", dtype="float32", cache=tmp_path, max_loaded=2)
+    models = ModelSet(
+        [str(tiny_checkpoint), "random-turbo"], device="cpu", dtype="float32", cache=tmp_path, max_loaded=2
+    )
     a, b = models.engine(str(tiny_checkpoint)), models.engine("random-turbo")
     assert a.is_loaded and b.is_loaded and b.family.name == "sd-turbo"
 
@@ -56,8 +69,13 @@ def test_on_a_gpu_models_are_freed_until_the_next_one_fits(tmp_path, tiny_checkp
 
     import sd_img2img.models as models_module
 
-    models = ModelSet({"a": str(tiny_checkpoint), "b": "random-turbo", "c": "random-lcm"}, device="cpu", dtype="float32",
-                      cache=tmp_path, max_loaded=3)  # the cpu count would keep all three
+    models = ModelSet(
+        {"a": str(tiny_checkpoint), "b": "random-turbo", "c": "random-lcm"},
+        device="cpu",
+        dtype="float32",
+        cache=tmp_path,
+        max_loaded=3,
+    )  # the cpu count would keep all three
     one = sum(model_memory(tiny_checkpoint, torch.float16).values())
     card = int(one * models_module.GPU_MEMORY_HEADROOM * 1.5)
 

@@ -39,8 +39,16 @@ def client_for(url):
 def submit(client, image=FIREPLACE, **kw):
     from gradio_client import handle_file
 
-    args = dict(image=handle_file(image) if image else None, prompt="fire", negative_prompt="", strength=0.7,
-                steps=6, seed=7, width=64, height=64)
+    args = dict(
+        image=handle_file(image) if image else None,
+        prompt="fire",
+        negative_prompt="",
+        strength=0.7,
+        steps=6,
+        seed=7,
+        width=64,
+        height=64,
+    )
     args.update(kw)
     return client.submit(**args, api_name="/img2img")
 
@@ -75,8 +83,10 @@ SETTINGS = [  # eight clients, each with its own strength, step count, sampler a
 
 
 def test_eight_clients_at_once_get_what_they_get_alone(url, engine):
-    alone = [engine.generate(GenerationRequest(prompt="fire", init_image=FIREPLACE, width=64, height=64, **s))
-             for s in SETTINGS]
+    alone = [
+        engine.generate(GenerationRequest(prompt="fire", init_image=FIREPLACE, width=64, height=64, **s))
+        for s in SETTINGS
+    ]
     results: list = [None] * len(SETTINGS)
     start = threading.Barrier(len(SETTINGS))
 
@@ -136,6 +146,7 @@ def test_a_client_that_goes_away_frees_the_model_and_others_go_on(url):
 
 # -- 2. faults ----------------------------------------------------------------------------------------------
 
+
 def test_out_of_memory_in_a_step_is_explained_and_the_next_request_succeeds(url, engine):
     from gradio_client.exceptions import AppError
 
@@ -188,6 +199,7 @@ def test_a_model_that_fails_to_load_is_reported_without_a_crash_loop(tmp_path):
 
 # -- 3. bad input -------------------------------------------------------------------------------------------
 
+
 def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -196,16 +208,23 @@ def decompression_bomb(path: Path, side: int = 20000) -> Path:
     """A real, valid 1-bit PNG of side×side pixels (400 megapixels) that is only tens of kB on disk."""
     row = b"\x00" + b"\x00" * (side // 8)
     ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr)
-                     + png_chunk(b"IDAT", zlib.compress(row * side, 9)) + png_chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(row * side, 9))
+        + png_chunk(b"IEND", b"")
+    )
     return path
 
 
-@pytest.mark.parametrize("name,content,message", [
-    ("notes.png", b"this is text, not pixels", "not an image"),
-    ("drawing.svg", b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "not an image"),
-    ("page.html", b"<html><script>fetch('/etc/passwd')</script></html>", "not an image"),
-])
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("notes.png", b"this is text, not pixels", "not an image"),
+        ("drawing.svg", b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "not an image"),
+        ("page.html", b"<html><script>fetch('/etc/passwd')</script></html>", "not an image"),
+    ],
+)
 def test_files_that_are_not_images(url, tmp_path, name, content, message):
     from gradio_client.exceptions import AppError
 
@@ -231,10 +250,20 @@ def test_decompression_bomb(url, tmp_path):
 def test_uploads_over_the_size_cap_are_refused(url):
     body = b"\x89PNG" + b"\x00" * (31 * 2**20)
     boundary = "sdimg2imgboundary"
-    payload = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.png\"\r\n"
-               "Content-Type: image/png\r\n\r\n").encode() + body + f"\r\n--{boundary}--\r\n".encode()
-    req = urllib.request.Request(url.rstrip("/") + "/gradio_api/upload", data=payload, method="POST",
-                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    payload = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + body
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    req = urllib.request.Request(
+        url.rstrip("/") + "/gradio_api/upload",
+        data=payload,
+        method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             status = r.status
@@ -244,11 +273,14 @@ def test_uploads_over_the_size_cap_are_refused(url):
     assert submit(client_for(url), steps=2, strength=1.0).result()[2]["steps_taken"] == 2
 
 
-@pytest.mark.parametrize("prompt,ok", [
-    ("x" * 100_000, False),  # a 100 kB prompt
-    ("feu 🔥 ‏نار‎ and 火", True),  # emoji and right-to-left text
-    ("fire\x00\x00 in\x07 a room", True),  # null bytes and other control characters
-])
+@pytest.mark.parametrize(
+    "prompt,ok",
+    [
+        ("x" * 100_000, False),  # a 100 kB prompt
+        ("feu 🔥 ‏نار‎ and 火", True),  # emoji and right-to-left text
+        ("fire\x00\x00 in\x07 a room", True),  # null bytes and other control characters
+    ],
+)
 def test_awkward_prompts(url, prompt, ok):
     from gradio_client.exceptions import AppError
 
@@ -264,18 +296,22 @@ def test_awkward_prompts(url, prompt, ok):
 
 # -- 4. security --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("route", [
-    "/gradio_api/file=/etc/passwd",
-    "/gradio_api/file=../../../../etc/passwd",
-    "/gradio_api/file=..%2F..%2F..%2F..%2Fetc%2Fpasswd",
-    "/gradio_api/file=%2e%2e/%2e%2e/%2e%2e/etc/passwd",
-    "/file=/etc/passwd",
-    "/gradio_api/file=" + str(ROOT / "app.py"),
-    "/gradio_api/file=" + str(ROOT / "pyproject.toml"),
-    "/gradio_api/file=/proc/self/environ",
-    "/static/../../../../etc/passwd",
-    "/assets/..%2f..%2f..%2f..%2fetc%2fpasswd",
-])
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        "/gradio_api/file=/etc/passwd",
+        "/gradio_api/file=../../../../etc/passwd",
+        "/gradio_api/file=..%2F..%2F..%2F..%2Fetc%2Fpasswd",
+        "/gradio_api/file=%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/file=/etc/passwd",
+        "/gradio_api/file=" + str(ROOT / "app.py"),
+        "/gradio_api/file=" + str(ROOT / "pyproject.toml"),
+        "/gradio_api/file=/proc/self/environ",
+        "/static/../../../../etc/passwd",
+        "/assets/..%2f..%2f..%2f..%2fetc%2fpasswd",
+    ],
+)
 def test_no_file_outside_the_apps_folders_is_served(url, route):
     status, body = get(url.rstrip("/") + route)
     assert status in (400, 403, 404, 405), (route, status)

@@ -8,8 +8,9 @@ from sd_img2img.schedule import plan_steps, schedule_for_real_steps, smallest_wo
 STRENGTHS = [round(0.05 * k, 2) for k in range(1, 21)]  # 0.05 … 1.0
 
 
-@pytest.mark.parametrize("steps,strength,taken", [(10, 0.7, 7), (10, 0.4, 4), (50, 0.4, 20), (30, 0.7, 21),
-                                                  (29, 0.7, 20), (10, 1.0, 10)])
+@pytest.mark.parametrize(
+    "steps,strength,taken", [(10, 0.7, 7), (10, 0.4, 4), (50, 0.4, 20), (30, 0.7, 21), (29, 0.7, 20), (10, 1.0, 10)]
+)
 def test_the_guides_table(steps, strength, taken):
     plan = plan_steps(steps, strength)
     assert plan.steps_to_run == taken
@@ -53,11 +54,18 @@ def test_too_small_strength_says_the_smallest_working_value():
         assert steps_that_run(n, s) >= 1 and steps_that_run(n, round(s - 0.01, 2)) == 0 or s == 0.01
 
 
-@pytest.mark.parametrize("steps,strength,match", [
-    (0, 0.5, "steps must be a whole number ≥ 1, got 0"), (-3, 0.5, "got -3"), (151, 0.5, "above the limit of 150"),
-    (10, 0.0, "strength must be above 0 and at most 1, got 0.0"), (10, -0.2, "got -0.2"), (10, 1.01, "got 1.01"),
-    (2.5, 0.5, "got 2.5"),
-])
+@pytest.mark.parametrize(
+    "steps,strength,match",
+    [
+        (0, 0.5, "steps must be a whole number ≥ 1, got 0"),
+        (-3, 0.5, "got -3"),
+        (151, 0.5, "above the limit of 150"),
+        (10, 0.0, "strength must be above 0 and at most 1, got 0.0"),
+        (10, -0.2, "got -0.2"),
+        (10, 1.01, "got 1.01"),
+        (2.5, 0.5, "got 2.5"),
+    ],
+)
 def test_bad_numbers_are_named(steps, strength, match):
     with pytest.raises(UserInputError, match=match):
         plan_steps(steps, strength)

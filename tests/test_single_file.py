@@ -45,8 +45,9 @@ def test_the_file_has_the_original_layout(single_file):
 
 
 def _run(engine, fireplace, **kw):
-    request = GenerationRequest(prompt="a cozy fireplace", init_image=fireplace, strength=0.6, steps=5, seed=7,
-                                width=128, height=128, **kw)
+    request = GenerationRequest(
+        prompt="a cozy fireplace", init_image=fireplace, strength=0.6, steps=5, seed=7, width=128, height=128, **kw
+    )
     return engine.generate(request)
 
 
@@ -74,12 +75,28 @@ def test_cli_takes_a_single_file(single_file, tiny_checkpoint, tmp_path, capsys)
 
     init = tmp_path / "init.png"
     draw_fireplace(128, 128).save(init)
-    common = [str(init), "--prompt", "fire", "--steps", "4", "--strength", "0.5", "--seed", "3", "--device", "cpu", "--dtype", "float32",
-              "--no-safety-checker"]
+    common = [
+        str(init),
+        "--prompt",
+        "fire",
+        "--steps",
+        "4",
+        "--strength",
+        "0.5",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--no-safety-checker",
+    ]
     assert main(common + ["--model", str(tiny_checkpoint), "--out", str(tmp_path / "a")]) == 0
     a = json.loads(capsys.readouterr().out)
-    assert main(common + ["--model", str(single_file), "--config", str(tiny_checkpoint),
-                          "--out", str(tmp_path / "b")]) == 0
+    assert (
+        main(common + ["--model", str(single_file), "--config", str(tiny_checkpoint), "--out", str(tmp_path / "b")])
+        == 0
+    )
     b = json.loads(capsys.readouterr().out)
     assert a["steps_taken"] == b["steps_taken"] == 2 and b["model"] == str(single_file)
     assert np.array_equal(np.asarray(Image.open(a["output"])), np.asarray(Image.open(b["output"])))
@@ -103,7 +120,16 @@ def test_shipped_sd15_config_and_clip_tokenizer(single_file):
         t = clip_tokenizer(shipped_config(name) / folder)
         assert t.pad_token == "!" and t.pad_token_id == 0
         assert t("a photo of a cat", padding="max_length", max_length=9).input_ids == [
-            49406, 320, 1125, 539, 320, 2368, 49407, 0, 0]
+            49406,
+            320,
+            1125,
+            539,
+            320,
+            2368,
+            49407,
+            0,
+            0,
+        ]
 
 
 def test_shipped_configs_describe_the_real_architectures():
@@ -112,16 +138,22 @@ def test_shipped_configs_describe_the_real_architectures():
 
     from sd_img2img.families import detect, read_configs
 
-    expected = {"sd15": ("sd", 859_520_964), "sd21": ("sd", 865_910_724), "sdxl-base": ("sdxl", 2_567_463_684),
-                "sdxl-refiner": ("sdxl-refiner", 2_259_526_660)}
+    expected = {
+        "sd15": ("sd", 859_520_964),
+        "sd21": ("sd", 865_910_724),
+        "sdxl-base": ("sdxl", 2_567_463_684),
+        "sdxl-refiner": ("sdxl-refiner", 2_259_526_660),
+    }
     for name, (family, unet_parameters) in expected.items():
         folder = shipped_config(name)
         assert detect(*read_configs(folder)).name == family
         with init_empty_weights():
             unet = UNet2DConditionModel.from_config(json.loads((folder / "unet" / "config.json").read_text()))
         assert sum(p.numel() for p in unet.parameters()) == unet_parameters, name
-    assert json.loads((CONFIG_ROOT / "sd21/scheduler/scheduler_config.json").read_text())["prediction_type"] == \
-        "v_prediction"
+    assert (
+        json.loads((CONFIG_ROOT / "sd21/scheduler/scheduler_config.json").read_text())["prediction_type"]
+        == "v_prediction"
+    )
 
 
 def test_a_config_for_another_family_is_refused(single_file):
@@ -130,15 +162,18 @@ def test_a_config_for_another_family_is_refused(single_file):
 
 
 def test_what_is_not_a_checkpoint_is_refused(tmp_path, tiny_checkpoint):
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     from sd_img2img.loading import load_model
     from sd_img2img.random_checkpoint import build_lora
 
     lora = build_lora(tiny_checkpoint, tmp_path / "style.safetensors", "kohya", text_encoder=False)
-    with pytest.raises(ModelLoadError, match=r"not a single-file SD 1.x/2.x or SDXL checkpoint: found keys "
-                                             r"lora_unet_down_blocks_1_attentions_0_.*A LoRA goes to --lora"):
+    with pytest.raises(
+        ModelLoadError,
+        match=r"not a single-file SD 1.x/2.x or SDXL checkpoint: found keys "
+        r"lora_unet_down_blocks_1_attentions_0_.*A LoRA goes to --lora",
+    ):
         load_model(str(lora), device="cpu")
     other = tmp_path / "other.safetensors"
     save_file({"encoder.layer.0.weight": torch.zeros(2), "head.bias": torch.zeros(2)}, str(other))
@@ -163,20 +198,31 @@ def test_modelset_lists_a_single_file(single_file, tiny_checkpoint):
     assert (info.family, info.loaded) == ("sd", False)
 
 
-@pytest.mark.parametrize("keys, kind, config", [
-    (["cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"], "sd1", "sd15"),
-    (["cond_stage_model.model.token_embedding.weight"], "sd2", "sd21"),
-    (["conditioner.embedders.0.transformer.text_model.embeddings.position_embedding.weight",
-      "conditioner.embedders.1.model.positional_embedding"], "sdxl", "sdxl-base"),
-    (["conditioner.embedders.0.model.text_projection"], "sdxl-refiner", "sdxl-refiner"),
-])
+@pytest.mark.parametrize(
+    "keys, kind, config",
+    [
+        (["cond_stage_model.transformer.text_model.embeddings.position_embedding.weight"], "sd1", "sd15"),
+        (["cond_stage_model.model.token_embedding.weight"], "sd2", "sd21"),
+        (
+            [
+                "conditioner.embedders.0.transformer.text_model.embeddings.position_embedding.weight",
+                "conditioner.embedders.1.model.positional_embedding",
+            ],
+            "sdxl",
+            "sdxl-base",
+        ),
+        (["conditioner.embedders.0.model.text_projection"], "sdxl-refiner", "sdxl-refiner"),
+    ],
+)
 def test_layouts_are_told_from_the_keys(tmp_path, keys, kind, config):
     import torch
     from safetensors.torch import save_file
 
     path = tmp_path / f"{kind}.safetensors"
-    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(1, 4, 1, 1),
-               **{k: torch.zeros(1) for k in keys}}, str(path))
+    save_file(
+        {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(1, 4, 1, 1), **{k: torch.zeros(1) for k in keys}},
+        str(path),
+    )
     layout = detect_layout(path)
     assert (layout.kind, layout.config) == (kind, config)
     assert family_of(path).name == {"sd1": "sd", "sd2": "sd"}.get(kind, kind)
@@ -187,9 +233,13 @@ def test_inpainting_files_are_refused(tmp_path):
     from safetensors.torch import save_file
 
     path = tmp_path / "inpaint.safetensors"
-    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(1, 9, 1, 1),
-               "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight": torch.zeros(1)},
-              str(path))
+    save_file(
+        {
+            "model.diffusion_model.input_blocks.0.0.weight": torch.zeros(1, 9, 1, 1),
+            "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight": torch.zeros(1),
+        },
+        str(path),
+    )
     with pytest.raises(ModelLoadError, match=r"diffusers reads it as an 'inpainting' checkpoint"):
         detect_layout(path)
 
@@ -230,8 +280,14 @@ def test_loras_on_a_single_file(single_file, tiny_checkpoint, tiny_taesd, firepl
     from sd_img2img.random_checkpoint import build_lora
 
     lora = build_lora(tiny_checkpoint, tmp_path / "detail.safetensors", "kohya")
-    engine = Engine(str(single_file), device="cpu", dtype="float32", config=str(tiny_checkpoint), taesd=str(tiny_taesd),
-                    loras=[str(lora)])
+    engine = Engine(
+        str(single_file),
+        device="cpu",
+        dtype="float32",
+        config=str(tiny_checkpoint),
+        taesd=str(tiny_taesd),
+        loras=[str(lora)],
+    )
     plain = Engine(str(single_file), device="cpu", dtype="float32", config=str(tiny_checkpoint), taesd=str(tiny_taesd))
     base = np.asarray(_run(plain, fireplace).output)
     assert not np.array_equal(np.asarray(_run(engine, fireplace).output), base)

@@ -9,8 +9,23 @@ from appserver import ROOT
 
 def test_short_soak(tmp_path):
     report_path = tmp_path / "soak.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "soak.py"), "--requests", "16", "--minutes", "1",
-                           "--clients", "3", "--json", str(report_path)], capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "soak.py"),
+            "--requests",
+            "16",
+            "--minutes",
+            "1",
+            "--clients",
+            "3",
+            "--json",
+            str(report_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads(report_path.read_text())
     assert report["errors"] == 0 and report["served"] == report["requests"] == 16
