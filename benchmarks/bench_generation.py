@@ -336,6 +336,8 @@ def run(args) -> dict:
             extra = [
                 "--device",
                 device,
+                "--dtype",  # the same dtype as (a) and (b)
+                args.dtype,
                 *(["--taesd", str(taesd)] if taesd else []),
                 *(["--compile"] if args.compile else []),
                 *args.app_args,
@@ -610,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # as app.py and the CLI do, so (a), (b) and (c) run on the same malloc settings
     if args.short:
         args.arch, args.size, args.steps, args.reps, args.unet_iters = "tiny", 128, 4, 2, 2
+        if args.dtype == "auto":  # CI checks (b) equals (a) pixel for pixel: float32, as diffusers runs by default
+            args.dtype = "float32"
     report = run(args)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
