@@ -13,7 +13,7 @@ A run's time is a few parts, each measured by the engine on every run (``Generat
 ``TimingModel`` keeps the latest measurement of each part for each model, size and guidance on/off (the newest
 run at a size replaces the one before: the process's first run at a size is slower, as its kernels are set up,
 and is forgotten at once), and estimates a run at another size
-from the nearest measured one, in proportion to the pixels. It knows nothing until a run was measured:
+from the nearest measured one (within 4× in pixels), in proportion to the pixels. It knows nothing until a run was measured:
 ``estimate`` returns ``None`` then. Why no calibration at load: on a 2-vCPU Space one 512×512 SD-Turbo step is
 3–5 s and an SD1.5 guided step 6–10 s, so calibrating would delay the page for every start, and a short dummy run
 at a small size extrapolates poorly to 512×512 (attention grows faster than the pixels); the first visitor's run
@@ -29,6 +29,7 @@ import math
 import threading
 from dataclasses import dataclass
 
+ESTIMATE_MAX_SIZE_RATIO = 4.0  # no estimate from a measured size more than 4× smaller or larger in pixels
 GUIDED_BATCH_FACTOR = 2.0  # guidance on runs the UNet on a batch of two: ~2× a step without (measured 9.9 vs 4.9 s)
 TWO_CALL_SAMPLERS = ("k_heun", "k_dpm_2", "k_dpm_2_a")  # two UNet calls a step (the first step: one)
 
@@ -86,10 +87,14 @@ class TimingModel:
             self._learn(("after", run.model), run.pixels, run.after_steps)
 
     def _per_pixel(self, key: tuple, pixels: int) -> float | None:
+        """Seconds per pixel at the measured size nearest to ``pixels``; None when none was measured within
+        ``ESTIMATE_MAX_SIZE_RATIO`` of it (fixed costs make a small run's rate a poor guide to a large one's)."""
         known = self._rates.get(key)
         if not known:
             return None
         nearest = min(known, key=lambda p: abs(math.log(p / pixels)))
+        if abs(math.log(nearest / pixels)) > math.log(ESTIMATE_MAX_SIZE_RATIO):
+            return None
         return known[nearest]
 
     def _step_seconds(self, model: str, pixels: int, guidance: bool, preview: str) -> float | None:
@@ -98,11 +103,13 @@ class TimingModel:
             return rate * pixels
         steps = [k for k in self._rates if k[0] == "step" and k[1] == model]
         for key in steps:  # another preview decoder, the same guidance
-            if key[2] == guidance:
-                return self._per_pixel(key, pixels) * pixels
+            rate = self._per_pixel(key, pixels) if key[2] == guidance else None
+            if rate is not None:
+                return rate * pixels
         for key in steps:  # guidance the other way: a batch of two is ~2× one
-            factor = GUIDED_BATCH_FACTOR if guidance else 1 / GUIDED_BATCH_FACTOR
-            return self._per_pixel(key, pixels) * pixels * factor
+            rate = self._per_pixel(key, pixels)
+            if rate is not None:
+                return rate * pixels * (GUIDED_BATCH_FACTOR if guidance else 1 / GUIDED_BATCH_FACTOR)
         return None
 
     def estimate(

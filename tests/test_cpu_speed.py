@@ -260,3 +260,6 @@ def test_timing_model_scales_with_pixels_and_guidance():
     assert same == pytest.approx(0.5 + 1.0 + 8.0 + 2.0)
     assert t.estimate("m", pixels=512 * 512, guidance=True, calls=4, text_cached=True) == pytest.approx(4 * 11.0)
     assert t.estimate("m", pixels=256 * 256, guidance=False, calls=4, text_cached=True) == pytest.approx(1 + 4 + 2)
+    # no guess from a size more than 4× away in pixels: a small run's fixed costs would be scaled up with it
+    assert t.estimate("m", pixels=1024 * 1024, guidance=True, calls=4) is None
+    assert t.estimate("m", pixels=64 * 64, guidance=False, calls=4) is None
