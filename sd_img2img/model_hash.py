@@ -7,7 +7,8 @@ the sha256 of the UNet weights it loads — ``unet/diffusion_pytorch_model.safet
 ``.safetensors`` file hashes exactly as AUTOMATIC1111 hashes it.
 
 Hashing reads gigabytes, so it is done only when asked for and remembered per file (path, size and
-modification time). The PNG writer (``metadata.save_png``) never calls this: whoever has the model at hand
+modification time): in the process, and on disk in ``<cache>/model-hashes.json`` (``settings.cache_dir``), as
+AUTOMATIC1111 keeps its ``cache.json``, so that a command run again does not read the weights again. The PNG writer (``metadata.save_png``) never calls this: whoever has the model at hand
 puts the result in the settings as ``model_hash``.
 """
 
@@ -71,12 +72,45 @@ def model_hash(model: str | os.PathLike) -> str | None:
 
 @functools.lru_cache(maxsize=16)
 def _hash_files(stamps: tuple[tuple[str, int, int], ...]) -> str:
+    key = json.dumps(stamps)
+    known = _disk_cache()
+    if isinstance(known.get(key), str):
+        return known[key][:HASH_CHARS]
     digest = hashlib.sha256()
     for name, _, _ in stamps:
         with open(name, "rb") as f:
             while block := f.read(_CHUNK):
                 digest.update(block)
+    _remember(key, digest.hexdigest())
     return digest.hexdigest()[:HASH_CHARS]
+
+
+def _cache_file() -> Path:
+    from .settings import cache_dir
+
+    return cache_dir() / "model-hashes.json"
+
+
+def _disk_cache() -> dict:
+    try:
+        known = json.loads(_cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def _remember(key: str, full_hash: str) -> None:
+    """Add a hash to the disk cache (written whole to a temporary file, then renamed over the old one)."""
+    path = _cache_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        known = _disk_cache()
+        known[key] = full_hash
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known))
+        tmp.replace(path)
+    except OSError:  # a read-only cache only costs the next process a re-hash
+        pass
 
 
 def _cached_snapshot(repo_id: str) -> Path | None:

@@ -6,8 +6,11 @@ Tests run offline: the Hugging Face hub is never contacted.
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# what the program caches (random checkpoints, model hashes) goes to a folder of this test run, not the user's home
+os.environ.setdefault("SD_IMG2IMG_CACHE", tempfile.mkdtemp(prefix="sd-img2img-test-cache-"))
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

@@ -472,3 +472,18 @@ def test_comfyui_combined_conditioning_and_a_seed_node(tmp_path):
         "negative_prompt": "ivy",
     }  # fmt: skip
     assert any("combines 2 texts" in n for n in got.notes)
+
+
+def test_model_hash_is_kept_on_disk_for_the_next_process(tmp_path, monkeypatch):
+    from sd_img2img import model_hash as mh
+
+    monkeypatch.setenv("SD_IMG2IMG_CACHE", str(tmp_path / "cache"))
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"first weights")
+    stamp = weights.stat().st_mtime_ns
+    assert model_hash(weights) == hashlib.sha256(b"first weights").hexdigest()[:10]
+    assert (tmp_path / "cache" / "model-hashes.json").is_file()
+    mh._hash_files.cache_clear()  # as a new process
+    weights.write_bytes(b"other weights")  # same size and time: the stored hash is used, the bytes are not read
+    os.utime(weights, ns=(stamp, stamp))
+    assert model_hash(weights) == hashlib.sha256(b"first weights").hexdigest()[:10]
