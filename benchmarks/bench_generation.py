@@ -102,7 +102,7 @@ def ensure_checkpoint(arch: str, folder: Path) -> tuple[Path, Path]:
     """A random-weight checkpoint and TAESD of ``arch`` under ``folder`` (built on first use, then reused)."""
     import torch
 
-    from sd_img2img.random_checkpoint import build_checkpoint, build_taesd
+    from sd_img2img.models.tiny import build_checkpoint, build_taesd
 
     ckpt, taesd = folder / f"{arch}", folder / f"taesd-{arch}"
     if not (ckpt / "model_index.json").is_file():
@@ -254,10 +254,11 @@ def run(args) -> dict:
     import torch
 
     from sd_img2img.engine import Engine, GenerationRequest
-    from sd_img2img.examples import draw_fireplace
-    from sd_img2img.families import peek
-    from sd_img2img.loading import attention_processors, resolve_device, resolve_dtype
-    from sd_img2img.samplers import make_scheduler
+    from sd_img2img.models.devices import resolve_device, resolve_dtype
+    from sd_img2img.models.families import peek
+    from sd_img2img.models.loading import attention_processors
+    from sd_img2img.run.samplers import make_scheduler
+    from sd_img2img.ui.examples import draw_fireplace
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -525,7 +526,7 @@ def offload_memory(engine, ckpt: Path, args, device: str) -> dict:
     import torch
 
     from sd_img2img.engine import Engine, GenerationRequest
-    from sd_img2img.examples import draw_fireplace
+    from sd_img2img.ui.examples import draw_fireplace
 
     init = draw_fireplace(args.size, args.size)
     out = {}
@@ -607,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sd_img2img.cpu_memory import keep_freed_memory
+    from sd_img2img.run.cpu_memory import keep_freed_memory
 
     keep_freed_memory()  # as app.py and the CLI do, so (a), (b) and (c) run on the same malloc settings
     if args.short:

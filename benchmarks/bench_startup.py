@@ -35,7 +35,7 @@ sys.path.insert(0, str(HERE))
 from bench_generation import PROMPT, RESULTS, SEED, ensure_checkpoint, free_port  # noqa: E402
 
 # The run path of the CLI: the module, its parser, and what main() imports before it runs a request.
-CLI_IMPORTS = "import sd_img2img.cli, sd_img2img.engine, sd_img2img.metadata"
+CLI_IMPORTS = "import sd_img2img.cli, sd_img2img.engine, sd_img2img.formats.metadata"
 
 
 def wall(cmd: list[str], reps: int) -> float:
@@ -107,7 +107,7 @@ def request_kwargs(image_path: str, size: int, steps: int) -> dict:
 
 
 def init_image(folder: str, size: int) -> str:
-    from sd_img2img.examples import draw_fireplace
+    from sd_img2img.ui.examples import draw_fireplace
 
     path = os.path.join(folder, "init.png")
     draw_fireplace(size, size).save(path)
@@ -172,8 +172,8 @@ CHILD = r"""
 import json, os, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, {root!r}); sys.argv = ["app.py"]
-import app
-from sd_img2img.server import ModelStatus
+from sd_img2img.ui import app
+from sd_img2img.ui.state import ModelStatus
 from sd_img2img.settings import engine_from, parse_settings
 t1 = time.perf_counter()
 settings = parse_settings(["--model", {model!r}, "--taesd", {taesd!r}, "--device", {device!r},

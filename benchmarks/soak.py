@@ -98,11 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     tmp.mkdir()
     model = args.model
     if model is None:
-        from sd_img2img.random_checkpoint import build_checkpoint
+        from sd_img2img.models.tiny import build_checkpoint
 
         model = str(build_checkpoint(work / "tiny"))
     init = work / "init.png"
-    from sd_img2img.examples import draw_fireplace
+    from sd_img2img.ui.examples import draw_fireplace
 
     draw_fireplace(256, 256).save(init)
 

@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from sd_img2img.cli import main
 
 sys.exit(main())

@@ -18,10 +18,10 @@ import sys
 import threading
 from pathlib import Path
 
-from . import config
-from .families import default_family
-from .samplers import ALL_SAMPLER_NAMES
-from .settings import CommandParser, add_model_flags, engine_from, quiet_libraries
+from sd_img2img import config
+from sd_img2img.models.families import default_family
+from sd_img2img.run.samplers import ALL_SAMPLER_NAMES
+from sd_img2img.settings import CommandParser, add_model_flags, engine_from, quiet_libraries
 
 _NUMBERED = re.compile(r"^(\d{6})\.")
 
@@ -103,7 +103,7 @@ def next_number(folder: Path) -> int:
 
 def write_outputs(result, folder: Path, view: str = "latents") -> dict:
     """Write the output, step images and strip of ``result`` into ``folder``; return the JSON summary."""
-    from .metadata import save_png
+    from sd_img2img.formats.metadata import save_png
 
     folder.mkdir(parents=True, exist_ok=True)
     n = next_number(folder)
@@ -163,13 +163,13 @@ def _say_load_warnings() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .cpu_memory import keep_freed_memory
+    from sd_img2img.run.cpu_memory import keep_freed_memory
 
     keep_freed_memory()  # before torch starts threads: CPU steps stop page-faulting their activations in
     quiet_libraries()
     said = _say_load_warnings()  # e.g. a flow-matching model about to load on the cpu: said before it loads
-    from .engine import GenerationRequest
-    from .errors import GenerationError, ModelLoadError, UserInputError
+    from sd_img2img.engine import GenerationRequest
+    from sd_img2img.errors import GenerationError, ModelLoadError, UserInputError
 
     stop = threading.Event()
 
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             view=args.view,
             max_side=args.max_side,
         )
-        from .engine import prepare_request
+        from sd_img2img.engine import prepare_request
 
         family = engine.peek_family()  # from the checkpoint's JSON files, no weights loaded
         if family is not None:

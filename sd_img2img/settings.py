@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from . import config
+from sd_img2img import config
+from sd_img2img.cache import cache_dir
 
 ENV_PREFIX = "SD_IMG2IMG_"
 RANDOM_MODEL = "random"  # --model random: the offline demo's random-weight checkpoint
@@ -102,8 +102,8 @@ class _LoraAction(argparse.Action):
 
 def _lora_specs(text: str):
     """argparse type of ``--lora``: ``FILE[:SCALE]`` (several separated by commas or newlines)."""
-    from .errors import UserInputError
-    from .loras import parse_specs
+    from sd_img2img.errors import UserInputError
+    from sd_img2img.models.loras import parse_specs
 
     try:
         return parse_specs(text)
@@ -291,15 +291,6 @@ def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None
 # -- the model ---------------------------------------------------------------------------------------------
 
 
-def cache_dir(environ: dict[str, str] | None = None) -> Path:
-    """``$SD_IMG2IMG_CACHE``, else ``$XDG_CACHE_HOME/sd-img2img``, else ``~/.cache/sd-img2img``."""
-    environ = os.environ if environ is None else environ
-    if environ.get(ENV_PREFIX + "CACHE"):
-        return Path(environ[ENV_PREFIX + "CACHE"])
-    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "sd-img2img"
-
-
 def make_engine(
     model: str,
     *,
@@ -315,8 +306,8 @@ def make_engine(
 ):
     """The engine these settings ask for (not loaded yet). ``model='random'`` (``random-sdxl``, …) builds the offline
     checkpoint first (``random_checkpoint.random_model``)."""
-    from .engine import Engine
-    from .random_checkpoint import RANDOM_MODELS, random_model
+    from sd_img2img.engine import Engine
+    from sd_img2img.models.tiny import RANDOM_MODELS, random_model
 
     if model in RANDOM_MODELS:
         folder, taesd_dir = random_model(model)
@@ -341,7 +332,7 @@ def make_engine(
 def models_from(settings: AppSettings):
     """The ``models.ModelSet`` the demo serves: every ``--model``, none loaded yet (``random*`` names build their
     offline checkpoints on first use)."""
-    from .models import ModelSet
+    from sd_img2img.models.model_set import ModelSet
 
     if settings.model == RANDOM_MODEL or any(m.startswith(RANDOM_MODEL + "-") for m in settings.models):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

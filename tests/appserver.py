@@ -21,9 +21,9 @@ def free_port() -> int:
 @contextmanager
 def serve(models, **settings):
     """Build the page around ``models`` (an ``Engine`` or a ``ModelSet``) and serve it; yields the URL."""
-    import app
-    from sd_img2img.server import ModelStatus
+    from sd_img2img.ui import app
     from sd_img2img.settings import AppSettings
+    from sd_img2img.ui.state import ModelStatus
 
     status = ModelStatus(models).start()
     names = status.models.names

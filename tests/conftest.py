@@ -21,14 +21,14 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     """A tiny random SD1.5-layout checkpoint folder (model_index.json names StableDiffusionPipeline)."""
-    from sd_img2img.random_checkpoint import build_checkpoint
+    from sd_img2img.models.tiny import build_checkpoint
 
     return build_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-sd15")
 
 
 @pytest.fixture(scope="session")
 def tiny_taesd(tmp_path_factory):
-    from sd_img2img.random_checkpoint import build_taesd
+    from sd_img2img.models.tiny import build_taesd
 
     return build_taesd(tmp_path_factory.mktemp("taesd") / "tiny-taesd")
 
@@ -46,6 +46,6 @@ def engine(tiny_checkpoint, tiny_taesd):
 @pytest.fixture(scope="session")
 def fireplace():
     """A hand-drawn-style fireplace, like the InvokeAI img2img guide's init image."""
-    from sd_img2img.examples import draw_fireplace
+    from sd_img2img.ui.examples import draw_fireplace
 
     return draw_fireplace(384, 384)

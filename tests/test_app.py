@@ -74,7 +74,7 @@ def test_named_endpoints_and_parameters(client):
 
 
 def test_img2img_strength_07_ten_steps(client):
-    from sd_img2img.metadata import read_settings
+    from sd_img2img.formats.metadata import read_settings
 
     output, gallery, info, strip, status, download = img2img(client).result()
     assert info["steps"] == 10 and info["steps_taken"] == 7 and info["seed"] == 7 and info["sampler"] == "k_lms"
@@ -236,7 +236,7 @@ def test_compare_needs_an_image_and_sane_values(client):
 
 
 def test_plan_line_says_what_the_engine_does():
-    from app import plan_line
+    from sd_img2img.ui.app import plan_line
 
     assert "10 steps × strength 0.7 → 7 steps will run (3 skipped)" in plan_line(True, 0.7, 10, False)
     assert "a schedule of 29 steps" in plan_line(True, 0.7, 20, True) and "20 will run" in plan_line(
@@ -328,7 +328,7 @@ def test_python_app_py_checks_environment_values_as_flags(var, value, message):
 
 def test_model_status_reports_failure(tmp_path):
     from sd_img2img.engine import Engine
-    from sd_img2img.server import ModelStatus
+    from sd_img2img.ui.state import ModelStatus
 
     status = ModelStatus(Engine(str(tmp_path / "missing"), device="cpu", dtype="float32")).start()
     status.wait(60)
@@ -393,7 +393,7 @@ def test_python_app_py_serves_offline(tiny_checkpoint, tiny_taesd, tmp_path):
 
 
 def test_stop_flags_keep_a_stop_for_a_queued_run_but_not_for_the_next_click():
-    from sd_img2img.server import StopFlags
+    from sd_img2img.ui.state import StopFlags
 
     flags = StopFlags(keep_seconds=600)
     assert flags.stop("a") is False  # nothing running yet: kept for the run waiting in the queue

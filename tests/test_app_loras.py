@@ -17,7 +17,7 @@ CHROMIUM = "/usr/bin/chromium"
 @pytest.fixture(scope="module")
 def url(tiny_checkpoint, tiny_taesd, tmp_path_factory):
     from sd_img2img.engine import Engine
-    from sd_img2img.random_checkpoint import build_lora
+    from sd_img2img.models.tiny import build_lora
 
     lora = build_lora(tiny_checkpoint, tmp_path_factory.mktemp("loras") / "detail.safetensors", "kohya")
     engine = Engine(str(tiny_checkpoint), device="cpu", dtype="float32", taesd=str(tiny_taesd), loras=[f"{lora}:0.7"])
@@ -68,7 +68,7 @@ def test_lora_slider_and_a_pngs_loras_in_chromium(url, tmp_path):
     from playwright.sync_api import expect, sync_playwright
     from test_browser import ARGS, SHOTS, set_number
 
-    from sd_img2img.metadata import save_png
+    from sd_img2img.formats.metadata import save_png
 
     png = tmp_path / "with-lora.png"
     save_png(Image.new("RGB", (64, 64)), png, {"prompt": "fire", "steps": 5, "loras": {"detail": 1.25, "gone": 1}})

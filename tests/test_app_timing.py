@@ -14,10 +14,10 @@ FIREPLACE = str(ROOT / "examples" / "fireplace.png")
 
 @pytest.fixture(scope="module")
 def handlers(tiny_checkpoint, tiny_taesd):
-    import app
+    from sd_img2img.ui import app
     from sd_img2img.engine import Engine
-    from sd_img2img.server import ModelStatus
     from sd_img2img.settings import AppSettings
+    from sd_img2img.ui.state import ModelStatus
 
     engine = Engine(str(tiny_checkpoint), device="cpu", dtype="float32", taesd=str(tiny_taesd))
     engine.load()
@@ -44,7 +44,7 @@ def run(h, **kw):
 
 
 def test_the_plan_line_shows_the_servers_estimate_once_a_run_was_measured(handlers):
-    from sd_img2img.timing import format_duration
+    from sd_img2img.run.timing import format_duration
 
     h = handlers
     plan_args = (FIREPLACE, "image", 1.0, 24, False, None, 256, 256, 7.5, "k_euler", "approx")
@@ -81,7 +81,7 @@ def test_a_visitor_who_clicks_behind_others_sees_their_place_and_wait(handlers):
 
 def test_a_cpu_page_starts_slow_models_small_and_says_why(handlers):
     from sd_img2img import config
-    from sd_img2img.families import FAMILIES
+    from sd_img2img.models.families import FAMILIES
 
     h = handlers
     assert h.on_cpu and h.max_side == config.CPU_PAGE_MAX_SIDE

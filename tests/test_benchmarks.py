@@ -71,6 +71,6 @@ def test_cpu_benchmark_short(tmp_path):
     assert turbo["fp32_engine_vs_plain_max_pixel_diff"] == 0  # float32 + full VAE: diffusers, exactly
     assert turbo["steps_taken"] == {"engine": 1, "app": 1}  # 2 steps × 0.5
     assert turbo["estimate_after_first_run"] is not None and "1 step will run · about" in turbo["plan_line"]
-    from sd_img2img.cpu_features import native_bf16
+    from sd_img2img.models.cpu_features import native_bf16
 
     assert turbo["engine_dtype"] == ("bfloat16" if native_bf16() else "float32")

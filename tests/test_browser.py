@@ -133,7 +133,7 @@ def test_a_hostile_prompt_or_png_runs_no_script(url, browser_context, tmp_path):
     whose sampler is markup: the page shows the text as text and runs nothing."""
     from playwright.sync_api import expect
 
-    from sd_img2img.metadata import save_png
+    from sd_img2img.formats.metadata import save_png
 
     png = tmp_path / "crafted.png"
     save_png(

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from sd_img2img.cli import main
-from sd_img2img.metadata import read_settings
+from sd_img2img.formats.metadata import read_settings
 
 SEED = 1592514025
 
@@ -77,7 +77,7 @@ def test_the_guides_table_from_the_command_line(tiny_checkpoint, fireplace_png, 
         assert key in summary
     assert summary["steps_taken"] == 7 and summary["steps"] == 10 and summary["seed"] == SEED
     assert (summary["width"], summary["height"]) == (384, 384)
-    from sd_img2img.cpu_features import native_bf16  # --dtype auto on the cpu: bf16 exactly where it is native
+    from sd_img2img.models.cpu_features import native_bf16  # --dtype auto on the cpu: bf16 exactly where it is native
 
     assert summary["dtype"] == ("bfloat16" if native_bf16() else "float32") and summary["vae"] == "full"
     assert Path(summary["output"]).name == f"000001.{SEED}.png"

@@ -7,8 +7,8 @@ from PIL import Image
 
 from sd_img2img.engine import Engine, GenerationRequest, prepare_request
 from sd_img2img.errors import GenerationError, UserInputError
-from sd_img2img.images import fit_image
-from sd_img2img.samplers import SAMPLER_NAMES, make_scheduler
+from sd_img2img.run.images import fit_image
+from sd_img2img.run.samplers import SAMPLER_NAMES, make_scheduler
 
 
 def pixels(im: Image.Image) -> np.ndarray:
@@ -294,7 +294,7 @@ def test_nan_latents_are_reported_not_returned_black(tiny_checkpoint, fireplace)
 
 
 def test_flagged_output_is_reported(tmp_path, fireplace):
-    from sd_img2img.random_checkpoint import build_checkpoint
+    from sd_img2img.models.tiny import build_checkpoint
 
     engine = Engine(str(build_checkpoint(tmp_path / "flagging", flag_everything=True)), device="cpu")
     result = engine.generate(
@@ -355,7 +355,7 @@ def test_out_of_memory_in_a_step_is_explained_and_the_next_run_works(tiny_checkp
 
 def test_strip_wraps_into_rows_with_every_step_in_order():
     """The explain table's contact sheet: every frame, in order, wrapped into rows of equal scale."""
-    from sd_img2img.previews import make_strip
+    from sd_img2img.run.previews import make_strip
 
     colours = [(i * 30, 255 - i * 30, (i * 70) % 256) for i in range(8)]
     frames = [Image.new("RGB", (10, 10), c) for c in colours]

@@ -7,7 +7,7 @@ import pytest
 
 from sd_img2img.engine import Engine
 from sd_img2img.errors import ModelLoadError, UserInputError
-from sd_img2img.loading import load_model
+from sd_img2img.models.loading import load_model
 
 
 def test_sd15_layout_loads_for_img2img_and_shares_components(tiny_checkpoint):

@@ -15,7 +15,7 @@ from sd_img2img.errors import UserInputError
 
 @pytest.fixture(scope="module")
 def lora_files(tiny_checkpoint, tmp_path_factory):
-    from sd_img2img.random_checkpoint import build_lora
+    from sd_img2img.models.tiny import build_lora
 
     root = tmp_path_factory.mktemp("loras")
     peft = build_lora(tiny_checkpoint, root / "peft-style.safetensors", "peft")
@@ -90,7 +90,7 @@ def test_unlisted_lora_is_refused(with_loras, plain, fireplace):
 
 def test_png_records_the_loras(with_loras, fireplace, tmp_path):
     from sd_img2img.cli import write_outputs
-    from sd_img2img.metadata import read_settings
+    from sd_img2img.formats.metadata import read_settings
 
     result = _pixels(with_loras, fireplace, loras={"peft-style": 0.5})
     summary = write_outputs(result, tmp_path)
@@ -136,7 +136,7 @@ def test_lcm_lora_brings_the_lcm_sampler(tiny_checkpoint, tiny_taesd, lora_files
 
 def test_cli_and_environment_take_loras(tiny_checkpoint, lora_files, tmp_path, capsys):
     from sd_img2img.cli import build_parser, main
-    from sd_img2img.examples import draw_fireplace
+    from sd_img2img.ui.examples import draw_fireplace
 
     peft, kohya = lora_files
     args = build_parser(environ={"SD_IMG2IMG_LORA": f"{peft}:0.25,\n{kohya}"}).parse_args(["--prompt", "x"])
@@ -177,7 +177,7 @@ def test_cli_and_environment_take_loras(tiny_checkpoint, lora_files, tmp_path, c
 
 
 def test_lora_specs():
-    from sd_img2img.loras import adapter_name, parse_spec
+    from sd_img2img.models.loras import adapter_name, parse_spec
 
     assert parse_spec("C:\\loras\\a.safetensors", check_file=False).scale == 1.0
     spec = parse_spec("/x/detail.v2.safetensors:-0.5", check_file=False)
@@ -187,7 +187,7 @@ def test_lora_specs():
 
 
 def test_sdxl_loras_in_kohyas_sgm_names(tmp_path, tiny_taesd, fireplace):
-    from sd_img2img.random_checkpoint import build_checkpoint, build_lora
+    from sd_img2img.models.tiny import build_checkpoint, build_lora
 
     folder = build_checkpoint(tmp_path / "xl", "tiny-sdxl")
     peft = build_lora(folder, tmp_path / "xl-peft.safetensors", "peft")
@@ -201,7 +201,7 @@ def test_sdxl_loras_in_kohyas_sgm_names(tmp_path, tiny_taesd, fireplace):
 
 
 def test_modelset_gives_each_model_its_loras(tiny_checkpoint, lora_files):
-    from sd_img2img.models import ModelSet
+    from sd_img2img.models.model_set import ModelSet
 
     peft, _ = lora_files
     models = ModelSet(

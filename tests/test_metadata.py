@@ -6,7 +6,7 @@ from PIL import Image
 
 from sd_img2img.engine import GenerationRequest
 from sd_img2img.errors import UserInputError
-from sd_img2img.metadata import read_settings, request_kwargs, save_png
+from sd_img2img.formats.metadata import read_settings, request_kwargs, save_png
 
 
 def test_round_trip_reproduces_the_run(engine, tiny_checkpoint, fireplace, tmp_path):

@@ -13,11 +13,11 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from sd_img2img.errors import UserInputError
-from sd_img2img.metadata import a1111_parameters, read_settings, save_png, short_model_name
-from sd_img2img.model_hash import model_hash
-from sd_img2img.png_settings import parse_a1111_parameters, read_png_settings
-from sd_img2img.sampler_names import SAMPLER_TABLE, a1111_sampler, our_sampler
-from sd_img2img.samplers import ALL_SAMPLER_NAMES, SAMPLER_NAMES
+from sd_img2img.formats.metadata import a1111_parameters, read_settings, save_png, short_model_name
+from sd_img2img.formats.png_settings import parse_a1111_parameters, read_png_settings
+from sd_img2img.formats.sampler_names import SAMPLER_TABLE, a1111_sampler, our_sampler
+from sd_img2img.models.model_hash import model_hash
+from sd_img2img.run.samplers import ALL_SAMPLER_NAMES, SAMPLER_NAMES
 
 
 def png(tmp_path, chunks, name="in.png"):
@@ -475,7 +475,7 @@ def test_comfyui_combined_conditioning_and_a_seed_node(tmp_path):
 
 
 def test_model_hash_is_kept_on_disk_for_the_next_process(tmp_path, monkeypatch):
-    from sd_img2img import model_hash as mh
+    from sd_img2img.models import model_hash as mh
 
     monkeypatch.setenv("SD_IMG2IMG_CACHE", str(tmp_path / "cache"))
     weights = tmp_path / "model.safetensors"

@@ -360,7 +360,7 @@ def test_a_sessions_runs_keep_no_objects_behind(url):
 
 
 def test_generated_files_are_capped(engine, tmp_path):
-    from sd_img2img.server import RunFiles
+    from sd_img2img.ui.state import RunFiles
 
     runs = RunFiles(tmp_path / "runs", max_runs=5)
     for _ in range(12):
@@ -381,7 +381,7 @@ def test_swept_runs_leave_no_records_in_gradios_file_lists(tmp_path):
     """gradio records every file it serves; records of runs the app swept away must go with them."""
     import gradio as gr
 
-    from sd_img2img.server import RunFiles, forget_paths
+    from sd_img2img.ui.state import RunFiles, forget_paths
 
     demo = gr.Blocks()
     served = demo.temp_file_sets[0]  # as gradio's own: a set of the paths it handed out

@@ -12,12 +12,12 @@ import pytest
 
 from sd_img2img.engine import Engine, GenerationRequest
 from sd_img2img.errors import ModelLoadError
-from sd_img2img.single_file import CONFIG_ROOT, clip_tokenizer, detect_layout, family_of, shipped_config
+from sd_img2img.models.single_file import CONFIG_ROOT, clip_tokenizer, detect_layout, family_of, shipped_config
 
 
 @pytest.fixture(scope="module")
 def single_file(tiny_checkpoint, tmp_path_factory):
-    from sd_img2img.random_checkpoint import main
+    from sd_img2img.models.tiny import main
 
     out = tmp_path_factory.mktemp("single") / "tiny-sd15.safetensors"
     main([str(out), "--single-file-from", str(tiny_checkpoint)])
@@ -39,7 +39,7 @@ def test_the_file_has_the_original_layout(single_file):
     assert any(k.startswith("cond_stage_model.transformer.text_model.encoder.layers.0.") for k in keys)
     layout = detect_layout(single_file)
     assert (layout.kind, layout.config) == ("sd1", "sd15")
-    from sd_img2img.loading import model_memory, safetensors_parameters
+    from sd_img2img.models.memory import model_memory, safetensors_parameters
 
     assert model_memory(single_file) == {"single_file": safetensors_parameters(single_file)[1]}
 
@@ -71,7 +71,7 @@ def test_cli_takes_a_single_file(single_file, tiny_checkpoint, tmp_path, capsys)
     from PIL import Image
 
     from sd_img2img.cli import main
-    from sd_img2img.examples import draw_fireplace
+    from sd_img2img.ui.examples import draw_fireplace
 
     init = tmp_path / "init.png"
     draw_fireplace(128, 128).save(init)
@@ -136,7 +136,7 @@ def test_shipped_configs_describe_the_real_architectures():
     from accelerate import init_empty_weights
     from diffusers import UNet2DConditionModel
 
-    from sd_img2img.families import detect, read_configs
+    from sd_img2img.models.families import detect, read_configs
 
     expected = {
         "sd15": ("sd", 859_520_964),
@@ -165,8 +165,8 @@ def test_what_is_not_a_checkpoint_is_refused(tmp_path, tiny_checkpoint):
     import torch
     from safetensors.torch import save_file
 
-    from sd_img2img.loading import load_model
-    from sd_img2img.random_checkpoint import build_lora
+    from sd_img2img.models.loading import load_model
+    from sd_img2img.models.tiny import build_lora
 
     lora = build_lora(tiny_checkpoint, tmp_path / "style.safetensors", "kohya", text_encoder=False)
     with pytest.raises(
@@ -191,7 +191,7 @@ def test_what_is_not_a_checkpoint_is_refused(tmp_path, tiny_checkpoint):
 
 
 def test_modelset_lists_a_single_file(single_file, tiny_checkpoint):
-    from sd_img2img.models import ModelSet
+    from sd_img2img.models.model_set import ModelSet
 
     models = ModelSet({"mine": str(single_file)}, device="cpu", dtype="float32", config=str(tiny_checkpoint))
     info = models.info("mine")
@@ -246,8 +246,9 @@ def test_inpainting_files_are_refused(tmp_path):
 
 @pytest.mark.parametrize("arch, kind", [("tiny-sdxl", "sdxl"), ("tiny-sdxl-refiner", "sdxl-refiner")])
 def test_sdxl_single_files_give_the_folders_output(arch, kind, tmp_path, tiny_taesd, fireplace):
-    from sd_img2img.original_layout import write_single_file
-    from sd_img2img.random_checkpoint import build_sdxl
+    from original_layout import write_single_file
+
+    from sd_img2img.models.tiny import build_sdxl
 
     # text_encoder_2 narrower than text_encoder: diffusers tells SDXL's two encoders apart by their widths
     folder = build_sdxl(tmp_path / arch, arch, text_2=dict(hidden_size=48, intermediate_size=96, projection_dim=48))
@@ -277,7 +278,7 @@ def test_sdxl_single_files_give_the_folders_output(arch, kind, tmp_path, tiny_ta
 
 
 def test_loras_on_a_single_file(single_file, tiny_checkpoint, tiny_taesd, fireplace, tmp_path):
-    from sd_img2img.random_checkpoint import build_lora
+    from sd_img2img.models.tiny import build_lora
 
     lora = build_lora(tiny_checkpoint, tmp_path / "detail.safetensors", "kohya")
     engine = Engine(
@@ -297,7 +298,7 @@ def test_loras_on_a_single_file(single_file, tiny_checkpoint, tiny_taesd, firepl
 def test_a_config_without_vocabulary_gets_the_shipped_tokenizer(single_file, tiny_checkpoint, tmp_path):
     import shutil
 
-    from sd_img2img.loading import load_model
+    from sd_img2img.models.loading import load_model
 
     config = shutil.copytree(tiny_checkpoint, tmp_path / "config", ignore=shutil.ignore_patterns("*.safetensors"))
     for name in ("vocab.json", "merges.txt", "tokenizer.json"):

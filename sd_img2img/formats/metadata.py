@@ -15,9 +15,9 @@ from typing import Any
 
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from .config import MAX_INPUT_PIXELS
-from .errors import UserInputError
-from .sampler_names import a1111_sampler
+from sd_img2img.config import MAX_INPUT_PIXELS
+from sd_img2img.errors import UserInputError
+from sd_img2img.formats.sampler_names import a1111_sampler
 
 METADATA_KEY = "sd-img2img"
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
@@ -69,7 +69,7 @@ def a1111_parameters(settings: dict[str, Any]) -> str:
     """
     lines = [settings.get("prompt") or ""]
     if settings.get("loras"):  # as AUTOMATIC1111 writes LoRAs: tags in the prompt (its paste applies them)
-        from .loras import a1111_tags
+        from sd_img2img.models.loras import a1111_tags
 
         lines[0] = f"{lines[0]} {a1111_tags(settings['loras'])}".strip()
     if settings.get("negative_prompt"):

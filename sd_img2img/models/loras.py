@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelLoadError, UserInputError
+from sd_img2img.errors import ModelLoadError, UserInputError
 
 LORA_SUFFIX = ".safetensors"
 MAX_LORA_SCALE = 4.0  # |scale| above this is refused (AUTOMATIC1111 users rarely go past 2)

@@ -35,10 +35,10 @@ from typing import Any
 
 from PIL import Image
 
-from .config import MAX_DIMENSION, MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_STEPS, MIN_DIMENSION
-from .errors import UserInputError
-from .metadata import METADATA_KEY, own_settings, png_text, request_kwargs, short_model_name
-from .sampler_names import our_sampler
+from sd_img2img.config import MAX_DIMENSION, MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_STEPS, MIN_DIMENSION
+from sd_img2img.errors import UserInputError
+from sd_img2img.formats.metadata import METADATA_KEY, own_settings, png_text, request_kwargs, short_model_name
+from sd_img2img.formats.sampler_names import our_sampler
 
 MAX_CHUNK_CHARS = 1_000_000  # longer text chunks are skipped (Pillow refuses compressed ones past 1 MB anyway)
 MAX_TEXT_SETTINGS_CHARS = 100_000  # settings as text (AUTOMATIC1111's, InvokeAI's Dream line): longer is not read

@@ -21,12 +21,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import GPU_MEMORY_HEADROOM, MAX_LOADED_MODELS_CPU
-from .engine import Engine
-from .errors import check_choice
-from .families import FAMILIES
-from .loading import model_memory, resolve_device
-from .random_checkpoint import ARCH_FAMILIES, RANDOM_MODELS
+from sd_img2img.config import GPU_MEMORY_HEADROOM, MAX_LOADED_MODELS_CPU
+from sd_img2img.engine import Engine
+from sd_img2img.errors import check_choice
+from sd_img2img.models.devices import resolve_device
+from sd_img2img.models.families import FAMILIES
+from sd_img2img.models.memory import model_memory
+from sd_img2img.models.tiny import ARCH_FAMILIES, RANDOM_MODELS
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ class ModelSet:
             return engine.peek_family()
         if source in RANDOM_MODELS:
             return FAMILIES[ARCH_FAMILIES[RANDOM_MODELS[source]]]
-        from .single_file import peek_model
+        from sd_img2img.models.single_file import peek_model
 
         return peek_model(source, self.engine_options["config"])
 
@@ -135,7 +136,7 @@ class ModelSet:
         if name not in self._engines:
             source, options = self.sources[name], dict(self.engine_options, loras=tuple(self.loras.get(name) or ()))
             if source in RANDOM_MODELS:
-                from .random_checkpoint import random_model
+                from sd_img2img.models.tiny import random_model
 
                 model, taesd = random_model(source, self.cache)
                 source = str(model)
@@ -171,7 +172,7 @@ class ModelSet:
 
     def _gpu_bytes(self, engine: Engine) -> int:
         """What ``engine``'s model will hold on the GPU once loaded (0 when it cannot be told)."""
-        from .loading import resolve_dtype
+        from sd_img2img.models.devices import resolve_dtype
 
         parts = model_memory(engine.model, resolve_dtype(engine.dtype, "cuda"))
         if not parts:
@@ -200,7 +201,7 @@ class ModelSet:
         elif source in RANDOM_MODELS:
             family = FAMILIES[ARCH_FAMILIES[RANDOM_MODELS[source]]]
         else:
-            from .single_file import peek_model
+            from sd_img2img.models.single_file import peek_model
 
             family = peek_model(source, self.engine_options["config"])
         label = f"{name} · {family.label}" if family else name

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
-from .config import MAX_INPUT_BYTES, MAX_INPUT_PIXELS, MAX_INPUT_SIDE, MAX_SIDE, MIN_DIMENSION, RESIZE_MODES
-from .errors import UserInputError, check_choice
+from sd_img2img.config import MAX_INPUT_BYTES, MAX_INPUT_PIXELS, MAX_INPUT_SIDE, MAX_SIDE, MIN_DIMENSION, RESIZE_MODES
+from sd_img2img.errors import UserInputError, check_choice
 
 
 def _check_header_size(width: int, height: int, name: str) -> None:

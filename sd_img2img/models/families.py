@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import config
-from .errors import ModelLoadError
+from sd_img2img import config
+from sd_img2img.errors import ModelLoadError
 
 # k-diffusion, DDIM/PLMS and DPM-Solver samplers: everything samplers.py offers for noise-prediction models
 DIFFUSION_SAMPLERS = (

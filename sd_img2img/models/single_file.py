@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelLoadError
+from sd_img2img.errors import ModelLoadError
 
 CONFIG_ROOT = Path(__file__).parent / "configs"
 CLIP_BPE = CONFIG_ROOT / "clip-bpe"
@@ -190,7 +190,7 @@ def config_folder(path: str | Path, config: str | Path | None = None) -> tuple[L
 def family_of(path: str | Path, config: str | Path | None = None):
     """The ``families.Family`` of a single file: from the config folder's JSON files, checked against what the
     tensors say (an SDXL config for an SD 1.x file is refused)."""
-    from .families import detect, read_configs
+    from sd_img2img.models.families import detect, read_configs
 
     layout, folder = config_folder(path, config)
     configs = read_configs(folder)
@@ -238,7 +238,7 @@ def load_pipeline(path: str | Path, family, config: str | Path | None = None, **
 def peek_model(model: str | Path, config: str | Path | None = None):
     """The family of any model source without loading weights: a single file's (``peek_family``), else
     ``families.peek``'s; None when it cannot be told."""
-    from .families import peek
+    from sd_img2img.models.families import peek
 
     if is_single_file(model):
         return peek_family(model, config)

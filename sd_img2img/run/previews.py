@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .config import PREVIEWS, STRIP_MAX_FRAME_HEIGHT
-from .errors import check_choice
-from .families import SD_FACTORS
+from sd_img2img.config import PREVIEWS, STRIP_MAX_FRAME_HEIGHT
+from sd_img2img.errors import check_choice
+from sd_img2img.models.families import SD_FACTORS
 
 # rows: latent channels 0..3; columns: R, G, B; applied to the scaled latents, output in [-1, 1]
 APPROX_RGB_FACTORS = SD_FACTORS

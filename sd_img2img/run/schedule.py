@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import MAX_SCHEDULE_STEPS, MAX_STEPS
-from .errors import UserInputError
+from sd_img2img.config import MAX_SCHEDULE_STEPS, MAX_STEPS
+from sd_img2img.errors import UserInputError
 
 
 def steps_that_run(schedule_steps: int, strength: float, rule: str = "int") -> int:

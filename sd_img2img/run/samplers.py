@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import UserInputError, check_choice
+from sd_img2img.errors import UserInputError, check_choice
 
 # name → (diffusers scheduler class, config overrides)
 SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {

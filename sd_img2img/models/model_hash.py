@@ -7,7 +7,7 @@ the sha256 of the UNet weights it loads — ``unet/diffusion_pytorch_model.safet
 ``.safetensors`` file hashes exactly as AUTOMATIC1111 hashes it.
 
 Hashing reads gigabytes, so it is done only when asked for and remembered per file (path, size and
-modification time): in the process, and on disk in ``<cache>/model-hashes.json`` (``settings.cache_dir``), as
+modification time): in the process, and on disk in ``<cache>/model-hashes.json`` (``cache.cache_dir``), as
 AUTOMATIC1111 keeps its ``cache.json``, so that a command run again does not read the weights again. The PNG writer (``metadata.save_png``) never calls this: whoever has the model at hand
 puts the result in the settings as ``model_hash``.
 """
@@ -86,7 +86,7 @@ def _hash_files(stamps: tuple[tuple[str, int, int], ...]) -> str:
 
 
 def _cache_file() -> Path:
-    from .settings import cache_dir
+    from sd_img2img.cache import cache_dir
 
     return cache_dir() / "model-hashes.json"
 

@@ -892,7 +892,7 @@ def random_model(name: str, root: str | Path | None = None) -> tuple[Path, Path]
     if name not in RANDOM_MODELS:
         raise ValueError(f"unknown random model {name!r}; choose one of: {', '.join(RANDOM_MODELS)}")
     if root is None:
-        from .settings import cache_dir
+        from sd_img2img.cache import cache_dir
 
         root = cache_dir()
     arch = RANDOM_MODELS[name]
@@ -928,7 +928,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.single_file_from:
-        from .original_layout import write_single_file
+        from original_layout import write_single_file
 
         print(write_single_file(args.single_file_from, args.path))
         return
@@ -983,7 +983,7 @@ def build_lora(
                 name = name if name.startswith("text_model.") else "text_model." + name  # the keys LoRAs carry
                 targets.append(("text_encoder", name, m))
     if fmt == "kohya-sgm":
-        from .original_layout import unet_key_map
+        from original_layout import unet_key_map
 
         blocks = sorted(unet_key_map(dict(unet.config)).items(), key=lambda item: -len(item[0]))
         targets = [

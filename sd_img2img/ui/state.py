@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from . import config
+from sd_img2img import config
 
 # -- background loading and its status ---------------------------------------------------------------------
 
@@ -36,7 +36,7 @@ class ModelStatus:
     """
 
     def __init__(self, models):
-        from .models import ModelSet
+        from sd_img2img.models.model_set import ModelSet
 
         if not isinstance(models, ModelSet):
             models = ModelSet.of({model_label(models.model): models})

@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 from PIL import Image
 
-from .previews import PreviewDecoder
+from sd_img2img.run.previews import PreviewDecoder
 
 
 @dataclass

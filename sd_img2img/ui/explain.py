@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 from PIL import Image
 
-from .config import (
+from sd_img2img.config import (
     COMPARE_FRAME_HEIGHT,
     COMPARE_FRAMES_PER_ROW,
     COMPARE_MAX_COLUMNS,
@@ -25,9 +25,9 @@ from .config import (
     COMPARE_STRENGTHS,
     MAX_SEED,
 )
-from .errors import UserInputError, check_choice
-from .previews import make_strip
-from .schedule import plan_steps
+from sd_img2img.errors import UserInputError, check_choice
+from sd_img2img.run.previews import make_strip
+from sd_img2img.run.schedule import plan_steps
 
 COMPARE_BY = ("strength", "steps", "model")
 
@@ -88,7 +88,7 @@ def column_requests(base, by: str, values: list, family=None) -> list:
     ``family`` (the model's ``families.Family``; None: SD 1.x/2.x) fills unset settings and checks the steps. When
     comparing models, each column keeps ``base`` as it is and its model's family fills the rest when it runs.
     """
-    from .engine import with_defaults
+    from sd_img2img.engine.engine import with_defaults
 
     seed = base.seed if base.seed is not None else secrets.randbelow(MAX_SEED)
     out = []

@@ -20,60 +20,22 @@ from typing import Any
 
 import torch
 
-from .config import (
+from sd_img2img.config import (
     COMPILE_MODE,
     COMPILE_WARMUP_SIZE,
     COMPILE_WARMUP_STEPS,
     DEFAULT_VAE,
-    DEVICES,
-    DTYPES,
     OFFLOADS,
     VAE_TILING_ABOVE_PIXELS,
     VAES,
 )
-from .errors import ModelLoadError, UserInputError, check_choice
-from .families import Family, default_family, detect, read_configs
+from sd_img2img.errors import ModelLoadError, UserInputError, check_choice
+from sd_img2img.models.devices import default_channels_last, device_lock, resolve_device, resolve_dtype
+from sd_img2img.models.families import Family, default_family, detect, read_configs
+from sd_img2img.models.memory import cpu_load_warning
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-_DEVICE_LOCKS: dict[str, threading.RLock] = {}
-_DEVICE_LOCKS_GUARD = threading.Lock()
-
-
-def device_lock(device: str) -> threading.RLock:
-    """One lock per device: runs on the same device take turns, whatever engine they come from.
-
-    Re-entrant, so a step callback may decode a picture (which takes the lock) inside its own run.
-    """
-    with _DEVICE_LOCKS_GUARD:
-        return _DEVICE_LOCKS.setdefault(device, threading.RLock())
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` → cuda, then mps, then cpu; an explicit device must be present."""
-    check_choice("device", device, DEVICES)
-    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserInputError("device 'cuda' was asked for but no CUDA GPU is available; use --device auto or cpu")
-    if device == "mps" and not has_mps:
-        raise UserInputError("device 'mps' was asked for but Apple's MPS is not available; use --device auto or cpu")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """``auto`` → float16 on cuda and mps; on the cpu bfloat16 where it computes bf16 natively (AVX-512 BF16,
-    AMX, Arm BF16: ``cpu_features.native_bf16``), float32 elsewhere."""
-    from .cpu_features import native_bf16
-
-    check_choice("dtype", dtype, DTYPES)
-    if dtype == "auto":
-        if device in ("cuda", "mps"):
-            return torch.float16
-        return torch.bfloat16 if native_bf16() else torch.float32
-    return getattr(torch, dtype)
 
 
 def check_checkpoint_folder(path: Path) -> Family:
@@ -221,7 +183,7 @@ def load_model(
     if dev == "cpu" and torch_dtype == torch.float16:
         raise UserInputError("float16 is not supported on cpu; use --dtype float32 or bfloat16")
 
-    from . import single_file
+    from sd_img2img.models import single_file
 
     path = Path(model).expanduser()
     single = single_file.is_single_file(path)
@@ -315,13 +277,6 @@ def load_model(
     return loaded
 
 
-def default_channels_last(device: str, dtype: torch.dtype) -> bool:
-    """channels_last where it measurably helps: on cuda, and on the cpu in bfloat16, where oneDNN's bf16
-    convolutions work in NHWC (a bf16 UNet step at 512×512: 3.0 s channels_last vs 6.5 s contiguous here,
-    docs/performance.md "CPU: what helps"). The cpu's float32 path is left exactly as diffusers runs it."""
-    return device == "cuda" or (device == "cpu" and dtype == torch.bfloat16)
-
-
 def load_taesd(taesd: str, dtype: torch.dtype, purpose: str, hint: str):
     """A TAESD (diffusers ``AutoencoderTiny``) from a hub id or folder; ``ModelLoadError`` saying ``hint`` if not."""
     from diffusers import AutoencoderTiny
@@ -397,109 +352,3 @@ def configure_vae(loaded: LoadedModel, width: int, height: int) -> bool:
             vae.disable_tiling()
             vae.disable_slicing()
     return tile
-
-
-_DTYPE_BYTES = {
-    "F64": 8,
-    "F32": 4,
-    "F16": 2,
-    "BF16": 2,
-    "I64": 8,
-    "I32": 4,
-    "I16": 2,
-    "I8": 1,
-    "U8": 1,
-    "BOOL": 1,
-    "F8_E4M3": 1,
-    "F8_E5M2": 1,
-}
-
-
-def safetensors_parameters(path: str | Path) -> tuple[int, int]:
-    """(number of values, bytes on disk) of a ``.safetensors`` file, read from its header only."""
-    import struct
-
-    with open(path, "rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(length))
-    count = size = 0
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        n = 1
-        for d in entry["shape"]:
-            n *= d
-        count += n
-        size += n * _DTYPE_BYTES.get(entry["dtype"], 4)
-    return count, size
-
-
-def model_memory(model: str | Path, dtype: torch.dtype | str | None = None) -> dict[str, int] | None:
-    """Bytes each component of a local checkpoint takes in memory once loaded in ``dtype`` (None: as stored),
-    from the safetensors headers (no weights read); a single ``.safetensors`` file is one part. None for a
-    checkpoint that is neither a local folder nor a file.
-
-    The sum is what loading it needs (plus activations while it runs); the largest component is what
-    ``offload="model"`` keeps on the GPU at a time.
-    """
-    path = Path(str(model)).expanduser()
-    if isinstance(dtype, str):
-        dtype = None if dtype == "auto" else getattr(torch, dtype)
-    per_value = torch.finfo(dtype).bits // 8 if dtype is not None else None
-    if path.suffix == ".safetensors" and path.is_file():  # a single file: one part (all components together)
-        count, size = safetensors_parameters(path)
-        return {"single_file": count * per_value if per_value else size}
-    if not (path / "model_index.json").is_file():
-        return None
-    out: dict[str, int] = {}
-    for folder in sorted(p for p in path.iterdir() if p.is_dir()):
-        files = list(folder.glob("*.safetensors"))
-        if not files:
-            continue
-        count = size = 0
-        for f in files:
-            c, s = safetensors_parameters(f)
-            count, size = count + c, size + s
-        out[folder.name] = count * per_value if per_value else size
-    return out
-
-
-def memory_available() -> int | None:
-    """Bytes of memory the system can still give (``MemAvailable`` of /proc/meminfo); None where unknown."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def estimate_memory(model: str | Path, dtype: torch.dtype | str | None = None) -> int | None:
-    """Bytes loading ``model`` (a local folder) in ``dtype`` takes: every component's weights, from the
-    safetensors headers. None when it cannot be told (a hub id)."""
-    parts = model_memory(model, dtype)
-    return sum(parts.values()) if parts else None
-
-
-def cpu_load_warning(model: str | Path, family: Family, dtype: torch.dtype) -> str:
-    """What to tell someone about to load a flow-matching model (SD3, FLUX) on the cpu: how much memory it
-    needs (and has), and that it will be very slow."""
-    need = estimate_memory(model, dtype)
-    have = memory_available()
-    size = f"about {human_bytes(need)} of memory" if need else "tens of GB of memory"
-    free = f" ({human_bytes(have)} available now)" if have else ""
-    short = "; it will not fit: expect the load to fail or swap" if need and have and need > have else ""
-    return (
-        f"{family.label} on the cpu needs {size}{free} for its weights in "
-        f"{str(dtype).removeprefix('torch.')}{short}; every step will be very slow (minutes at 1024×1024): "
-        "use a GPU if you can"
-    )
-
-
-def human_bytes(n: int) -> str:
-    """1.5 GB, 12 MB, …"""
-    for unit, size in (("GB", 1024**3), ("MB", 1024**2)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n / 1024:.1f} kB"

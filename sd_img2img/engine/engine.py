@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import gc
 import queue
 import re
 import secrets
@@ -28,9 +27,8 @@ from typing import Any, Callable, Iterator
 import torch
 from PIL import Image
 
-from . import __version__
-from . import loras as lora_support
-from .config import (
+from sd_img2img import __version__
+from sd_img2img.config import (
     DEFAULT_MODEL,
     DEFAULT_PREVIEW,
     DEFAULT_RESIZE_MODE,
@@ -44,16 +42,18 @@ from .config import (
     RESIZE_MODES,
     VIEWS,
 )
-from .errors import GenerationError, UserInputError, check_choice
-from .families import Family, default_family
-from .images import default_size, fit_image, open_image
-from .loading import LoadedModel, configure_vae, load_model, load_taesd
-from .previews import PreviewDecoder, check_preview, make_strip
-from .prompt_cache import PromptCache, cacheable, guidance_on
-from .samplers import check_sampler, check_schedule_length, make_scheduler
-from .schedule import StepPlan, plan_steps
-from .steps import StepFrame, StepRecorder
-from .timing import RunTimes, TimingModel, model_calls
+from sd_img2img.errors import GenerationError, UserInputError, check_choice
+from sd_img2img.models import loras as lora_support
+from sd_img2img.models.devices import free_memory
+from sd_img2img.models.families import Family, default_family
+from sd_img2img.models.loading import LoadedModel, configure_vae, load_model, load_taesd
+from sd_img2img.run.images import default_size, fit_image, open_image
+from sd_img2img.run.previews import PreviewDecoder, check_preview, make_strip
+from sd_img2img.run.prompt_cache import PromptCache, cacheable, guidance_on
+from sd_img2img.run.samplers import check_sampler, check_schedule_length, make_scheduler
+from sd_img2img.run.schedule import StepPlan, plan_steps
+from sd_img2img.run.steps import StepFrame, StepRecorder
+from sd_img2img.run.timing import RunTimes, TimingModel, model_calls
 
 
 @dataclass
@@ -493,7 +493,7 @@ class Engine:
         return self._peeked
 
     def _peek(self) -> Family | None:
-        from .single_file import peek_model
+        from sd_img2img.models.single_file import peek_model
 
         return lora_support.with_lcm_sampler(peek_model(self.model, self.config), self.lora_specs)
 
@@ -562,7 +562,7 @@ class Engine:
         """The weights' AUTOMATIC1111-style short hash (``model_hash.model_hash``): computed on first call (it reads
         the UNet's weights once), then written into every result's settings and PNG."""
         if self._model_hash is None:
-            from .model_hash import model_hash
+            from sd_img2img.models.model_hash import model_hash
 
             self._model_hash = model_hash(self.model)
         return self._model_hash
@@ -926,15 +926,6 @@ def flagged(out) -> bool:
     """Whether the safety checker flagged the output (pipelines without one, such as SDXL's, never do)."""
     nsfw = getattr(out, "nsfw_content_detected", None)
     return bool(nsfw and nsfw[0])
-
-
-def free_memory(device: str) -> None:
-    """Release what a failed run held: Python garbage and the device's cached blocks."""
-    gc.collect()
-    if device == "cuda" and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    elif device == "mps" and hasattr(torch, "mps"):
-        torch.mps.empty_cache()
 
 
 __all__ = [

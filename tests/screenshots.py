@@ -1,0 +1,133 @@
+"""Screenshots of the real page, desktop (1280 px) and phone (390 px), for a before/after look at a UI change.
+
+    python tests/screenshots.py OUT_DIR [--model random --model random-sdxl …]
+
+Starts ``python app.py`` itself (offline, random weights, cpu, float32) on a free loopback port, drives Debian's
+Chromium with Playwright through one run, the Explain table and (with several models) Compare models, and writes
+``{desktop,phone}-{idle,run,explain,models}.png`` into OUT_DIR. It uses only the command line and the page, so the
+same script photographs any version of the app. Not a test (pytest does not collect it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+FIREPLACE = str(ROOT / "examples" / "fireplace.png")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float = 120) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            urllib.request.urlopen(url, timeout=2).read(1)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"the app did not come up at {url}")
+
+
+def set_number(page, elem_id: str, value) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]").first
+    box.fill(str(value))
+    box.press("Enter")
+    box.blur()
+
+
+def shoot(url: str, out: Path, several: bool) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile, sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=ARGS, headless=True)
+        for name, (width, height) in VIEWPORTS.items():
+            page = context.new_page()
+            page.set_viewport_size({"width": width, "height": height})
+            page.goto(url)
+            expect(page.locator(".model-status.ready, .model-status.idle")).to_be_visible(timeout=120_000)
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(out / f"{name}-idle.png"), full_page=True)
+            page.locator("#init-image input[type=file]").set_input_files(FIREPLACE)
+            expect(page.locator("#init-image img").first).to_be_visible(timeout=15_000)
+            page.locator("#prompt textarea").fill("a cozy fireplace with a roaring fire, oil painting")
+            set_number(page, "strength", 0.7)
+            set_number(page, "steps", 10)
+            expect(page.locator("#plan-line")).to_contain_text("7 steps will run", timeout=10_000)
+            page.locator("#run").click()
+            expect(page.locator("#run-status")).to_contain_text("7 taken", timeout=120_000)
+            page.wait_for_timeout(800)
+            page.screenshot(path=str(out / f"{name}-run.png"), full_page=True)
+            page.get_by_role("tab", name=re.compile("Explain")).click()
+            page.locator("#compare-run").click()
+            table = page.locator("#explain-table table.explain-table")
+            expect(table.locator("tr.row-out td img")).to_have_count(2, timeout=120_000)
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(out / f"{name}-explain.png"), full_page=True)
+            if several:
+                page.locator("#compare-by label", has_text="Compare models").click()
+                page.wait_for_timeout(500)
+                page.locator("#compare-run").click()
+                count = len(
+                    page.locator("#compare-values textarea, #compare-values input").first.input_value().split(",")
+                )
+                expect(table.locator("tr.row-out td img")).to_have_count(count, timeout=300_000)
+                page.wait_for_timeout(500)
+                page.screenshot(path=str(out / f"{name}-models.png"), full_page=True)
+            page.close()
+        context.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("out", type=Path)
+    p.add_argument(
+        "--model", action="append", default=None, help="as app.py's (default: random, random-sdxl, random-flux)"
+    )
+    args = p.parse_args(argv)
+    models = args.model or ["random", "random-sdxl", "random-flux"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
+    env.setdefault("SD_IMG2IMG_CACHE", tempfile.mkdtemp(prefix="sd-img2img-shots-"))
+    cmd = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    cmd += ["--dtype", "float32"] + [a for m in models for a in ("--model", m)]
+    server = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_for(url)
+        shoot(url, args.out, len(models) > 1)
+    finally:
+        server.terminate()
+        server.wait(30)
+    print("\n".join(sorted(str(f) for f in args.out.glob("*.png"))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
