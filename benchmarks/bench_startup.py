@@ -173,15 +173,15 @@ import json, os, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, {root!r}); sys.argv = ["app.py"]
 from sd_img2img.ui import app
-from sd_img2img.ui.state import ModelStatus
-from sd_img2img.settings import engine_from, parse_settings
+from sd_img2img.engine.backend import LocalBackend
+from sd_img2img.settings import make_engine, parse_settings
 t1 = time.perf_counter()
 settings = parse_settings(["--model", {model!r}, "--taesd", {taesd!r}, "--device", {device!r},
                            "--host", "127.0.0.1", "--port", str({port})])
-engine = engine_from(settings)
+engine = make_engine(settings.model, settings.options)
 engine.load()
 t2 = time.perf_counter()
-demo = app.build_demo(engine, settings, ModelStatus(engine).start())
+demo = app.build_demo(LocalBackend(engine, name=settings.model).start(), settings)
 app.launch(demo, settings, prevent_thread_lock=True, quiet=True)
 t3 = time.perf_counter()
 from gradio_client import Client, handle_file

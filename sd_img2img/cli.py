@@ -21,7 +21,7 @@ from pathlib import Path
 from sd_img2img import config
 from sd_img2img.models.families import default_family
 from sd_img2img.run.samplers import ALL_SAMPLER_NAMES
-from sd_img2img.settings import CommandParser, add_model_flags, engine_from, quiet_libraries
+from sd_img2img.settings import CommandParser, add_model_flags, make_engine, options_from, quiet_libraries
 
 _NUMBERED = re.compile(r"^(\d{6})\.")
 
@@ -161,6 +161,29 @@ def _say_load_warnings() -> list[str]:
     return said
 
 
+def request_from(args):
+    """The ``GenerationRequest`` the flags ask for."""
+    from sd_img2img.run.request import GenerationRequest
+
+    return GenerationRequest(
+        prompt=args.prompt,
+        init_image=args.init_image,
+        negative_prompt=args.negative_prompt,
+        strength=args.strength,
+        steps=args.steps,
+        real_steps=args.real_steps,
+        seed=args.seed,
+        sampler=args.sampler,
+        guidance_scale=args.guidance,
+        width=args.width,
+        height=args.height,
+        resize_mode=args.resize,
+        preview=args.preview,
+        view=args.view,
+        max_side=args.max_side,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sd_img2img.run.cpu_memory import keep_freed_memory
@@ -168,7 +191,6 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # before torch starts threads: CPU steps stop page-faulting their activations in
     quiet_libraries()
     said = _say_load_warnings()  # e.g. a flow-matching model about to load on the cpu: said before it loads
-    from sd_img2img.engine import GenerationRequest
     from sd_img2img.errors import GenerationError, ModelLoadError, UserInputError
 
     stop = threading.Event()
@@ -183,32 +205,16 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
     )
     try:
-        engine = engine_from(args)
-        request = GenerationRequest(
-            prompt=args.prompt,
-            init_image=args.init_image,
-            negative_prompt=args.negative_prompt,
-            strength=args.strength,
-            steps=args.steps,
-            real_steps=args.real_steps,
-            seed=args.seed,
-            sampler=args.sampler,
-            guidance_scale=args.guidance,
-            width=args.width,
-            height=args.height,
-            resize_mode=args.resize,
-            preview=args.preview,
-            view=args.view,
-            max_side=args.max_side,
-        )
-        from sd_img2img.engine import prepare_request
+        engine = make_engine(args.model, options_from(args))
+        request = request_from(args)
+        from sd_img2img.run.prepare import prepare_request
 
         family = engine.peek_family()  # from the checkpoint's JSON files, no weights loaded
-        if family is not None:
-            prepare_request(request, family)  # bad input (the image too) is reported before the model loads
+        # bad input (the image too) is reported before the model loads, and the run takes the prepared request
+        prepared = prepare_request(request, family, engine.lora_specs) if family is not None else None
         engine.load()
         engine.model_hash()  # the PNGs carry AUTOMATIC1111's "Model hash"
-        result = engine.generate(request, should_stop=stop.is_set)
+        result = engine.generate(prepared or request, should_stop=stop.is_set)
         summary = write_outputs(result, Path(args.out), args.view)
     except UserInputError as e:
         print(f"sd-img2img: error: {e}", file=sys.stderr)

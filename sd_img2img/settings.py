@@ -7,21 +7,23 @@ the engine built from them.
   variable takes its default from it, and that value gets exactly the checks (type, choices) and the one-line
   message the flag itself gets. A flag given on the command line beats its variable.
 - ``AppSettings`` / ``parse_settings``: the demo's settings (those flags plus host, port, share, queue size).
-- ``make_engine``: the engine a set of settings asks for (``--model random`` builds the offline checkpoint first).
+- ``options_from``: the ``EngineOptions`` those flags ask for; ``make_engine`` / ``models_from``: the engine (CLI) and
+  the model set (demo) they build (``--model random`` builds the offline checkpoint first).
 - ``quiet_libraries``: diffusers' and transformers' progress bars and warnings off, for a command's clean output.
 
-Run-time state (model status, stop flags, run files) is ``server.py``'s. Nothing here loads a model at import time.
+The page's run-time state (stop flags, run files, the wait line) is ``ui/state.py``'s. Nothing here loads a model at import time.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sd_img2img import config
 from sd_img2img.cache import cache_dir
+from sd_img2img.models.options import EngineOptions
 
 ENV_PREFIX = "SD_IMG2IMG_"
 RANDOM_MODEL = "random"  # --model random: the offline demo's random-weight checkpoint
@@ -212,25 +214,17 @@ def add_model_flags(p: CommandParser, several_models: bool = False) -> None:
 
 @dataclass
 class AppSettings:
-    """The web demo's start-up settings."""
+    """The web demo's start-up settings: the models served, how they load (``options``) and how the page serves."""
 
     model: str = config.DEFAULT_MODEL  # the first model (the one a request that names none runs on)
     more_models: tuple[str, ...] = ()  # the others visitors may choose, in order
-    device: str = "auto"
-    dtype: str = "auto"
-    offload: str = "none"
+    options: EngineOptions = field(default_factory=EngineOptions)
     preview: str = config.DEFAULT_PREVIEW
-    taesd: str | None = None  # None: the model's family's tiny autoencoder
-    vae: str = config.DEFAULT_VAE  # full or tiny
     host: str | None = None  # None: gradio's default (127.0.0.1, or GRADIO_SERVER_NAME as on Spaces)
     port: int | None = None  # None: gradio's default (7860, or GRADIO_SERVER_PORT)
     share: bool = False
     max_side: int = config.MAX_SIDE
-    safety_checker: bool = True
     queue_size: int = config.QUEUE_MAX_SIZE
-    compile: bool = False
-    config: str | None = None  # a single file's diffusers config folder (None: the shipped configs)
-    loras: tuple = ()  # loras.LoraSpec, loaded with the model
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -270,107 +264,60 @@ def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None
     return AppSettings(
         model=models[0],
         more_models=tuple(models[1:]),
-        device=a.device,
-        dtype=a.dtype,
-        offload=a.offload,
+        options=options_from(a),
         preview=a.preview,
-        taesd=a.taesd,
-        vae=a.vae,
         host=a.host,
         port=a.port,
         share=a.share,
         max_side=a.max_side,
-        safety_checker=not a.no_safety_checker,
         queue_size=a.queue_size,
-        compile=a.compile,
-        config=a.config,
-        loras=tuple(a.lora),
     )
 
 
-# -- the model ---------------------------------------------------------------------------------------------
+def options_from(args: argparse.Namespace) -> EngineOptions:
+    """The ``EngineOptions`` the shared model flags (``add_model_flags``) ask for."""
+    return EngineOptions(
+        device=args.device,
+        dtype=args.dtype,
+        offload=args.offload,
+        safety_checker=not args.no_safety_checker,
+        taesd=args.taesd,
+        compile=args.compile,
+        config=args.config,
+        vae=args.vae,
+        loras=tuple(args.lora or ()),
+    )
 
 
-def make_engine(
-    model: str,
-    *,
-    device: str = "auto",
-    dtype: str = "auto",
-    offload: str = "none",
-    safety_checker: bool = True,
-    taesd: str | None = None,
-    compile: bool = False,
-    config: str | None = None,
-    loras=(),
-    vae: str = config.DEFAULT_VAE,
-):
-    """The engine these settings ask for (not loaded yet). ``model='random'`` (``random-sdxl``, …) builds the offline
-    checkpoint first (``random_checkpoint.random_model``)."""
-    from sd_img2img.engine import Engine
+# -- the models --------------------------------------------------------------------------------------------
+
+
+def offline_if_random(models) -> None:
+    """The offline demo's ``random*`` names need no network: the hub is not asked (``HF_HUB_OFFLINE``)."""
+    if any(m == RANDOM_MODEL or m.startswith(RANDOM_MODEL + "-") for m in models):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def make_engine(model: str, options: EngineOptions):
+    """The engine ``model`` with ``options`` asks for (not loaded yet). ``model='random'`` (``random-sdxl``, …)
+    builds the offline checkpoint first (``tiny.random_model``)."""
+    from sd_img2img.engine.engine import Engine
     from sd_img2img.models.tiny import RANDOM_MODELS, random_model
 
     if model in RANDOM_MODELS:
-        folder, taesd_dir = random_model(model)
-        model = str(folder)
-        if taesd is None:
-            taesd = str(taesd_dir)
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return Engine(
-        model,
-        device=device,
-        dtype=dtype,
-        offload=offload,
-        safety_checker=safety_checker,
-        taesd=taesd,
-        compile=compile,
-        config=config,
-        loras=loras,
-        vae=vae,
-    )
+        folder, taesd = random_model(model)
+        model, options = str(folder), options.replace(taesd=options.taesd or str(taesd))
+        offline_if_random([RANDOM_MODEL])
+    return Engine(model, options)
 
 
 def models_from(settings: AppSettings):
-    """The ``models.ModelSet`` the demo serves: every ``--model``, none loaded yet (``random*`` names build their
-    offline checkpoints on first use)."""
-    from sd_img2img.models.model_set import ModelSet
+    """The ``ModelSet`` the demo serves: every ``--model``, none loaded yet (``random*`` names build their offline
+    checkpoints on first use)."""
+    from sd_img2img.engine.model_set import ModelSet
 
-    if settings.model == RANDOM_MODEL or any(m.startswith(RANDOM_MODEL + "-") for m in settings.models):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return ModelSet(
-        list(settings.models),
-        device=settings.device,
-        dtype=settings.dtype,
-        offload=settings.offload,
-        safety_checker=settings.safety_checker,
-        taesd=settings.taesd,
-        compile=settings.compile,
-        cache=cache_dir(),
-        config=settings.config,
-        loras=list(settings.loras),
-        vae=settings.vae,
-    )
-
-
-def engine_from(settings: Any):
-    """``make_engine`` from parsed flags or ``AppSettings`` (anything with the shared flags' attributes)."""
-    safety = getattr(settings, "safety_checker", None)
-    if safety is None:
-        safety = not settings.no_safety_checker
-    loras = getattr(settings, "loras", None)
-    if loras is None:
-        loras = getattr(settings, "lora", None) or ()
-    return make_engine(
-        settings.model,
-        device=settings.device,
-        dtype=settings.dtype,
-        offload=settings.offload,
-        safety_checker=safety,
-        taesd=settings.taesd,
-        compile=settings.compile,
-        config=getattr(settings, "config", None),
-        loras=tuple(loras),
-        vae=getattr(settings, "vae", config.DEFAULT_VAE),
-    )
+    offline_if_random(settings.models)
+    return ModelSet(list(settings.models), settings.options, cache=cache_dir())
 
 
 def quiet_libraries() -> None:

@@ -20,15 +20,16 @@ def free_port() -> int:
 
 @contextmanager
 def serve(models, **settings):
-    """Build the page around ``models`` (an ``Engine`` or a ``ModelSet``) and serve it; yields the URL."""
-    from sd_img2img.ui import app
+    """Build the page around ``models`` (an ``Engine``, a ``ModelSet`` or a backend) and serve it; yields the URL."""
     from sd_img2img.settings import AppSettings
-    from sd_img2img.ui.state import ModelStatus
+    from sd_img2img.ui import app
 
-    status = ModelStatus(models).start()
-    names = status.models.names
+    backend = app.as_backend(models)
+    if hasattr(backend, "start"):
+        backend.start()
+    names = backend.names
     s = AppSettings(model=names[0], more_models=names[1:], host="127.0.0.1", port=free_port(), **settings)
-    demo = app.build_demo(status.models, s, status)
+    demo = app.build_demo(backend, s)
     _, url, _ = app.launch(demo, s, prevent_thread_lock=True, quiet=True)
     try:
         yield url

@@ -236,7 +236,7 @@ def test_compare_needs_an_image_and_sane_values(client):
 
 
 def test_plan_line_says_what_the_engine_does():
-    from sd_img2img.ui.app import plan_line
+    from sd_img2img.ui.html import plan_line
 
     assert "10 steps × strength 0.7 → 7 steps will run (3 skipped)" in plan_line(True, 0.7, 10, False)
     assert "a schedule of 29 steps" in plan_line(True, 0.7, 20, True) and "20 will run" in plan_line(
@@ -297,13 +297,12 @@ def test_settings_from_flags_and_environment():
     s = parse_settings([], env)
     assert (s.model, s.port, s.preview, s.share, s.host) == ("some/model", 9000, "taesd", True, None)
     s = parse_settings(["--model", "random", "--port", "7000", "--max-side", "512", "--offload", "model"], env)
-    assert (s.model, s.port, s.max_side, s.offload) == ("random", 7000, 512, "model")
+    assert (s.model, s.port, s.max_side, s.options.offload) == ("random", 7000, 512, "model")
     assert parse_settings([], {}).share is False  # share links only on request
-    assert parse_settings([], {}).compile is False and parse_settings(["--compile"], {}).compile is True
-    assert parse_settings([], {"SD_IMG2IMG_COMPILE": "1"}).compile is True
-    assert (
-        parse_settings(["--device", "auto"], {"SD_IMG2IMG_DEVICE": "cpu"}).device == "auto"
-    )  # a flag beats its variable
+    assert parse_settings([], {}).options.compile is False and parse_settings(["--compile"], {}).options.compile
+    assert parse_settings([], {"SD_IMG2IMG_COMPILE": "1"}).options.compile is True
+    flag_beats_variable = parse_settings(["--device", "auto"], {"SD_IMG2IMG_DEVICE": "cpu"})
+    assert flag_beats_variable.options.device == "auto"
 
 
 @pytest.mark.parametrize(
@@ -328,12 +327,14 @@ def test_python_app_py_checks_environment_values_as_flags(var, value, message):
 
 def test_model_status_reports_failure(tmp_path):
     from sd_img2img.engine import Engine
-    from sd_img2img.ui.state import ModelStatus
+    from sd_img2img.engine.backend import LocalBackend
+    from sd_img2img.ui.html import model_badge
 
-    status = ModelStatus(Engine(str(tmp_path / "missing"), device="cpu", dtype="float32")).start()
-    status.wait(60)
-    assert status.state() == "failed"
-    assert "failed to load" in status.html() and "missing" in status.html()
+    backend = LocalBackend(Engine(str(tmp_path / "missing"), device="cpu", dtype="float32"), name="missing").start()
+    backend.wait(60)
+    status = backend.describe("missing")
+    assert status.state == "failed"
+    assert "failed to load" in model_badge(status) and "missing" in model_badge(status)
 
 
 def test_python_app_py_serves_offline(tiny_checkpoint, tiny_taesd, tmp_path):

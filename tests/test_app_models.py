@@ -17,7 +17,7 @@ NAMES = ("random", "random-sdxl", "random-flux")
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    from sd_img2img.models.model_set import ModelSet
+    from sd_img2img.engine.model_set import ModelSet
 
     models = ModelSet(
         list(NAMES), device="cpu", dtype="float32", cache=tmp_path_factory.mktemp("random-models"), max_loaded=3

@@ -14,14 +14,13 @@ FIREPLACE = str(ROOT / "examples" / "fireplace.png")
 
 @pytest.fixture(scope="module")
 def handlers(tiny_checkpoint, tiny_taesd):
-    from sd_img2img.ui import app
     from sd_img2img.engine import Engine
     from sd_img2img.settings import AppSettings
-    from sd_img2img.ui.state import ModelStatus
+    from sd_img2img.ui import app
 
     engine = Engine(str(tiny_checkpoint), device="cpu", dtype="float32", taesd=str(tiny_taesd))
     engine.load()
-    return app.build_demo(engine, AppSettings(device="cpu"), ModelStatus(engine)).handlers
+    return app.build_demo(engine, AppSettings()).handlers
 
 
 def run(h, **kw):
@@ -39,52 +38,53 @@ def run(h, **kw):
         height=256,
     )
     args.update(kw)
-    *_, last = h.img2img(**args)
+    *_, last = h.runs.img2img(**args)
     return last[2]  # the run info
 
 
 def test_the_plan_line_shows_the_servers_estimate_once_a_run_was_measured(handlers):
     from sd_img2img.run.timing import format_duration
 
-    h = handlers
-    plan_args = (FIREPLACE, "image", 1.0, 24, False, None, 256, 256, 7.5, "k_euler", "approx")
-    assert "here" not in h.plan(*plan_args)  # nothing measured yet: no guess
-    run(h, seed=1)  # what the server learns from
-    request = h.request(FIREPLACE, "", "", 1.0, 24, False, 4, "k_euler", 7.5, 256, 256, "resize", "approx", "latents")
-    estimate = h.estimate(request, None)
+    runs = handlers.runs
+    plan_args = dict(image=FIREPLACE, source="image", strength=1.0, steps=24, real_steps=False, model=None)
+    plan_args.update(width=256, height=256, guidance_scale=7.5, sampler="k_euler", preview="approx")
+    assert "here" not in runs.plan(**plan_args)  # nothing measured yet: no guess
+    run(handlers, seed=1)  # what the server learns from
+    form = dict(init_image=FIREPLACE, prompt="", strength=1.0, steps=24, seed=4, sampler="k_euler", guidance_scale=7.5)
+    estimate = runs.estimate(runs.prepare(runs.request(dict(form, width=256, height=256)), None), None)
     assert estimate is not None and estimate > 0
-    line = h.plan(*plan_args)
+    line = runs.plan(**plan_args)
     assert f"24 steps will run (0 skipped) · {format_duration(estimate)} here" in line, line
-    bigger = h.estimate(
-        h.request(FIREPLACE, "fire", "", 1.0, 24, False, 4, "k_euler", 7.5, 512, 512, "resize", "approx", "latents"),
-        None,
-    )
+    bigger = runs.estimate(runs.prepare(runs.request(dict(form, width=512, height=512)), None), None)
     assert bigger > estimate  # four times the pixels take longer
 
 
 def test_a_visitor_who_clicks_behind_others_sees_their_place_and_wait(handlers):
     from types import SimpleNamespace
 
-    h = handlers
+    runs, queue = handlers.runs, handlers.page.queue
     first, second = SimpleNamespace(session_hash="a"), SimpleNamespace(session_hash="b")
-    form = (FIREPLACE, "fire", "", 1.0, 24, False, 4, "", 7.5, 256, 256, "resize", "approx", "latents", None, "")
-    _, status = h.queue_run("image", None, *form, request=first)
-    assert "Starting" in status
-    h.queue.start("a")
-    _, status = h.queue_run("image", None, *form, request=second)
+    form = dict(source="image", sketch=None, image=FIREPLACE, prompt="fire", negative_prompt="", strength=1.0, steps=24)
+    form.update(real_steps=False, seed=4, sampler="", guidance_scale=7.5, width=256, height=256, resize_mode="resize")
+    form.update(preview="approx", view="latents", model=None, loras="")
+    _, status, prepared = runs.queue_run(**form, request=first)
+    assert "Starting" in status and prepared.plan.steps_to_run == 24  # prepared once, handed to the run
+    queue.start("a")
+    _, status, _ = runs.queue_run(**form, request=second)
     assert "Queued" in status and "1 run ahead" in status and re.search(r"about \d+ s before yours starts", status)
-    h.queue.leave("a")
-    h.queue.leave("b")
-    assert "Starting" in h.queue_run("image", None, *form, request=second)[1]
-    h.queue.leave("b")
+    queue.leave("a")
+    queue.leave("b")
+    assert "Starting" in runs.queue_run(**form, request=second)[1]
+    queue.leave("b")
 
 
 def test_a_cpu_page_starts_slow_models_small_and_says_why(handlers):
     from sd_img2img import config
     from sd_img2img.models.families import FAMILIES
+    from sd_img2img.ui.form import page_defaults
 
-    h = handlers
-    assert h.on_cpu and h.max_side == config.CPU_PAGE_MAX_SIDE
-    assert h.page_defaults(FAMILIES["sd"])[0] == config.CPU_PAGE_STEPS
-    assert h.page_defaults(FAMILIES["sd-turbo"])[:2] == (2, 0.5)  # few-step models keep their own
-    assert h.page_defaults(FAMILIES["lcm"])[0] == 4
+    page = handlers.page
+    assert page.on_cpu and page.max_side == config.CPU_PAGE_MAX_SIDE
+    assert page_defaults(FAMILIES["sd"], page.on_cpu)[0] == config.CPU_PAGE_STEPS
+    assert page_defaults(FAMILIES["sd-turbo"], page.on_cpu)[:2] == (2, 0.5)  # few-step models keep their own
+    assert page_defaults(FAMILIES["lcm"], page.on_cpu)[0] == 4

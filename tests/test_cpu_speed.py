@@ -144,18 +144,19 @@ def test_tiny_vae_txt2img_equals_diffusers_and_the_taesd_preview_reuses_it(tiny_
     ).images[0]
     assert result.steps_taken == 5 and len(result.frames) == 6
     assert max_diff(result.output, expected) <= 2
-    assert tiny_vae_engine._taesd_decoder() is tiny_vae_engine.loaded.vae  # one TAESD, not two
+    assert tiny_vae_engine.decoder("taesd").taesd is tiny_vae_engine.loaded.vae  # one TAESD, not two
 
 
 def test_vae_flag_reaches_the_engine(monkeypatch):
-    from sd_img2img.settings import engine_from, parse_settings
+    from sd_img2img.settings import make_engine, parse_settings
 
-    assert parse_settings([]).vae == "full"
-    assert parse_settings(["--vae", "tiny"]).vae == "tiny"
-    assert parse_settings([], environ={"SD_IMG2IMG_VAE": "tiny"}).vae == "tiny"
+    assert parse_settings([]).options.vae == "full"
+    assert parse_settings(["--vae", "tiny"]).options.vae == "tiny"
+    assert parse_settings([], environ={"SD_IMG2IMG_VAE": "tiny"}).options.vae == "tiny"
     with pytest.raises(SystemExit):
         parse_settings(["--vae", "small"])
-    assert engine_from(parse_settings(["--model", "x/y", "--vae", "tiny"])).vae == "tiny"
+    settings = parse_settings(["--model", "x/y", "--vae", "tiny"])
+    assert make_engine(settings.model, settings.options).options.vae == "tiny"
 
 
 # -- the prompt cache -------------------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ from PIL import Image
 
 from sd_img2img.engine import Engine, GenerationRequest, prepare_request
 from sd_img2img.errors import GenerationError, UserInputError
+from sd_img2img.models.families import DIFFUSION_SAMPLERS
 from sd_img2img.run.images import fit_image
-from sd_img2img.run.samplers import SAMPLER_NAMES, make_scheduler
+from sd_img2img.run.samplers import make_scheduler
 
 
 def pixels(im: Image.Image) -> np.ndarray:
@@ -108,7 +109,7 @@ def test_real_steps_run_exactly_that_many(engine, fireplace, strength):
     assert result.schedule_steps == {0.4: 50, 0.7: 29}[strength]
 
 
-@pytest.mark.parametrize("sampler", SAMPLER_NAMES)
+@pytest.mark.parametrize("sampler", DIFFUSION_SAMPLERS)
 def test_every_sampler_runs_the_planned_steps_and_the_last_full_frame_is_the_output(engine, fireplace, sampler):
     result = engine.generate(
         GenerationRequest(

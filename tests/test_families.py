@@ -13,8 +13,8 @@ from sd_img2img.engine import Engine, GenerationRequest, prepare_request
 from sd_img2img.errors import ModelLoadError, UserInputError
 from sd_img2img.models.families import FAMILIES, detect, peek
 from sd_img2img.run.images import fit_image
+from sd_img2img.run.plan import plan_steps
 from sd_img2img.run.samplers import make_scheduler
-from sd_img2img.run.schedule import plan_steps
 
 SEED = 1592514025
 SIZE = 256

@@ -13,7 +13,8 @@ from sd_img2img.engine import Engine, GenerationRequest, prepare_request
 from sd_img2img.errors import UserInputError
 from sd_img2img.models.families import FAMILIES, peek
 from sd_img2img.models.memory import estimate_memory
-from sd_img2img.run.schedule import plan_steps, steps_that_run
+from sd_img2img.run.plan import plan_steps
+from sd_img2img.run.schedule import steps_that_run
 
 SEED = 1592514025
 SIZE = 128

@@ -201,7 +201,7 @@ def test_sdxl_loras_in_kohyas_sgm_names(tmp_path, tiny_taesd, fireplace):
 
 
 def test_modelset_gives_each_model_its_loras(tiny_checkpoint, lora_files):
-    from sd_img2img.models.model_set import ModelSet
+    from sd_img2img.engine.model_set import ModelSet
 
     peft, _ = lora_files
     models = ModelSet(

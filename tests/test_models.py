@@ -3,9 +3,9 @@
 import pytest
 
 from sd_img2img.engine import GenerationRequest
+from sd_img2img.engine.model_set import ModelSet
 from sd_img2img.errors import UserInputError
 from sd_img2img.models.memory import model_memory
-from sd_img2img.models.model_set import ModelSet
 
 
 def test_models_load_lazily_and_switching_frees_the_previous_one(tmp_path, tiny_checkpoint):
@@ -67,7 +67,7 @@ def test_on_a_gpu_models_are_freed_until_the_next_one_fits(tmp_path, tiny_checkp
     """The GPU rule without a GPU: free memory is faked as a card that holds one tiny model and a half."""
     import torch
 
-    import sd_img2img.models.model_set as models_module
+    import sd_img2img.engine.model_set as models_module
 
     models = ModelSet(
         {"a": str(tiny_checkpoint), "b": "random-turbo", "c": "random-lcm"},

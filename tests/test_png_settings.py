@@ -16,8 +16,9 @@ from sd_img2img.errors import UserInputError
 from sd_img2img.formats.metadata import a1111_parameters, read_settings, save_png, short_model_name
 from sd_img2img.formats.png_settings import parse_a1111_parameters, read_png_settings
 from sd_img2img.formats.sampler_names import SAMPLER_TABLE, a1111_sampler, our_sampler
+from sd_img2img.models.families import DIFFUSION_SAMPLERS
 from sd_img2img.models.model_hash import model_hash
-from sd_img2img.run.samplers import ALL_SAMPLER_NAMES, SAMPLER_NAMES
+from sd_img2img.run.samplers import ALL_SAMPLER_NAMES
 
 
 def png(tmp_path, chunks, name="in.png"):
@@ -400,7 +401,7 @@ def test_short_model_name(model, short):
 # -- sampler names ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ours", SAMPLER_NAMES)
+@pytest.mark.parametrize("ours", DIFFUSION_SAMPLERS)
 def test_every_sampler_maps_both_ways(ours):
     row = next(r for r in SAMPLER_TABLE if r.ours == ours)
     assert our_sampler("AUTOMATIC1111", *a1111_sampler(ours)) == (ours, [])
@@ -412,7 +413,7 @@ def test_every_sampler_maps_both_ways(ours):
 
 def test_sampler_table_names_only_known_samplers():
     assert {r.ours for r in SAMPLER_TABLE} <= set(ALL_SAMPLER_NAMES)
-    assert set(SAMPLER_NAMES) | {"lcm"} <= {r.ours for r in SAMPLER_TABLE}
+    assert set(DIFFUSION_SAMPLERS) | {"lcm"} <= {r.ours for r in SAMPLER_TABLE}
     assert our_sampler("AUTOMATIC1111", "LCM")[0] == "lcm"
     assert a1111_sampler("flow_euler") == ("flow_euler", None)  # not in the table yet: written as is
 

@@ -3,7 +3,8 @@
 import pytest
 
 from sd_img2img.errors import UserInputError
-from sd_img2img.run.schedule import plan_steps, schedule_for_real_steps, smallest_working_strength, steps_that_run
+from sd_img2img.run.plan import plan_steps
+from sd_img2img.run.schedule import schedule_for_real_steps, smallest_working_strength, steps_that_run
 
 STRENGTHS = [round(0.05 * k, 2) for k in range(1, 21)]  # 0.05 … 1.0
 

@@ -191,7 +191,7 @@ def test_what_is_not_a_checkpoint_is_refused(tmp_path, tiny_checkpoint):
 
 
 def test_modelset_lists_a_single_file(single_file, tiny_checkpoint):
-    from sd_img2img.models.model_set import ModelSet
+    from sd_img2img.engine.model_set import ModelSet
 
     models = ModelSet({"mine": str(single_file)}, device="cpu", dtype="float32", config=str(tiny_checkpoint))
     info = models.info("mine")

@@ -1,20 +1,20 @@
-"""The engine: a loaded model running requests, every step captured.
+"""The engine: a loaded model running requests, every step captured, and the interface a page uses to reach the
+models wherever they run (``backend``).
 
-from sd_img2img.engine import Engine, GenerationRequest
+    from sd_img2img.engine import Engine, GenerationRequest
 """
 
-from sd_img2img.engine.engine import (
-    Engine,
-    GenerationRequest,
-    GenerationResult,
-    PreparedRequest,
-    StepFrame,
-    check_inputs,
-    prepare_request,
-)
+from sd_img2img.engine.engine import Engine
+from sd_img2img.models.options import EngineOptions
+from sd_img2img.run.checks import check_inputs
+from sd_img2img.run.prepare import PreparedRequest, prepare_request
+from sd_img2img.run.request import GenerationRequest
+from sd_img2img.run.result import GenerationResult
+from sd_img2img.run.steps import StepFrame
 
 __all__ = [
     "Engine",
+    "EngineOptions",
     "GenerationRequest",
     "GenerationResult",
     "PreparedRequest",

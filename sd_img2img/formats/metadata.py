@@ -18,25 +18,13 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 from sd_img2img.config import MAX_INPUT_PIXELS
 from sd_img2img.errors import UserInputError
 from sd_img2img.formats.sampler_names import a1111_sampler
+from sd_img2img.run.request import RECORDED_FIELDS
 
 METADATA_KEY = "sd-img2img"
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 
-# fields of GenerationRequest that a PNG's settings fill in
-REQUEST_FIELDS = (
-    "prompt",
-    "negative_prompt",
-    "strength",
-    "steps",
-    "real_steps",
-    "seed",
-    "sampler",
-    "guidance_scale",
-    "width",
-    "height",
-    "resize_mode",
-    "loras",  # name → scale; the engine refuses names it was not started with
-)
+# the settings a PNG records and a run takes back (``GenerationRequest``'s, listed once in ``run/request.py``)
+REQUEST_FIELDS = RECORDED_FIELDS
 
 
 def short_model_name(model: str) -> str:

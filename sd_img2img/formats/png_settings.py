@@ -35,7 +35,7 @@ from typing import Any
 
 from PIL import Image
 
-from sd_img2img.config import MAX_DIMENSION, MAX_GUIDANCE, MAX_PROMPT_CHARS, MAX_SEED, MAX_STEPS, MIN_DIMENSION
+from sd_img2img.config import MAX_DIMENSION, MAX_PROMPT_CHARS, MIN_DIMENSION, RANGES
 from sd_img2img.errors import UserInputError
 from sd_img2img.formats.metadata import METADATA_KEY, own_settings, png_text, request_kwargs, short_model_name
 from sd_img2img.formats.sampler_names import our_sampler
@@ -221,31 +221,24 @@ class _Reader:
             return
         self.settings[name] = value
 
-    def number(
-        self,
-        name: str,
-        value: Any,
-        label: str,
-        low: float,
-        high: float,
-        *,
-        whole: bool = False,
-        above_low: bool = False,
-    ) -> None:
+    def number(self, name: str, value: Any, label: str) -> None:
+        """``value`` for the setting ``name`` if it is in the setting's range (``config.RANGES``), else a note."""
         if value is None or value == "":
             return
+        limits = RANGES[name]
         number = _to_number(value)
-        if number is None or (whole and number != int(number)):
-            kind = "a whole number" if whole else "a number"
+        if number is None or (limits.whole and number != int(number)):
+            kind = "a whole number" if limits.whole else "a number"
             self.note(f"{label} {_shown(value)} is not {kind}; {name} left as it was")
             return
-        if not (low < number if above_low else low <= number) or number > high:
-            bound = f"above {low:g}" if above_low else f"from {low:g}"
+        if number not in limits:
+            bound = f"above {limits.low:g}" if limits.above_low else f"from {limits.low:g}"
             self.note(
-                f"{label} {_shown(value)} is outside this program's range ({bound} to {high:g}); {name} left as it was"
+                f"{label} {_shown(value)} is outside this program's range ({bound} to {limits.high:g}); "
+                f"{name} left as it was"
             )
             return
-        self.settings[name] = int(number) if whole else number
+        self.settings[name] = int(number) if limits.whole else number
 
     def size(self, width: Any, height: Any, label: str) -> None:
         for name, value in (("width", width), ("height", height)):
@@ -253,7 +246,7 @@ class _Reader:
             if number is None or number != int(number):
                 self.note(f"{label} {name} {_shown(value)} is not a whole number; {name} left as it was")
                 continue
-            if not MIN_DIMENSION <= number <= MAX_DIMENSION:
+            if number not in RANGES[name]:
                 self.note(
                     f"{label} {name} {int(number)} is outside {MIN_DIMENSION} to {MAX_DIMENSION} pixels; "
                     f"{name} left as it was"
@@ -355,10 +348,10 @@ def _from_a1111(chunks: dict[str, str]) -> _Reader:
         r.complete = False
         r.note("the AUTOMATIC1111 text has no settings line ('Steps: …, Sampler: …'); only the prompt was read")
         return r
-    r.number("steps", fields.get("Steps"), "Steps", 1, MAX_STEPS, whole=True)
+    r.number("steps", fields.get("Steps"), "Steps")
     r.sampler(fields.get("Sampler"), fields.get("Schedule type"))
-    r.number("guidance_scale", fields.get("CFG scale"), "CFG scale", 0, MAX_GUIDANCE)
-    r.number("seed", fields.get("Seed"), "Seed", 0, MAX_SEED - 1, whole=True)
+    r.number("guidance_scale", fields.get("CFG scale"), "CFG scale")
+    r.number("seed", fields.get("Seed"), "Seed")
     size = _A1111_SIZE.match(fields.get("Size", ""))
     if size:
         r.size(size.group(1), size.group(2), "Size")
@@ -376,7 +369,7 @@ def _from_a1111(chunks: dict[str, str]) -> _Reader:
             )
         )
     elif "Denoising strength" in fields:
-        r.number("strength", fields["Denoising strength"], "Denoising strength", 0, 1, above_low=True)
+        r.number("strength", fields["Denoising strength"], "Denoising strength")
     else:
         r.note("no Denoising strength (a txt2img image); strength left as it was")
     if fields.get("Clip skip", "1") != "1":
@@ -423,15 +416,15 @@ def _from_invokeai(chunks: dict[str, str]) -> _Reader:
     params, meta = sampler.parameters, info.metadata
     r.text("prompt", info.full_prompt, "prompt")
     r.text("negative_prompt", info.full_negative_prompt, "negative prompt")
-    r.number("steps", params.get("steps"), "steps", 1, MAX_STEPS, whole=True)
+    r.number("steps", params.get("steps"), "steps")
     r.sampler(sampler.name)
-    r.number("guidance_scale", params.get("cfg_scale"), "cfg_scale", 0, MAX_GUIDANCE)
-    r.number("seed", params.get("seed"), "seed", 0, MAX_SEED - 1, whole=True)
+    r.number("guidance_scale", params.get("cfg_scale"), "cfg_scale")
+    r.number("seed", params.get("seed"), "seed")
     if "width" in meta or "height" in meta:
         r.size(meta.get("width"), meta.get("height"), "InvokeAI")
     strength = meta.get("strength", meta.get("f"))  # "f": the strength option of the Dream command line
     if strength is not None:
-        r.number("strength", strength, "strength", 0, 1, above_low=True)
+        r.number("strength", strength, "strength")
     else:
         r.note("no strength (a txt2img image); strength left as it was")
     model = sampler.model
@@ -509,11 +502,11 @@ def _from_comfyui(chunks: dict[str, str]) -> _Reader:
     inputs = nodes[first]["inputs"]
     advanced = nodes[first].get("class_type") == "KSamplerAdvanced"
     steps = _resolved(nodes, inputs.get("steps"))
-    r.number("steps", steps, "steps", 1, MAX_STEPS, whole=True)
+    r.number("steps", steps, "steps")
     r.sampler(_resolved(nodes, inputs.get("sampler_name")), _resolved(nodes, inputs.get("scheduler")))
-    r.number("guidance_scale", _resolved(nodes, inputs.get("cfg")), "cfg", 0, MAX_GUIDANCE)
+    r.number("guidance_scale", _resolved(nodes, inputs.get("cfg")), "cfg")
     seed_input = "noise_seed" if advanced else "seed"
-    r.number("seed", _resolved(nodes, inputs.get(seed_input)), seed_input, 0, MAX_SEED - 1, whole=True)
+    r.number("seed", _resolved(nodes, inputs.get(seed_input)), seed_input)
     for key, name in (("positive", "prompt"), ("negative", "negative_prompt")):
         if not _is_link(inputs.get(key)):
             continue
@@ -538,7 +531,7 @@ def _from_comfyui(chunks: dict[str, str]) -> _Reader:
     else:
         denoise = _resolved(nodes, inputs.get("denoise"))
     if any("VAEEncode" in str(n.get("class_type")) for n in latent):
-        r.number("strength", denoise, "denoise", 0, 1, above_low=True)
+        r.number("strength", denoise, "denoise")
     elif denoise is not None:
         r.note("the sampler does not start from an encoded image (txt2img); strength left as it was")
 

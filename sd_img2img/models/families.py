@@ -128,6 +128,10 @@ class Family:
     denoiser: str = "unet"  # the pipeline component that denoises ("transformer" for SD3/FLUX)
     packed: bool = False  # FLUX: latents travel packed (B, HW/4, 64); pictures need them unpacked
     guidance_ignored: bool = False  # FLUX.1-schnell: no guidance at all
+    takes_lcm_lora: bool = False  # an LCM-LoRA adds the lcm sampler (SD, SDXL; not Turbo, not LCM itself)
+    safety_checker: bool = False  # its pipelines carry a safety checker (SD, SD-Turbo, LCM)
+    cached_prompts: bool = False  # its prompt embeddings go through the prompt cache (SD's encode_prompt)
+    guidance_embedded: bool = False  # FLUX: guidance is an embedding (or absent), never a second batch
     prompt_tokenizer: str | None = None  # the tokenizer whose limit cuts prompts (None: the first CLIP one)
     max_sequence_length: int | None = None  # … and its limit (T5: the pipeline's max_sequence_length)
     scheduler_config: dict[str, Any] | None = field(default=None, compare=False, hash=False, repr=False)
@@ -143,6 +147,11 @@ class Family:
     def can_txt2img(self) -> bool:
         return self.txt2img is not None
 
+    @property
+    def flow_matching(self) -> bool:
+        """Flow matching (SD3, FLUX): x = σ·noise + (1 − σ)·x0, its img2img pipeline takes the size too."""
+        return self.rule == "flow"
+
 
 _SD = Family(
     name="sd",
@@ -157,6 +166,9 @@ _SD = Family(
     guidance=config.DEFAULT_GUIDANCE,
     sampler=config.DEFAULT_SAMPLER,
     size=config.DEFAULT_TXT2IMG_SIZE,
+    takes_lcm_lora=True,
+    safety_checker=True,
+    cached_prompts=True,
 )
 _SDXL = Family(
     name="sdxl",
@@ -175,6 +187,7 @@ _SDXL = Family(
     approx_factors=SDXL_FACTORS,
     approx_bias=SDXL_BIAS,
     taesd="madebyollin/taesdxl",
+    takes_lcm_lora=True,
 )
 
 FAMILIES: dict[str, Family] = {
@@ -191,6 +204,7 @@ FAMILIES: dict[str, Family] = {
             guidance=0.0,
             sampler="k_euler",
             trained_without_guidance=True,
+            takes_lcm_lora=False,
         ),
         _SDXL,
         dataclasses.replace(
@@ -204,6 +218,7 @@ FAMILIES: dict[str, Family] = {
             sampler="k_euler_a",
             size=512,
             trained_without_guidance=True,
+            takes_lcm_lora=False,
         ),
         dataclasses.replace(
             _SDXL,
@@ -212,6 +227,7 @@ FAMILIES: dict[str, Family] = {
             txt2img=None,
             weights=("unet", "vae", "text_encoder_2"),
             strength=0.3,
+            takes_lcm_lora=False,
         ),
         dataclasses.replace(
             _SD,
@@ -226,6 +242,8 @@ FAMILIES: dict[str, Family] = {
             guidance=8.5,
             sampler="lcm",
             negative_prompt=False,
+            takes_lcm_lora=False,
+            cached_prompts=False,
         ),
         Family(
             name="sd3",
@@ -270,6 +288,7 @@ FAMILIES: dict[str, Family] = {
             size_multiple=16,
             denoiser="transformer",
             packed=True,
+            guidance_embedded=True,
             prompt_tokenizer="tokenizer_2",
             max_sequence_length=512,
         ),

@@ -24,15 +24,13 @@ from sd_img2img.config import (
     COMPILE_MODE,
     COMPILE_WARMUP_SIZE,
     COMPILE_WARMUP_STEPS,
-    DEFAULT_VAE,
-    OFFLOADS,
     VAE_TILING_ABOVE_PIXELS,
-    VAES,
 )
-from sd_img2img.errors import ModelLoadError, UserInputError, check_choice
+from sd_img2img.errors import ModelLoadError, UserInputError
 from sd_img2img.models.devices import default_channels_last, device_lock, resolve_device, resolve_dtype
 from sd_img2img.models.families import Family, default_family, detect, read_configs
 from sd_img2img.models.memory import cpu_load_warning
+from sd_img2img.models.options import EngineOptions
 
 PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -138,143 +136,148 @@ class LoadedModel:
 
 
 def load_model(
-    model: str,
-    device: str = "auto",
-    dtype: str = "auto",
-    offload: str = "none",
-    safety_checker: bool = True,
-    compile: bool = False,
-    channels_last: bool | None = None,
-    config: str | None = None,
-    vae: str = DEFAULT_VAE,
-    taesd: str | None = None,
+    model: str, options: EngineOptions | None = None, *, channels_last: bool | None = None, **option_fields
 ) -> LoadedModel:
-    """Load a checkpoint by hub id or local folder.
+    """Load a checkpoint by hub id, local folder or single file, for img2img and prompt2img alike.
 
     Args:
         model: a Hugging Face hub id (``owner/name``), a local folder in diffusers layout, or a single-file
             ``.safetensors`` checkpoint in the original layout (SD 1.x/2.x, SDXL; ``single_file``).
-        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
-        dtype: ``auto`` (float16 on GPUs; on the cpu bfloat16 where it is native, else float32), ``float16``,
-            ``bfloat16`` or ``float32``.
-        offload: ``none``; ``model`` (accelerate moves each whole model to the GPU while it runs);
-            ``sequential`` (layer by layer: least memory, slowest).
-        safety_checker: keep the checkpoint's safety checker if it has one.
-        compile: ``torch.compile`` the UNet (mode ``config.COMPILE_MODE``) and warm it up here with a short
-            dummy run at ``config.COMPILE_WARMUP_SIZE``, so the first request does not pay for compiling.
+        options: device, dtype, offload, safety checker, compile, single-file config, VAE and tiny autoencoder
+            (``EngineOptions``; its LoRAs are the engine's to load). Without it, ``option_fields`` make one.
         channels_last: UNet and VAE in channels_last memory format; ``None`` → ``default_channels_last``: on
             cuda, and on the cpu in bfloat16 (float32 on the cpu stays as diffusers runs it, pixel for pixel).
-        config: for a single file, a local diffusers folder whose JSON files (and tokenizers) describe it;
-            None: the configs shipped with the package (``single_file``).
-        vae: ``full`` (the checkpoint's own VAE) or ``tiny``: the tiny autoencoder at ``taesd`` (None: the family's;
-            diffusers' ``AutoencoderTiny``) encodes the init image and decodes every output in its place, as
-            diffusers' pipelines accept (``from_pretrained(..., vae=AutoencoderTiny)``); the full VAE is then not
-            loaded.
-        taesd: hub id or folder of the tiny autoencoder used by ``vae="tiny"`` (None: the family's).
+
+    ``vae="tiny"``: the tiny autoencoder (``taesd``, else the family's; diffusers' ``AutoencoderTiny``) encodes the
+    init image and decodes every output in place of the full VAE, as diffusers' pipelines accept
+    (``from_pretrained(..., vae=AutoencoderTiny)``); the full VAE is then not loaded. ``compile``: the UNet goes
+    through ``torch.compile`` (``config.COMPILE_MODE``) and is warmed up here, so no request pays for compiling.
     """
-    import diffusers
-
-    check_choice("offload", offload, OFFLOADS)
-    check_choice("vae", vae, VAES)
-    dev = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, dev)
-    if offload != "none" and dev == "cpu":
-        raise UserInputError(f"offload {offload!r} moves models onto a GPU, and the device is cpu; use offload 'none'")
-    if dev == "cpu" and torch_dtype == torch.float16:
+    options = options or EngineOptions(**option_fields)
+    dev = resolve_device(options.device)
+    dtype = resolve_dtype(options.dtype, dev)
+    if options.offload != "none" and dev == "cpu":
+        raise UserInputError(
+            f"offload {options.offload!r} moves models onto a GPU, and the device is cpu; use offload 'none'"
+        )
+    if dev == "cpu" and dtype == torch.float16:
         raise UserInputError("float16 is not supported on cpu; use --dtype float32 or bfloat16")
-
-    from sd_img2img.models import single_file
-
-    path = Path(model).expanduser()
-    single = single_file.is_single_file(path)
-    if single:
-        family = single_file.family_of(path, config)
-        source = str(path)
-    elif path.exists():
-        family = check_checkpoint_folder(path)
-        source = str(path)
-    elif model.endswith((".safetensors",) + PICKLE_SUFFIXES):
-        raise ModelLoadError(f"checkpoint file '{model}' does not exist")
-    elif model.startswith((".", "/", "~")) or not HUB_ID.match(model):
-        raise ModelLoadError(f"model '{model}' is neither an existing folder nor a Hugging Face hub id (owner/name)")
-    else:
-        source = model
-        family = model_family(model)
-    load_warnings = []
-    if dev == "cpu" and family.rule == "flow":
-        warning = cpu_load_warning(source, family, torch_dtype)
-        logging.getLogger("sd_img2img").warning(warning)
-        load_warnings.append(warning)
-
-    kwargs: dict[str, Any] = dict(torch_dtype=torch_dtype, use_safetensors=True)
-    if not safety_checker and family.img2img in (
-        "StableDiffusionImg2ImgPipeline",
-        "LatentConsistencyModelImg2ImgPipeline",
-    ):
-        kwargs.update(safety_checker=None, requires_safety_checker=False)
-    if single and family.img2img == "StableDiffusionImg2ImgPipeline":
-        kwargs.update(requires_safety_checker=False)  # a single file carries no safety checker
-    if vae == "tiny":
-        kwargs["vae"] = load_taesd(taesd or family.taesd, torch_dtype, purpose="--vae tiny", hint="use --vae full")
-    try:
-        if single:
-            img2img = single_file.load_pipeline(path, family, config, **kwargs)
-        else:
-            img2img = getattr(diffusers, family.img2img).from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        where = "the folder" if source != model else "the Hugging Face hub (or the local cache)"
-        hint = (
-            ""
-            if source != model
-            else "; without network access, give a local diffusers folder, or try the "
-            "offline demo with --model random (random weights: noise pictures, every step and control works)"
-        )
-        raise ModelLoadError(f"could not load model '{model}' from {where}: {first}{hint}") from e
-
-    img2img.set_progress_bar_config(disable=True)
-    has_checker = getattr(img2img, "safety_checker", None) is not None
-    txt2img = None
-    if family.txt2img is not None:
-        # from_pipe casts the components it shares to its own dtype argument, float32 when none is given: without
-        # dtype= every model ran float32 whatever --dtype said. It also leaves out a component whose class differs
-        # from its annotation (AutoencoderTiny): hand that over.
-        txt2img = getattr(diffusers, family.txt2img).from_pipe(
-            img2img, dtype=torch_dtype, **({"vae": img2img.vae} if vae == "tiny" else {})
-        )
-        txt2img.set_progress_bar_config(disable=True)
-    if offload == "model":
-        img2img.enable_model_cpu_offload(device=dev)
-    elif offload == "sequential":
-        img2img.enable_sequential_cpu_offload(device=dev)
-    else:
-        img2img.to(dev)
-    if channels_last is None:
-        channels_last = default_channels_last(dev, torch_dtype)
-    channels_last = channels_last and family.denoiser == "unet"
-    denoiser = getattr(img2img, family.denoiser)
-    if channels_last:
-        denoiser.to(memory_format=torch.channels_last)
-        img2img.vae.to(memory_format=torch.channels_last)
+    source, family = find_checkpoint(model, options.config)
+    warnings = []
+    if dev == "cpu" and family.flow_matching:
+        warnings.append(cpu_load_warning(source.path, family, dtype))
+        logging.getLogger("sd_img2img").warning(warnings[-1])
+    img2img, txt2img = load_pipelines(model, source, family, options, dtype)
+    denoiser, channels_last = place(img2img, family, options.offload, dev, dtype, channels_last)
     loaded = LoadedModel(
         model=model,
         img2img=img2img,
         txt2img=txt2img,
         device=dev,
-        dtype=torch_dtype,
-        offload=offload,
-        has_safety_checker=has_checker,
+        dtype=dtype,
+        offload=options.offload,
+        has_safety_checker=getattr(img2img, "safety_checker", None) is not None,
         lock=device_lock(dev),
         channels_last=channels_last,
         attention=attention_processors(denoiser),
         family=family,
-        warnings=load_warnings,
-        vae_kind=vae,
-        taesd=(taesd or family.taesd) if vae == "tiny" else "",
+        warnings=warnings,
+        vae_kind=options.vae,
+        taesd=(options.taesd or family.taesd) if options.vae == "tiny" else "",
     )
-    if compile:
+    if options.compile:
         compile_unet(loaded)
     return loaded
+
+
+@dataclass(frozen=True)
+class CheckpointSource:
+    """Where a checkpoint's weights come from."""
+
+    path: str  # the folder, the single file, or the hub id
+    kind: str  # "folder", "single_file" or "hub"
+
+
+def find_checkpoint(model: str, config: str | None = None) -> tuple[CheckpointSource, Family]:
+    """Where ``model`` is and what family it is, from its JSON files or its header (no weights read); a
+    ``ModelLoadError`` saying what is wrong with one that cannot be used."""
+    from sd_img2img.models import single_file
+
+    path = Path(model).expanduser()
+    if single_file.is_single_file(path):
+        return CheckpointSource(str(path), "single_file"), single_file.family_of(path, config)
+    if path.exists():
+        return CheckpointSource(str(path), "folder"), check_checkpoint_folder(path)
+    if model.endswith((".safetensors",) + PICKLE_SUFFIXES):
+        raise ModelLoadError(f"checkpoint file '{model}' does not exist")
+    if model.startswith((".", "/", "~")) or not HUB_ID.match(model):
+        raise ModelLoadError(f"model '{model}' is neither an existing folder nor a Hugging Face hub id (owner/name)")
+    return CheckpointSource(model, "hub"), model_family(model)
+
+
+def load_pipelines(model: str, source: CheckpointSource, family: Family, options: EngineOptions, dtype: torch.dtype):
+    """The family's img2img pipeline with the weights, and its prompt2img pipeline sharing the components (None for
+    a family that cannot start from pure noise)."""
+    import diffusers
+
+    from sd_img2img.models import single_file
+
+    kwargs: dict[str, Any] = dict(torch_dtype=dtype, use_safetensors=True)
+    if not options.safety_checker and family.safety_checker:
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    if source.kind == "single_file" and family.safety_checker:
+        kwargs.update(requires_safety_checker=False)  # a single file carries no safety checker
+    if options.vae == "tiny":
+        kwargs["vae"] = load_taesd(options.taesd or family.taesd, dtype, purpose="--vae tiny", hint="use --vae full")
+    try:
+        if source.kind == "single_file":
+            img2img = single_file.load_pipeline(source.path, family, options.config, **kwargs)
+        else:
+            img2img = getattr(diffusers, family.img2img).from_pretrained(source.path, **kwargs)
+    except (OSError, ValueError) as e:
+        raise load_error(model, source, e) from e
+    img2img.set_progress_bar_config(disable=True)
+    if family.txt2img is None:
+        return img2img, None
+    # from_pipe casts the components it shares to its own dtype argument, float32 when none is given: without
+    # dtype= every model ran float32 whatever --dtype said. It also leaves out a component whose class differs
+    # from its annotation (AutoencoderTiny): hand that over.
+    txt2img = getattr(diffusers, family.txt2img).from_pipe(
+        img2img, dtype=dtype, **({"vae": img2img.vae} if options.vae == "tiny" else {})
+    )
+    txt2img.set_progress_bar_config(disable=True)
+    return img2img, txt2img
+
+
+def load_error(model: str, source: CheckpointSource, e: Exception) -> ModelLoadError:
+    """What a failed ``from_pretrained`` of ``model`` says, in one line, with what to try instead."""
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if source.kind != "hub":
+        return ModelLoadError(f"could not load model '{model}' from the folder: {first}")
+    return ModelLoadError(
+        f"could not load model '{model}' from the Hugging Face hub (or the local cache): {first}; without "
+        "network access, give a local diffusers folder, or try the offline demo with --model random (random "
+        "weights: noise pictures, every step and control works)"
+    )
+
+
+def place(img2img, family: Family, offload: str, device: str, dtype: torch.dtype, channels_last: bool | None):
+    """Move the pipeline to ``device`` (or let accelerate offload it); channels_last where it helps. Returns the
+    denoiser and whether channels_last is on."""
+    if offload == "model":
+        img2img.enable_model_cpu_offload(device=device)
+    elif offload == "sequential":
+        img2img.enable_sequential_cpu_offload(device=device)
+    else:
+        img2img.to(device)
+    if channels_last is None:
+        channels_last = default_channels_last(device, dtype)
+    channels_last = channels_last and family.denoiser == "unet"
+    denoiser = getattr(img2img, family.denoiser)
+    if channels_last:
+        denoiser.to(memory_format=torch.channels_last)
+        img2img.vae.to(memory_format=torch.channels_last)
+    return denoiser, channels_last
 
 
 def load_taesd(taesd: str, dtype: torch.dtype, purpose: str, hint: str):

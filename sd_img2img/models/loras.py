@@ -121,10 +121,10 @@ def as_specs(loras: Iterable[LoraSpec | str] | None) -> tuple[LoraSpec, ...]:
 
 
 def with_lcm_sampler(family, specs: Iterable[LoraSpec]):
-    """``family`` with the ``lcm`` sampler added when an LCM-LoRA is listed and the family is SD or SDXL."""
+    """``family`` with the ``lcm`` sampler added when an LCM-LoRA is listed and the family takes one (SD, SDXL)."""
     import dataclasses
 
-    if family is None or family.name not in ("sd", "sdxl") or not any(s.lcm for s in specs) or "lcm" in family.samplers:
+    if family is None or not family.takes_lcm_lora or not any(s.lcm for s in specs) or "lcm" in family.samplers:
         return family
     return dataclasses.replace(family, samplers=family.samplers + ("lcm",))
 
@@ -176,21 +176,26 @@ def _adapters(pipe) -> set[str]:
 def resolve(asked: Mapping[str, float] | None, listed: Mapping[str, float]) -> dict[str, float]:
     """The LoRAs a run uses (name → non-zero scale): ``asked`` (None: each listed one at its start-up scale).
 
-    Raises ``UserInputError`` for a name that is not listed (naming the listed ones) or a bad scale.
+    ``asked`` must have passed ``checks.check_loras`` (names listed, scales usable).
     """
-    if asked is None:
-        return {name: scale for name, scale in listed.items() if scale}
-    if not isinstance(asked, Mapping):
-        raise UserInputError(f"loras must map LoRA names to scales, got {type(asked).__name__}")
-    out = {}
-    for name, scale in asked.items():
-        if name not in listed:
-            which = ", ".join(listed) if listed else "none were listed when the program started (--lora FILE[:SCALE])"
-            raise UserInputError(f"unknown LoRA {name!r}; the listed LoRAs are: {which}")
-        scale = check_scale(scale, f"the scale of LoRA {name!r}")
-        if scale:
-            out[name] = scale
-    return out
+    chosen = listed if asked is None else asked
+    return {name: float(scale) for name, scale in chosen.items() if scale}
+
+
+def lcm_warnings(sampler: str, guidance: float, active: Mapping[str, float], specs: Iterable[LoraSpec]) -> list[str]:
+    """What the ``lcm`` sampler on an SD/SDXL checkpoint needs: an LCM-LoRA switched on, and guidance 1 to 2."""
+    specs = tuple(specs)
+    if sampler != "lcm":
+        return []
+    if not any(s.lcm and s.name in active for s in specs):
+        return [
+            "sampler lcm needs an LCM-LoRA switched on ("
+            + ", ".join(s.name for s in specs if s.lcm)
+            + "); without it expect a poor picture"
+        ]
+    if guidance > 2:
+        return [f"an LCM-LoRA works at guidance 1 to 2; {guidance:g} runs but usually burns the picture"]
+    return []
 
 
 def parse_scales(text: str | None) -> dict[str, float] | None:

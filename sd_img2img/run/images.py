@@ -10,24 +10,17 @@ from __future__ import annotations
 import io
 import os
 import re
+import threading
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
-from sd_img2img.config import MAX_INPUT_BYTES, MAX_INPUT_PIXELS, MAX_INPUT_SIDE, MAX_SIDE, MIN_DIMENSION, RESIZE_MODES
+from sd_img2img.config import MAX_INPUT_BYTES, MAX_INPUT_PIXELS, MAX_SIDE, MIN_DIMENSION, RESIZE_MODES
 from sd_img2img.errors import UserInputError, check_choice
-
-
-def _check_header_size(width: int, height: int, name: str) -> None:
-    if width < 1 or height < 1:
-        raise UserInputError(f"{name} has no pixels ({width}×{height})")
-    if max(width, height) > MAX_INPUT_SIDE or width * height > MAX_INPUT_PIXELS:
-        raise UserInputError(
-            f"{name} is {width}×{height} pixels, above the limit of {MAX_INPUT_SIDE} px a side and "
-            f"{MAX_INPUT_PIXELS // 1_000_000} megapixels; scale it down first"
-        )
+from sd_img2img.run.checks import check_image_size
 
 
 def open_image(source, name: str | None = None) -> Image.Image:
@@ -36,7 +29,7 @@ def open_image(source, name: str | None = None) -> Image.Image:
     Raises ``UserInputError`` for a missing, empty, oversized, corrupt or non-image file.
     """
     if isinstance(source, Image.Image):
-        _check_header_size(*source.size, name or "the image")
+        check_image_size(*source.size, name or "the image")
         return to_rgb(source)
     if isinstance(source, (bytes, bytearray)):
         name = name or "the uploaded file"
@@ -59,7 +52,7 @@ def open_image(source, name: str | None = None) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(data)
-            _check_header_size(img.width, img.height, name)  # before decoding any pixel
+            check_image_size(img.width, img.height, name)  # before decoding any pixel
             img.load()
     except UserInputError:
         raise
@@ -140,3 +133,60 @@ def fit_image(img: Image.Image, width: int, height: int, mode: str = "resize") -
     inner = ImageOps.contain(img, (width, height), Image.Resampling.LANCZOS)
     background.paste(inner, ((width - inner.width) // 2, (height - inner.height) // 2))
     return background
+
+
+class ImageCache:
+    """The last few init images opened and fitted, so that planning the same request again (a slider moved, then
+    the click) opens and resizes nothing twice. Keyed by the file's path, size and modification time; images given
+    as bytes or PIL images are not kept.
+
+    Args:
+        max_entries: fitted images kept (each with the opened image it came from).
+    """
+
+    def __init__(self, max_entries: int = 4):
+        self.max_entries = max_entries
+        self._items: OrderedDict[tuple, Image.Image] = OrderedDict()
+        self._lock = threading.Lock()
+        self.opened = 0  # files actually opened and decoded (the rest came from here)
+
+    @staticmethod
+    def _key(source) -> tuple | None:
+        if not isinstance(source, (str, os.PathLike)):
+            return None
+        try:
+            stat = os.stat(source)
+        except OSError:
+            return None  # open_image says what is wrong with it
+        return (os.fspath(source), stat.st_size, stat.st_mtime_ns)
+
+    def _get(self, key: tuple, make):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = make()
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > 2 * self.max_entries:
+                self._items.popitem(last=False)
+        return value
+
+    def open(self, source) -> Image.Image:
+        """``open_image(source)``, from here when the same file was opened before."""
+        key = self._key(source)
+        if key is None:
+            return open_image(source)
+
+        def make():
+            self.opened += 1
+            return open_image(source)
+
+        return self._get(key, make)
+
+    def fit(self, source, image: Image.Image, width: int, height: int, mode: str) -> Image.Image:
+        """``fit_image(image, …)`` of the image opened from ``source``, from here when fitted the same way before."""
+        key = self._key(source)
+        if key is None:
+            return fit_image(image, width, height, mode)
+        return self._get((*key, width, height, mode), lambda: fit_image(image, width, height, mode))

@@ -17,16 +17,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sd_img2img.config import PREVIEWS, STRIP_MAX_FRAME_HEIGHT
-from sd_img2img.errors import check_choice
+from sd_img2img.config import STRIP_MAX_FRAME_HEIGHT
 from sd_img2img.models.families import SD_FACTORS
+from sd_img2img.run.checks import check_preview
 
 # rows: latent channels 0..3; columns: R, G, B; applied to the scaled latents, output in [-1, 1]
 APPROX_RGB_FACTORS = SD_FACTORS
-
-
-def check_preview(name: str) -> str:
-    return check_choice("preview decoder", name, PREVIEWS)
 
 
 def to_pil(images: torch.Tensor) -> Image.Image:

@@ -23,18 +23,17 @@ import torch
 MAX_ENTRIES = 32  # SD2 embeddings are 77×1024 floats per prompt: 32 pairs are ~20 MB in float32
 
 
-def cacheable(pipe) -> bool:
-    """Whether ``pipe`` is one of the SD pipelines whose ``encode_prompt`` the cache knows."""
-    return type(pipe).__name__ in ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline") and hasattr(
-        pipe, "encode_prompt"
-    )
+def cacheable(family, pipe) -> bool:
+    """Whether ``pipe`` is one whose ``encode_prompt`` the cache knows: its family's are (``Family.cached_prompts``:
+    diffusers' SD pipelines)."""
+    return family.cached_prompts and hasattr(pipe, "encode_prompt")
 
 
-def guidance_on(pipe, guidance_scale: float) -> bool:
+def guidance_on(family, pipe, guidance_scale: float) -> bool:
     """The pipeline's own rule (``do_classifier_free_guidance``): scale > 1 and no guidance embedding."""
-    if type(pipe).__name__.startswith("Flux"):  # FLUX: guidance is embedded (or absent), one batch either way
+    if family.guidance_embedded:  # FLUX: guidance is embedded (or absent), one batch either way
         return False
-    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    denoiser = getattr(pipe, family.denoiser, None)
     return guidance_scale > 1 and getattr(getattr(denoiser, "config", None), "time_cond_proj_dim", None) is None
 
 
@@ -65,16 +64,23 @@ class PromptCache:
         return len(self._items)
 
     def embeddings(
-        self, model: str, pipe, prompt: str, negative_prompt: str, guidance_scale: float, clip_skip: int | None = None
+        self,
+        model: str,
+        family,
+        pipe,
+        prompt: str,
+        negative_prompt: str,
+        guidance_scale: float,
+        clip_skip: int | None = None,
     ) -> tuple[dict[str, Any], float | None]:
         """The pipeline keyword arguments for these prompts, and the seconds spent encoding (None: cached).
 
         Returns ``prompt_embeds`` / ``negative_prompt_embeds`` for a cacheable pipeline, else ``prompt`` /
         ``negative_prompt`` as text (the pipeline encodes them itself; the seconds are then None).
         """
-        if not cacheable(pipe) or self.max_entries <= 0:
+        if not cacheable(family, pipe) or self.max_entries <= 0:
             return dict(prompt=prompt, negative_prompt=negative_prompt or None), None
-        guidance = guidance_on(pipe, guidance_scale)
+        guidance = guidance_on(family, pipe, guidance_scale)
         key = self.key(model, pipe, prompt, negative_prompt, guidance, clip_skip)
         with self._lock:
             found = self._items.get(key)

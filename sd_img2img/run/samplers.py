@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sd_img2img.errors import UserInputError, check_choice
+from sd_img2img.errors import check_choice
 
 # name → (diffusers scheduler class, config overrides)
 SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -34,44 +34,20 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "flow_euler_beta": ("FlowMatchEulerDiscreteScheduler", {"use_beta_sigmas": True}),
     "flow_heun": ("FlowMatchHeunDiscreteScheduler", {}),
 }
-# the SD 1.x/2.x ones (today's list)
-SAMPLER_NAMES = tuple(n for n in SAMPLERS if n != "lcm" and not n.startswith("flow_"))
 ALL_SAMPLER_NAMES = tuple(SAMPLERS)  # every name some family takes (what the CLI accepts at parse time)
 # samplers that step between the training timesteps themselves, so a schedule can't be longer than those
 DISCRETE_TIMESTEP_SAMPLERS = ("ddim", "plms")
-
-
-def check_sampler(name: str, family=None) -> str:
-    """Return ``name`` if it fits ``family`` (a ``families.Family``; None: any known sampler), else raise
-    naming the ones that fit."""
-    if family is None:
-        return check_choice("sampler", name, ALL_SAMPLER_NAMES)
-    if name in ALL_SAMPLER_NAMES and name not in family.samplers:
-        raise UserInputError(
-            f"sampler {name!r} does not fit {family.label} checkpoints; choose one of: {', '.join(family.samplers)}"
-        )
-    return check_choice("sampler", name, family.samplers)
 
 
 def make_scheduler(name: str, base_config: Any):
     """A fresh scheduler for one request, built from the checkpoint's scheduler config.
 
     Args:
-        name: a sampler name from ``SAMPLER_NAMES``.
+        name: a sampler name from ``SAMPLERS`` (``checks.check_sampler`` says whether it fits the model).
         base_config: the loaded checkpoint's ``scheduler.config``.
     """
     import diffusers
 
-    cls_name, overrides = SAMPLERS[check_sampler(name)]
+    cls_name, overrides = SAMPLERS[check_choice("sampler", name, ALL_SAMPLER_NAMES)]
     cls = getattr(diffusers, cls_name)
     return cls.from_config(base_config, **overrides)
-
-
-def check_schedule_length(name: str, schedule_steps: int, base_config: Any) -> None:
-    """Raise if ``name`` cannot run a schedule of ``schedule_steps`` (DDIM/PLMS: at most the training timesteps)."""
-    limit = int(base_config.num_train_timesteps)
-    if name in DISCRETE_TIMESTEP_SAMPLERS and schedule_steps > limit:
-        raise UserInputError(
-            f"sampler {name!r} cannot run a schedule of {schedule_steps} steps (at most {limit}, the model's training "
-            "timesteps); raise strength, lower steps, or use a k_ sampler"
-        )

@@ -2,7 +2,8 @@
 
 Rows, as in InvokeAI's img2img guide: the initial image SD sees, the steps argument, the steps actually
 taken, the latent space at each step (a strip) and the output; one column per value. ``run_compare`` yields
-the columns as each run finishes so a page can fill the table in; ``compare_html`` draws it.
+the columns as each run finishes so a page can fill the table in; ``compare_html`` draws it; ``Explain.compare`` is
+the page's event (``/compare``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+import gradio as gr
 from PIL import Image
 
 from sd_img2img.config import (
@@ -22,12 +24,20 @@ from sd_img2img.config import (
     COMPARE_FRAMES_PER_ROW,
     COMPARE_MAX_COLUMNS,
     COMPARE_STEP_COUNTS,
+    COMPARE_STEPS,
+    COMPARE_STRENGTH,
     COMPARE_STRENGTHS,
+    DEFAULT_PREVIEW,
+    DEFAULT_RESIZE_MODE,
     MAX_SEED,
 )
+from sd_img2img.engine.backend import Backend, run_to_end
 from sd_img2img.errors import UserInputError, check_choice
+from sd_img2img.run.prepare import PreparedRequest
 from sd_img2img.run.previews import make_strip
-from sd_img2img.run.schedule import plan_steps
+from sd_img2img.ui.form import form_values
+from sd_img2img.ui.page import Page, session_id, shown_to_user
+from sd_img2img.ui.runs import Runs
 
 COMPARE_BY = ("strength", "steps", "model")
 
@@ -82,47 +92,40 @@ class Column:
         return f"strength {self.value:g}" if by == "strength" else f"{self.value} steps"
 
 
-def column_requests(base, by: str, values: list, family=None) -> list:
-    """One request per value, all with ``base``'s image, prompt and seed (a seed is picked if it has none).
-
-    ``family`` (the model's ``families.Family``; None: SD 1.x/2.x) fills unset settings and checks the steps. When
-    comparing models, each column keeps ``base`` as it is and its model's family fills the rest when it runs.
-    """
-    from sd_img2img.engine.engine import with_defaults
-
+def column_requests(base, by: str, values: list) -> list:
+    """One request per value, all with ``base``'s image, prompt and seed (a seed is picked if it has none); comparing
+    models, each column keeps ``base`` as it is and its model's family fills the rest."""
     seed = base.seed if base.seed is not None else secrets.randbelow(MAX_SEED)
-    out = []
-    for v in values:
-        if by == "model":
-            out.append(dataclasses.replace(base, seed=seed))
-            continue
-        changes = {"strength": float(v)} if by == "strength" else {"steps": int(v)}
-        r = with_defaults(dataclasses.replace(base, seed=seed, **changes), family)
-        plan_steps(r.steps, r.strength, r.real_steps, family=family)  # every column is checked before any runs
-        out.append(r)
-    return out
+    changes = {"strength": float, "steps": int, "model": None}[by]
+    return [dataclasses.replace(base, seed=seed, **({by: changes(v)} if changes else {})) for v in values]
 
 
-def run_compare(
-    engine, base, by: str, values: list, should_stop: Callable[[], bool] | None = None
-) -> Iterator[list[Column]]:
-    """Run each column in turn; yield the columns after each finishes (the last yield has them all).
+def prepare_columns(backend: Backend, base, by: str, values: list, model: str) -> list[tuple[str, PreparedRequest]]:
+    """Each column's model and prepared request, every column checked before any runs.
 
     Args:
-        engine: the ``Engine`` every column runs on, or, comparing models (``by="model"``), the ``ModelSet`` whose
-            listed models ``values`` names.
+        backend: where the columns run.
+        base: the request every column starts from (the Generate tab's image, prompt, seed and settings).
+        by: ``strength``, ``steps`` or ``model``; ``values`` are the columns' (comparing models: served names).
+        model: the model every column runs on, unless comparing models.
     """
     if base.init_image is None:
         raise UserInputError(
             "the explain table needs an initial image: upload or draw one on the Generate tab, or pick an example"
         )
-    requests = column_requests(base, by, values, None if by == "model" else engine.family)
-    columns = [Column(v) for v in values]
-    for column, request in zip(columns, requests):
+    names = list(values) if by == "model" else [model] * len(values)
+    return [(n, backend.prepare(r, n)) for r, n in zip(column_requests(base, by, values), names)]
+
+
+def run_compare(
+    backend: Backend, columns: list[Column], prepared: list, should_stop: Callable[[], bool] | None = None
+) -> Iterator[list[Column]]:
+    """Run each column (``prepare_columns``) in turn; yield the columns after each finishes (the last yield has them
+    all)."""
+    for column, (name, request) in zip(columns, prepared):
         if should_stop is not None and should_stop():
             break
-        runner = engine.engine(column.value) if by == "model" else engine
-        column.result = runner.generate(request, should_stop=should_stop)
+        column.result = run_to_end(backend, request, name, should_stop)
         yield columns
 
 
@@ -200,26 +203,67 @@ def compare_html(columns: list[Column], by: str, view: str = "latents") -> str:
 
 def taken_note(r) -> str:
     """How the steps taken came about, by the model family's own rule, with the run's numbers."""
-    plan = r.plan
-    rule = plan.rule if plan is not None else "int"
-    label = f"{plan.family}: " if plan is not None and plan.family else ""
-    skipped = r.schedule_steps - r.steps_taken
-    if r.strength is None:
-        note = f"{label}prompt2img: every step of {r.schedule_steps} runs"
-    elif rule == "lcm":
-        start = f", from t = {plan.start_timestep}" if plan.start_timestep is not None else ""
-        note = f"{label}all {r.schedule_steps} run{start} (strength sets where they start)"
-    elif r.real_steps:
-        note = f"{label}of a {r.schedule_steps}-step schedule" + (f", {skipped} skipped" if skipped > 0 else "")
-    elif rule == "flow":
-        n, s = r.schedule_steps, r.strength
-        note = f"{label}{n} − int({n} − {n} × {s:g}) = {n - int(n - n * s)}, rounds up"
-    else:
-        n, s = r.schedule_steps, r.strength
-        note = f"{label}int({n} × {s:g}) = {min(int(n * s), n)}" + (f", {skipped} skipped" if skipped > 0 else "")
-    return note + (", stopped" if r.stopped else "")
+    return r.plan.taken_note(r.steps_taken, r.stopped)
 
 
 def compare_info(columns: list[Column], by: str) -> list[dict]:
     """Per column: the value and the run's info (JSON-ready)."""
     return [{"compare": by, "value": c.value, **c.result.info()} for c in columns if c.result is not None]
+
+
+class Explain:
+    """The Explain tab's events: what to compare, and the table (``/compare``)."""
+
+    def __init__(self, page: Page, runs: Runs):
+        self.page = page
+        self.runs = runs
+
+    def compare_by(self, by: str):
+        """Comparing something else: its default values, and which of the two sliders applies."""
+        return (
+            default_values(by, self.page.backend.names),
+            gr.update(visible=by != "steps"),
+            gr.update(visible=by != "strength"),
+        )
+
+    def compare(
+        self,
+        image: str | None,
+        prompt: str,
+        negative_prompt: str = "",
+        compare_by: str = "strength",
+        values: str = default_values("strength"),
+        steps: int = COMPARE_STEPS,
+        strength: float = COMPARE_STRENGTH,
+        real_steps: bool = False,
+        seed: int | None = None,
+        sampler: str | None = None,
+        guidance_scale: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        resize_mode: str = DEFAULT_RESIZE_MODE,
+        preview: str = DEFAULT_PREVIEW,
+        model: str | None = None,
+        loras: str = "",
+        request: gr.Request = None,
+    ):
+        """The explain table: the same image, prompt and seed at several strengths or step counts (on ``model``),
+        or across the served models (``compare_by="model"``, ``values`` their names).
+
+        Returns the table (HTML) and one info object per column."""
+        base = self.runs.request(dict(form_values(locals()), view="latents"))
+        with shown_to_user():
+            vals = parse_values(values, compare_by, self.page.backend.names)
+            if compare_by == "model":  # each model runs with its own family's sampler, guidance and LoRAs
+                base = dataclasses.replace(base, sampler=None, guidance_scale=None, loras=None)
+            prepared = prepare_columns(self.page.backend, base, compare_by, vals, self.page.model_name(model))
+        session = session_id(request)
+        flag = self.page.stops.begin(session)
+        columns = [Column(v) for v in vals]
+        yield compare_html(columns, compare_by), []
+        try:
+            with shown_to_user():
+                for done in run_compare(self.page.backend, columns, prepared, should_stop=flag.is_set):
+                    yield compare_html(done, compare_by), compare_info(done, compare_by)
+        finally:
+            self.page.stops.end(session, flag)

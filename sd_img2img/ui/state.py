@@ -1,120 +1,26 @@
-"""The web demo's run-time state, kept apart from its layout (``app.py``) and its start-up settings (``settings.py``).
+"""The page's run-time state, kept apart from its layout and its start-up settings (``settings.py``).
 
-- ``ModelStatus``: loads the engine's model once, in the background, and says how that goes.
 - ``StopFlags``: the Stop button's per-session flags, polled by the engine between steps.
 - ``RunQueue``: the runs clicked and not finished, with their estimates, for a queued visitor's wait line.
 - ``RunFiles`` / ``forget_paths`` / ``save_step_image``: per-run folders for the files the page shows, bounded.
 - ``gpu``: ZeroGPU's ``spaces.GPU`` where the ``spaces`` package is importable, nothing otherwise.
-- form values → requests: ``seed_value``, ``size_value``.
+
+The models' load state is the backend's (``engine.backend``).
 
 Nothing here loads a model at import time.
 """
 
 from __future__ import annotations
 
-import html
 import os
 import shutil
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from sd_img2img import config
-
-# -- background loading and its status ---------------------------------------------------------------------
-
-
-class ModelStatus:
-    """The served models' state for the page: the first one loads in a background thread at start (so the page is
-    up at once); the others load on first use. ``state(name)`` is ``loading``, ``ready``, ``failed`` or ``idle``
-    (listed, not loaded yet).
-
-    Args:
-        models: a ``models.ModelSet``, or one ``Engine`` (served under its model's short name).
-    """
-
-    def __init__(self, models):
-        from sd_img2img.models.model_set import ModelSet
-
-        if not isinstance(models, ModelSet):
-            models = ModelSet.of({model_label(models.model): models})
-        self.models = models
-        self.started = time.monotonic()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def engine(self):
-        """The first model's engine (made, not necessarily loaded)."""
-        return self.models.existing(self.models.first) or self.models._engine(self.models.first)
-
-    def start(self) -> ModelStatus:
-        if self._thread is None and not self.engine.is_loaded:
-            self._thread = threading.Thread(target=self._load, name="sd-img2img-load", daemon=True)
-            self._thread.start()
-        return self
-
-    def _load(self) -> None:
-        try:
-            self.models.engine(self.models.first)
-        except Exception:  # kept on engine.load_error and shown on the page
-            return
-        self.engine.model_hash()  # for the PNGs' "Model hash", read once here rather than in a visitor's run
-
-    def wait(self, timeout: float | None = None) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self.engine.is_loaded
-
-    def state(self, name: str | None = None) -> str:
-        name = name or self.models.first
-        engine = self.models.existing(name)
-        loading_first = name == self.models.first and self._thread is not None and self._thread.is_alive()
-        if engine is not None and engine.is_loaded:
-            return "ready"
-        if engine is not None and engine.load_error is not None and not loading_first:
-            return "failed"
-        return "loading" if loading_first else "idle"
-
-    @property
-    def done(self) -> bool:
-        """The first model's load is over (the page stops polling)."""
-        return self.state() != "loading"
-
-    def describe(self, name: str | None = None) -> str:
-        name = name or self.models.first
-        info = self.models.info(name)
-        label = model_label(name) + (f" · {info.family_label}" if info.family_label else "")
-        engine, state = self.models.existing(name), self.state(name)
-        if state == "ready":
-            secs = engine.load_seconds
-            return f"Model ready · {label}" + (f" · loaded in {secs:.1f} s" if secs is not None else "")
-        if state == "failed":
-            err = engine.load_error
-            return f"Model failed to load · {label} · {str(err) or type(err).__name__}"
-        if state == "idle":
-            return f"Model not loaded yet · {label} · loads with the first run"
-        return f"Loading the model · {label} · {time.monotonic() - self.started:.0f} s"
-
-    def html(self, name: str | None = None) -> str:
-        return (
-            f'<div class="model-status {self.state(name)}" role="status"><span class="dot"></span>'
-            f"<span>{html.escape(self.describe(name))}</span></div>"
-        )
-
-
-def model_label(model: str) -> str:
-    """A short name for the page: a hub id as is, a folder by its last part, the offline demo's as such."""
-    path = Path(model)
-    if path.is_absolute() or model.startswith("."):
-        if path.name == "model" and path.parent.name.startswith("random-"):
-            return f"random weights ({path.parent.name.removeprefix('random-')}, offline demo)"
-        return path.name
-    if model == "random" or model.startswith("random-"):
-        return f"{model} (random weights, offline demo)"
-    return model
-
 
 # -- ZeroGPU -----------------------------------------------------------------------------------------------
 
@@ -217,27 +123,6 @@ class StopFlags:
     def clear_pending(self, session: str | None) -> None:
         with self._lock:
             self._pending.pop(session, None)
-
-
-# -- form values -------------------------------------------------------------------------------------------
-
-
-def seed_value(value: Any) -> int | None:
-    """A seed field's value: empty, None or -1 mean "random"; a whole float becomes an int."""
-    if value is None or value == "" or value == -1:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def size_value(value: Any) -> int | None:
-    """A width/height field's value: empty, None or 0 mean "the image's own size" (512 for prompt2img)."""
-    if value is None or value == "" or value == 0:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 # -- files the page shows ----------------------------------------------------------------------------------

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sd_img2img.config import GPU_MEMORY_HEADROOM, MAX_LOADED_MODELS_CPU
-from sd_img2img.engine import Engine
+from sd_img2img.engine.engine import Engine
 from sd_img2img.errors import check_choice
-from sd_img2img.models.devices import resolve_device
-from sd_img2img.models.families import FAMILIES
+from sd_img2img.models.devices import resolve_device, resolve_dtype
+from sd_img2img.models.families import FAMILIES, Family
 from sd_img2img.models.memory import model_memory
+from sd_img2img.models.options import EngineOptions
 from sd_img2img.models.tiny import ARCH_FAMILIES, RANDOM_MODELS
 
 
@@ -48,11 +49,11 @@ class ModelSet:
     Args:
         sources: model sources (hub ids, folders, single ``.safetensors`` files, ``random*`` names), or a mapping
             name → source when the names shown should differ from the sources.
-        device, dtype, offload, safety_checker, taesd, compile, vae: as ``Engine``'s, for every model (``taesd``
-            None: each family's own tiny autoencoder).
-        config: a diffusers folder describing the single-file sources (None: the shipped configs).
-        loras: LoRA files (``FILE[:SCALE]`` or ``loras.LoraSpec``) loaded into every model (each must fit them),
-            or a mapping model name → its LoRAs (models not named get none).
+        options: how every model loads and runs (``EngineOptions``; ``taesd`` None: each family's own tiny
+            autoencoder; its ``loras`` go into every model, each must fit them); without it, ``option_fields``
+            make one.
+        loras: instead of ``options.loras``, a mapping model name → its LoRAs (models not named get none); a
+            sequence: the same LoRAs for every model.
         max_loaded: on the cpu/mps, how many models stay loaded at once (default ``config.MAX_LOADED_MODELS_CPU``).
         cache: where the ``random*`` checkpoints are built (default: the demo's cache folder).
     """
@@ -60,34 +61,24 @@ class ModelSet:
     def __init__(
         self,
         sources: Iterable[str] | Mapping[str, str],
+        options: EngineOptions | None = None,
         *,
-        device: str = "auto",
-        dtype: str = "auto",
-        offload: str = "none",
-        safety_checker: bool = True,
-        taesd: str | None = None,
-        compile: bool = False,
+        loras=None,
         max_loaded: int | None = None,
         cache: str | Path | None = None,
-        config: str | None = None,
-        loras=(),
-        vae: str = "full",
+        **option_fields,
     ):
         self.sources = dict(sources) if isinstance(sources, Mapping) else {s: s for s in sources}
         if not self.sources:
             raise ValueError("a ModelSet needs at least one model")
-        self.device = device
-        self.engine_options = dict(
-            device=device,
-            dtype=dtype,
-            offload=offload,
-            safety_checker=safety_checker,
-            taesd=taesd,
-            compile=compile,
-            config=config,
-            vae=vae,
+        self.options = options or EngineOptions(**option_fields)
+        if loras is None:
+            loras = self.options.loras
+        self.loras = (
+            {name: tuple(specs or ()) for name, specs in loras.items()}
+            if isinstance(loras, Mapping)
+            else {name: tuple(loras) for name in self.sources}
         )
-        self.loras = loras if isinstance(loras, Mapping) else {name: tuple(loras or ()) for name in self.sources}
         unknown = [name for name in self.loras if name not in self.sources]
         if unknown:
             raise ValueError(f"LoRAs for models that are not listed: {', '.join(unknown)}")
@@ -100,7 +91,8 @@ class ModelSet:
     @classmethod
     def of(cls, engines: Mapping[str, Engine]) -> ModelSet:
         """A set serving engines made elsewhere (loaded or not), under the given names."""
-        models = cls({name: engine.model for name, engine in engines.items()})
+        models = cls({name: engine.model for name, engine in engines.items()}, next(iter(engines.values())).options)
+        models.loras = {name: engine.lora_specs for name, engine in engines.items()}
         models._engines.update(engines)
         models._used.extend(name for name, engine in engines.items() if engine.is_loaded)
         return models
@@ -118,7 +110,11 @@ class ModelSet:
         """``name``'s engine if one was made (loaded or not), without making or loading anything."""
         return self._engines.get(name)
 
-    def family(self, name: str):
+    def options_of(self, name: str) -> EngineOptions:
+        """How ``name`` loads: the set's options with its own LoRAs."""
+        return self.options.replace(loras=self.loras.get(name, ()))
+
+    def family(self, name: str) -> Family | None:
         """``name``'s ``families.Family`` without loading weights (None when that cannot be told: a hub id that is
         not in the local cache)."""
         check_choice("model", name, self.names)
@@ -127,21 +123,22 @@ class ModelSet:
             return engine.peek_family()
         if source in RANDOM_MODELS:
             return FAMILIES[ARCH_FAMILIES[RANDOM_MODELS[source]]]
+        from sd_img2img.models.loras import with_lcm_sampler
         from sd_img2img.models.single_file import peek_model
 
-        return peek_model(source, self.engine_options["config"])
+        return with_lcm_sampler(peek_model(source, self.options.config), self.loras.get(name, ()))
 
     def _engine(self, name: str) -> Engine:
         """The (not necessarily loaded) engine of ``name``; a ``random*`` checkpoint is built here first."""
         if name not in self._engines:
-            source, options = self.sources[name], dict(self.engine_options, loras=tuple(self.loras.get(name) or ()))
+            source, options = self.sources[name], self.options_of(name)
             if source in RANDOM_MODELS:
                 from sd_img2img.models.tiny import random_model
 
                 model, taesd = random_model(source, self.cache)
                 source = str(model)
-                options["taesd"] = options["taesd"] or str(taesd)
-            self._engines[name] = Engine(source, **options)
+                options = options.replace(taesd=options.taesd or str(taesd))
+            self._engines[name] = Engine(source, options)
         return self._engines[name]
 
     def engine(self, name: str) -> Engine:
@@ -160,7 +157,7 @@ class ModelSet:
 
     def _make_room(self, name: str, engine: Engine) -> None:
         loaded = [n for n in self._used if n != name and self._engines[n].is_loaded]
-        need = self._gpu_bytes(engine) if resolve_device(self.device) == "cuda" else 0
+        need = self._gpu_bytes(engine) if resolve_device(self.options.device) == "cuda" else 0
         if not need:  # the cpu/mps, or a GPU model whose size cannot be told (a hub id): count them
             while len(loaded) >= self.max_loaded:
                 self.unload(loaded.pop(0))
@@ -172,14 +169,12 @@ class ModelSet:
 
     def _gpu_bytes(self, engine: Engine) -> int:
         """What ``engine``'s model will hold on the GPU once loaded (0 when it cannot be told)."""
-        from sd_img2img.models.devices import resolve_dtype
-
-        parts = model_memory(engine.model, resolve_dtype(engine.dtype, "cuda"))
+        parts = model_memory(engine.model, resolve_dtype(engine.options.dtype, "cuda"))
         if not parts:
             return 0
-        if engine.offload == "sequential":  # layer by layer: next to nothing stays on the GPU
+        if engine.options.offload == "sequential":  # layer by layer: next to nothing stays on the GPU
             return 1
-        return max(parts.values()) if engine.offload == "model" else sum(parts.values())
+        return max(parts.values()) if engine.options.offload == "model" else sum(parts.values())
 
     def unload(self, name: str) -> bool:
         """Free ``name``'s model once no run is using the device; True if it was loaded."""
@@ -193,22 +188,12 @@ class ModelSet:
                 return engine.unload()
 
     def info(self, name: str) -> ModelInfo:
-        check_choice("model", name, self.names)
-        source = self.sources[name]
+        family = self.family(name)
         engine = self._engines.get(name)
-        if engine is not None:
-            family = engine.peek_family()
-        elif source in RANDOM_MODELS:
-            family = FAMILIES[ARCH_FAMILIES[RANDOM_MODELS[source]]]
-        else:
-            from sd_img2img.models.single_file import peek_model
-
-            family = peek_model(source, self.engine_options["config"])
-        label = f"{name} · {family.label}" if family else name
         return ModelInfo(
             name=name,
-            label=label,
-            source=source,
+            label=f"{name} · {family.label}" if family else name,
+            source=self.sources[name],
             family=family.name if family else None,
             family_label=family.label if family else None,
             loaded=bool(engine and engine.is_loaded),

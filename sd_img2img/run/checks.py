@@ -1,0 +1,207 @@
+"""Every check of a run's settings, in one place and flat, as diffusers' pipelines' ``check_inputs``.
+
+``check_inputs(request, family, loras)`` checks a whole request against a model's family (and the LoRAs its server
+lists) without opening anything; the parts are here too, for the code that needs one of them (the planner, the
+image reader, the CLI). Each raises ``UserInputError`` naming the bad value and saying what to change. The ranges
+come from ``config.RANGES``, which the page's controls and the PNG readers read as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sd_img2img.config import (
+    MAX_INPUT_PIXELS,
+    MAX_INPUT_SIDE,
+    MAX_PROMPT_CHARS,
+    MAX_SCHEDULE_STEPS,
+    PREVIEWS,
+    RANGES,
+    RESIZE_MODES,
+    VIEWS,
+)
+from sd_img2img.errors import UserInputError, check_choice
+from sd_img2img.models.families import Family, default_family
+from sd_img2img.models.loras import check_scale
+from sd_img2img.run import schedule
+from sd_img2img.run.request import GenerationRequest, with_defaults
+from sd_img2img.run.samplers import ALL_SAMPLER_NAMES, DISCRETE_TIMESTEP_SAMPLERS
+
+
+def check_int(name: str, value: Any, low: int, high: int, hint: str) -> int:
+    """``value`` as a whole number in ``[low, high]`` (a whole float is taken); ``hint`` says what to use."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise UserInputError(f"{name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise UserInputError(f"{name}={value} is out of range [{low}, {high}]; {hint}")
+    return value
+
+
+def check_prompt(name: str, text: Any) -> None:
+    if not isinstance(text, str):
+        raise UserInputError(f"{name} must be text, got {type(text).__name__}")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise UserInputError(
+            f"the {name} is {len(text)} characters, above the limit of {MAX_PROMPT_CHARS}; "
+            "shorten it (the text encoder reads about 75 tokens anyway)"
+        )
+
+
+def check_sampler(name: str, family: Family | None = None) -> str:
+    """``name`` if it fits ``family`` (None: any known sampler), else an error naming the ones that fit."""
+    if family is None:
+        return check_choice("sampler", name, ALL_SAMPLER_NAMES)
+    if name in ALL_SAMPLER_NAMES and name not in family.samplers:
+        raise UserInputError(
+            f"sampler {name!r} does not fit {family.label} checkpoints; choose one of: {', '.join(family.samplers)}"
+        )
+    return check_choice("sampler", name, family.samplers)
+
+
+def check_preview(name: str) -> str:
+    return check_choice("preview decoder", name, PREVIEWS)
+
+
+def check_guidance(value: Any) -> None:
+    if value not in RANGES["guidance_scale"]:
+        raise UserInputError(f"guidance scale must be between 0 and {RANGES['guidance_scale'].high}, got {value!r}")
+
+
+def check_seed(value: Any) -> int:
+    high = int(RANGES["seed"].high)
+    return check_int("seed", value, 0, high, f"use a seed from 0 to {high}, or none for a random one")
+
+
+def check_size(name: str, value: Any, family: Family) -> int:
+    """A width or height: whole, in range, and a multiple of the family's ``size_multiple``."""
+    low, high = int(RANGES[name].low), int(RANGES[name].high)
+    value = check_int(name, value, low, high, f"use {low} to {high} pixels")
+    m = family.size_multiple
+    if value % m:
+        raise UserInputError(
+            f"{name}={value} is not a multiple of {m}"
+            + (f" ({family.label} works on 2×2 latent patches)" if m != 8 else "")
+            + f"; use {value // m * m} or {value // m * m + m}"
+        )
+    return value
+
+
+def check_image_size(width: int, height: int, name: str) -> None:
+    """An init image's size, from its header, before any pixel is decoded."""
+    if width < 1 or height < 1:
+        raise UserInputError(f"{name} has no pixels ({width}×{height})")
+    if max(width, height) > MAX_INPUT_SIDE or width * height > MAX_INPUT_PIXELS:
+        raise UserInputError(
+            f"{name} is {width}×{height} pixels, above the limit of {MAX_INPUT_SIDE} px a side and "
+            f"{MAX_INPUT_PIXELS // 1_000_000} megapixels; scale it down first"
+        )
+
+
+def check_steps(steps: Any, strength: Any, real_steps: bool = False, family: Family | None = None) -> None:
+    """Steps and strength that give a run: in range, at least one step to run, a schedule within the limit, a
+    combination LCM can run (``strength=None``: prompt2img)."""
+    rule = family.rule if family is not None else "int"
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise UserInputError(f"steps must be a whole number ≥ 1, got {steps!r}")
+    if steps > RANGES["steps"].high:
+        raise UserInputError(f"steps={steps} is above the limit of {RANGES['steps'].high}; lower steps")
+    if strength is not None and strength not in RANGES["strength"]:
+        raise UserInputError(f"strength must be above 0 and at most 1, got {strength!r}")
+    if rule == "lcm":
+        check_lcm_steps(steps, strength, family.scheduler_config if family is not None else None)
+    elif strength is not None and real_steps:
+        schedule_steps = schedule.schedule_for_real_steps(steps, strength, rule)
+        if schedule_steps > MAX_SCHEDULE_STEPS:
+            raise UserInputError(
+                f"{steps} real steps at strength {strength:g} need a schedule of {schedule_steps} steps, above the "
+                f"limit of {MAX_SCHEDULE_STEPS}; raise strength or lower steps"
+            )
+    elif strength is not None and schedule.steps_that_run(steps, strength, rule) < 1:
+        fewest = schedule.smallest_working_steps(strength, rule)
+        more = f"steps ≥ {fewest}" if fewest <= RANGES["steps"].high else "more steps"
+        raise UserInputError(
+            f"strength {strength:g} with {steps} steps runs no step at all (int({steps} × {strength:g}) = 0); "
+            f"use strength ≥ {schedule.smallest_working_strength(steps, rule):g}, {more}, or real steps"
+        )
+
+
+def check_lcm_steps(steps: int, strength: float | None, scheduler_config: dict | None = None) -> None:
+    """A step count LCMScheduler can run at ``strength`` (its training schedule × strength caps it)."""
+    if schedule.lcm_timesteps(steps, strength, scheduler_config) is not None:
+        return
+    s = 1.0 if strength is None else float(strength)
+    original = int(schedule.lcm_scheduler(scheduler_config).config.original_inference_steps)
+    most = int(original * s)
+    if steps > most:
+        raise UserInputError(
+            f"LCM runs at most {most} steps at strength {s:g} (its {original}-step training schedule × strength); "
+            f"lower steps to {max(most, 1)} or raise strength"
+        )
+    raise UserInputError(f"LCM cannot run {steps} steps at strength {s:g}; lower steps or raise strength")
+
+
+def check_schedule_length(sampler: str, schedule_steps: int, family: Family) -> None:
+    """DDIM and PLMS step between the training timesteps themselves: a schedule at most that long."""
+    limit = int((family.scheduler_config or {}).get("num_train_timesteps", 1000))
+    if sampler in DISCRETE_TIMESTEP_SAMPLERS and schedule_steps > limit:
+        raise UserInputError(
+            f"sampler {sampler!r} cannot run a schedule of {schedule_steps} steps (at most {limit}, the model's "
+            "training timesteps); raise strength, lower steps, or use a k_ sampler"
+        )
+
+
+def check_loras(asked: Any, listed: Mapping[str, float]) -> None:
+    """A run's LoRA switches: names the server lists (``listed``: name → start-up scale), each with a usable scale
+    (``asked=None``: each listed one at its start-up scale)."""
+    if asked is None:
+        return
+    if not isinstance(asked, Mapping):
+        raise UserInputError(f"loras must map LoRA names to scales, got {type(asked).__name__}")
+    for name, scale in asked.items():
+        if name not in listed:
+            which = ", ".join(listed) if listed else "none were listed when the program started (--lora FILE[:SCALE])"
+            raise UserInputError(f"unknown LoRA {name!r}; the listed LoRAs are: {which}")
+        check_scale(scale, f"the scale of LoRA {name!r}")
+
+
+def check_inputs(
+    request: GenerationRequest, family: Family | None = None, loras: Mapping[str, float] | None = None
+) -> None:
+    """Check every setting of ``request`` that needs neither the loaded model nor the image's pixels.
+
+    Args:
+        request: the settings; those left unset take ``family``'s defaults first.
+        family: the model's (e.g. ``Engine.family``; None: SD 1.x/2.x): which samplers fit, how steps are counted,
+            whether it can start from pure noise, the sizes it takes.
+        loras: the LoRAs the model's server lists (name → start-up scale); None: LoRA switches are not checked.
+    """
+    family = family or default_family()
+    r = with_defaults(request, family)
+    check_prompt("prompt", r.prompt)
+    check_prompt("negative prompt", r.negative_prompt)
+    check_sampler(r.sampler, family)
+    check_preview(r.preview)
+    check_choice("view", r.view, VIEWS)
+    check_choice("resize mode", r.resize_mode, RESIZE_MODES)
+    check_guidance(r.guidance_scale)
+    if r.seed is not None:
+        check_seed(r.seed)
+    for name in ("width", "height"):
+        if getattr(r, name) is not None:
+            check_size(name, getattr(r, name), family)
+    if r.init_image is None and not family.can_txt2img:
+        raise UserInputError(
+            f"the {family.label} cannot start from pure noise (prompt2img); give it an initial "
+            "image to refine, e.g. an SDXL base model's output"
+        )
+    strength = None if r.init_image is None else r.strength
+    check_steps(r.steps, strength, r.real_steps, family)
+    real = strength is not None and r.real_steps and family.rule != "lcm"
+    schedule_steps = schedule.schedule_for_real_steps(r.steps, strength, family.rule) if real else r.steps
+    check_schedule_length(r.sampler, schedule_steps, family)
+    if loras is not None:
+        check_loras(r.loras, loras)

@@ -1,0 +1,192 @@
+"""A request settled before it runs, short of the model: prepare_request checks it (checks.check_inputs),
+fills the family's defaults, cleans the prompts, picks the seed, opens and fits the init image, plans the steps and
+notes what runs but not as the family was made to. A click prepares its request once; the backend runs the
+PreparedRequest as it is."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from sd_img2img.config import MAX_DIMENSION, MAX_SEED, MIN_DIMENSION
+from sd_img2img.models.families import Family, default_family
+from sd_img2img.models.loras import LoraSpec, lcm_warnings, resolve
+from sd_img2img.run.checks import check_inputs
+from sd_img2img.run.images import ImageCache, default_size, fit_image, open_image
+from sd_img2img.run.plan import StepPlan, plan_steps
+from sd_img2img.run.request import GenerationRequest, with_defaults
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+
+
+@dataclass
+class PreparedRequest:
+    """A checked request, settled short of the model: defaults filled, prompts cleaned, image opened and fitted,
+    size and seed chosen, steps planned. What a backend runs; made once per click (``prepare.prepare_request``).
+
+    ``asked`` is the request as it came (so a caller can tell whether a prepared request still matches a form);
+    ``request`` is it with the family's defaults filled in.
+    """
+
+    asked: GenerationRequest
+    request: GenerationRequest
+    family: str  # the family it was checked and planned for (families.FAMILIES)
+    prompt: str
+    negative_prompt: str
+    image: Image.Image | None
+    width: int
+    height: int
+    seed: int
+    plan: StepPlan
+    warnings: list[str] = field(default_factory=list)
+    loras: dict[str, float] = field(default_factory=dict)  # the LoRAs this run switches on (name → scale)
+
+    @property
+    def mode(self) -> str:
+        return "txt2img" if self.image is None else "img2img"
+
+
+def clean_prompt(text: str) -> tuple[str, int]:
+    """Drop control characters (NUL and friends, but not tab/newline) and lone surrogates; return the count."""
+    cleaned, count = _CONTROL_CHARS.subn("", text)
+    return cleaned, count
+
+
+def output_size(request: GenerationRequest, image: Image.Image | None, family: Family | None = None) -> tuple[int, int]:
+    """Width and height of the run: as asked, else from the init image (one side given: keep its aspect),
+    else the family's size for prompt2img (512; SDXL 1024)."""
+    r = request
+    family = family or default_family()
+    m = family.size_multiple
+    if image is None:
+        return (
+            int(r.width) if r.width is not None else family.size,
+            int(r.height) if r.height is not None else family.size,
+        )
+    if r.width is not None and r.height is not None:
+        return int(r.width), int(r.height)
+    if r.width is not None:
+        return int(r.width), max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.width * image.height / image.width / m) * m))
+    if r.height is not None:
+        return max(MIN_DIMENSION, min(MAX_DIMENSION, round(r.height * image.width / image.height / m) * m)), int(
+            r.height
+        )
+    width, height = default_size(*image.size, max_side=r.max_side)
+    return width // m * m, height // m * m
+
+
+def prepare_request(
+    request: GenerationRequest,
+    family: Family | None = None,
+    loras: Sequence[LoraSpec] | None = None,
+    images: ImageCache | None = None,
+) -> PreparedRequest:
+    """Check ``request``, then settle everything a run needs short of the model.
+
+    Args:
+        request: the settings; unset ones take ``family``'s defaults.
+        family: the model's (None: SD 1.x/2.x).
+        loras: the LoRAs the model's server lists (None: none; a request that names one is refused).
+        images: where init images already opened and fitted are kept (None: the image is opened now).
+
+    1. ``check_inputs``; 2. prompts cleaned of control characters (with a warning); 3. the seed (a random one when
+    none is given); 4. the init image opened (size checked before decoding), made upright RGB and fitted to the run's
+    size; 5. the steps planned; 6. the LoRAs the run switches on; 7. warnings for settings the family runs but was not
+    made for.
+    """
+    family = family or default_family()
+    listed = {spec.name: spec.scale for spec in loras or ()}
+    check_inputs(request, family, listed)
+    r = with_defaults(request, family)
+    # 2. prompts
+    prompts, warnings = [], []
+    for name, text in (("prompt", r.prompt), ("negative prompt", r.negative_prompt)):
+        text, removed = clean_prompt(text)
+        if removed:
+            warnings.append(f"removed {removed} control character{'s' * (removed > 1)} from the {name}")
+        prompts.append(text)
+    # 3. seed
+    seed = secrets.randbelow(MAX_SEED) if r.seed is None else int(r.seed)
+    # 4. image and size
+    image = None
+    if r.init_image is not None:
+        image = images.open(r.init_image) if images is not None else open_image(r.init_image)
+    width, height = output_size(r, image, family)
+    if image is not None:
+        image = (
+            images.fit(r.init_image, image, width, height, r.resize_mode)
+            if images is not None
+            else fit_image(image, width, height, r.resize_mode)
+        )
+    # 5. steps
+    plan = (
+        plan_steps(r.steps, r.strength, r.real_steps, family=family)
+        if image is not None
+        else plan_steps(r.steps, None, family=family)
+    )
+    # 6. LoRAs
+    active = resolve(r.loras, listed)
+    # 7. settings that run but the family was not made for
+    warnings += family_warnings(family, r, prompts[1], width, height)
+    if family.takes_lcm_lora:
+        warnings += lcm_warnings(r.sampler, float(r.guidance_scale), active, loras or ())
+    return PreparedRequest(
+        asked=request,
+        request=r,
+        family=family.name,
+        prompt=prompts[0],
+        negative_prompt=prompts[1],
+        image=image,
+        width=width,
+        height=height,
+        seed=seed,
+        plan=plan,
+        warnings=warnings,
+        loras=active,
+    )
+
+
+def family_warnings(
+    family: Family, request: GenerationRequest, negative_prompt: str, width: int, height: int
+) -> list[str]:
+    """What runs but not as the family was made to: small SDXL sizes, guided Turbo, LCM's negative prompt."""
+    out = []
+    if family.min_size and min(width, height) < family.min_size:
+        out.append(
+            f"{family.label} was trained at {family.size}×{family.size}; {width}×{height} is below "
+            f"{family.min_size} px, expect poor pictures"
+        )
+    if family.guidance_ignored and request.guidance_scale:
+        out.append(f"{family.label} has no guidance; guidance {request.guidance_scale:g} was ignored")
+    if family.trained_without_guidance and request.guidance_scale > 1:
+        out.append(
+            f"{family.label} was trained without guidance (guidance 0); guidance {request.guidance_scale:g} "
+            "runs, doubles each step's work and often looks worse"
+        )
+    if not family.negative_prompt and negative_prompt:
+        out.append(f"{family.label} takes no negative prompt (its guidance is built into the model); it was ignored")
+    return out
+
+
+def truncation_warning(tokenizer, text: str, name: str, limit: int | None = None) -> str | None:
+    """Say where the text encoder cuts a prompt longer than its 77 tokens (``limit`` tokens: T5's
+    ``max_sequence_length`` less its end token), or None if it fits."""
+    if not text or tokenizer is None:
+        return None
+    if limit is None:
+        limit = tokenizer.model_max_length - 2  # without the start and end tokens
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
+    ids = enc["input_ids"]
+    if len(ids) <= limit:
+        return None
+    cut = enc["offset_mapping"][limit][0]
+    dropped = text[cut:].strip()
+    shown = dropped if len(dropped) <= 40 else dropped[:40] + "…"
+    return (
+        f"the {name} is {len(ids)} tokens and the text encoder reads {limit}: it was cut at character {cut}, "
+        f"so “{shown}” was ignored"
+    )

@@ -1,0 +1,111 @@
+"""The page's pieces of HTML: the plan line, the status line and run summary, step captions, the PNG note and the
+model badge. Every text a visitor, a PNG or a model can influence goes through ``esc`` before it reaches HTML."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from sd_img2img.engine.backend import ModelStatus
+from sd_img2img.errors import UserInputError
+from sd_img2img.run.plan import plan_steps
+from sd_img2img.run.request import RECORDED_FIELDS
+from sd_img2img.run.timing import format_duration
+
+
+def esc(text) -> str:
+    """Text for HTML: every ``<``, ``>``, ``&`` and quote escaped."""
+    return html.escape(str(text), quote=True)
+
+
+def plan_line(has_image: bool, strength, steps, real_steps, family=None, seconds: float | None = None) -> str:
+    """The live "what will happen" line, from the same ``plan_steps`` the engine runs, by the model family's rule;
+    with ``seconds`` (this server's estimate, once it has measured a run) how long it will take."""
+    tail = f" · {esc(format_duration(seconds))} here" if seconds is not None else ""
+    try:
+        steps_i = int(steps)
+        if not has_image:
+            plan = plan_steps(steps_i, None, family=family)
+            if plan.start_timestep is None:  # every step runs from pure noise (LCM says where it starts)
+                return (
+                    f'<div class="plan t2i">No initial image → <b>prompt2img</b>: {steps_i} steps from pure noise '
+                    f"(strength does not apply){tail}.</div>"
+                )
+            return f'<div class="plan t2i">No initial image → <b>prompt2img</b>: {esc(plan.describe())}{tail}.</div>'
+        text = esc(plan_steps(steps_i, float(strength), bool(real_steps), family).describe())
+        return f'<div class="plan">{text}{tail}</div>'
+    except (UserInputError, TypeError, ValueError) as e:
+        return f'<div class="plan bad">{esc(e)}</div>'
+
+
+def caption(frame) -> str:
+    """A step's caption in the gallery: its number and timestep (step 0 is where the run starts)."""
+    return "step 0 · start" if frame.index == 0 else f"step {frame.index} · t={frame.timestep}"
+
+
+def status_html(kind: str, text_html: str, fraction: float | None = None) -> str:
+    """The status line; ``text_html`` is trusted markup (escape what goes into it)."""
+    bar = ""
+    if fraction is not None:
+        bar = f'<div class="bar"><span style="width:{max(0.0, min(1.0, fraction)) * 100:.1f}%"></span></div>'
+    return f'<div class="run-status {esc(kind)}">{bar}<div class="text">{text_html}</div></div>'
+
+
+def summary_html(result) -> str:
+    """The status line after a run: what ran, how long, and its warnings (which may quote the prompt)."""
+    stopped = "Stopped" if result.stopped else "Done"
+    asked = f"{result.steps} steps asked" + (" (real steps)" if result.real_steps else "")
+    mode = "prompt2img" if result.mode == "txt2img" else f"strength {result.strength:g}"
+    text = (
+        f"<b>{stopped}</b> in {result.seconds['total']:.1f} s · seed <code>{result.seed}</code> · {esc(asked)} · "
+        f"<b>{result.steps_taken} taken</b> · {esc(mode)} · {esc(result.sampler)} · {result.width}×{result.height}"
+    )
+    warnings = "".join(f'<div class="warn">⚠ {esc(w)}</div>' for w in result.warnings)
+    return status_html("stopped" if result.stopped else "done", text + warnings, None)
+
+
+def png_note(found: dict) -> str:
+    """What "Settings from a PNG" did: who wrote the settings, what it filled, what did not carry over."""
+    filled = [k for k in RECORDED_FIELDS if k in found]
+    text = f"Filled in from the {found['tool']} PNG: {', '.join(filled) or 'nothing'}."
+    if found.get("model"):
+        text += f" Made with {found['model']}."
+    notes = "".join(f"<li>{esc(n)}</li>" for n in found["notes"])
+    return f'<div class="png-note">{esc(text)}' + (f"<ul>{notes}</ul>" if notes else "") + "</div>"
+
+
+def model_label(model: str) -> str:
+    """A short name for the page: a hub id as is, a folder by its last part, the offline demo's as such."""
+    path = Path(model)
+    if path.is_absolute() or model.startswith("."):
+        if path.name == "model" and path.parent.name.startswith("random-"):
+            return f"random weights ({path.parent.name.removeprefix('random-')}, offline demo)"
+        return path.name
+    if model == "random" or model.startswith("random-"):
+        return f"{model} (random weights, offline demo)"
+    return model
+
+
+def model_choice_label(status: ModelStatus) -> str:
+    """A model picker's entry: the short name and, once known, the family (``random · SD``)."""
+    return model_label(status.name) + (f" · {status.family.label}" if status.family else "")
+
+
+def describe_status(status: ModelStatus) -> str:
+    """The model badge's text: ready (and how long it took), failed (and why), loading, or not loaded yet."""
+    label = model_choice_label(status)
+    if status.state == "ready":
+        secs = status.load_seconds
+        return f"Model ready · {label}" + (f" · loaded in {secs:.1f} s" if secs is not None else "")
+    if status.state == "failed":
+        return f"Model failed to load · {label} · {status.error}"
+    if status.state == "idle":
+        return f"Model not loaded yet · {label} · loads with the first run"
+    return f"Loading the model · {label} · {status.loading_seconds or 0:.0f} s"
+
+
+def model_badge(status: ModelStatus) -> str:
+    return (
+        f'<div class="model-status {esc(status.state)}" role="status"><span class="dot"></span>'
+        f"<span>{esc(describe_status(status))}</span></div>"
+    )

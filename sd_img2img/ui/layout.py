@@ -1,0 +1,342 @@
+"""The page's layout: one function per panel or tab, each returning its components by name (the form's fields by
+``run.request.FORM_FIELDS`` names, so the wiring finds each endpoint's inputs by its parameters). The controls' ranges
+and defaults come from ``config``, the same numbers validation uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+from PIL import Image as PILImage
+
+from sd_img2img import config
+from sd_img2img.errors import UserInputError
+from sd_img2img.models.families import default_family
+from sd_img2img.models.loras import format_scales
+from sd_img2img.run.images import open_image
+from sd_img2img.ui.examples import EXAMPLES
+from sd_img2img.ui.explain import compare_html, default_values
+from sd_img2img.ui.form import page_defaults
+from sd_img2img.ui.handlers import Handlers
+from sd_img2img.ui.html import plan_line, status_html
+from sd_img2img.ui.model_picker import sampler_choices
+from sd_img2img.ui.page import user_error
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+VIEW_CHOICES = [("Noisy latents", "latents"), ("Predicted image", "x0")]
+
+INTRO = """
+<div class="hero">
+  <h1>img2img, step by step</h1>
+  <p>Stable Diffusion turns your picture into noise, then denoises it towards your prompt.
+  <b>Strength</b> says how far back into the noise it goes — and so how many of the steps actually run.
+  Every step appears below as it is computed.</p>
+</div>
+"""
+
+EXPLAIN = """
+**Why does strength change the number of steps?** img2img does not start from pure noise: it noises your
+image part of the way and runs only the rest of the schedule. With 10 steps at strength 0.7 it skips the
+first 3 and runs 7. The table runs the *same image, prompt and seed* from the Generate tab once per value,
+so the only thing that changes is the one you pick.
+"""
+
+
+def readable_uploads(component: gr.Image) -> gr.Image:
+    """A file gradio cannot even open gets the engine's clear message instead of a bare exception."""
+    preprocess = component.preprocess
+
+    def checked(payload):
+        try:
+            return preprocess(payload)
+        except (
+            OSError,
+            ValueError,
+            SyntaxError,
+            PILImage.DecompressionBombError,
+        ):  # UnidentifiedImageError is an OSError
+            name = f"'{getattr(payload, 'orig_name', None) or 'the uploaded file'}'"
+            try:  # the engine's own check says precisely what is wrong (too many pixels, damaged, not an image)
+                open_image(payload.path, name)
+            except UserInputError as e:
+                raise user_error(e) from None
+            raise user_error(
+                f"{name} is not an image this program can read; use PNG, JPEG, WebP, BMP, GIF or TIFF"
+            ) from None
+
+    component.preprocess = checked
+    return component
+
+
+# -- layout --------------------------------------------------------------------------------------------------
+
+
+def source_panel() -> SimpleNamespace:
+    """The initial image: uploaded (or pasted, or from the webcam), or drawn on the Sketch tab."""
+    with gr.Tabs(elem_classes="source-tabs"):
+        with gr.Tab("Image", id="image") as image_tab:
+            init_image = readable_uploads(
+                gr.Image(
+                    label="Initial image",
+                    type="filepath",
+                    sources=["upload", "clipboard", "webcam"],
+                    image_mode=None,  # the path as uploaded: sd_img2img opens it (size checked first)
+                    height=300,
+                    elem_id="init-image",
+                    placeholder="Drop an image, paste one, or use the webcam — or leave empty for prompt2img",
+                )
+            )
+        with gr.Tab("Sketch", id="sketch") as sketch_tab:
+            sketch = gr.ImageEditor(
+                label="Draw your initial image",
+                type="filepath",
+                format="png",
+                sources=(),
+                canvas_size=(512, 512),
+                height=360,
+                elem_id="sketch",
+                layers=False,
+                brush=gr.Brush(
+                    colors=["#1f1f1f", "#a0412d", "#e8782a", "#f6d04d", "#3f7f3a", "#3a6bb0", "#f6f2e8"],
+                    default_size=12,
+                    color_mode="defaults",
+                ),
+            )
+            gr.Markdown(
+                "Draw a rough scene (a fireplace: a brick frame, a dark opening, orange flames). While this "
+                "tab is open, Generate uses the drawing.",
+                elem_classes="hint",
+            )
+    return SimpleNamespace(image_tab=image_tab, init_image=init_image, sketch_tab=sketch_tab, sketch=sketch)
+
+
+def settings_panel(h: Handlers) -> SimpleNamespace:
+    """The model (when several are served), prompt, strength and steps with the live plan line, the buttons, the
+    seed and the rarer settings. The first model's family gives the starting values and the samplers offered."""
+    ui = SimpleNamespace()
+    family = h.page.family(None) or default_family()
+    start_steps, start_strength, _ = page_defaults(family, h.page.on_cpu)
+    names = h.page.backend.names
+    ui.model = gr.Dropdown(
+        h.models.choices(),
+        value=names[0],
+        label="Model",
+        elem_id="model",
+        visible=len(names) > 1,
+        info="each family counts img2img steps its own way",
+    )
+    ui.prompt = gr.Textbox(
+        "", label="Prompt", lines=2, placeholder="a cozy fireplace with a roaring fire, oil painting", elem_id="prompt"
+    )
+    ui.negative_prompt = gr.Textbox(
+        "", label="Negative prompt", lines=1, placeholder="blurry, low quality", elem_id="negative-prompt"
+    )
+    ui.strength = gr.Slider(
+        config.STRENGTH_STEP,
+        config.RANGES["strength"].high,
+        value=start_strength,
+        step=config.STRENGTH_STEP,
+        label="Strength",
+        info="How far into the noise your image goes: low keeps it, high reimagines it",
+        elem_id="strength",
+    )
+    with gr.Row(elem_classes="steps-row"):
+        steps = config.RANGES["steps"]
+        ui.steps = gr.Slider(steps.low, steps.high, value=start_steps, step=1, label="Steps", elem_id="steps", scale=3)
+        ui.real_steps = gr.Checkbox(
+            label="Real steps", value=False, elem_id="real-steps", scale=1, info="run exactly this many"
+        )
+    ui.plan = gr.HTML(plan_line(False, start_strength, start_steps, False, family), elem_id="plan-line")
+    if h.page.on_cpu:
+        gr.HTML(
+            f'<div class="cpu-note">This server runs on a CPU, so the page starts models that are not few-step at '
+            f"{config.CPU_PAGE_STEPS} steps and pictures at most {config.CPU_PAGE_MAX_SIDE} px wide, for a first "
+            "run of about a minute; few-step models (Turbo, LCM, schnell) keep their own settings. More steps or a "
+            "larger size take longer: after a first run the line above says how long.</div>",
+            elem_id="cpu-note",
+        )
+    with gr.Row(elem_classes="actions"):
+        ui.run_btn = gr.Button("Generate", variant="primary", size="lg", elem_id="run", scale=3)
+        ui.stop_btn = gr.Button("Stop", variant="secondary", size="lg", elem_id="stop", scale=1)
+    with gr.Row(elem_classes="seed-row"):
+        ui.seed = gr.Number(
+            label="Seed",
+            value=config.RANDOM_SEED,
+            precision=0,
+            info=f"{config.RANDOM_SEED} = a new random seed each run",
+            elem_id="seed",
+            scale=4,
+            minimum=config.RANDOM_SEED,
+            maximum=config.RANGES["seed"].high,
+        )
+        ui.dice = gr.Button("🎲 Random", elem_id="seed-random", scale=0, min_width=96, size="md")
+        ui.reuse = gr.Button("↺ Last seed", elem_id="seed-reuse", scale=0, min_width=110, size="md")
+    more_settings(h, family, ui)
+    return ui
+
+
+def more_settings(h: Handlers, family, ui: SimpleNamespace) -> None:
+    """The rarer settings, folded away: sampler, guidance, size, previews; the listed LoRAs; settings from a PNG."""
+    start_guidance = page_defaults(family, h.page.on_cpu)[2]
+    with gr.Accordion("More settings", open=False, elem_classes="more"):
+        ui.sampler = gr.Dropdown(sampler_choices(family), value="", label="Sampler", elem_id="sampler")
+        ui.guidance_scale = gr.Slider(
+            config.RANGES["guidance_scale"].low,
+            config.RANGES["guidance_scale"].high,
+            value=start_guidance,
+            step=config.GUIDANCE_STEP,
+            label="Guidance scale",
+            info="How closely to follow the prompt (1 = off)",
+        )
+        with gr.Row():
+            ui.width = gr.Number(label="Width", value=None, precision=0, step=8, placeholder="auto", min_width=100)
+            ui.height = gr.Number(label="Height", value=None, precision=0, step=8, placeholder="auto", min_width=100)
+        ui.resize_mode = gr.Radio(
+            list(config.RESIZE_MODES),
+            value=config.DEFAULT_RESIZE_MODE,
+            label="Resize mode",
+            info="resize stretches, crop cuts, fill pads",
+        )
+        ui.preview = gr.Radio(
+            list(config.PREVIEWS),
+            value=h.page.settings.preview,
+            label="Step previews",
+            info="approx: instant, 1/8 size · taesd: small decoder · full: exact, slow",
+        )
+    specs, slots = h.models.lora_specs(None), h.models.lora_slots
+    with gr.Accordion("LoRAs", open=False, elem_classes="more", visible=slots > 0):
+        ui.lora_sliders = [
+            gr.Slider(
+                -2,
+                2,
+                value=specs[i].scale if i < len(specs) else 0,
+                step=0.05,
+                label=specs[i].name if i < len(specs) else "LoRA",
+                visible=i < len(specs),
+                elem_id=f"lora-{i}",
+                info="0 = off",
+            )
+            for i in range(slots)
+        ]
+        ui.loras = gr.Textbox(
+            format_scales({spec.name: spec.scale for spec in specs}), visible=False, label="loras", elem_id="loras"
+        )
+    with gr.Accordion("Settings from a PNG", open=False, elem_classes="more"):
+        ui.png = gr.File(
+            label="Drop a PNG made by this app, AUTOMATIC1111, InvokeAI or ComfyUI",
+            file_types=[".png"],
+            type="filepath",
+            height=90,
+            elem_id="png-settings",
+        )
+        ui.png_note = gr.HTML()
+
+
+def output_panel() -> SimpleNamespace:
+    """The status line, the result, every step as it comes, the strip, the download and the run info."""
+    ui = SimpleNamespace()
+    ui.run_status = gr.HTML(
+        label="Status",
+        elem_id="run-status",
+        value=status_html("idle", "Ready when you are: pick an example below or upload an image."),
+    )
+    ui.output = gr.Image(
+        label="Result",
+        type="filepath",
+        format="png",
+        interactive=False,
+        height=360,
+        elem_id="output",
+        buttons=["download", "fullscreen"],
+    )
+    with gr.Row(elem_classes="steps-head"):
+        gr.HTML('<div class="section-title">Every step <span>step 0 is what SD starts from</span></div>')
+        ui.view = gr.Radio(
+            VIEW_CHOICES, value="latents", show_label=False, container=False, elem_id="view", min_width=220
+        )
+    ui.gallery = gr.Gallery(
+        label="Steps",
+        show_label=False,
+        columns=5,
+        height="auto",
+        object_fit="contain",
+        format="webp",
+        elem_id="steps-gallery",
+        preview=False,
+        allow_preview=True,
+        buttons=["fullscreen"],
+    )
+    ui.strip = gr.Image(
+        label="Steps strip",
+        type="filepath",
+        interactive=False,
+        height=96,
+        elem_id="strip",
+        buttons=["download"],
+        elem_classes="strip-image",
+    )
+    with gr.Row():
+        ui.download = gr.DownloadButton("Download PNG (with settings)", elem_id="download", size="md")
+    with gr.Accordion("Run info", open=False, elem_classes="more"):
+        ui.info = gr.JSON(label="Run info", elem_id="run-info")
+    return ui
+
+
+def generate_tab(h: Handlers) -> SimpleNamespace:
+    """The Generate tab: inputs on the left, every step on the right, the examples below."""
+    with gr.Row(equal_height=False, elem_classes="workspace"):
+        with gr.Column(scale=5, min_width=300, elem_classes="panel inputs"):
+            source = source_panel()
+            form = settings_panel(h)
+        with gr.Column(scale=7, min_width=300, elem_classes="panel outputs"):
+            out = output_panel()
+    gr.Examples(
+        examples=[[str(EXAMPLES_DIR / name), prompt_text] for name, _, prompt_text in EXAMPLES],
+        inputs=[source.init_image, form.prompt],
+        example_labels=[short for _, short, _ in EXAMPLES],
+        label="Examples (drawn by the project itself)",
+        cache_examples=False,
+        elem_id="examples",
+    )
+    return SimpleNamespace(**vars(source), **vars(form), **vars(out))
+
+
+def explain_tab(h: Handlers) -> SimpleNamespace:
+    """The Explain tab: the guide's table, built live (across the served models too, when there are several)."""
+    ui = SimpleNamespace()
+    gr.Markdown(EXPLAIN, elem_classes="explain-intro")
+    choices = [("Compare strengths", "strength"), ("Compare step counts", "steps")]
+    if len(h.page.backend.names) > 1:
+        choices.append(("Compare models", "model"))
+    with gr.Row(elem_classes="explain-controls"):
+        ui.compare_by = gr.Radio(choices, value="strength", label="Compare", elem_id="compare-by", scale=2)
+        ui.values = gr.Textbox(
+            default_values("strength"), label="Values (one column each)", elem_id="compare-values", scale=2
+        )
+        ui.steps = gr.Slider(
+            config.RANGES["steps"].low,
+            config.RANGES["steps"].high,
+            value=config.COMPARE_STEPS,
+            step=1,
+            label="Steps of every column",
+            elem_id="compare-steps",
+            scale=2,
+        )
+        ui.strength = gr.Slider(
+            config.STRENGTH_STEP,
+            config.RANGES["strength"].high,
+            value=config.COMPARE_STRENGTH,
+            step=config.STRENGTH_STEP,
+            label="Strength of every column",
+            visible=False,
+            elem_id="compare-strength",
+            scale=2,
+        )
+    with gr.Row(elem_classes="actions"):
+        ui.run_btn = gr.Button("Build the table", variant="primary", elem_id="compare-run", scale=3)
+        ui.stop_btn = gr.Button("Stop", elem_id="compare-stop", scale=1)
+    ui.table = gr.HTML(compare_html([], "strength"), label="Table", elem_id="explain-table")
+    with gr.Accordion("Column info", open=False, elem_classes="more"):
+        ui.info = gr.JSON(label="Columns")
+    return ui

@@ -1,0 +1,94 @@
+"""The page's wiring: which component feeds which event. An event's inputs are its handler's parameters, looked up
+by name among the layout's components (``inputs_of``), so no list of fields is written twice; the endpoints' names
+(``api_name``) and parameters are the public API."""
+
+from __future__ import annotations
+
+import inspect
+from types import SimpleNamespace
+
+import gradio as gr
+
+from sd_img2img.run.request import RECORDED_FIELDS
+from sd_img2img.ui.form import ALIASES
+from sd_img2img.ui.handlers import Handlers
+from sd_img2img.ui.state import gpu
+
+MODEL_QUEUE = "model"  # the one concurrency group of every event that uses the model
+PRIVATE = dict(api_visibility="private", show_progress="hidden")  # page-only events
+MODEL_EVENT = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)  # every event that uses the model: one queue
+
+
+def fields(names, *spaces: SimpleNamespace) -> list:
+    """The components named, looked up in the given namespaces in turn (``image`` is the form's ``init_image``)."""
+    found = []
+    for name in names:
+        for candidate in (name, ALIASES.get(name, name)):
+            component = next((getattr(ns, candidate) for ns in spaces if hasattr(ns, candidate)), None)
+            if component is not None:
+                found.append(component)
+                break
+        else:
+            raise KeyError(f"no component named {name!r} for the page's wiring")
+    return found
+
+
+def inputs_of(handler, *spaces: SimpleNamespace) -> list:
+    """The components an event's handler takes, in the order of its parameters (``request`` is gradio's own)."""
+    names = [p for p in inspect.signature(handler).parameters if p != "request"]
+    return fields(names, *spaces)
+
+
+def wire_form(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
+    """The form's own events: which source tab is open, the plan line, a model picked, the LoRA sliders."""
+    g.image_tab.select(lambda: "image", None, top.source, api_name="source_image", queue=False, **PRIVATE)
+    g.sketch_tab.select(lambda: "sketch", None, top.source, api_name="source_sketch", queue=False, **PRIVATE)
+    plan_inputs = inputs_of(h.runs.plan, g, top)
+    triggers = [c.change for c in plan_inputs if c is not g.init_image and c is not top.source]
+    gr.on([g.init_image.change, top.source.change, top.run_done.change, *triggers], h.runs.plan, plan_inputs, g.plan,
+          api_name="plan", queue=False, trigger_mode="always_last", **PRIVATE)  # fmt: skip
+    model_outputs = [g.sampler, g.steps, g.strength, g.guidance_scale, top.model_badge, *g.lora_sliders, g.loras]
+    g.model.change(h.models.choose_model, g.model, model_outputs, api_name="choose_model", queue=False, **PRIVATE)
+    if g.lora_sliders:  # a slider moved by the visitor → the loras text; the text set otherwise (a PNG) → the sliders
+        gr.on([slider.input for slider in g.lora_sliders], h.models.compose_loras, [g.model, *g.lora_sliders],
+              g.loras, api_name="compose_loras", queue=False, **PRIVATE)  # fmt: skip
+        g.loras.change(h.models.show_loras, [g.model, g.loras], g.lora_sliders, api_name="show_loras", queue=False,
+                       **PRIVATE)  # fmt: skip
+
+
+def wire_run(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
+    """Generate (and /txt2img), Stop, the view switch and the seed buttons."""
+    run_outputs = [g.output, g.gallery, g.info, g.strip, g.run_status, g.download, top.last_run]
+    click = g.run_btn.click(h.runs.queue_run, inputs_of(h.runs.queue_run, g, top),
+                            [g.init_image, g.run_status, top.prepared], queue=False, api_name="queue_run",
+                            **PRIVATE)  # fmt: skip
+    run = click.success(gpu(h.runs.img2img), inputs_of(h.runs.img2img, g, top), run_outputs, api_name="img2img",
+                        show_progress="hidden", **MODEL_EVENT)  # fmt: skip
+    run.then(lambda n: (n or 0) + 1, top.run_done, top.run_done, api_name="run_done", queue=False, **PRIVATE)
+    top.txt2img_btn.click(gpu(h.runs.txt2img), inputs_of(h.runs.txt2img, g), run_outputs, api_name="txt2img",
+                          show_progress="hidden", **MODEL_EVENT)  # fmt: skip
+    g.stop_btn.click(h.runs.stop, None, None, api_name="stop", queue=False, show_progress="hidden")
+    g.view.change(gpu(h.runs.switch_view), [top.last_run, g.view], [g.gallery, g.strip], api_name="switch_view",
+                  **PRIVATE, **MODEL_EVENT)  # fmt: skip
+    g.dice.click(lambda: -1, None, g.seed, api_name="random_seed", queue=False, **PRIVATE)
+    g.reuse.click(lambda last: last["seed"] if last else gr.skip(), top.last_run, g.seed, api_name="reuse_seed",
+                  queue=False, **PRIVATE)  # fmt: skip
+
+
+def wire_png(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
+    """Settings from a PNG: the form filled on the page, the same as JSON through /read_settings."""
+    g.png.upload(h.png.load_png, [g.png, g.model], [*fields(RECORDED_FIELDS, g), g.png_note], api_name="png_settings",
+                 **PRIVATE)  # fmt: skip
+    top.read_btn.click(h.png.read_settings, top.settings_png, top.settings_out, api_name="read_settings",
+                       queue=False, show_progress="hidden")  # fmt: skip
+
+
+def wire_explain(h: Handlers, e: SimpleNamespace, g: SimpleNamespace, top: SimpleNamespace) -> None:
+    """The Explain tab's events: the table runs with the Generate tab's image, prompt, seed and settings."""
+    e.compare_by.change(h.explain.compare_by, e.compare_by, [e.values, e.steps, e.strength], api_name="compare_by",
+                        queue=False, **PRIVATE)  # fmt: skip
+    e.stop_btn.click(h.runs.stop, None, None, api_name="stop_compare", queue=False, **PRIVATE)
+    sketch = e.run_btn.click(h.runs.use_sketch, [top.source, g.sketch, g.init_image], g.init_image, queue=False,
+                             api_name="use_sketch_compare", **PRIVATE)  # fmt: skip
+    sketch.success(gpu(h.explain.compare), inputs_of(h.explain.compare, e, g), [e.table, e.info], api_name="compare",
+                   show_progress="hidden", **MODEL_EVENT)  # fmt: skip
