@@ -331,6 +331,51 @@ def test_plain_pngs_and_non_images(tmp_path):
         read_png_settings(tmp_path / "missing.png")
 
 
+def _late_chunk(path, kind, key, data):
+    """``path`` (a PNG) with one more text chunk just before IEND, after the pixel data."""
+    body = kind + key.encode("latin-1") + b"\0" + data
+    chunk = (len(body) - 4).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+    raw = path.read_bytes()
+    path.write_bytes(raw[:-12] + chunk + raw[-12:])
+    return path
+
+
+def _too_much_text(tmp_path, where):
+    """A PNG whose embedded text is more than Pillow unpacks: one 2 MB chunk, or 70 chunks of 1 MB (over 64 MiB in all)."""
+    path = tmp_path / f"{where}.png"
+    info = PngImagePlugin.PngInfo()
+    if where == "one-chunk":
+        info.add_text("parameters", A1111_EXAMPLE + "x" * 2_000_000, zip=True)
+    elif where == "all-chunks":
+        for i in range(70):
+            info.add_text(f"comment{i}", "y" * 1_000_000, zip=True)
+    Image.new("RGB", (16, 16), "gray").save(path, pnginfo=info)
+    if where == "after-pixels":
+        _late_chunk(path, b"zTXt", "parameters", b"\0" + zlib.compress(b"z" * 2_000_000))
+    return path
+
+
+@pytest.mark.parametrize(
+    "where, limit",
+    [("one-chunk", "a compressed text chunk unpacks to more than 1 MB"),
+     ("all-chunks", "its text chunks hold more than 64 MB in all"),
+     ("after-pixels", "a compressed text chunk unpacks to more than 1 MB")],
+)  # fmt: skip
+def test_text_too_large_for_pillow_is_said_in_words(tmp_path, where, limit):
+    from sd_img2img.run.images import open_image
+
+    path = _too_much_text(tmp_path, where)
+    for read in (read_png_settings, read_settings):  # the page's PNG upload, and this project's own reader
+        with pytest.raises(UserInputError) as e:
+            read(path)
+        message = str(e.value)
+        assert message.startswith(f"'{path}' carries embedded text too large to read ({limit}"), message
+        assert "re-save it without its metadata" in message and "MAX_TEXT" not in message
+    assert "cannot be opened as an init image either" in message
+    with pytest.raises(UserInputError, match="cannot be decoded"):  # what the message says of the init image
+        open_image(path)
+
+
 # -- this project's own PNGs --------------------------------------------------------------------------------
 
 OURS = dict(
