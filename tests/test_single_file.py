@@ -190,6 +190,33 @@ def test_what_is_not_a_checkpoint_is_refused(tmp_path, tiny_checkpoint):
         load_model(str(tmp_path / "model.ckpt"), device="cpu")
 
 
+def test_the_header_is_read_through_safe_open_without_reading_weights(single_file, tmp_path):
+    import resource
+
+    from sd_img2img.models.single_file import read_header
+
+    with open(single_file, "rb") as f:  # the header as the file has it
+        (n,) = struct.unpack("<Q", f.read(8))
+        raw = {k: v for k, v in json.loads(f.read(n)).items() if k != "__metadata__"}
+    assert read_header(single_file) == {k: {"dtype": v["dtype"], "shape": v["shape"]} for k, v in raw.items()}
+
+    big = tmp_path / "big.safetensors"  # 512 MiB of weights, sparse: nothing on disk, and nothing may be read
+    size = 512 * 2**20
+    header = json.dumps({"model.diffusion_model.x": {"dtype": "F32", "shape": [size // 4], "data_offsets": [0, size]}})
+    header = header.encode().ljust(-(-len(header) // 8) * 8)
+    with open(big, "wb") as f:
+        f.write(struct.pack("<Q", len(header)) + header)
+        f.truncate(8 + len(header) + size)
+    faults = lambda: (lambda r: r.ru_minflt + r.ru_majflt)(resource.getrusage(resource.RUSAGE_SELF))  # noqa: E731
+    before = faults()
+    assert read_header(big) == {"model.diffusion_model.x": {"dtype": "F32", "shape": [size // 4]}}
+    assert faults() - before < 2000  # reading the weights would fault in 131,072 pages of 4 kB
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(struct.pack("<Q", len(header)) + header + bytes(16))  # the header's weights cut short
+    with pytest.raises(ModelLoadError, match="cannot be read as a .safetensors file: .*not fully covered"):
+        read_header(truncated)
+
+
 def test_modelset_lists_a_single_file(single_file, tiny_checkpoint):
     from sd_img2img.models.model_set import ModelSet
 

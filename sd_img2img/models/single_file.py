@@ -1,8 +1,8 @@
 """Single-file checkpoints: one ``.safetensors`` in the original (CompVis / Stability) layout, as AUTOMATIC1111,
 ComfyUI and InvokeAI keep them, loaded offline through diffusers' ``from_single_file``.
 
-What the file holds is read from its safetensors header alone (names and shapes; no weights read, pickle never
-opened) with these key checks:
+What the file holds is read from its safetensors header alone (``safetensors.safe_open``: names, shapes and
+dtypes; the file is memory-mapped and no weight is read, pickle never opened) with these key checks:
 
 - ``conditioner.embedders.1.*`` (CLIP ViT-L + OpenCLIP bigG) → SDXL base;
 - ``conditioner.embedders.0.model.*`` only (OpenCLIP bigG) → the SDXL refiner;
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,19 +79,22 @@ def is_single_file(model: str | Path) -> bool:
 
 
 def read_header(path: str | Path) -> dict[str, dict[str, Any]]:
-    """The tensor entries (``dtype``, ``shape``, …) of a ``.safetensors`` file, from its header only."""
+    """The tensor entries (``dtype``, ``shape``) of a ``.safetensors`` file, from its header only.
+
+    ``safetensors.safe_open`` memory-maps the file and parses the header; no tensor is read. Raises
+    ``ModelLoadError`` for a file that is not a readable safetensors file.
+    """
+    from safetensors import SafetensorError, safe_open
+
     try:
-        with open(path, "rb") as f:
-            (length,) = struct.unpack("<Q", f.read(8))
-            if length > 100 * 1024 * 1024:
-                raise ValueError("header too large")
-            header = json.loads(f.read(length))
-    except (OSError, ValueError, struct.error) as e:
+        with safe_open(str(path), framework="numpy") as f:
+            entries = {}
+            for name in f.keys():
+                tensor = f.get_slice(name)
+                entries[name] = {"dtype": tensor.get_dtype(), "shape": tensor.get_shape()}
+    except (OSError, SafetensorError) as e:
         raise ModelLoadError(f"'{path}' cannot be read as a .safetensors file: {e}") from None
-    if not isinstance(header, dict):
-        raise ModelLoadError(f"'{path}' cannot be read as a .safetensors file")
-    header.pop("__metadata__", None)
-    return header
+    return entries
 
 
 def _prefixes(keys, depth: int = 2, count: int = 6) -> list[str]:
