@@ -532,3 +532,40 @@ def test_model_hash_is_kept_on_disk_for_the_next_process(tmp_path, monkeypatch):
     weights.write_bytes(b"other weights")  # same size and time: the stored hash is used, the bytes are not read
     os.utime(weights, ns=(stamp, stamp))
     assert model_hash(weights) == hashlib.sha256(b"first weights").hexdigest()[:10]
+
+
+def _hub_cache(root, repo_id, files):
+    """A Hugging Face hub cache under ``root`` as huggingface_hub lays it out: ``blobs/<name>``, and
+    ``snapshots/<revision>/<path>`` links to them; ``files`` maps a path to (blob name, content)."""
+    repo = root / f"models--{repo_id.replace('/', '--')}"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    (repo / "blobs").mkdir()
+    for path, (blob, content) in files.items():
+        (repo / "blobs" / blob).write_bytes(content)
+        link = repo / "snapshots" / revision / path
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(repo / "blobs" / blob, link.parent))
+    return repo / "snapshots" / revision
+
+
+def test_a_hub_cache_file_is_hashed_by_its_blob_name_without_reading_it(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # read at import
+    monkeypatch.setenv("SD_IMG2IMG_CACHE", str(tmp_path / "cache"))
+    named = hashlib.sha256(b"the weights the hub hashed").hexdigest()
+    # the blob holds other bytes than its name says: a hash that read the file would come out different
+    snapshot = _hub_cache(
+        tmp_path / "hub",
+        "owner/model",
+        {"unet/diffusion_pytorch_model.safetensors": (named, b"other bytes"), "model_index.json": ("a" * 40, b"{}")},
+    )
+    assert model_hash("owner/model") == named[:10]
+    assert model_hash(snapshot) == named[:10]  # the snapshot folder given as a path: the same file
+    assert not (tmp_path / "cache" / "model-hashes.json").exists()  # nothing read, nothing to remember
+    # a blob not named by a sha256 (git's sha1 names small files) is read and hashed
+    other = _hub_cache(tmp_path / "hub", "owner/small", {"unet/diffusion_pytorch_model.safetensors": ("b" * 40, b"w")})
+    assert model_hash(other) == hashlib.sha256(b"w").hexdigest()[:10]
