@@ -63,6 +63,49 @@ def test_model_memory_reads_the_safetensors_headers(tiny_checkpoint):
     assert model_memory("nobody/remote") is None
 
 
+def test_model_memory_refuses_what_is_not_safetensors_and_quotes_accelerates_sizes(tmp_path, tiny_checkpoint):
+    import shutil
+
+    import torch
+    from accelerate.utils import convert_bytes
+
+    from sd_img2img.errors import ModelLoadError
+    from sd_img2img.models.families import peek
+    from sd_img2img.models.memory import cpu_load_warning, estimate_memory
+
+    need = estimate_memory(tiny_checkpoint, torch.float32)
+    warning = cpu_load_warning(tiny_checkpoint, peek(tiny_checkpoint), torch.float32)
+    assert f"needs about {convert_bytes(need)} of memory" in warning and " MB" in convert_bytes(need)
+    broken = shutil.copytree(tiny_checkpoint, tmp_path / "broken", ignore=shutil.ignore_patterns("*.safetensors"))
+    (broken / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"\xff" * 64)
+    with pytest.raises(ModelLoadError, match=r"diffusion_pytorch_model.safetensors' cannot be read as a .safetensors"):
+        model_memory(broken)
+
+
+def test_free_memory_collects_what_a_failed_run_left_in_cycles():
+    import gc
+    import weakref
+
+    import torch
+
+    from sd_img2img.models.devices import free_memory
+
+    class Holder:
+        pass
+
+    gc.disable()  # only free_memory collects here
+    try:
+        a, b = Holder(), Holder()
+        a.other, b.other, a.weights = b, a, torch.zeros(1024)
+        gone = weakref.ref(a.weights)
+        del a, b
+        assert gone() is not None  # a cycle: reference counting alone does not free it
+        free_memory("cpu")
+        assert gone() is None
+    finally:
+        gc.enable()
+
+
 def test_on_a_gpu_models_are_freed_until_the_next_one_fits(tmp_path, tiny_checkpoint, monkeypatch):
     """The GPU rule without a GPU: free memory is faked as a card that holds one tiny model and a half."""
     import torch

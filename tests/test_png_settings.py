@@ -332,6 +332,51 @@ def test_plain_pngs_and_non_images(tmp_path):
         read_png_settings(tmp_path / "missing.png")
 
 
+def _late_chunk(path, kind, key, data):
+    """``path`` (a PNG) with one more text chunk just before IEND, after the pixel data."""
+    body = kind + key.encode("latin-1") + b"\0" + data
+    chunk = (len(body) - 4).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+    raw = path.read_bytes()
+    path.write_bytes(raw[:-12] + chunk + raw[-12:])
+    return path
+
+
+def _too_much_text(tmp_path, where):
+    """A PNG whose embedded text is more than Pillow unpacks: one 2 MB chunk, or 70 chunks of 1 MB (over 64 MiB in all)."""
+    path = tmp_path / f"{where}.png"
+    info = PngImagePlugin.PngInfo()
+    if where == "one-chunk":
+        info.add_text("parameters", A1111_EXAMPLE + "x" * 2_000_000, zip=True)
+    elif where == "all-chunks":
+        for i in range(70):
+            info.add_text(f"comment{i}", "y" * 1_000_000, zip=True)
+    Image.new("RGB", (16, 16), "gray").save(path, pnginfo=info)
+    if where == "after-pixels":
+        _late_chunk(path, b"zTXt", "parameters", b"\0" + zlib.compress(b"z" * 2_000_000))
+    return path
+
+
+@pytest.mark.parametrize(
+    "where, limit",
+    [("one-chunk", "a compressed text chunk unpacks to more than 1 MB"),
+     ("all-chunks", "its text chunks hold more than 64 MB in all"),
+     ("after-pixels", "a compressed text chunk unpacks to more than 1 MB")],
+)  # fmt: skip
+def test_text_too_large_for_pillow_is_said_in_words(tmp_path, where, limit):
+    from sd_img2img.run.images import open_image
+
+    path = _too_much_text(tmp_path, where)
+    for read in (read_png_settings, read_settings):  # the page's PNG upload, and this project's own reader
+        with pytest.raises(UserInputError) as e:
+            read(path)
+        message = str(e.value)
+        assert message.startswith(f"'{path}' carries embedded text too large to read ({limit}"), message
+        assert "re-save it without its metadata" in message and "MAX_TEXT" not in message
+    assert "cannot be opened as an init image either" in message
+    with pytest.raises(UserInputError, match="cannot be decoded"):  # what the message says of the init image
+        open_image(path)
+
+
 # -- this project's own PNGs --------------------------------------------------------------------------------
 
 OURS = dict(
@@ -488,3 +533,40 @@ def test_model_hash_is_kept_on_disk_for_the_next_process(tmp_path, monkeypatch):
     weights.write_bytes(b"other weights")  # same size and time: the stored hash is used, the bytes are not read
     os.utime(weights, ns=(stamp, stamp))
     assert model_hash(weights) == hashlib.sha256(b"first weights").hexdigest()[:10]
+
+
+def _hub_cache(root, repo_id, files):
+    """A Hugging Face hub cache under ``root`` as huggingface_hub lays it out: ``blobs/<name>``, and
+    ``snapshots/<revision>/<path>`` links to them; ``files`` maps a path to (blob name, content)."""
+    repo = root / f"models--{repo_id.replace('/', '--')}"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    (repo / "blobs").mkdir()
+    for path, (blob, content) in files.items():
+        (repo / "blobs" / blob).write_bytes(content)
+        link = repo / "snapshots" / revision / path
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(repo / "blobs" / blob, link.parent))
+    return repo / "snapshots" / revision
+
+
+def test_a_hub_cache_file_is_hashed_by_its_blob_name_without_reading_it(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # read at import
+    monkeypatch.setenv("SD_IMG2IMG_CACHE", str(tmp_path / "cache"))
+    named = hashlib.sha256(b"the weights the hub hashed").hexdigest()
+    # the blob holds other bytes than its name says: a hash that read the file would come out different
+    snapshot = _hub_cache(
+        tmp_path / "hub",
+        "owner/model",
+        {"unet/diffusion_pytorch_model.safetensors": (named, b"other bytes"), "model_index.json": ("a" * 40, b"{}")},
+    )
+    assert model_hash("owner/model") == named[:10]
+    assert model_hash(snapshot) == named[:10]  # the snapshot folder given as a path: the same file
+    assert not (tmp_path / "cache" / "model-hashes.json").exists()  # nothing read, nothing to remember
+    # a blob not named by a sha256 (git's sha1 names small files) is read and hashed
+    other = _hub_cache(tmp_path / "hub", "owner/small", {"unet/diffusion_pytorch_model.safetensors": ("b" * 40, b"w")})
+    assert model_hash(other) == hashlib.sha256(b"w").hexdigest()[:10]

@@ -190,6 +190,33 @@ def test_what_is_not_a_checkpoint_is_refused(tmp_path, tiny_checkpoint):
         load_model(str(tmp_path / "model.ckpt"), device="cpu")
 
 
+def test_the_header_is_read_through_safe_open_without_reading_weights(single_file, tmp_path):
+    import resource
+
+    from sd_img2img.models.single_file import read_header
+
+    with open(single_file, "rb") as f:  # the header as the file has it
+        (n,) = struct.unpack("<Q", f.read(8))
+        raw = {k: v for k, v in json.loads(f.read(n)).items() if k != "__metadata__"}
+    assert read_header(single_file) == {k: {"dtype": v["dtype"], "shape": v["shape"]} for k, v in raw.items()}
+
+    big = tmp_path / "big.safetensors"  # 512 MiB of weights, sparse: nothing on disk, and nothing may be read
+    size = 512 * 2**20
+    header = json.dumps({"model.diffusion_model.x": {"dtype": "F32", "shape": [size // 4], "data_offsets": [0, size]}})
+    header = header.encode().ljust(-(-len(header) // 8) * 8)
+    with open(big, "wb") as f:
+        f.write(struct.pack("<Q", len(header)) + header)
+        f.truncate(8 + len(header) + size)
+    faults = lambda: (lambda r: r.ru_minflt + r.ru_majflt)(resource.getrusage(resource.RUSAGE_SELF))  # noqa: E731
+    before = faults()
+    assert read_header(big) == {"model.diffusion_model.x": {"dtype": "F32", "shape": [size // 4]}}
+    assert faults() - before < 2000  # reading the weights would fault in 131,072 pages of 4 kB
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(struct.pack("<Q", len(header)) + header + bytes(16))  # the header's weights cut short
+    with pytest.raises(ModelLoadError, match="cannot be read as a .safetensors file: .*not fully covered"):
+        read_header(truncated)
+
+
 def test_modelset_lists_a_single_file(single_file, tiny_checkpoint):
     from sd_img2img.engine.model_set import ModelSet
 
@@ -307,3 +334,54 @@ def test_a_config_without_vocabulary_gets_the_shipped_tokenizer(single_file, tin
     lm = load_model(str(single_file), device="cpu", config=str(config))
     assert len(lm.tokenizer) == 49408
     assert lm.tokenizer("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
+
+
+def _stripped(single_file, out, keep=lambda key: True, rename=lambda key: key):
+    """The tiny single file re-written with only the keys ``keep`` takes, renamed by ``rename``."""
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(single_file))
+    save_file({rename(k): v for k, v in state.items() if keep(k)}, str(out))
+    return out
+
+
+_MISSING = {
+    "no-vae": (
+        dict(keep=lambda k: not k.startswith("first_stage_model.")),
+        r"has no weights for the VAE \(AutoencoderKL; the original layout keeps it under first_stage_model\.\*\): "
+        r"give a complete checkpoint, or run with --vae tiny",
+    ),
+    "clip-without-text_model": (
+        dict(rename=lambda k: k.replace("cond_stage_model.transformer.text_model.", "cond_stage_model.transformer.")),
+        r"has no weights for the text encoder \(CLIPTextModel; .*\): its keys are cond_stage_model\.transformer\.\* "
+        r"without the text_model\. part .*cond_stage_model\.transformer\.text_model\.embeddings",
+    ),
+    "unet-and-vae-only": (
+        dict(keep=lambda k: not k.startswith("cond_stage_model.")),
+        r"holds a UNet \(model\.diffusion_model\.\*\) but no text encoder \(cond_stage_model\.\* or "
+        r"conditioner\.embedders\.\*\): give a complete checkpoint",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(_MISSING))
+def test_a_file_without_a_component_says_which_and_what_to_give(
+    case, single_file, tiny_checkpoint, tiny_taesd, tmp_path, capsys
+):
+    import re
+
+    from sd_img2img.cli import main
+    from sd_img2img.ui.examples import draw_fireplace
+
+    strip, expected = _MISSING[case]
+    model = _stripped(single_file, tmp_path / f"{case}.safetensors", **strip)
+    init = tmp_path / "init.png"
+    draw_fireplace(64, 64).save(init)
+    argv = [str(init), "--prompt", "fire", "--steps", "2", "--device", "cpu", "--dtype", "float32"]
+    argv += ["--model", str(model), "--config", str(tiny_checkpoint), "--out", str(tmp_path / "out")]
+    assert main(argv) == 1  # an error message, not a traceback
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sd-img2img: error:")]
+    assert len(err) == 1 and re.search(expected, err[0]), err
+    assert str(model) in err[0] and "Traceback" not in err[0]
+    if case == "no-vae":  # the advice works: the family's tiny autoencoder stands in for the missing VAE
+        assert main(argv + ["--vae", "tiny", "--taesd", str(tiny_taesd), "--preview", "approx"]) == 0

@@ -101,8 +101,8 @@ def png_text(
 
     Chunks before the pixel data come from the header alone. Chunks after it (rare) are read by decoding the
     image, so only when none of ``keys`` was in the header and the image is small enough (at most
-    ``config.MAX_INPUT_PIXELS``). Raises ``UserInputError`` if ``source`` is missing, not an image, or has text
-    chunks Pillow refuses (compressed ones over 1 MB).
+    ``config.MAX_INPUT_PIXELS``). Raises ``UserInputError`` if ``source`` is missing, not an image, or has more
+    text than Pillow unpacks (``text_too_large``).
 
     Args:
         source: a path or an open PIL image.
@@ -119,7 +119,7 @@ def png_text(
         except (UnidentifiedImageError, OSError):
             raise UserInputError(f"{name} is not an image") from None
         except ValueError as e:  # Pillow's limits on text chunks
-            raise UserInputError(f"{name} cannot be read: {e}") from None
+            raise UserInputError(text_too_large(name, e) or f"{name} cannot be read: {e}") from None
     try:
         text = {k: v for k, v in image.info.items() if isinstance(k, str) and isinstance(v, str)}
         in_header = keys is not None and any(key in text for key in keys)
@@ -127,12 +127,39 @@ def png_text(
         if not in_header and small and isinstance(image, PngImagePlugin.PngImageFile):
             try:
                 text = {**image.text, **text}  # loads the image, for chunks after the pixel data
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            except ValueError as e:
+                if too_large := text_too_large(name, e):
+                    raise UserInputError(too_large) from None
+            except (OSError, SyntaxError, Image.DecompressionBombError):
                 pass
     finally:
         if image is not source:
             image.close()
     return text, name
+
+
+def text_too_large(name: str, error: ValueError) -> str | None:
+    """What to tell someone whose PNG has more text than Pillow unpacks (its ``MAX_TEXT_CHUNK`` for one compressed
+    chunk, ``MAX_TEXT_MEMORY`` for all of them, guards against decompression bombs); None for another error.
+
+    Pillow then refuses the whole file, pixels too, so the picture cannot be an init image either (``images.open_image``
+    says it cannot be decoded).
+
+    Args:
+        name: how to name the image.
+        error: what Pillow raised.
+    """
+    if "MAX_TEXT_CHUNK" in str(error):
+        limit = f"a compressed text chunk unpacks to more than {PngImagePlugin.MAX_TEXT_CHUNK / 2**20:g} MB"
+    elif "MAX_TEXT_MEMORY" in str(error):
+        limit = f"its text chunks hold more than {PngImagePlugin.MAX_TEXT_MEMORY / 2**20:g} MB in all"
+    else:
+        return None
+    return (
+        f"{name} carries embedded text too large to read ({limit}, the most Pillow reads): its settings cannot be "
+        "read, and the picture cannot be opened as an init image either; re-save it without its metadata (an "
+        "image editor's export without metadata does) to use it"
+    )
 
 
 def read_settings(source: str | os.PathLike | Image.Image) -> dict[str, Any]:

@@ -4,7 +4,6 @@ freeing what a failed run held."""
 
 from __future__ import annotations
 
-import gc
 import threading
 
 import torch
@@ -58,10 +57,17 @@ def default_channels_last(device: str, dtype: torch.dtype) -> bool:
     return device == "cuda" or (device == "cpu" and dtype == torch.bfloat16)
 
 
-def free_memory(device: str) -> None:
-    """Release what a failed run held: Python garbage and the device's cached blocks."""
-    gc.collect()
-    if device == "cuda" and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    elif device == "mps" and hasattr(torch, "mps"):
-        torch.mps.empty_cache()
+def free_memory(device: str | None = None) -> None:
+    """Release what a failed run held: diffusers' ``training_utils.free_memory``, Python's garbage collection, then
+    the cached blocks of the host's accelerator (``torch.accelerator``: cuda, mps, xpu …; nothing more on a
+    cpu-only host).
+
+    Imported here, not at the top: the module imports diffusers' models and pipelines (and peft where installed),
+    seconds on a cold start but nothing once a model is loaded, which is when a run can fail.
+
+    Args:
+        device: the device the run used; unused (kept for the callers), as a run uses the host's one accelerator.
+    """
+    from diffusers.training_utils import free_memory as diffusers_free_memory
+
+    diffusers_free_memory()

@@ -3,7 +3,7 @@ has: what a GPU server checks before loading a model, and what a CPU user is tol
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 
 import torch
@@ -27,19 +27,13 @@ _DTYPE_BYTES = {
 
 
 def safetensors_parameters(path: str | Path) -> tuple[int, int]:
-    """(number of values, bytes on disk) of a ``.safetensors`` file, read from its header only."""
-    import struct
+    """(number of values, bytes on disk) of a ``.safetensors`` file, from its header only (``single_file.read_header``:
+    ``safetensors.safe_open``, no tensor read). Raises ``ModelLoadError`` for a file that is not safetensors."""
+    from sd_img2img.models.single_file import read_header
 
-    with open(path, "rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(length))
     count = size = 0
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        n = 1
-        for d in entry["shape"]:
-            n *= d
+    for entry in read_header(path).values():
+        n = math.prod(entry["shape"])
         count += n
         size += n * _DTYPE_BYTES.get(entry["dtype"], 4)
     return count, size
@@ -95,22 +89,17 @@ def estimate_memory(model: str | Path, dtype: torch.dtype | str | None = None) -
 
 def cpu_load_warning(model: str | Path, family: Family, dtype: torch.dtype) -> str:
     """What to tell someone about to load a flow-matching model (SD3, FLUX) on the cpu: how much memory it
-    needs (and has), and that it will be very slow."""
+    needs (and has), and that it will be very slow. Sizes as accelerate writes them (``convert_bytes``: 1024-based,
+    two decimals: ``23.17 GB``)."""
+    from accelerate.utils import convert_bytes
+
     need = estimate_memory(model, dtype)
     have = memory_available()
-    size = f"about {human_bytes(need)} of memory" if need else "tens of GB of memory"
-    free = f" ({human_bytes(have)} available now)" if have else ""
+    size = f"about {convert_bytes(need)} of memory" if need else "tens of GB of memory"
+    free = f" ({convert_bytes(have)} available now)" if have else ""
     short = "; it will not fit: expect the load to fail or swap" if need and have and need > have else ""
     return (
         f"{family.label} on the cpu needs {size}{free} for its weights in "
         f"{str(dtype).removeprefix('torch.')}{short}; every step will be very slow (minutes at 1024×1024): "
         "use a GPU if you can"
     )
-
-
-def human_bytes(n: int) -> str:
-    """1.5 GB, 12 MB, …"""
-    for unit, size in (("GB", 1024**3), ("MB", 1024**2)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n / 1024:.1f} kB"

@@ -6,10 +6,20 @@ the sha256 of the UNet weights it loads — ``unet/diffusion_pytorch_model.safet
 ``unet/diffusion_pytorch_model.safetensors.index.json`` read one after the other in name order. A single
 ``.safetensors`` file hashes exactly as AUTOMATIC1111 hashes it.
 
+A file in the Hugging Face hub cache is not read at all: its snapshot entry links to ``blobs/<name>``, and
+huggingface_hub names the blob of an LFS file (every weights file) by the sha256 of its content, the ETag the hub
+serves (its ``REGEX_SHA256`` check: a 64-hex ETag is an LFS file's sha256). So a UNet reached through a hub id, or a
+snapshot folder given as a path, hashes by that name. Only a single weights file does (the hash of shards is
+the sha256 of their concatenation, which their names do not give), and only a link into a ``models--*/blobs/``
+folder named by 64 hex digits (small files' blobs carry git's 40-digit sha1; a cache without symlinks, as on
+Windows without developer mode, holds copies): anything else is read. The name is trusted as huggingface_hub
+trusts it.
+
 Hashing reads gigabytes, so it is done only when asked for and remembered per file (path, size and
 modification time): in the process, and on disk in ``<cache>/model-hashes.json`` (``cache.cache_dir``), as
-AUTOMATIC1111 keeps its ``cache.json``, so that a command run again does not read the weights again. The PNG writer (``metadata.save_png``) never calls this: whoever has the model at hand
-puts the result in the settings as ``model_hash``.
+AUTOMATIC1111 keeps its ``cache.json``, so that a command run again does not read the weights again. The PNG
+writer (``metadata.save_png``) never calls this: whoever has the model at hand puts the result in the settings
+as ``model_hash``.
 """
 
 from __future__ import annotations
@@ -18,12 +28,14 @@ import functools
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 HASH_CHARS = 10
 UNET_WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
 UNET_INDEX = "unet/diffusion_pytorch_model.safetensors.index.json"
 _CHUNK = 1 << 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def weight_files(model: str | os.PathLike) -> list[Path]:
@@ -63,11 +75,31 @@ def model_hash(model: str | os.PathLike) -> str | None:
     files = weight_files(model)
     if not files:
         return None
+    named = hub_blob_sha256(files)
+    if named is not None:
+        return named[:HASH_CHARS]
     try:
         stamps = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
         return _hash_files(stamps)
     except OSError:
         return None
+
+
+def hub_blob_sha256(files: list[Path]) -> str | None:
+    """The sha256 of a single weights file in the hub cache, from the name of the blob it links to; None for
+    anything else (shards, a file outside the cache, a blob not named by a sha256).
+
+    Args:
+        files: what ``weight_files`` returned.
+    """
+    if len(files) != 1 or not files[0].is_symlink():
+        return None
+    try:
+        blob = files[0].resolve(strict=True)
+    except OSError:
+        return None
+    in_cache = blob.parent.name == "blobs" and blob.parent.parent.name.startswith("models--")
+    return blob.name if in_cache and _SHA256.fullmatch(blob.name) else None
 
 
 @functools.lru_cache(maxsize=16)

@@ -1,8 +1,8 @@
 """Single-file checkpoints: one ``.safetensors`` in the original (CompVis / Stability) layout, as AUTOMATIC1111,
 ComfyUI and InvokeAI keep them, loaded offline through diffusers' ``from_single_file``.
 
-What the file holds is read from its safetensors header alone (names and shapes; no weights read, pickle never
-opened) with these key checks:
+What the file holds is read from its safetensors header alone (``safetensors.safe_open``: names, shapes and
+dtypes; the file is memory-mapped and no weight is read, pickle never opened) with these key checks:
 
 - ``conditioner.embedders.1.*`` (CLIP ViT-L + OpenCLIP bigG) → SDXL base;
 - ``conditioner.embedders.0.model.*`` only (OpenCLIP bigG) → the SDXL refiner;
@@ -12,6 +12,9 @@ opened) with these key checks:
 each with the UNet under ``model.diffusion_model.*``. diffusers' own ``infer_diffusers_model_type`` is asked
 too (on shape-only meta tensors), to refuse what this program does not run (inpainting's 9-channel UNet,
 Playground, upscalers, ControlNets …). Anything else is refused naming the first top-level key prefixes found.
+A file that lacks a component's weights (no VAE, CLIP keys without the ``text_model.`` part diffusers reads) is
+refused naming the component and what stands in for it: diffusers takes every weight from the file, ``--config``
+gives only JSON files and tokenizers.
 
 The small JSON files ``from_single_file`` needs (``model_index.json``, scheduler, UNet, VAE and text-encoder
 configs, tokenizer settings) ship in ``sd_img2img/configs/<name>/``, laid out as the hub repositories
@@ -27,7 +30,7 @@ epsilon model, Turbo, a non-standard size), and for the tests' tiny checkpoints.
 from __future__ import annotations
 
 import json
-import struct
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +57,19 @@ _FAMILIES = {
     "sdxl": ("sdxl", "sdxl-turbo"),
     "sdxl-refiner": ("sdxl-refiner",),
 }
+# where the original layout keeps each pipeline component (by layout where they differ), for messages
+_COMPONENT_KEYS = {
+    "unet": ("the UNet", "model.diffusion_model.*"),
+    "vae": ("the VAE", "first_stage_model.*"),
+    "text_encoder": ("the text encoder", "cond_stage_model.*"),
+    ("sd1", "text_encoder"): ("the text encoder", "cond_stage_model.transformer.text_model.*"),
+    ("sd2", "text_encoder"): ("the text encoder", "cond_stage_model.model.*"),
+    ("sdxl", "text_encoder"): ("the first text encoder", "conditioner.embedders.0.transformer.text_model.*"),
+    ("sdxl", "text_encoder_2"): ("the second text encoder", "conditioner.embedders.1.model.*"),
+    ("sdxl-refiner", "text_encoder_2"): ("the text encoder", "conditioner.embedders.0.model.*"),
+}
+# CLIP ViT-L's keys in the original layout; diffusers reads them only with transformers' ``text_model.`` part
+_CLIP_PREFIXES = {"sd1": "cond_stage_model.transformer.", "sdxl": "conditioner.embedders.0.transformer."}
 
 
 def is_single_file(model: str | Path) -> bool:
@@ -63,19 +79,22 @@ def is_single_file(model: str | Path) -> bool:
 
 
 def read_header(path: str | Path) -> dict[str, dict[str, Any]]:
-    """The tensor entries (``dtype``, ``shape``, …) of a ``.safetensors`` file, from its header only."""
+    """The tensor entries (``dtype``, ``shape``) of a ``.safetensors`` file, from its header only.
+
+    ``safetensors.safe_open`` memory-maps the file and parses the header; no tensor is read. Raises
+    ``ModelLoadError`` for a file that is not a readable safetensors file.
+    """
+    from safetensors import SafetensorError, safe_open
+
     try:
-        with open(path, "rb") as f:
-            (length,) = struct.unpack("<Q", f.read(8))
-            if length > 100 * 1024 * 1024:
-                raise ValueError("header too large")
-            header = json.loads(f.read(length))
-    except (OSError, ValueError, struct.error) as e:
+        with safe_open(str(path), framework="numpy") as f:
+            entries = {}
+            for name in f.keys():
+                tensor = f.get_slice(name)
+                entries[name] = {"dtype": tensor.get_dtype(), "shape": tensor.get_shape()}
+    except (OSError, SafetensorError) as e:
         raise ModelLoadError(f"'{path}' cannot be read as a .safetensors file: {e}") from None
-    if not isinstance(header, dict):
-        raise ModelLoadError(f"'{path}' cannot be read as a .safetensors file")
-    header.pop("__metadata__", None)
-    return header
+    return entries
 
 
 def _prefixes(keys, depth: int = 2, count: int = 6) -> list[str]:
@@ -129,6 +148,13 @@ def detect_layout(path: str | Path) -> Layout:
         kind = "sd1"
     dtype = diffusers_model_type(header)
     found = ", ".join(_prefixes(keys)) or "no tensors"
+    if kind is None and unet and not has("cond_stage_model.") and not has("conditioner.embedders."):
+        vae = "" if has("first_stage_model.") else " nor VAE (first_stage_model.*)"
+        raise ModelLoadError(
+            f"'{path}' holds a UNet (model.diffusion_model.*) but no text encoder (cond_stage_model.* or "
+            f"conditioner.embedders.*){vae}: give a complete checkpoint, or the model's diffusers folder with "
+            "--model DIR (a UNet-only file does not load on its own)"
+        )
     if kind is None:
         what = f" (diffusers reads it as {dtype!r})" if dtype and dtype not in _RUNS else ""
         raise ModelLoadError(
@@ -225,14 +251,49 @@ def load_pipeline(path: str | Path, family, config: str | Path | None = None, **
         entry = index.get(name)
         if entry and entry[0] is not None and not _has_vocabulary(folder / name):
             kwargs.setdefault(name, clip_tokenizer(folder / name))
+    from diffusers.loaders.single_file_utils import SingleFileComponentError
+
     cls = getattr(diffusers, family.img2img)
     try:
         return cls.from_single_file(str(path), config=str(folder), local_files_only=True, **kwargs)
+    except SingleFileComponentError as e:
+        raise ModelLoadError(missing_component_message(path, layout, str(e))) from e
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelLoadError(
             f"could not load the {layout.label} single file '{path}' with the config folder '{folder}': {first}"
         ) from e
+
+
+def missing_component_message(path: str | Path, layout: Layout, error: str) -> str:
+    """What to tell someone whose single file lacks a component's weights (diffusers' ``SingleFileComponentError``).
+
+    Args:
+        path: the single file.
+        layout: what ``detect_layout`` found in it.
+        error: diffusers' message, which names the class (``Failed to load AutoencoderKL.``) and the pipeline's
+            component (``from_single_file(<checkpoint path>, vae=vae)``).
+    """
+    name = re.search(r"from_single_file\(<checkpoint path>, (\w+)=", error)
+    cls = re.search(r"Failed to load (\w+)", error)
+    component = name.group(1) if name else None
+    what, keys = _COMPONENT_KEYS.get((layout.kind, component)) or _COMPONENT_KEYS.get(component) or ("a component", "")
+    found = f" ({cls.group(1) if cls else component}; the original layout keeps it under {keys})" if keys else ""
+    advice = "give a complete checkpoint, or the model's diffusers folder with --model DIR"
+    if component == "vae":
+        advice = "give a complete checkpoint, or run with --vae tiny (the family's tiny autoencoder stands in; softer)"
+    elif component == "text_encoder" and layout.kind in _CLIP_PREFIXES:
+        prefix = _CLIP_PREFIXES[layout.kind]
+        keys_found = [k for k in read_header(path) if k.startswith(prefix)]
+        if keys_found and not any(k.startswith(f"{prefix}text_model.") for k in keys_found):
+            advice = (
+                f"its keys are {prefix}* without the text_model. part diffusers reads ({prefix}text_model.embeddings…, "
+                f"not {prefix}embeddings…): rename each {prefix}X to {prefix}text_model.X, or {advice}"
+            )
+    return (
+        f"'{path}' has no weights for {what}{found}: {advice}. (--config gives only JSON files and tokenizers; "
+        "diffusers takes every weight from the file)"
+    )
 
 
 def peek_model(model: str | Path, config: str | Path | None = None):

@@ -9,11 +9,13 @@
 - ``full``: the checkpoint's own VAE with its own scaling (and shift) factor; an fp16 VAE that asks for
   ``force_upcast`` (SDXL's) decodes in float32 as diffusers does. The last step decoded with it is the
   output image, pixel for pixel.
+
+Every picture, a [-1, 1] tensor, becomes a PIL image through diffusers' ``pt_to_pil``, which scales in the tensor's
+own dtype and rounds as the pipeline's ``VaeImageProcessor.postprocess`` does (in bfloat16 and float16 too).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -26,9 +28,11 @@ APPROX_RGB_FACTORS = SD_FACTORS
 
 
 def to_pil(images: torch.Tensor) -> Image.Image:
-    """A [-1, 1] image tensor (1, 3, H, W) → PIL, rounded as diffusers' ``VaeImageProcessor`` does."""
-    arr = (images[0].float() / 2 + 0.5).clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray((arr * 255).round().astype(np.uint8))
+    """The first picture of a [-1, 1] image tensor (N, 3, H, W) as PIL: diffusers' ``pt_to_pil``, scaled in the
+    tensor's dtype and rounded as the pipeline's ``VaeImageProcessor`` rounds its output."""
+    from diffusers.utils import pt_to_pil
+
+    return pt_to_pil(images[:1])[0]
 
 
 def unscale_latents(latents: torch.Tensor, vae) -> torch.Tensor:
