@@ -21,8 +21,8 @@ def free_port() -> int:
 @contextmanager
 def serve(models, **settings):
     """Build the page around ``models`` (an ``Engine`` or a ``ModelSet``) and serve it; yields the URL."""
-    from sd_img2img.ui import app
     from sd_img2img.settings import AppSettings
+    from sd_img2img.ui import app
     from sd_img2img.ui.state import ModelStatus
 
     status = ModelStatus(models).start()

@@ -14,9 +14,9 @@ FIREPLACE = str(ROOT / "examples" / "fireplace.png")
 
 @pytest.fixture(scope="module")
 def handlers(tiny_checkpoint, tiny_taesd):
-    from sd_img2img.ui import app
     from sd_img2img.engine import Engine
     from sd_img2img.settings import AppSettings
+    from sd_img2img.ui import app
     from sd_img2img.ui.state import ModelStatus
 
     engine = Engine(str(tiny_checkpoint), device="cpu", dtype="float32", taesd=str(tiny_taesd))
