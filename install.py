@@ -171,7 +171,13 @@ def run_tests(args: list[str]) -> int:
         if not run([sys.executable, "-m", "ruff", *cmd], check=False):
             say("ruff failed: `ruff format .` fixes the formatting, `ruff check --fix .` much of the rest")
             return 1
-    return hand_over([sys.executable, "-m", "pytest", "-q", *args])
+    return hand_over(pytest_command(args))
+
+
+def pytest_command(args: list[str]) -> list[str]:
+    """`python -m pytest -q ARGS`, without the -q where ARGS set the verbosity (-q twice hides the summary line)."""
+    sets_verbosity = any(re.fullmatch(r"-[qv]+|--quiet|--verbose", a) for a in args)
+    return [sys.executable, "-m", "pytest", *([] if sets_verbosity else ["-q"]), *args]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -63,3 +63,9 @@ def test_missing_requirements(install):
     reqs.append('no-such-test-dist-xyz; extra == "test"')
     assert install.missing_requirements(reqs, test=False) == ["no-such-dist-xyz"]
     assert install.missing_requirements(reqs, test=True) == ["no-such-dist-xyz", "no-such-test-dist-xyz"]
+
+
+def test_pytest_is_quiet_unless_told_otherwise(install):
+    assert install.pytest_command(["tests/x.py"])[-3:] == ["pytest", "-q", "tests/x.py"]
+    assert install.pytest_command(["-q", "tests/x.py"])[-3:] == ["pytest", "-q", "tests/x.py"]
+    assert install.pytest_command(["-vv", "-k", "a"])[-4:] == ["pytest", "-vv", "-k", "a"]
