@@ -128,14 +128,18 @@ def missing_requirements(requirements: list[str], test: bool) -> list[str]:
     return missing
 
 
-def is_current(stamp: Path, wanted: str, test: bool) -> bool:
-    """Whether this environment holds sd-img2img as `wanted` says, with everything its metadata asks for."""
+def reason_to_install(stamp: Path, wanted: str, test: bool) -> str | None:
+    """Why this environment needs installing into, or None when it holds sd-img2img as `wanted` says (the stamp's
+    text) with everything the installed metadata asks for."""
     # not the sd_img2img.egg-info an editable install leaves in this folder, which is on sys.path as the script's
     installed = importlib.metadata.distributions(name="sd-img2img", path=[p for p in sys.path if Path(p) != HERE])
     dist = next(iter(installed), None)
-    if dist is None or not stamp.exists() or stamp.read_text() != wanted:
-        return False
-    return not missing_requirements(dist.requires or [], test)
+    if dist is None:
+        return "sd-img2img is not installed here yet"
+    if not stamp.exists() or stamp.read_text() != wanted:
+        return "pyproject.toml or the extras changed since the last install"
+    missing = missing_requirements(dist.requires or [], test)
+    return f"missing: {', '.join(missing)}" if missing else None
 
 
 def install(cpu: bool, test: bool) -> None:
@@ -144,9 +148,11 @@ def install(cpu: bool, test: bool) -> None:
     wanted = f"{target} {hashlib.sha256((HERE / 'pyproject.toml').read_bytes()).hexdigest()}\n"
     stamp = Path(sys.prefix) / STAMP
     in_venv = sys.prefix != sys.base_prefix  # a stamp only there: never written into a system Python
-    if in_venv and is_current(stamp, wanted, test):
+    reason = reason_to_install(stamp, wanted, test) if in_venv else "outside a virtual environment, pip decides"
+    if reason is None:
         say("torch and sd-img2img are installed and current (pyproject.toml unchanged): nothing to install")
         return
+    say(f"installing ({reason})")
     install_torch(cpu)
     say(f"installing sd-img2img from {HERE} (editable{', with its test tools' if test else ''})")
     pip("-e", target)
