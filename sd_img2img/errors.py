@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class UserInputError(ValueError):
@@ -26,3 +28,9 @@ def check_choice(what: str, value, choices: Iterable[str]) -> str:
     if value not in choices:
         raise UserInputError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
     return value
+
+
+def file_name(path: str | os.PathLike) -> str:
+    """How a message names a file that exists: by its own name (the user knows which file they gave; a server's
+    upload folder, such as gradio's ``/tmp/gradio/<hash>/``, is not theirs to see)."""
+    return f"'{Path(path).name}'"

@@ -155,6 +155,12 @@ def add_model_flags(p: CommandParser, several_models: bool = False) -> None:
         "at SCALE (default 1) unless a run says otherwise; repeatable (the variable: several "
         "separated by commas or newlines). A name containing 'lcm' marks an LCM-LoRA",
     )
+    add_placement_flags(p)
+    add_picture_flags(p)
+
+
+def add_placement_flags(p: CommandParser) -> None:
+    """Where and how the model runs: device, dtype, offload, compile."""
     p.add_env_argument("--device", "DEVICE", choices=config.DEVICES, default="auto", help="auto, cpu, cuda or mps")
     p.add_env_argument(
         "--dtype",
@@ -177,6 +183,10 @@ def add_model_flags(p: CommandParser, several_models: bool = False) -> None:
         action="store_true",
         help="torch.compile the UNet, warmed up at load so no run pays for compiling (GPU)",
     )
+
+
+def add_picture_flags(p: CommandParser) -> None:
+    """How step latents become pictures, which autoencoder encodes and decodes, the safety checker, the size cap."""
     p.add_env_argument(
         "--preview",
         "PREVIEW",

@@ -281,8 +281,9 @@ def test_read_settings_endpoint_reads_our_own_and_automatic1111_pngs(client, tmp
     assert any("Clip skip" in note for note in got["notes"])  # what did not carry over is said
 
     Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
-    with pytest.raises(Exception, match="carries no generation settings"):
+    with pytest.raises(Exception, match="'plain.png' carries no generation settings") as refused:
         client.predict(png=handle_file(str(tmp_path / "plain.png")), api_name="/read_settings")
+    assert "/tmp" not in str(refused.value)  # named by its own name, not by the server's upload folder
 
 
 def test_settings_from_flags_and_environment():

@@ -15,32 +15,29 @@ same image as diffusers' own pipelines called with ``torch.Generator("cpu").manu
 
 from __future__ import annotations
 
-import dataclasses
-import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
-from sd_img2img.config import DEFAULT_MODEL, DEFAULT_PREVIEW
+from sd_img2img.config import DEFAULT_MODEL
 from sd_img2img.engine import denoise as run
+from sd_img2img.engine.decoders import TinyDecoder, preview_decoder
 from sd_img2img.engine.streaming import stream
 from sd_img2img.models import loras as lora_support
-from sd_img2img.models.devices import free_memory
-from sd_img2img.models.families import Family
-from sd_img2img.models.loading import LoadedModel, configure_vae, load_model, load_taesd
+from sd_img2img.models.lazy_model import LazyModel
+from sd_img2img.models.loading import configure_vae
 from sd_img2img.models.options import EngineOptions
-from sd_img2img.run.checks import check_preview
 from sd_img2img.run.plan import StepPlan
-from sd_img2img.run.prepare import PreparedRequest, prepare_request, truncation_warning
+from sd_img2img.run.prepare import PreparedRequest, prepare_request, with_truncation_warnings
 from sd_img2img.run.previews import PreviewDecoder
 from sd_img2img.run.prompt_cache import PromptCache, cacheable, guidance_on
 from sd_img2img.run.request import GenerationRequest
 from sd_img2img.run.result import GenerationResult
 from sd_img2img.run.steps import StepFrame
-from sd_img2img.run.timing import RunTimes, TimingModel, model_calls
+from sd_img2img.run.timing import TimingModel, model_calls, planned_run, run_times
 
 
-class Engine:
-    """Loads a checkpoint once (lazily, thread-safe) and runs img2img / prompt2img with step capture.
+class Engine(LazyModel):
+    """A checkpoint loaded once (lazily, thread-safe: ``LazyModel``) running img2img / prompt2img with step capture.
 
     Args:
         model: hub id, local diffusers folder or single ``.safetensors`` file (a family of ``families.FAMILIES``).
@@ -58,135 +55,20 @@ class Engine:
         prompt_cache: int | None = None,
         **option_fields,
     ):
-        self.model = model
-        self.options = options or EngineOptions(**option_fields)
+        super().__init__(model, options or EngineOptions(**option_fields))
         self.prompt_cache = PromptCache() if prompt_cache is None else PromptCache(prompt_cache)
         self.timing = TimingModel()  # learns this server's seconds from finished runs (estimate_seconds)
-        self._loaded: LoadedModel | None = None
-        self._taesd = None
-        self._peeked: Family | None = None
-        self._load_lock = threading.Lock()
-        self.load_error: Exception | None = None
-        self.load_seconds: float | None = None
-        self._model_hash: str | None = None
-
-    # -- the model -----------------------------------------------------------------------------------------
-
-    @property
-    def lora_specs(self) -> tuple[lora_support.LoraSpec, ...]:
-        return self.options.loras
-
-    @property
-    def loras(self) -> dict[str, float]:
-        """The LoRAs listed at start-up (name → start-up scale), in order: what a page may offer to switch on,
-        off and scale (``GenerationRequest.loras``)."""
-        return {spec.name: spec.scale for spec in self.lora_specs}
-
-    @property
-    def loaded(self) -> LoadedModel:
-        """The loaded checkpoint, loading it on first use."""
-        if self._loaded is None:
-            self.load()
-        return self._loaded  # type: ignore[return-value]
-
-    @property
-    def is_loaded(self) -> bool:
-        return self._loaded is not None
-
-    @property
-    def family(self) -> Family:
-        """The model's family: the loaded one's, else read from its JSON files without loading weights, else
-        (a hub id not in the cache) loaded to find out."""
-        peeked = self.peek_family()
-        return peeked if peeked is not None else self.loaded.family
-
-    def peek_family(self) -> Family | None:
-        """The family if it can be told without loading any weights, else None."""
-        if self._loaded is not None:
-            return self._loaded.family
-        if self._peeked is None:
-            from sd_img2img.models.single_file import peek_model
-
-            self._peeked = lora_support.with_lcm_sampler(peek_model(self.model, self.options.config), self.lora_specs)
-        return self._peeked
-
-    @property
-    def samplers(self) -> tuple[str, ...]:
-        """The sampler names that fit the model (what a UI or CLI should offer)."""
-        return self.family.samplers
-
-    @property
-    def defaults(self) -> dict[str, Any]:
-        """What a request's unset settings become for this model: steps, strength, guidance_scale, sampler,
-        size (prompt2img's width and height)."""
-        return self.family.defaults
-
-    @property
-    def taesd_id(self) -> str:
-        """The tiny autoencoder ``preview="taesd"`` uses: the one given, else the family's."""
-        return self.options.taesd or self.family.taesd
-
-    def load(self) -> LoadedModel:
-        """Load the checkpoint once; later calls return it. A failed load is remembered and re-raised."""
-        with self._load_lock:
-            if self._loaded is None:
-                t = time.perf_counter()
-                try:
-                    loaded = load_model(self.model, self.options)
-                    if self.lora_specs:
-                        lora_support.load_into(loaded.img2img, self.lora_specs)
-                        loaded.family = lora_support.with_lcm_sampler(loaded.family, self.lora_specs)
-                    self._loaded = loaded
-                except Exception as e:
-                    self.load_error = e
-                    raise
-                self.load_error = None
-                self.load_seconds = time.perf_counter() - t
-            return self._loaded
+        self._taesd: TinyDecoder | None = None  # the taesd preview's autoencoder, loaded once per load
 
     def unload(self) -> bool:
-        """Drop the loaded model (a run in progress keeps what it holds until it ends); True if one was loaded."""
-        with self._load_lock:
-            had = self._loaded is not None
-            device = self._loaded.device if had else "cpu"
-            self._loaded = None
-            self._taesd = None
-        if had:
-            free_memory(device)
-        return had
-
-    def model_hash(self) -> str | None:
-        """The weights' AUTOMATIC1111-style short hash (``model_hash.model_hash``): computed on first call (it reads
-        the UNet's weights once), then written into every result's settings and PNG."""
-        if self._model_hash is None:
-            from sd_img2img.models.model_hash import model_hash
-
-            self._model_hash = model_hash(self.model)
-        return self._model_hash
+        self._taesd = None
+        return super().unload()
 
     def decoder(self, preview: str) -> PreviewDecoder:
         """How step latents become pictures for ``preview`` (``approx``, ``taesd`` or ``full``) on this model."""
-        check_preview(preview)
-        lm = self.loaded
-        taesd = None
-        if preview == "taesd":
-            if self._taesd is None:  # the pipelines' own VAE where it is that TAESD (--vae tiny), else loaded once
-                if lm.vae_kind == "tiny" and lm.taesd == self.taesd_id:
-                    self._taesd = lm.vae
-                else:
-                    hint = "use preview 'approx' or 'full'"
-                    self._taesd = load_taesd(self.taesd_id, lm.dtype, "the taesd preview", hint).to(lm.execution_device)
-            taesd = self._taesd
-        family = lm.family
-        return PreviewDecoder(
-            preview,
-            vae=lm.vae,
-            taesd=taesd,
-            device=lm.execution_device,
-            lock=lm.lock,
-            factors=family.approx_factors,
-            bias=family.approx_bias,
-        )
+        if self._taesd is None or self._taesd.loaded is not self.loaded:
+            self._taesd = TinyDecoder(self.loaded, self.taesd_id)
+        return preview_decoder(self.loaded, preview, self._taesd)
 
     # -- runs ----------------------------------------------------------------------------------------------
 
@@ -199,13 +81,7 @@ class Engine:
 
     def _with_model_warnings(self, prepared: PreparedRequest) -> PreparedRequest:
         tokenizer, limit = self.loaded.prompt_tokenizer
-        texts = [("prompt", prepared.prompt)]
-        if self.loaded.family.negative_prompt:
-            texts.append(("negative prompt", prepared.negative_prompt))
-        found = [w for name, text in texts if (w := truncation_warning(tokenizer, text, name, limit))]
-        return dataclasses.replace(
-            prepared, warnings=prepared.warnings + [w for w in found if w not in prepared.warnings]
-        )
+        return with_truncation_warnings(prepared, tokenizer, limit, self.loaded.family.negative_prompt)
 
     def generate(
         self,
@@ -238,7 +114,7 @@ class Engine:
             )
             # 4. The prompts' embeddings, from the prompt cache when the same prompts came before
             prompts, text_seconds = self.prompt_cache.embeddings(
-                self._cache_model_key(prepared),
+                PromptCache.model_key(self.model, prepared.loras),
                 lm.family,
                 pipe,
                 prepared.prompt,
@@ -264,11 +140,6 @@ class Engine:
             request = request.asked
         return self.prepare(request)
 
-    def _cache_model_key(self, prepared: PreparedRequest) -> str:
-        """The prompt cache's model key: the model, and the LoRAs that are on (one on the text encoder changes the
-        embeddings)."""
-        return self.model + (f"|{lora_support.format_scales(prepared.loras)}" if prepared.loras else "")
-
     def stream(
         self, request: GenerationRequest | PreparedRequest, should_stop: Callable[[], bool] | None = None
     ) -> Iterator[StepFrame | GenerationResult]:
@@ -284,23 +155,11 @@ class Engine:
     # -- this server's time --------------------------------------------------------------------------------
 
     def _learn_times(self, prepared: PreparedRequest, calls: int, text_seconds: float | None, seconds: dict) -> None:
-        if "steps" not in seconds:
-            return
-        r, lm = prepared.request, self.loaded
-        self.timing.observe(
-            RunTimes(
-                model=self.model,
-                pixels=prepared.width * prepared.height,
-                guidance=guidance_on(lm.family, lm.img2img, float(r.guidance_scale)),
-                mode=prepared.mode,
-                preview=r.preview,
-                text_encode=text_seconds,
-                before_steps=seconds["before_steps"],
-                step_calls=calls,
-                steps_seconds=seconds["steps"],
-                after_steps=seconds["after_steps"],
-            )
-        )
+        lm = self.loaded
+        guided = guidance_on(lm.family, lm.img2img, float(prepared.request.guidance_scale))
+        observed = run_times(self.model, prepared, guided, calls, text_seconds, seconds)
+        if observed is not None:
+            self.timing.observe(observed)
 
     def estimate_seconds(
         self,
@@ -323,31 +182,19 @@ class Engine:
                 img2img when the plan has a strength).
         Not counted: time waiting for the device (runs ahead in the queue: add their estimates).
         """
-        prompts = None
-        if isinstance(prepared_or_plan, PreparedRequest):
-            p, r = prepared_or_plan, prepared_or_plan.request
-            plan, prompts = p.plan, (p.prompt, p.negative_prompt)
-            width, height = width or p.width, height or p.height
-            guidance = r.guidance_scale if guidance is None else guidance
-            sampler, preview, mode = sampler or r.sampler, preview or r.preview, mode or p.mode
-        else:
-            plan = prepared_or_plan
-            if width is None or height is None or guidance is None:
-                raise ValueError("with a StepPlan, give width, height and guidance")
-            sampler, preview = sampler or self.family.sampler, preview or DEFAULT_PREVIEW
-            mode = mode or ("txt2img" if plan.strength is None else "img2img")
-        on, text_cached = float(guidance) > 1, False
+        asked = planned_run(prepared_or_plan, width, height, guidance, sampler, preview, mode, self.family.sampler)
+        on, text_cached = asked.guidance > 1, False
         if self.is_loaded:
             lm = self.loaded
-            on = guidance_on(lm.family, lm.img2img, float(guidance))
-            if prompts is not None and cacheable(lm.family, lm.img2img):
-                text_cached = PromptCache.key(self.model, lm.img2img, *prompts, on) in self.prompt_cache
+            on = guidance_on(lm.family, lm.img2img, asked.guidance)
+            if asked.prompts is not None and cacheable(lm.family, lm.img2img):
+                text_cached = PromptCache.key(self.model, lm.img2img, *asked.prompts, on) in self.prompt_cache
         return self.timing.estimate(
             self.model,
-            pixels=int(width) * int(height),
+            pixels=asked.width * asked.height,
             guidance=on,
-            calls=model_calls(sampler, plan.steps_to_run),
-            mode=mode,
-            preview=preview,
+            calls=model_calls(asked.sampler, asked.plan.steps_to_run),
+            mode=asked.mode,
+            preview=asked.preview,
             text_cached=text_cached,
         )

@@ -16,7 +16,7 @@ from typing import Any
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from sd_img2img.config import MAX_INPUT_PIXELS
-from sd_img2img.errors import UserInputError
+from sd_img2img.errors import UserInputError, file_name
 from sd_img2img.formats.sampler_names import a1111_sampler
 from sd_img2img.run.request import RECORDED_FIELDS
 
@@ -111,11 +111,11 @@ def png_text(
     if isinstance(source, Image.Image):
         image, name = source, "the image"
     else:
-        name = f"'{source}'"
+        name = file_name(source)
         try:
             image = Image.open(source)
         except FileNotFoundError:
-            raise UserInputError(f"{name} does not exist") from None
+            raise UserInputError(f"'{source}' does not exist") from None
         except (UnidentifiedImageError, OSError):
             raise UserInputError(f"{name} is not an image") from None
         except ValueError as e:  # Pillow's limits on text chunks

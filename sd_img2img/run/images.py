@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from sd_img2img.config import MAX_INPUT_BYTES, MAX_INPUT_PIXELS, MAX_SIDE, MIN_DIMENSION, RESIZE_MODES
-from sd_img2img.errors import UserInputError, check_choice
+from sd_img2img.errors import UserInputError, check_choice, file_name
 from sd_img2img.run.checks import check_image_size
 
 
@@ -37,11 +37,12 @@ def open_image(source, name: str | None = None) -> Image.Image:
         size = len(source)
     else:
         path = Path(os.fspath(source))
-        name = name or f"'{path}'"
+        given = name or f"'{path}'"  # a file that is not there is named as it was given
         if not path.exists():
-            raise UserInputError(f"init image {name} does not exist; check the path")
+            raise UserInputError(f"init image {given} does not exist; check the path")
         if not path.is_file():
-            raise UserInputError(f"init image {name} is not a file")
+            raise UserInputError(f"init image {given} is not a file")
+        name = name or file_name(path)
         size = path.stat().st_size
         data = path
     if size == 0:

@@ -5,6 +5,7 @@ PreparedRequest as it is."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 from collections.abc import Sequence
@@ -190,3 +191,13 @@ def truncation_warning(tokenizer, text: str, name: str, limit: int | None = None
         f"the {name} is {len(ids)} tokens and the text encoder reads {limit}: it was cut at character {cut}, "
         f"so “{shown}” was ignored"
     )
+
+
+def with_truncation_warnings(
+    prepared: PreparedRequest, tokenizer, limit: int | None, negative: bool
+) -> PreparedRequest:
+    """``prepared`` with a warning for each prompt the model's text encoder cuts (``tokenizer`` and its ``limit``;
+    ``negative``: the model takes a negative prompt)."""
+    texts = [("prompt", prepared.prompt)] + ([("negative prompt", prepared.negative_prompt)] if negative else [])
+    found = [w for name, text in texts if (w := truncation_warning(tokenizer, text, name, limit))]
+    return dataclasses.replace(prepared, warnings=prepared.warnings + [w for w in found if w not in prepared.warnings])

@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from sd_img2img.models.loras import format_scales
+
 MAX_ENTRIES = 32  # SD2 embeddings are 77×1024 floats per prompt: 32 pairs are ~20 MB in float32
 
 
@@ -50,6 +52,12 @@ class PromptCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+
+    @staticmethod
+    def model_key(model: str, loras: dict[str, float]) -> str:
+        """The model part of a key: the model and the LoRAs that are on (one on the text encoder changes the
+        embeddings)."""
+        return model + (f"|{format_scales(loras)}" if loras else "")
 
     @staticmethod
     def key(model: str, pipe, prompt: str, negative_prompt: str, guidance: bool, clip_skip: int | None = None) -> tuple:

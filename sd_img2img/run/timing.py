@@ -28,6 +28,9 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from typing import Any
+
+from sd_img2img.config import DEFAULT_PREVIEW
 
 ESTIMATE_MAX_SIZE_RATIO = 4.0  # no estimate from a measured size more than 4× smaller or larger in pixels
 GUIDED_BATCH_FACTOR = 2.0  # guidance on runs the UNet on a batch of two: ~2× a step without (measured 9.9 vs 4.9 s)
@@ -171,3 +174,60 @@ def format_wait(seconds_ahead: float | None, runs_ahead: int) -> str:
     if seconds_ahead is None:
         return f"{ahead}"
     return f"{format_duration(seconds_ahead)} before yours starts ({ahead})"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """What an estimate needs of a run before it runs."""
+
+    plan: Any  # plan.StepPlan
+    width: int
+    height: int
+    guidance: float
+    sampler: str
+    preview: str
+    mode: str
+    prompts: tuple[str, str] | None  # the cleaned prompts (the prompt cache may hold their embeddings)
+
+
+def planned_run(prepared_or_plan, width, height, guidance, sampler, preview, mode, default_sampler: str) -> PlannedRun:
+    """A prepared request (``prepare.PreparedRequest``; the arguments override its settings) or a step plan completed
+    by them (``width``, ``height`` and ``guidance`` required), as an estimate takes it."""
+    prepared = prepared_or_plan if hasattr(prepared_or_plan, "plan") else None
+    if prepared is not None:
+        r = prepared.request
+        return PlannedRun(
+            prepared.plan,
+            int(width or prepared.width),
+            int(height or prepared.height),
+            float(r.guidance_scale if guidance is None else guidance),
+            sampler or r.sampler,
+            preview or r.preview,
+            mode or prepared.mode,
+            (prepared.prompt, prepared.negative_prompt),
+        )
+    plan = prepared_or_plan
+    if width is None or height is None or guidance is None:
+        raise ValueError("with a StepPlan, give width, height and guidance")
+    mode = mode or ("txt2img" if plan.strength is None else "img2img")
+    return PlannedRun(plan, int(width), int(height), float(guidance), sampler or default_sampler,
+                      preview or DEFAULT_PREVIEW, mode, None)  # fmt: skip
+
+
+def run_times(model: str, prepared, guided: bool, calls: int, text_seconds, seconds: dict) -> RunTimes | None:
+    """A finished run (its ``seconds`` in parts, ``denoise.run_parts``) as the timing model learns it; None for a run
+    that took no step."""
+    if "steps" not in seconds:
+        return None
+    return RunTimes(
+        model=model,
+        pixels=prepared.width * prepared.height,
+        guidance=guided,
+        mode=prepared.mode,
+        preview=prepared.request.preview,
+        text_encode=text_seconds,
+        before_steps=seconds["before_steps"],
+        step_calls=calls,
+        steps_seconds=seconds["steps"],
+        after_steps=seconds["after_steps"],
+    )
