@@ -97,6 +97,25 @@ def test_generate_and_explain_in_chromium(url, browser_context):
     page.close()
 
 
+@pytest.mark.parametrize("width", [320, 390])
+def test_both_tabs_show_on_a_phone(url, browser_context, width):
+    """gradio hides tabs that do not fit behind a "⋯" menu; on a phone the Explain tab must stay in sight."""
+    from playwright.sync_api import expect
+
+    page = browser_context.new_page()
+    page.set_viewport_size({"width": width, "height": 844})
+    page.goto(url)
+    tabs = page.locator(".main-tabs [role=tab]")
+    expect(tabs.filter(has_text="Explain: strength & steps")).to_be_visible(timeout=30_000)
+    expect(tabs.filter(has_text="Generate")).to_be_visible()
+    assert page.locator(".main-tabs .overflow-menu button:visible").count() == 0
+    for box in (tabs.nth(i).bounding_box() for i in range(tabs.count())):
+        assert box and box["width"] > 0 and box["x"] + box["width"] <= width  # inside the screen, not cut off
+    tabs.filter(has_text="Explain").click()
+    expect(page.locator("#compare-run")).to_be_visible()
+    page.close()
+
+
 def test_phone_layout(url, browser_context):
     from playwright.sync_api import expect
 

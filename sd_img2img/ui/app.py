@@ -62,7 +62,7 @@ def build_demo(models, settings: AppSettings | None = None) -> gr.Blocks:
             gr.HTML(INTRO, elem_classes="intro")
             top.model_badge = gr.HTML(model_badge(h.page.status(None)), elem_classes="badge-wrap")
         top.timer = gr.Timer(1.0, active=h.models.loading)
-        with gr.Tabs(elem_classes="main-tabs"):
+        with gr.Tabs(elem_classes="main-tabs", overflow_behavior="wrap"):  # a phone shows both tabs, never a ⋯ menu
             with gr.Tab("Generate", id="generate"):
                 g = generate_tab(h)
             with gr.Tab("Explain: strength & steps", id="explain"):
