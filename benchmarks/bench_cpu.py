@@ -14,7 +14,7 @@ timed: the engine in float32 with the full VAE gives plain diffusers' output exa
     python benchmarks/bench_cpu.py --json benchmarks/results/cpu-targets.json
     python benchmarks/bench_cpu.py --short      # CI: tiny checkpoints, 64×64; seconds
 
-Random weights with the real architectures (``sd_img2img/random_checkpoint.py``, built once under
+Random weights with the real architectures (``benchmarks/architectures.py``, built once under
 ``benchmarks/results/checkpoints``): speed does not depend on the weights' values. Runs offline.
 """
 

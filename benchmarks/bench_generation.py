@@ -101,15 +101,14 @@ def machine() -> dict:
 def ensure_checkpoint(arch: str, folder: Path) -> tuple[Path, Path]:
     """A random-weight checkpoint and TAESD of ``arch`` under ``folder`` (built on first use, then reused)."""
     import torch
-
-    from sd_img2img.models.tiny import build_checkpoint, build_taesd
+    from architectures import build_checkpoint, build_taesd
 
     ckpt, taesd = folder / f"{arch}", folder / f"taesd-{arch}"
     if not (ckpt / "model_index.json").is_file():
         print(f"building a random {arch} checkpoint in {ckpt} …", file=sys.stderr, flush=True)
         build_checkpoint(ckpt, arch, **({"dtype": torch.bfloat16} if arch == "sdxl" else {}))  # 7 GB, not 14
     if not (taesd / "config.json").is_file():
-        build_taesd(taesd, "tiny" if arch.startswith("tiny") else arch)
+        build_taesd(taesd, arch)  # the tiny architectures' is tiny, the real ones' taesd's size
     return ckpt, taesd
 
 

@@ -7,7 +7,7 @@
 Parts timed (medians of ``--iters`` after one warm-up call): one UNet evaluation at batch 1 (guidance off, as
 SD-Turbo runs) in float32 and bfloat16, contiguous and channels_last, 2 and 1 torch threads; the text encoder on
 one prompt in float32 and bfloat16; the full VAE's encode and decode and TAESD's at ``--size``. Random weights
-with the real architecture (``sd_img2img/random_checkpoint.py``): speed does not depend on the weights' values.
+with the real architecture (``benchmarks/architectures.py``): speed does not depend on the weights' values.
 """
 
 from __future__ import annotations

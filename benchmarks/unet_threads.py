@@ -32,13 +32,12 @@ def measure(args) -> dict:
     import time
 
     import torch
+    from architectures import architecture
     from diffusers import UNet2DConditionModel
-
-    from sd_img2img.models.tiny import _configs
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(**_configs(args.arch)["unet"]).eval()
+    unet = UNet2DConditionModel(**architecture(args.arch).unet).eval()
     side = args.size // 8
     x, t, c = (
         torch.randn(2, 4, side, side),

@@ -22,6 +22,8 @@ one layer per block, SD1.5 four and two):
   ``conditioner.embedders.0.model.*``) in OpenCLIP's own names: ``token_embedding``, ``positional_embedding``,
   ``transformer.resblocks.i.{ln_1, attn.in_proj_weight (q, k, v stacked), attn.out_proj, ln_2, mlp.c_fc,
   mlp.c_proj}``, ``ln_final``, and ``text_projection`` transposed.
+
+    python tests/original_layout.py DIR OUT.safetensors
 """
 
 from __future__ import annotations
@@ -213,3 +215,23 @@ def write_single_file(folder: str | Path, out: str | Path) -> Path:
     state = {k: v.contiguous() for k, v in original_state_dict(folder).items()}
     save_file(state, str(out), metadata={"format": "pt", "converted_from": "diffusers"})
     return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``DIR OUT.safetensors``: write the diffusers SD 1.x or SDXL folder ``DIR`` as one original-layout file."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write a diffusers SD 1.x or SDXL folder as one original-layout file.")
+    parser.add_argument("folder", metavar="DIR", help="a diffusers SD 1.x or SDXL (base, refiner) checkpoint folder")
+    parser.add_argument(
+        "out",
+        metavar="OUT.safetensors",
+        help="the file to write (model.diffusion_model.*, first_stage_model.*, cond_stage_model.* or "
+        "conditioner.embedders.*)",
+    )
+    args = parser.parse_args(argv)
+    print(write_single_file(args.folder, args.out))
+
+
+if __name__ == "__main__":
+    main()

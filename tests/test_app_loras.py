@@ -16,8 +16,9 @@ CHROMIUM = "/usr/bin/chromium"
 
 @pytest.fixture(scope="module")
 def url(tiny_checkpoint, tiny_taesd, tmp_path_factory):
+    from builders import build_lora
+
     from sd_img2img.engine import Engine
-    from sd_img2img.models.tiny import build_lora
 
     lora = build_lora(tiny_checkpoint, tmp_path_factory.mktemp("loras") / "detail.safetensors", "kohya")
     engine = Engine(str(tiny_checkpoint), device="cpu", dtype="float32", taesd=str(tiny_taesd), loras=[f"{lora}:0.7"])

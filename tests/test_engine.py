@@ -295,9 +295,9 @@ def test_nan_latents_are_reported_not_returned_black(tiny_checkpoint, fireplace)
 
 
 def test_flagged_output_is_reported(tmp_path, fireplace):
-    from sd_img2img.models.tiny import build_checkpoint
+    from builders import build_flagging_checkpoint
 
-    engine = Engine(str(build_checkpoint(tmp_path / "flagging", flag_everything=True)), device="cpu")
+    engine = Engine(str(build_flagging_checkpoint(tmp_path / "flagging")), device="cpu")
     result = engine.generate(
         GenerationRequest(prompt="fire", init_image=fireplace, steps=4, strength=0.5, seed=1, width=64, height=64)
     )

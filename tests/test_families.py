@@ -1,7 +1,10 @@
 """Model families on tiny random checkpoints laid out as their hub repositories: through the real
 ``sd-img2img`` command, and against diffusers' own pipeline of each family with the same CPU generator."""
 
+import dataclasses
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +18,8 @@ from sd_img2img.models.families import FAMILIES, detect, peek
 from sd_img2img.run.images import fit_image
 from sd_img2img.run.plan import plan_steps
 from sd_img2img.run.samplers import make_scheduler
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SEED = 1592514025
 SIZE = 256
@@ -383,22 +388,40 @@ def test_full_preview_of_an_fp16_force_upcast_vae_decodes_in_float32():
 
 
 def test_real_architectures_have_the_real_sizes():
-    """``--arch sdxl`` / ``sd-turbo`` (benchmarks) are built from these configs: counted on the meta device."""
+    """``benchmarks/architectures.py``'s ``sd15``, ``sd-turbo`` and ``sdxl`` (what the benchmarks build with the
+    product's builders) have the published shapes: counted on the meta device."""
     from accelerate import init_empty_weights
-    from diffusers import UNet2DConditionModel
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    from sd_img2img.models import tiny as rc
+    from sd_img2img.models import tiny
+
+    if str(ROOT) not in sys.path:  # benchmarks/ is no package of the product: import it from the repository
+        sys.path.insert(0, str(ROOT))
+    from benchmarks import architectures as real
 
     def millions(model):
         return round(sum(p.numel() for p in model.parameters()) / 1e6)
 
+    assert set(real.ARCHITECTURES) == {"sd15", "sd-turbo", "sdxl"}
+    assert not set(real.ARCHITECTURES) & set(tiny.ARCHITECTURES)  # the product has none of them
     with init_empty_weights():
-        assert millions(UNet2DConditionModel(**rc._SDXL_UNET)) == 2567
-        assert millions(CLIPTextModelWithProjection(CLIPTextConfig(vocab_size=49408, **rc._SDXL_TEXT_2))) == 695
-        assert millions(UNet2DConditionModel(**rc._SD_TURBO_UNET)) == 866
-        turbo_text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, **rc._SD_TURBO_TEXT))
+        assert millions(UNet2DConditionModel(**real.SD15.unet)) == 860
+        assert millions(AutoencoderKL(**real.SD15.vae)) == 84
+        assert millions(CLIPTextModel(CLIPTextConfig(vocab_size=49408, **real.SD15.text))) == 123
+        assert millions(UNet2DConditionModel(**real.SDXL.unet)) == 2567
+        assert millions(CLIPTextModelWithProjection(CLIPTextConfig(vocab_size=49408, **real.SDXL.text_2))) == 695
+        assert millions(UNet2DConditionModel(**real.SD_TURBO.unet)) == 866
+        turbo_text = CLIPTextModel(CLIPTextConfig(vocab_size=49408, **real.SD_TURBO.text))
         assert millions(turbo_text) == 340 and turbo_text.config.num_hidden_layers == 23
+    # the SDXL builder works the UNet's context widths out from the text encoders: the real ones agree
+    assert tiny._sdxl_unet(real.SDXL) == real.SDXL_UNET
+    wrong = dataclasses.replace(real.SDXL, text_2=dict(real.SDXL_TEXT_2, hidden_size=1024))
+    with pytest.raises(ValueError, match="cross_attention_dim=2048 does not match its text encoders' 1792"):
+        tiny._sdxl_unet(wrong)
+    assert real.architecture("tiny-sdxl") is tiny.ARCHITECTURES["tiny-sdxl"]
+    with pytest.raises(ValueError, match="arch must be one of"):
+        real.architecture("sd21")
 
 
 def test_stop_between_steps_where_the_pipeline_can(checkpoints, fireplace):

@@ -15,7 +15,7 @@ from sd_img2img.errors import UserInputError
 
 @pytest.fixture(scope="module")
 def lora_files(tiny_checkpoint, tmp_path_factory):
-    from sd_img2img.models.tiny import build_lora
+    from builders import build_lora
 
     root = tmp_path_factory.mktemp("loras")
     peft = build_lora(tiny_checkpoint, root / "peft-style.safetensors", "peft")
@@ -187,7 +187,9 @@ def test_lora_specs():
 
 
 def test_sdxl_loras_in_kohyas_sgm_names(tmp_path, tiny_taesd, fireplace):
-    from sd_img2img.models.tiny import build_checkpoint, build_lora
+    from builders import build_lora
+
+    from sd_img2img.models.tiny import build_checkpoint
 
     folder = build_checkpoint(tmp_path / "xl", "tiny-sdxl")
     peft = build_lora(folder, tmp_path / "xl-peft.safetensors", "peft")

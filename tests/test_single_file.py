@@ -17,10 +17,10 @@ from sd_img2img.models.single_file import CONFIG_ROOT, clip_tokenizer, detect_la
 
 @pytest.fixture(scope="module")
 def single_file(tiny_checkpoint, tmp_path_factory):
-    from sd_img2img.models.tiny import main
+    from original_layout import main
 
     out = tmp_path_factory.mktemp("single") / "tiny-sd15.safetensors"
-    main([str(out), "--single-file-from", str(tiny_checkpoint)])
+    main([str(tiny_checkpoint), str(out)])  # python tests/original_layout.py DIR OUT.safetensors
     return out
 
 
@@ -163,10 +163,10 @@ def test_a_config_for_another_family_is_refused(single_file):
 
 def test_what_is_not_a_checkpoint_is_refused(tmp_path, tiny_checkpoint):
     import torch
+    from builders import build_lora
     from safetensors.torch import save_file
 
     from sd_img2img.models.loading import load_model
-    from sd_img2img.models.tiny import build_lora
 
     lora = build_lora(tiny_checkpoint, tmp_path / "style.safetensors", "kohya", text_encoder=False)
     with pytest.raises(
@@ -305,7 +305,7 @@ def test_sdxl_single_files_give_the_folders_output(arch, kind, tmp_path, tiny_ta
 
 
 def test_loras_on_a_single_file(single_file, tiny_checkpoint, tiny_taesd, fireplace, tmp_path):
-    from sd_img2img.models.tiny import build_lora
+    from builders import build_lora
 
     lora = build_lora(tiny_checkpoint, tmp_path / "detail.safetensors", "kohya")
     engine = Engine(
