@@ -7,7 +7,7 @@
 
 Visitors choose among the listed names only, never a free path. The offline demo's names (``random``,
 ``random-sdxl``, ``random-turbo``, ``random-lcm``, …) are tiny random checkpoints built into a cache folder on
-first use (``random_checkpoint.random_model``). Switching models frees the least recently used one when both
+first use (``models.tiny.random_model``). Switching models frees the least recently used one when both
 do not fit: on the cpu (and mps) at most ``config.MAX_LOADED_MODELS_CPU`` stay loaded; on a GPU a model loads
 once the device has its weights (``loading.model_memory``) × ``config.GPU_MEMORY_HEADROOM`` free (with
 ``offload="model"`` its largest component, with ``"sequential"`` next to nothing), unloading others until it
