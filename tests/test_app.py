@@ -338,6 +338,24 @@ def test_model_status_reports_failure(tmp_path):
     assert "failed to load" in model_badge(status) and "missing" in model_badge(status)
 
 
+def test_the_badge_polls_only_while_the_first_model_loads(tiny_checkpoint):
+    """The page asks for the model's state every second while it loads, then stops (a ready badge stays put)."""
+    from sd_img2img.engine import Engine
+    from sd_img2img.engine.backend import LocalBackend
+    from sd_img2img.settings import AppSettings
+    from sd_img2img.ui import app
+
+    engine = Engine(str(tiny_checkpoint), device="cpu", dtype="float32")
+    backend = LocalBackend(engine, name="tiny")
+    with engine._load_lock:  # the background load waits here: the model is loading for as long as the test says
+        demo = app.build_demo(backend.start(), AppSettings())
+        badge, timer = demo.handlers.models.model_badge()
+        assert "Loading the model" in badge and timer.active is True
+    assert backend.wait(60)
+    badge, timer = demo.handlers.models.model_badge()
+    assert "Model ready" in badge and timer.active is False
+
+
 def test_python_app_py_serves_offline(tiny_checkpoint, tiny_taesd, tmp_path):
     port = free_port()
     env = {

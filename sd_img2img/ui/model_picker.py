@@ -34,7 +34,7 @@ class ModelPicker:
         return self.page.status(None).state == "loading"
 
     def model_badge(self, model: str | None = None):
-        return model_badge(self.page.status(model)), gr.Timer(active=not self.loading)
+        return model_badge(self.page.status(model)), gr.Timer(active=self.loading)  # polls while the first loads
 
     def choose_model(self, model: str):
         """A visitor picked another model: the form takes its family's samplers and defaults, its LoRAs; the badge
