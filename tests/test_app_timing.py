@@ -88,3 +88,32 @@ def test_a_cpu_page_starts_slow_models_small_and_says_why(handlers):
     assert page_defaults(FAMILIES["sd"], page.on_cpu)[0] == config.CPU_PAGE_STEPS
     assert page_defaults(FAMILIES["sd-turbo"], page.on_cpu)[:2] == (2, 0.5)  # few-step models keep their own
     assert page_defaults(FAMILIES["lcm"], page.on_cpu)[0] == 4
+
+
+def test_a_click_prepares_its_request_once_and_the_plan_line_shares_its_image(handlers, tmp_path):
+    """The plan line, the click and the run open and fit the init image once between them, and the run takes the
+    request the click prepared instead of preparing it again."""
+    import shutil
+    from types import SimpleNamespace
+
+    runs, backend = handlers.runs, handlers.page.backend
+    image = tmp_path / "fresh.png"  # a file the image cache has not seen
+    shutil.copy(FIREPLACE, image)
+    prepared_calls = []
+    prepare = backend.prepare
+    backend.prepare = lambda request, name: prepared_calls.append(request) or prepare(request, name)
+    try:
+        opened = backend.images.opened
+        form = dict(image=str(image), strength=0.5, steps=4, real_steps=False, width=128, height=128)
+        form.update(guidance_scale=7.5, sampler="k_euler", preview="approx")
+        runs.plan(source="image", model=None, **form)
+        session = SimpleNamespace(session_hash="once")
+        click = dict(form, prompt="fire", negative_prompt="", seed=3, resize_mode="resize", view="latents", loras="")
+        _, _, prepared = runs.queue_run(source="image", sketch=None, model=None, **click, request=session)
+        assert len(prepared_calls) == 2  # the plan line's and the click's
+        *_, last = runs.img2img(**click, model=None, prepared=prepared, request=session)
+        assert len(prepared_calls) == 2  # the run took the click's prepared request
+        assert last[2]["steps_taken"] == 2 and last[2]["seed"] == 3
+        assert backend.images.opened == opened + 1  # one file opened and decoded for all three
+    finally:
+        backend.prepare = prepare
