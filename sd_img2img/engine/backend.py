@@ -48,6 +48,7 @@ class Backend(Protocol):
 
     names: tuple[str, ...]  # the served models, the first one first (what a request that names none runs on)
     on_cpu: bool  # the models run on a CPU (the page starts slow models small)
+    capacity: int  # runs it takes at once (the page's queue lets this many run together)
 
     def start(self) -> Backend:
         """Begin loading the first model in the background; the page comes up at once."""
@@ -81,6 +82,7 @@ class LocalBackend:
         self.models = models
         self.names = models.names
         self.on_cpu = resolve_device(models.options.device) == "cpu"
+        self.capacity = 1  # one process, one device: runs take turns on its lock
         self.images = ImageCache()  # the plan line and the click prepare the same request: the image opens once
         self.started = time.monotonic()
         self._thread: threading.Thread | None = None

@@ -88,8 +88,10 @@ def build_demo(models, settings: AppSettings | None = None) -> gr.Blocks:
 
 
 def launch(demo: gr.Blocks, settings: AppSettings, **kwargs):
-    """Serve ``demo``: one bounded queue, upload size capped, a share link only when asked for."""
-    demo.queue(max_size=settings.queue_size, default_concurrency_limit=1)
+    """Serve ``demo``: one bounded queue (``settings.queue_size`` waiting per run the backend takes at once), upload
+    size capped, a share link only when asked for."""
+    capacity = demo.handlers.page.backend.capacity
+    demo.queue(max_size=settings.queue_size * capacity, default_concurrency_limit=1)
     return demo.launch(
         server_name=settings.host,
         server_port=settings.port,

@@ -16,7 +16,11 @@ from sd_img2img.ui.state import gpu
 
 MODEL_QUEUE = "model"  # the one concurrency group of every event that uses the model
 PRIVATE = dict(api_visibility="private", show_progress="hidden")  # page-only events
-MODEL_EVENT = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)  # every event that uses the model: one queue
+
+
+def model_event(h: Handlers) -> dict:
+    """Every event that uses the models: one queue, as many at once as the backend takes."""
+    return dict(concurrency_id=MODEL_QUEUE, concurrency_limit=h.page.backend.capacity)
 
 
 def fields(names, *spaces: SimpleNamespace) -> list:
@@ -63,13 +67,13 @@ def wire_run(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
                             [g.init_image, g.run_status, top.prepared], queue=False, api_name="queue_run",
                             **PRIVATE)  # fmt: skip
     run = click.success(gpu(h.runs.img2img), inputs_of(h.runs.img2img, g, top), run_outputs, api_name="img2img",
-                        show_progress="hidden", **MODEL_EVENT)  # fmt: skip
+                        show_progress="hidden", **model_event(h))  # fmt: skip
     run.then(lambda n: (n or 0) + 1, top.run_done, top.run_done, api_name="run_done", queue=False, **PRIVATE)
     top.txt2img_btn.click(gpu(h.runs.txt2img), inputs_of(h.runs.txt2img, g), run_outputs, api_name="txt2img",
-                          show_progress="hidden", **MODEL_EVENT)  # fmt: skip
+                          show_progress="hidden", **model_event(h))  # fmt: skip
     g.stop_btn.click(h.runs.stop, None, None, api_name="stop", queue=False, show_progress="hidden")
     g.view.change(gpu(h.runs.switch_view), [top.last_run, g.view], [g.gallery, g.strip], api_name="switch_view",
-                  **PRIVATE, **MODEL_EVENT)  # fmt: skip
+                  **PRIVATE, **model_event(h))  # fmt: skip
     g.dice.click(lambda: -1, None, g.seed, api_name="random_seed", queue=False, **PRIVATE)
     g.reuse.click(lambda last: last["seed"] if last else gr.skip(), top.last_run, g.seed, api_name="reuse_seed",
                   queue=False, **PRIVATE)  # fmt: skip
@@ -91,4 +95,4 @@ def wire_explain(h: Handlers, e: SimpleNamespace, g: SimpleNamespace, top: Simpl
     sketch = e.run_btn.click(h.runs.use_sketch, [top.source, g.sketch, g.init_image], g.init_image, queue=False,
                              api_name="use_sketch_compare", **PRIVATE)  # fmt: skip
     sketch.success(gpu(h.explain.compare), inputs_of(h.explain.compare, e, g), [e.table, e.info], api_name="compare",
-                   show_progress="hidden", **MODEL_EVENT)  # fmt: skip
+                   show_progress="hidden", **model_event(h))  # fmt: skip
