@@ -335,6 +335,7 @@ def test_view_x0_decodes_each_step_once(tiny_checkpoint, fireplace_png, tmp_path
         ("app.py", "SD_IMG2IMG_PREVIEW", "bogus", "--preview (from SD_IMG2IMG_PREVIEW): invalid choice: 'bogus'"),
         ("app.py", "SD_IMG2IMG_PORT", "abc", "argument --port (from SD_IMG2IMG_PORT): invalid int value: 'abc'"),
     ],
+    ids=["cli-device", "cli-max-side", "app-preview", "app-port"],
 )
 def test_environment_values_get_the_flags_checks(fireplace_png, command, var, value, message):
     """Both commands (the flags they share are defined once, settings.add_model_flags; --port is the demo's own)."""

@@ -75,7 +75,9 @@ def this_cpu(monkeypatch):
         (SKYLAKE, "x86_64", "maybe", torch.float32),  # not a yes or a no: the detection decides
         (EPYC, "x86_64", "", torch.bfloat16),
     ],
-)
+    ids=["epyc", "skylake", "graviton3", "unreadable", "epyc-0", "epyc-off", "skylake-1", "skylake-yes",
+         "skylake-maybe", "epyc-empty"],
+)  # fmt: skip
 def test_auto_dtype_on_the_cpu_follows_the_cpu_flags_and_the_override(
     this_cpu, monkeypatch, cpuinfo, machine, override, dtype
 ):
