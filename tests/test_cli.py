@@ -12,6 +12,7 @@ from PIL import Image
 from sd_img2img.cli import main
 from sd_img2img.formats.metadata import read_settings
 
+ROOT = Path(__file__).resolve().parents[1]
 SEED = 1592514025
 
 
@@ -327,20 +328,20 @@ def test_view_x0_decodes_each_step_once(tiny_checkpoint, fireplace_png, tmp_path
 
 
 @pytest.mark.parametrize(
-    "var,value,message",
+    "command,var,value,message",
     [
-        ("SD_IMG2IMG_DEVICE", "gpu", "argument --device (from SD_IMG2IMG_DEVICE): invalid choice: 'gpu'"),
-        ("SD_IMG2IMG_PREVIEW", "bogus", "argument --preview (from SD_IMG2IMG_PREVIEW): invalid choice: 'bogus'"),
-        ("SD_IMG2IMG_MAX_SIDE", "big", "argument --max-side (from SD_IMG2IMG_MAX_SIDE): invalid int value: 'big'"),
+        ("sd-img2img", "SD_IMG2IMG_DEVICE", "gpu", "argument --device (from SD_IMG2IMG_DEVICE): invalid choice: 'gpu'"),
+        ("sd-img2img", "SD_IMG2IMG_MAX_SIDE", "big", "--max-side (from SD_IMG2IMG_MAX_SIDE): invalid int value: 'big'"),
+        ("app.py", "SD_IMG2IMG_PREVIEW", "bogus", "--preview (from SD_IMG2IMG_PREVIEW): invalid choice: 'bogus'"),
+        ("app.py", "SD_IMG2IMG_PORT", "abc", "argument --port (from SD_IMG2IMG_PORT): invalid int value: 'abc'"),
     ],
+    ids=["cli-device", "cli-max-side", "app-preview", "app-port"],
 )
-def test_environment_values_get_the_flags_checks(fireplace_png, var, value, message):
+def test_environment_values_get_the_flags_checks(fireplace_png, command, var, value, message):
+    """Both commands (the flags they share are defined once, settings.add_model_flags; --port is the demo's own)."""
+    argv = [str(ROOT / "app.py")] if command == "app.py" else ["-m", "sd_img2img", str(fireplace_png), "--prompt", "x"]
     proc = subprocess.run(
-        [sys.executable, "-m", "sd_img2img", str(fireplace_png), "--prompt", "fire"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, var: value},
-        timeout=120,
+        [sys.executable, *argv], capture_output=True, text=True, env={**os.environ, var: value}, timeout=120
     )
     assert proc.returncode == 2 and message in proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

@@ -1,23 +1,18 @@
 """CPU speed: bf16 where it is native, the tiny autoencoder, the prompt cache, honest time estimates, SD-Turbo shapes."""
 
+import io
 import statistics
+import sys
 
-import numpy as np
 import pytest
 import torch
+from helpers import max_diff
 
 from sd_img2img.engine import Engine, GenerationRequest
 from sd_img2img.models import cpu_features
 from sd_img2img.models.devices import resolve_dtype
 from sd_img2img.run.images import fit_image
 from sd_img2img.run.timing import TimingModel, format_duration, format_plan, format_wait, model_calls
-
-
-def max_diff(a, b) -> int:
-    return int(
-        np.abs(np.asarray(a.convert("RGB"), dtype=np.int16) - np.asarray(b.convert("RGB"), dtype=np.int16)).max()
-    )
-
 
 # -- dtype auto -------------------------------------------------------------------------------------------------
 
@@ -43,15 +38,56 @@ def test_native_bf16_is_read_from_the_cpu_flags(cpuinfo, machine, native):
     assert cpu_features.has_native_bf16(cpuinfo, machine) is native
 
 
-def test_auto_picks_bf16_exactly_when_the_cpu_has_it(monkeypatch):
+@pytest.fixture
+def this_cpu(monkeypatch):
+    """Make this machine's /proc/cpuinfo (and its platform.machine()) read as given: ``this_cpu(text, machine)``;
+    ``text=None``: /proc/cpuinfo cannot be read. The detection is read afresh each time."""
     monkeypatch.delenv(cpu_features.ENV, raising=False)
-    detected = cpu_features.native_bf16()
-    assert resolve_dtype("auto", "cpu") == (torch.bfloat16 if detected else torch.float32)
-    monkeypatch.setenv(cpu_features.ENV, "0")  # forced off: float32 whatever the CPU
-    assert not cpu_features.native_bf16() and resolve_dtype("auto", "cpu") == torch.float32
-    monkeypatch.setenv(cpu_features.ENV, "1")
-    assert resolve_dtype("auto", "cpu") == torch.bfloat16
-    assert resolve_dtype("auto", "cuda") == torch.float16 and resolve_dtype("float32", "cpu") == torch.float32
+
+    def pretend(cpuinfo: str | None, machine: str = "x86_64") -> None:
+        def fake_open(path, *args, **kwargs):
+            if path != "/proc/cpuinfo":
+                raise AssertionError(f"the detection opened {path}")
+            if cpuinfo is None:
+                raise PermissionError(path)
+            return io.StringIO(cpuinfo)
+
+        monkeypatch.setattr(cpu_features, "open", fake_open, raising=False)  # the module's own name for open
+        monkeypatch.setattr(cpu_features.platform, "machine", lambda: machine)
+        cpu_features._detected.cache_clear()
+
+    yield pretend
+    cpu_features._detected.cache_clear()
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS asks sysctl, not /proc/cpuinfo")
+@pytest.mark.parametrize(
+    "cpuinfo,machine,override,dtype",
+    [
+        (EPYC, "x86_64", None, torch.bfloat16),  # detected: bf16
+        (SKYLAKE, "x86_64", None, torch.float32),  # AVX-512 without BF16: float32
+        (GRAVITON3, "aarch64", None, torch.bfloat16),
+        (None, "x86_64", None, torch.float32),  # /proc/cpuinfo unreadable: float32, no error
+        (EPYC, "x86_64", "0", torch.float32),  # forced off: float32 whatever the CPU
+        (EPYC, "x86_64", "off", torch.float32),
+        (SKYLAKE, "x86_64", "1", torch.bfloat16),  # forced on
+        (SKYLAKE, "x86_64", "yes", torch.bfloat16),
+        (SKYLAKE, "x86_64", "maybe", torch.float32),  # not a yes or a no: the detection decides
+        (EPYC, "x86_64", "", torch.bfloat16),
+    ],
+    ids=["epyc", "skylake", "graviton3", "unreadable", "epyc-0", "epyc-off", "skylake-1", "skylake-yes",
+         "skylake-maybe", "epyc-empty"],
+)  # fmt: skip
+def test_auto_dtype_on_the_cpu_follows_the_cpu_flags_and_the_override(
+    this_cpu, monkeypatch, cpuinfo, machine, override, dtype
+):
+    this_cpu(cpuinfo, machine)
+    if override is not None:
+        monkeypatch.setenv(cpu_features.ENV, override)
+    assert resolve_dtype("auto", "cpu") == dtype
+    assert cpu_features.native_bf16() is (dtype == torch.bfloat16)
+    assert resolve_dtype("auto", "cuda") == torch.float16  # a GPU: float16 whatever the CPU
+    assert resolve_dtype("float32", "cpu") == torch.float32 and resolve_dtype("bfloat16", "cpu") == torch.bfloat16
 
 
 def test_the_run_says_which_dtype_ran(tiny_checkpoint, fireplace, monkeypatch):
@@ -214,28 +250,39 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def test_estimate_is_none_until_measured_then_within_a_quarter(tiny_checkpoint, fireplace, one_thread):
+def test_estimate_is_none_until_measured_then_follows_size_and_guidance(tiny_checkpoint, fireplace):
+    engine = Engine(str(tiny_checkpoint), device="cpu", dtype="float32")
+    request = GenerationRequest(
+        prompt="a lake", init_image=fireplace, strength=0.8, steps=5, seed=4, width=64, height=64
+    )
+    prepared = engine.prepare(request)
+    assert engine.estimate_seconds(prepared) is None  # nothing measured: no guess
+    parts = engine.generate(request).seconds
+    assert parts["steps"] > 0 and parts["before_steps"] > 0 and parts["after_steps"] > 0
+    estimate = engine.estimate_seconds(engine.prepare(request))
+    assert estimate is not None and estimate > 0
+    # another size and guidance off are estimated from what was measured: 4× the pixels take longer, one model
+    # call a step instead of two less long
+    bigger = engine.estimate_seconds(prepared.plan, 128, 128, 7.5)
+    unguided = engine.estimate_seconds(prepared.plan, 64, 64, 1.0)
+    assert bigger is not None and unguided is not None and unguided < estimate < bigger
+
+
+@pytest.mark.slow
+def test_estimate_is_within_a_quarter_of_the_measured_time(tiny_checkpoint, fireplace, one_thread):
     engine = Engine(str(tiny_checkpoint), device="cpu", dtype="float32")
     request = GenerationRequest(
         prompt="a lake", init_image=fireplace, strength=0.8, steps=25, seed=4, width=192, height=192
     )
-    prepared = engine.prepare(request)
-    assert engine.estimate_seconds(prepared) is None
     # the process's first run at a size sets its kernels up (slower): another request, not counted below
     engine.generate(
         GenerationRequest(prompt="warm", init_image=fireplace, steps=4, strength=1.0, seed=1, width=192, height=192)
     )
     first = engine.generate(request)  # one run of the request
     estimate = engine.estimate_seconds(engine.prepare(request))
-    assert estimate is not None and estimate > 0
     runs = [engine.generate(request).seconds["run"] for _ in range(3)]  # the prompt is cached from here on
     measured = statistics.median(runs)
     assert abs(estimate - measured) <= 0.25 * measured, (estimate, runs, first.seconds)
-    parts = first.seconds
-    assert parts["steps"] > 0 and parts["before_steps"] > 0 and parts["after_steps"] > 0
-    # another size and guidance off are estimated from what was measured
-    other = engine.estimate_seconds(prepared.plan, 384, 384, 1.0)
-    assert other is not None and other > 0
 
 
 def test_timing_model_scales_with_pixels_and_guidance():

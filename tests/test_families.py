@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import max_diff
 from PIL import Image
 
 from sd_img2img.cli import main
@@ -23,12 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SEED = 1592514025
 SIZE = 256
-
-
-def max_diff(a: Image.Image, b: Image.Image) -> int:
-    return int(
-        np.abs(np.asarray(a.convert("RGB"), dtype=np.int16) - np.asarray(b.convert("RGB"), dtype=np.int16)).max()
-    )
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@ real ``sd-img2img`` command and against diffusers' own img2img pipelines with th
 
 import json
 
-import numpy as np
 import pytest
 import torch
+from helpers import max_diff
 from PIL import Image
 
 from sd_img2img.cli import main
@@ -23,12 +23,6 @@ PIPELINES = {
     "tiny-flux": "FluxImg2ImgPipeline",
     "tiny-flux-schnell": "FluxImg2ImgPipeline",
 }
-
-
-def max_diff(a: Image.Image, b: Image.Image) -> int:
-    return int(
-        np.abs(np.asarray(a.convert("RGB"), dtype=np.int16) - np.asarray(b.convert("RGB"), dtype=np.int16)).max()
-    )
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,8 @@ def test_too_small_strength_says_the_smallest_working_value():
     assert steps_that_run(10, smallest_working_strength(10)) == 1
     for n in range(1, 151):
         s = smallest_working_strength(n)
-        assert steps_that_run(n, s) >= 1 and steps_that_run(n, round(s - 0.01, 2)) == 0 or s == 0.01
+        assert steps_that_run(n, s) >= 1, (n, s)
+        assert s == 0.01 or steps_that_run(n, round(s - 0.01, 2)) == 0, (n, s)  # and no smaller one (0.01 apart)
 
 
 @pytest.mark.parametrize(
