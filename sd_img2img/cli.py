@@ -7,6 +7,10 @@ Writes the output PNG (settings embedded), every step image (step 0 first) and t
 ``000032.1592514025.step000.png``, ``000032.steps.png``), and prints one JSON object on stdout.
 A mistake in the input gives a one-line message on stderr and exit status 2; a model or run failure
 exit status 1. Ctrl-C stops the run between steps and still writes what was computed.
+
+``--animation`` also writes the steps as one animation; ``--loops N --final-strength S --curve C`` runs loopback (each
+output the next initial image); ``sd-img2img grid INIT --strengths 0.4,0.7 --step-counts 10,20`` runs the strength ×
+steps grid (``run/animation.py``, ``run/loopback.py``, ``run/grid.py``).
 """
 
 from __future__ import annotations
@@ -92,6 +96,33 @@ def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
         help="step images show the noisy latents or the predicted final image (x0)",
     )
     p.add_argument("--out", default="outputs", metavar="DIR", help="output folder (default ./outputs)")
+    add_series_flags(p)
+    return p
+
+
+def add_series_flags(p: CommandParser) -> None:
+    """The steps as an animation, and loopback."""
+    p.add_argument("--animation", action="store_true", help="also write the steps (with --loops: the loops) as one "
+                   "animation beside the strip")  # fmt: skip
+    p.add_argument("--animation-format", choices=config.ANIMATION_FORMATS, default="webp", help="animated WebP or GIF")
+    p.add_argument("--loops", type=int, default=None, metavar="N", help=f"loopback: run N times (1 to "
+                   f"{config.MAX_LOOPS}), each output the next initial image, seed + 1 each loop")  # fmt: skip
+    p.add_argument("--final-strength", type=float, default=config.DEFAULT_FINAL_STRENGTH, metavar="S",
+                   help="loopback: the last loop's strength (the first's is --strength)")  # fmt: skip
+    p.add_argument("--curve", choices=config.LOOP_CURVES, default="linear", help="loopback: how strength moves from "
+                   "--strength to --final-strength (AUTOMATIC1111's loopback curves)")  # fmt: skip
+    p.add_argument("--colour-match", action="store_true", help="loopback: match each loop's colours to the initial "
+                   "image (per-channel histogram matching)")  # fmt: skip
+
+
+def build_grid_parser(environ: dict[str, str] | None = None) -> CommandParser:
+    """``sd-img2img grid INIT_IMAGE --strengths … --step-counts …``: the other flags as ``sd-img2img``'s."""
+    p = build_parser(environ)
+    p.prog = "sd-img2img grid"
+    p.description = ("The strength × steps grid: the same image, prompt and seed once per strength (rows) and step "
+                     "count (columns); prints the cells' outputs and the steps each took.")  # fmt: skip
+    p.add_argument("--strengths", default=None, metavar="LIST", help="the rows, e.g. 0.4,0.7 (default: --strength)")
+    p.add_argument("--step-counts", default=None, metavar="LIST", help="the columns, e.g. 10,20 (default: --steps)")
     return p
 
 
@@ -101,15 +132,18 @@ def next_number(folder: Path) -> int:
     return max(numbers, default=0) + 1
 
 
-def write_outputs(result, folder: Path, view: str = "latents") -> dict:
-    """Write the output, step images and strip of ``result`` into ``folder``; return the JSON summary."""
+def write_outputs(result, folder: Path, view: str = "latents", extra: dict | None = None, output_image=None) -> dict:
+    """Write the output, step images and strip of ``result`` into ``folder``; return the JSON summary.
+
+    ``extra``: more settings for every PNG (where a loop or grid cell sits in its series); ``output_image``: the picture
+    written as the output instead of ``result.output`` (a loop's colour-matched output)."""
     from sd_img2img.formats.metadata import save_png
 
     folder.mkdir(parents=True, exist_ok=True)
     n = next_number(folder)
     stem = f"{n:06d}.{result.seed}"
-    settings = result.settings()
-    output = save_png(result.output, folder / f"{stem}.png", settings)
+    settings = {**result.settings(), **(extra or {})}
+    output = save_png(output_image or result.output, folder / f"{stem}.png", settings)
     steps = []
     for frame in result.frames:
         path = folder / f"{stem}.step{frame.index:03d}.png"
@@ -184,8 +218,115 @@ def request_from(args):
     )
 
 
+def run_command(engine, args, grid: bool, should_stop) -> tuple[dict, list[str]]:
+    """What the flags ask for, on ``engine``: one run, loopback (``--loops``) or the grid; the JSON summary and the
+    run's warnings."""
+    from sd_img2img.run.prepare import prepare_request
+
+    request = request_from(args)
+    if grid:
+        return run_grid_command(engine, args, request, should_stop)
+    family = engine.peek_family()  # from the checkpoint's JSON files, no weights loaded
+    # bad input (the image too) is reported before the model loads, and the run takes the prepared request
+    prepared = prepare_request(request, family, engine.lora_specs) if family is not None else None
+    if args.loops is not None and prepared is not None:  # the whole series checked before the model loads
+        from sd_img2img.run.loopback import plan_loopback
+
+        plan_loopback(prepared, loopback_options(args), family)
+    engine.load()
+    engine.model_hash()  # the PNGs carry AUTOMATIC1111's "Model hash"
+    if args.loops is not None:
+        return run_loopback_command(engine, args, prepared or engine.prepare(request), should_stop)
+    result = engine.generate(prepared or request, should_stop=should_stop)
+    summary = write_outputs(result, Path(args.out), args.view)
+    if args.animation:
+        from sd_img2img.run.animation import step_animation
+
+        strip = Path(summary["strip"])
+        path = strip.with_name(f"{strip.name.split('.')[0]}.steps.{args.animation_format}")
+        animation = step_animation(result, path, args.view, args.animation_format)
+        summary.update(animation=str(animation.path), animation_bytes=animation.bytes)
+    return summary, result.warnings
+
+
+def loopback_options(args):
+    from sd_img2img.run.loopback import LoopbackOptions
+
+    return LoopbackOptions(args.loops, args.final_strength, args.curve, args.colour_match)
+
+
+def run_loopback_command(engine, args, first, should_stop) -> tuple[dict, list[str]]:
+    """``--loops N``: each output the next initial image (``run.loopback``); every loop's files as one run's, its PNG
+    saying which loop it is; with ``--animation`` the loops as one animation."""
+    from sd_img2img.run.loopback import COLOUR_MATCH, loop_animation, plan_loopback, run_loopback
+
+    plan = plan_loopback(first, loopback_options(args), engine.family)
+    entries, warnings, done = [], [], []
+    run = lambda prepared: engine.generate(prepared, should_stop=should_stop)  # noqa: E731
+    for loops in run_loopback(first, plan, engine.prepare, run, should_stop):
+        done, loop = loops, loops[-1]
+        s = write_outputs(loop.result, Path(args.out), args.view, {"loopback": plan.settings(loop.index)}, loop.output)
+        entries.append({"loop": loop.index + 1, "output": s["output"], "strength": loop.strength, "seed": loop.seed,
+                        "steps_taken": loop.result.steps_taken, "strip": s["strip"]})  # fmt: skip
+        warnings += [w for w in loop.result.warnings if w not in warnings]
+    summary = {"loops": entries, "curve": plan.options.curve, "strengths": list(plan.strengths),
+               "colour_match": COLOUR_MATCH if plan.options.colour_match else None,
+               "steps_taken": sum(e["steps_taken"] for e in entries), "model": engine.model,
+               "stopped": len(entries) < plan.options.loops or any(x.result.stopped for x in done),
+               "warnings": warnings}  # fmt: skip
+    if args.animation and entries:
+        name = Path(entries[0]["output"]).name.split(".")[0]
+        animation = loop_animation(first.image, done, Path(args.out) / f"{name}.loops.{args.animation_format}",
+                                   args.animation_format)  # fmt: skip
+        summary.update(animation=str(animation.path), animation_bytes=animation.bytes)
+    return summary, warnings
+
+
+def run_grid_command(engine, args, request, should_stop) -> tuple[dict, list[str]]:
+    """``sd-img2img grid``: strengths down, step counts across (``run.grid``), each cell run through the page's backend
+    interface and written as one run, its PNG saying which cell it is; the cells' pictures as one sheet."""
+    from sd_img2img.engine.backend import LocalBackend, run_to_end
+    from sd_img2img.errors import UserInputError
+    from sd_img2img.run.grid import GridAxis, grid_sheet, parse_axis, plan_grid, run_grid, uses_strength
+
+    if args.loops is not None or args.animation:
+        raise UserInputError("sd-img2img grid takes no --loops or --animation; run those without 'grid'")
+    backend = LocalBackend(engine)
+    name = backend.names[0]
+    family = engine.peek_family() or engine.family
+    if args.strengths is None and not uses_strength(family):  # an edit model: one row, the model
+        rows = GridAxis("model", (name,))
+    else:
+        rows = parse_axis(
+            "strength", args.strengths if args.strengths is not None else [request.strength or family.strength]
+        )
+    columns = parse_axis("steps", args.step_counts if args.step_counts is not None else [request.steps or family.steps])
+    grid = plan_grid(request, rows, columns, name, backend.prepare, lambda _: family)
+    engine.load()
+    engine.model_hash()
+    cells, warnings = [], []
+    for cell in run_grid(grid, lambda prepared, model: run_to_end(backend, prepared, model, should_stop), should_stop):
+        r = cell.result
+        s = write_outputs(r, Path(args.out), args.view, {"grid": grid.settings(cell)})
+        cells.append({"row": cell.row + 1, "column": cell.column + 1, "strength": r.strength, "steps": r.steps,
+                      "steps_taken": r.steps_taken, "output": s["output"], "seed": r.seed})  # fmt: skip
+        warnings += [w for w in r.warnings if w not in warnings]
+    sheet = None
+    if cells:
+        sheet = Path(args.out) / f"{Path(cells[0]['output']).name.split('.')[0]}.grid.png"
+        grid_sheet(grid).save(sheet)
+    summary = {"cells": cells, "grid": str(sheet) if sheet else None, "rows": rows.by, "columns": columns.by,
+               "total_steps": grid.total_steps, "steps_taken": sum(c["steps_taken"] for c in cells),
+               "seed": grid.cells[0].prepared.seed, "model": engine.model,
+               "stopped": len(cells) < len(grid.cells) or any(c.result.stopped for c in grid.cells if c.result),
+               "warnings": warnings}  # fmt: skip
+    return summary, warnings
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    grid = argv[:1] == ["grid"]  # sd-img2img grid INIT …; an init image named "grid" is ./grid
+    args = (build_grid_parser() if grid else build_parser()).parse_args(argv[1:] if grid else argv)
     from sd_img2img.run.cpu_memory import keep_freed_memory
 
     keep_freed_memory()  # before torch starts threads: CPU steps stop page-faulting their activations in
@@ -206,16 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         engine = make_engine(args.model, options_from(args))
-        request = request_from(args)
-        from sd_img2img.run.prepare import prepare_request
-
-        family = engine.peek_family()  # from the checkpoint's JSON files, no weights loaded
-        # bad input (the image too) is reported before the model loads, and the run takes the prepared request
-        prepared = prepare_request(request, family, engine.lora_specs) if family is not None else None
-        engine.load()
-        engine.model_hash()  # the PNGs carry AUTOMATIC1111's "Model hash"
-        result = engine.generate(prepared or request, should_stop=stop.is_set)
-        summary = write_outputs(result, Path(args.out), args.view)
+        summary, warnings = run_command(engine, args, grid, stop.is_set)
     except UserInputError as e:
         print(f"sd-img2img: error: {e}", file=sys.stderr)
         return 2
@@ -228,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-    for warning in result.warnings:
+    for warning in warnings:
         if warning not in said:
             print(f"sd-img2img: warning: {warning}", file=sys.stderr)
     print(json.dumps(summary))

@@ -102,3 +102,23 @@ CPU_PAGE_STEPS = 10  # the page starts such a model at this many steps (few-step
 CPU_PAGE_MAX_SIDE = 512  # … and sizes the init image to at most this side (a visitor can still ask for more)
 FEW_STEPS = 8  # a family whose default steps are at most this is few-step (Turbo, LCM, FLUX.1-schnell)
 QUEUE_FORGET_SECONDS = 1800  # a queued run nobody started or finished within this long is forgotten by the wait line
+
+# Seeing more of a run (run/animation.py, run/grid.py, run/loopback.py).
+ANIMATION_FORMATS = ("webp", "gif")  # the steps as an animation: animated WebP (the page's) or GIF, made with Pillow
+ANIMATION_MAX_SIDE = 512  # frames are scaled to at most this side
+ANIMATION_SECONDS = 2.4  # the frames before the last take about this long together …
+ANIMATION_FRAME_MS = (60, 400)  # … each at least and at most this long
+ANIMATION_HOLD_MS = 1500  # the last frame (the output) is held this long before the animation loops
+ANIMATION_QUALITY = 80  # lossy WebP quality of the frames
+GRID_MAX_VALUES = 6  # values on one axis of the strength × steps grid
+GRID_MAX_CELLS = 36  # cells of one grid …
+GRID_MAX_STEPS = 300  # … and the steps they run in all (by the family's rule), so one grid cannot hold the queue long
+GRID_STRENGTHS = (0.4, 0.7)  # the page's default rows …
+GRID_STEP_COUNTS = (10, 20)  # … and columns
+GRID_THUMB_SIDE = 192  # a grid cell's picture on the page
+LOOP_CURVES = ("linear", "aggressive", "lazy")  # loopback's strength curves, as AUTOMATIC1111's scripts/loopback.py
+MAX_LOOPS = 32  # loopback runs 1 to this many loops (AUTOMATIC1111: 1–32) …
+MAX_LOOPBACK_STEPS = 300  # … and at most this many steps in all
+DEFAULT_LOOPS = 3
+DEFAULT_FINAL_STRENGTH = 0.3
+LOOP_STRENGTH_DIGITS = 4  # each loop's strength is rounded to this many decimals (what runs is what the PNG says)

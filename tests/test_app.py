@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from appserver import ROOT, free_port, serve
+from PIL import Image as PILImage
 
 FIREPLACE = str(ROOT / "examples" / "fireplace.png")
 
@@ -76,7 +77,7 @@ def test_named_endpoints_and_parameters(client):
 def test_img2img_strength_07_ten_steps(client):
     from sd_img2img.formats.metadata import read_settings
 
-    output, gallery, info, strip, status, download = img2img(client).result()
+    output, gallery, info, strip, status, download, animation = img2img(client).result()
     assert info["steps"] == 10 and info["steps_taken"] == 7 and info["seed"] == 7 and info["sampler"] == "k_lms"
     assert info["schedule_steps"] == 10 and info["strength"] == 0.7 and info["mode"] == "img2img"
     assert len(gallery) == 8
@@ -89,6 +90,9 @@ def test_img2img_strength_07_ten_steps(client):
     assert Path(download).read_bytes() == Path(output).read_bytes()
     assert Path(strip).exists()
     assert "7 taken" in status
+    with PILImage.open(animation) as anim:  # the API's last output: the steps as an animation, one frame a step
+        assert anim.format == "WEBP" and anim.n_frames == 8 == info["animation"]["frames"]
+    assert Path(animation).stat().st_size == info["animation"]["bytes"] and "animation WebP · 8 frames" in status
 
 
 def test_steps_arrive_one_by_one(client):
@@ -132,7 +136,7 @@ def test_stop_mid_run_keeps_what_was_computed(light_client):
         assert not job.done(), "the run ended before it could be stopped"
         time.sleep(0.02)
     client.predict(api_name="/stop")  # the page's Stop button: same session
-    output, gallery, info, strip, status, _ = job.result()
+    output, gallery, info, strip, status, *_ = job.result()
     assert info["stopped"] is True
     assert 3 <= info["steps_taken"] < 150
     assert len(gallery) == info["steps_taken"] + 1

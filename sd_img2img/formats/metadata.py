@@ -75,9 +75,30 @@ def a1111_parameters(settings: dict[str, Any]) -> str:
         "Model": short_model_name(settings["model"]) if settings.get("model") else None,
         "Denoising strength": settings.get("strength"),
         "Steps taken": settings.get("steps_taken"),
+        **series_fields(settings),
     }
     lines.append(", ".join(f"{key}: {a1111_quote(value)}" for key, value in fields.items() if value is not None))
     return "\n".join(lines)
+
+
+def series_fields(settings: dict[str, Any]) -> dict[str, Any]:
+    """Where a loop of a loopback or a cell of a grid sits in its series (``settings["loopback"]`` /
+    ``settings["grid"]``, as ``run.loopback.LoopPlan.settings`` and ``run.grid.Grid.settings`` write them), in
+    AUTOMATIC1111's words where it has them (its loopback script's ``Final denoising strength``, ``Denoising curve``)."""
+    fields: dict[str, Any] = {}
+    loop = settings.get("loopback")
+    if isinstance(loop, dict):
+        fields["Loopback"] = f"loop {loop.get('loop')} of {loop.get('loops')}"
+        fields["Final denoising strength"] = loop.get("final_strength")
+        fields["Denoising curve"] = str(loop.get("curve", "")).capitalize() or None
+        fields["Color correction"] = "histogram" if loop.get("colour_match") else None
+    cell = settings.get("grid")
+    if isinstance(cell, dict):
+        rows, columns = cell.get("cells") or (None, None)
+        fields["Grid cell"] = (
+            f"row {cell.get('row')} of {rows} ({cell.get('rows')}), column {cell.get('column')} of {columns} ({cell.get('columns')})"
+        )
+    return fields
 
 
 def png_info(settings: dict[str, Any]) -> PngImagePlugin.PngInfo:

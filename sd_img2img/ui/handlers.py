@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sd_img2img.ui.explain import Explain
+from sd_img2img.ui.grid import GridPage
+from sd_img2img.ui.loopback import LoopbackPage
 from sd_img2img.ui.model_picker import ModelPicker
 from sd_img2img.ui.page import Page
 from sd_img2img.ui.png_import import PngImport
@@ -21,8 +23,11 @@ class Handlers:
     runs: Runs  # the plan line, the click, /img2img and /txt2img, the view switch, Stop
     explain: Explain  # the explain table, /compare
     png: PngImport  # settings from a PNG, /read_settings
+    grid: GridPage  # the strength × steps grid, /grid
+    loopback: LoopbackPage  # loopback, /loopback
 
     @classmethod
     def of(cls, page: Page) -> Handlers:
         runs = Runs(page)
-        return cls(page, ModelPicker(page), runs, Explain(page, runs), PngImport(page))
+        return cls(page, ModelPicker(page), runs, Explain(page, runs), PngImport(page), GridPage(page, runs),
+                   LoopbackPage(page, runs))  # fmt: skip

@@ -3,8 +3,12 @@ model badge. Every text a visitor, a PNG or a model can influence goes through `
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 from pathlib import Path
+
+from PIL import Image
 
 from sd_img2img.engine.backend import ModelStatus
 from sd_img2img.errors import UserInputError
@@ -38,6 +42,18 @@ def plan_line(has_image: bool, strength, steps, real_steps, family=None, seconds
         return f'<div class="plan bad">{esc(e)}</div>'
 
 
+def image_tag(image: Image.Image, alt: str, cls: str = "", max_side: int | None = None) -> str:
+    """An ``<img>`` holding ``image`` (scaled to at most ``max_side``) as a WebP data URI; ``alt`` is escaped."""
+    if max_side and max(image.size) > max_side:
+        scale = max_side / max(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    image.save(buf, format="WEBP", quality=85)
+    uri = "data:image/webp;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img class="{esc(cls)}" src="{uri}" alt="{esc(alt)}" title="{esc(alt)}">'
+
+
 def caption(frame) -> str:
     """A step's caption in the gallery: its number and timestep (step 0 is where the run starts)."""
     return "step 0 · start" if frame.index == 0 else f"step {frame.index} · t={frame.timestep}"
@@ -51,8 +67,9 @@ def status_html(kind: str, text_html: str, fraction: float | None = None) -> str
     return f'<div class="run-status {esc(kind)}">{bar}<div class="text">{text_html}</div></div>'
 
 
-def summary_html(result) -> str:
-    """The status line after a run: what ran, how long, and its warnings (which may quote the prompt)."""
+def summary_html(result, animation=None) -> str:
+    """The status line after a run: what ran, how long, its animation (``run.animation.Animation``) and its warnings
+    (which may quote the prompt)."""
     stopped = "Stopped" if result.stopped else "Done"
     asked = f"{result.steps} steps asked" + (" (real steps)" if result.real_steps else "")
     mode = "prompt2img" if result.mode == "txt2img" else f"strength {result.strength:g}"
@@ -60,6 +77,8 @@ def summary_html(result) -> str:
         f"<b>{stopped}</b> in {result.seconds['total']:.1f} s · seed <code>{result.seed}</code> · {esc(asked)} · "
         f"<b>{result.steps_taken} taken</b> · {esc(mode)} · {esc(result.sampler)} · {result.width}×{result.height}"
     )
+    if animation is not None:
+        text += f' <span class="anim-note">· animation {esc(animation.describe())}</span>'
     warnings = "".join(f'<div class="warn">⚠ {esc(w)}</div>' for w in result.warnings)
     return status_html("stopped" if result.stopped else "done", text + warnings, None)
 

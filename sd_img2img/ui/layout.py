@@ -18,6 +18,7 @@ from sd_img2img.run.images import open_image
 from sd_img2img.ui.examples import EXAMPLES
 from sd_img2img.ui.explain import compare_html, default_values
 from sd_img2img.ui.form import page_defaults
+from sd_img2img.ui.grid import COLUMN_AXES, ROW_AXES, default_axis_values, empty_grid_html
 from sd_img2img.ui.handlers import Handlers
 from sd_img2img.ui.html import plan_line, status_html
 from sd_img2img.ui.model_picker import sampler_choices
@@ -241,15 +242,18 @@ def output_panel() -> SimpleNamespace:
         elem_id="run-status",
         value=status_html("idle", "Ready when you are: pick an example below or upload an image."),
     )
-    ui.output = gr.Image(
-        label="Result",
-        type="filepath",
-        format="png",
-        interactive=False,
-        height=360,
-        elem_id="output",
-        buttons=["download", "fullscreen"],
-    )
+    with gr.Row(elem_classes="result-row"):
+        ui.output = gr.Image(
+            label="Result",
+            type="filepath",
+            format="png",
+            interactive=False,
+            height=360,
+            elem_id="output",
+            buttons=["download", "fullscreen"],
+            scale=3,
+        )
+        ui.animation_preview = animation_preview()
     with gr.Row(elem_classes="steps-head"):
         gr.HTML('<div class="section-title">Every step <span>step 0 is what SD starts from</span></div>')
         ui.view = gr.Radio(
@@ -278,9 +282,24 @@ def output_panel() -> SimpleNamespace:
     )
     with gr.Row():
         ui.download = gr.DownloadButton("Download PNG (with settings)", elem_id="download", size="md")
+        ui.animation = gr.DownloadButton("Download animation (WebP)", elem_id="download-animation", size="md")
     with gr.Accordion("Run info", open=False, elem_classes="more"):
         ui.info = gr.JSON(label="Run info", elem_id="run-info")
     return ui
+
+
+def animation_preview() -> gr.Image:
+    """The last run's steps as an animation (the file ``/img2img`` returns last), playing beside the result."""
+    return gr.Image(
+        label="Steps as an animation",
+        type="filepath",
+        interactive=False,
+        height=360,
+        elem_id="animation",
+        buttons=["download", "fullscreen"],
+        scale=2,
+        min_width=160,
+    )
 
 
 def generate_tab(h: Handlers) -> SimpleNamespace:
@@ -291,6 +310,7 @@ def generate_tab(h: Handlers) -> SimpleNamespace:
             form = settings_panel(h)
         with gr.Column(scale=7, min_width=300, elem_classes="panel outputs"):
             out = output_panel()
+    loop = loopback_panel(h)
     gr.Examples(
         examples=[[str(EXAMPLES_DIR / name), prompt_text] for name, _, prompt_text in EXAMPLES],
         inputs=[source.init_image, form.prompt],
@@ -299,7 +319,7 @@ def generate_tab(h: Handlers) -> SimpleNamespace:
         cache_examples=False,
         elem_id="examples",
     )
-    return SimpleNamespace(**vars(source), **vars(form), **vars(out))
+    return SimpleNamespace(**vars(source), **vars(form), **vars(out), loopback=loop)
 
 
 def explain_tab(h: Handlers) -> SimpleNamespace:
@@ -339,4 +359,71 @@ def explain_tab(h: Handlers) -> SimpleNamespace:
     ui.table = gr.HTML(compare_html([], "strength"), label="Table", elem_id="explain-table")
     with gr.Accordion("Column info", open=False, elem_classes="more"):
         ui.info = gr.JSON(label="Columns")
+    return ui
+
+
+def loopback_panel(h: Handlers) -> SimpleNamespace:
+    """Loopback, below the workspace: each output becomes the next initial image (the Generate tab's image, prompt,
+    strength and settings start it); the strength curve as numbers before it runs, then each loop in a strip."""
+    ui = SimpleNamespace()
+    start = page_defaults(h.page.family(None) or default_family(), h.page.on_cpu)
+    with gr.Accordion("Loopback: feed each output back in", open=False, elem_id="loopback", elem_classes="more"):
+        gr.Markdown(
+            "Each loop's output becomes the next loop's initial image, seed + 1 each loop, strength moving from the "
+            "Strength above to a final strength (AUTOMATIC1111's loopback curves).",
+            elem_classes="hint",
+        )
+        with gr.Row(elem_classes="loop-controls"):
+            ui.loops = gr.Slider(
+                1, config.MAX_LOOPS, value=config.DEFAULT_LOOPS, step=1, label="Loops", elem_id="loops"
+            )
+            ui.final_strength = gr.Slider(config.STRENGTH_STEP, config.RANGES["strength"].high,
+                                          value=config.DEFAULT_FINAL_STRENGTH, step=config.STRENGTH_STEP,
+                                          label="Final strength", elem_id="final-strength")  # fmt: skip
+            ui.curve = gr.Radio(list(config.LOOP_CURVES), value="linear", label="Strength curve", elem_id="curve")
+            ui.colour_match = gr.Checkbox(label="Match colours to the initial image", value=False,
+                                          info="per-channel histogram matching", elem_id="colour-match")  # fmt: skip
+        first_line = h.loopback.curve_line(None, "image", "", start[1], start[0], False, None, None, "resize", None,
+                                           config.DEFAULT_LOOPS, config.DEFAULT_FINAL_STRENGTH, "linear")  # fmt: skip
+        ui.curve_line = gr.HTML(first_line, elem_id="loop-curve")
+        with gr.Row(elem_classes="actions"):
+            ui.run_btn = gr.Button("Run the loops", variant="primary", elem_id="loop-run", scale=3)
+            ui.stop_btn = gr.Button("Stop", elem_id="loop-stop", scale=1)
+        ui.strip = gr.HTML("", elem_id="loop-strip")
+        with gr.Row(equal_height=False):
+            ui.animation = gr.Image(label="The loops as an animation", type="filepath", interactive=False, height=260,
+                                    elem_id="loop-animation", buttons=["download", "fullscreen"])  # fmt: skip
+            with gr.Column():
+                ui.files = gr.File(label="Each loop's PNG (settings embedded)", file_count="multiple",
+                                   interactive=False, elem_id="loop-files")  # fmt: skip
+                with gr.Accordion("Loop info", open=False, elem_classes="more"):
+                    ui.info = gr.JSON(label="Loops")
+    return ui
+
+
+def grid_panel(h: Handlers) -> SimpleNamespace:
+    """The strength × steps grid, on the Explain tab: strengths down, step counts across (or either the models), its
+    cost before it runs, the cells as they finish."""
+    ui = SimpleNamespace()
+    gr.Markdown(
+        "**Strength × steps grid.** The same image, prompt and seed from the Generate tab, once per cell: strengths "
+        "down, step counts across. Each cell shows its output and the steps that actually ran.",
+        elem_classes=["explain-intro", "grid-intro"],
+    )
+    with gr.Row(elem_classes="explain-controls"):  # models: the served ones (one: a single row, for edit models)
+        ui.rows = gr.Radio(ROW_AXES, value="strength", label="Rows", elem_id="grid-rows")
+        ui.row_values = gr.Textbox(default_axis_values("strength"), label="Row values", elem_id="grid-row-values")
+        ui.columns = gr.Radio(COLUMN_AXES, value="steps", label="Columns", elem_id="grid-columns")
+        ui.column_values = gr.Textbox(default_axis_values("steps"), label="Column values", elem_id="grid-column-values")
+    ui.cost = gr.HTML(
+        '<div class="plan grid-cost">pick an initial image on the Generate tab</div>', elem_id="grid-cost"
+    )
+    with gr.Row(elem_classes="actions"):
+        ui.run_btn = gr.Button("Build the grid", variant="primary", elem_id="grid-run", scale=3)
+        ui.stop_btn = gr.Button("Stop", elem_id="grid-stop", scale=1)
+    ui.table = gr.HTML(empty_grid_html(), elem_id="grid-table")
+    with gr.Accordion("Cell PNGs and info", open=False, elem_classes="more"):
+        ui.files = gr.File(label="Each cell's PNG (settings embedded)", file_count="multiple", interactive=False,
+                           elem_id="grid-files")  # fmt: skip
+        ui.info = gr.JSON(label="Cells")
     return ui

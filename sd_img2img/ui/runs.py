@@ -13,6 +13,7 @@ import gradio as gr
 from sd_img2img import config
 from sd_img2img.errors import UserInputError
 from sd_img2img.formats.metadata import save_png
+from sd_img2img.run.animation import step_animation
 from sd_img2img.run.prepare import PreparedRequest
 from sd_img2img.run.request import GenerationRequest
 from sd_img2img.run.result import GenerationResult
@@ -119,7 +120,8 @@ class Runs:
         ``model`` is one of the served models (None: the first); strength, steps, sampler and guidance left empty
         take its family's defaults. ``loras`` switches the LoRAs the server lists: ``"name:scale, …"`` (0 is off;
         empty: each at its start-up scale). Returns the output PNG (settings embedded), the step gallery (step 0
-        first), the run info, the steps strip, a status line, the download and the session's last run."""
+        first), the run info, the steps strip, a status line, the download, the session's last run and the steps as
+        an animation (WebP)."""
         yield from self.run(self.request(form_values(locals())), session_id(request), model, prepared)
 
     def txt2img(
@@ -167,7 +169,7 @@ class Runs:
         try:
             # Plain values while streaming, not gr.skip(): gradio keeps every component a prop update creates for a
             # session (tens of KB per run, for as long as the session lives); clearing the last result is cheap.
-            yield None, [], None, None, status_html("running", "Starting…", 0.0), None, gr.skip()
+            yield None, [], None, None, status_html("running", "Starting…", 0.0), None, gr.skip(), None
             with shown_to_user():
                 for item in stream:
                     if isinstance(item, GenerationResult):
@@ -177,7 +179,7 @@ class Runs:
                     steps.append((path, caption(item)))
                     text = "the initial image SD sees" if item.index == 0 else f"step {item.index} of {item.total}"
                     running = status_html("running", text, item.index / max(1, item.total))
-                    yield None, list(steps), None, None, running, None, gr.skip()
+                    yield None, list(steps), None, None, running, None, gr.skip(), None
         finally:
             stream.close()
             page.stops.end(session, flag)
@@ -188,16 +190,19 @@ class Runs:
 
     @staticmethod
     def finished(result: GenerationResult, folder, steps: list, view: str) -> tuple:
-        """The page after a run: the PNG (settings embedded), every step, the info, the strip, the summary."""
+        """The page after a run: the PNG (settings embedded), every step, the info, the strip, the summary, the steps as
+        an animation."""
         png = save_png(result.output, folder / f"sd-img2img-{result.seed}.png", result.settings())
         strip = save_step_image(result.strip(view), folder / "steps.webp")
-        last = {"result": result, "folder": folder, "seed": result.seed}
-        return str(png), steps, result.info(), strip, summary_html(result), str(png), last
+        animation = step_animation(result, folder / f"sd-img2img-{result.seed}-steps-{view}.webp", view)
+        last = {"result": result, "folder": folder, "seed": result.seed, "animation": str(animation.path)}
+        info = {**result.info(), "animation": animation.info()}
+        return str(png), steps, info, strip, summary_html(result, animation), str(png), last, str(animation.path)
 
     def switch_view(self, last, view):
-        """Redraw the gallery and strip of the last run in the other view (decoded on first use)."""
+        """Redraw the gallery, strip and animation of the last run in the other view (decoded on first use)."""
         if not last:
-            return gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         result, folder = last["result"], last["folder"]
         folder.mkdir(parents=True, exist_ok=True)  # swept away meanwhile if the run is old
         with shown_to_user():
@@ -206,7 +211,8 @@ class Runs:
                 for f in result.frames
             ]
             strip = save_step_image(result.strip(view), folder / f"steps-{view}.webp")
-        return gallery, strip
+            animation = str(step_animation(result, folder / f"sd-img2img-{result.seed}-steps-{view}.webp", view).path)
+        return gallery, strip, animation, animation
 
     def stop(self, request: gr.Request = None):
         self.page.stops.stop(session_id(request))

@@ -11,6 +11,7 @@ import gradio as gr
 
 from sd_img2img.run.request import RECORDED_FIELDS
 from sd_img2img.ui.form import ALIASES
+from sd_img2img.ui.grid import default_axis_values
 from sd_img2img.ui.handlers import Handlers
 from sd_img2img.ui.state import gpu
 
@@ -62,18 +63,20 @@ def wire_form(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
 
 def wire_run(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
     """Generate (and /txt2img), Stop, the view switch and the seed buttons."""
-    run_outputs = [g.output, g.gallery, g.info, g.strip, g.run_status, g.download, top.last_run]
+    run_outputs = [g.output, g.gallery, g.info, g.strip, g.run_status, g.download, top.last_run, g.animation]
     click = g.run_btn.click(h.runs.queue_run, inputs_of(h.runs.queue_run, g, top),
                             [g.init_image, g.run_status, top.prepared], queue=False, api_name="queue_run",
                             **PRIVATE)  # fmt: skip
     run = click.success(gpu(h.runs.img2img), inputs_of(h.runs.img2img, g, top), run_outputs, api_name="img2img",
                         show_progress="hidden", **model_event(h))  # fmt: skip
     run.then(lambda n: (n or 0) + 1, top.run_done, top.run_done, api_name="run_done", queue=False, **PRIVATE)
+    run.success(lambda last: last["animation"] if last else None, top.last_run, g.animation_preview,
+                api_name="show_animation", queue=False, **PRIVATE)  # fmt: skip
     top.txt2img_btn.click(gpu(h.runs.txt2img), inputs_of(h.runs.txt2img, g), run_outputs, api_name="txt2img",
                           show_progress="hidden", **model_event(h))  # fmt: skip
     g.stop_btn.click(h.runs.stop, None, None, api_name="stop", queue=False, show_progress="hidden")
-    g.view.change(gpu(h.runs.switch_view), [top.last_run, g.view], [g.gallery, g.strip], api_name="switch_view",
-                  **PRIVATE, **model_event(h))  # fmt: skip
+    g.view.change(gpu(h.runs.switch_view), [top.last_run, g.view], [g.gallery, g.strip, g.animation,
+                  g.animation_preview], api_name="switch_view", **PRIVATE, **model_event(h))  # fmt: skip
     g.dice.click(lambda: -1, None, g.seed, api_name="random_seed", queue=False, **PRIVATE)
     g.reuse.click(lambda last: last["seed"] if last else gr.skip(), top.last_run, g.seed, api_name="reuse_seed",
                   queue=False, **PRIVATE)  # fmt: skip
@@ -96,3 +99,36 @@ def wire_explain(h: Handlers, e: SimpleNamespace, g: SimpleNamespace, top: Simpl
                              api_name="use_sketch_compare", **PRIVATE)  # fmt: skip
     sketch.success(gpu(h.explain.compare), inputs_of(h.explain.compare, e, g), [e.table, e.info], api_name="compare",
                    show_progress="hidden", **model_event(h))  # fmt: skip
+
+
+def wire_grid(h: Handlers, grid: SimpleNamespace, g: SimpleNamespace, top: SimpleNamespace) -> None:
+    """The grid's events: its cost line as the axes or the Generate tab's settings change (and after each run, once
+    there are times to tell), the axis choices, /grid with the Generate tab's image, prompt, seed and settings."""
+    cost_inputs = inputs_of(h.grid.cost, grid, g, top)
+    triggers = [c.change for c in cost_inputs if c is not top.source] + [top.run_done.change]
+    gr.on(triggers, h.grid.cost, cost_inputs, grid.cost, api_name="grid_cost", queue=False, trigger_mode="always_last",
+          **PRIVATE)  # fmt: skip
+    names = h.page.backend.names
+    for axis, values in ((grid.rows, grid.row_values), (grid.columns, grid.column_values)):
+        axis.change(lambda by: default_axis_values(by, names), axis, values, queue=False, **PRIVATE)
+    grid.stop_btn.click(h.runs.stop, None, None, api_name="stop_grid", queue=False, **PRIVATE)
+    sketch = grid.run_btn.click(h.runs.use_sketch, [top.source, g.sketch, g.init_image], g.init_image, queue=False,
+                                api_name="use_sketch_grid", **PRIVATE)  # fmt: skip
+    run = sketch.success(gpu(h.grid.grid), inputs_of(h.grid.grid, grid, g), [grid.table, grid.info, grid.files],
+                         api_name="grid", show_progress="hidden", **model_event(h))  # fmt: skip
+    run.then(h.grid.cost, cost_inputs, grid.cost, api_name="grid_cost_after", queue=False, **PRIVATE)
+
+
+def wire_loopback(h: Handlers, lb: SimpleNamespace, g: SimpleNamespace, top: SimpleNamespace) -> None:
+    """Loopback's events: the curve line as its settings or the Generate tab's change, /loopback."""
+    curve_inputs = inputs_of(h.loopback.curve_line, lb, g, top)
+    triggers = [c.change for c in curve_inputs if c is not top.source] + [top.run_done.change]
+    gr.on(triggers, h.loopback.curve_line, curve_inputs, lb.curve_line, api_name="loop_curve", queue=False,
+          trigger_mode="always_last", **PRIVATE)  # fmt: skip
+    lb.stop_btn.click(h.runs.stop, None, None, api_name="stop_loopback", queue=False, **PRIVATE)
+    sketch = lb.run_btn.click(h.runs.use_sketch, [top.source, g.sketch, g.init_image], g.init_image, queue=False,
+                              api_name="use_sketch_loopback", **PRIVATE)  # fmt: skip
+    run = sketch.success(gpu(h.loopback.loopback), inputs_of(h.loopback.loopback, lb, g),
+                         [lb.strip, lb.animation, lb.files, lb.info], api_name="loopback", show_progress="hidden",
+                         **model_event(h))  # fmt: skip
+    run.then(h.loopback.curve_line, curve_inputs, lb.curve_line, api_name="loop_curve_after", queue=False, **PRIVATE)

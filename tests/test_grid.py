@@ -1,0 +1,85 @@
+"""The strength × steps grid (run/grid.py): cells equal single runs, the cost in steps that actually run, the limits,
+edit models refused on the strength axis; through the page's backend interface."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from helpers import max_diff
+
+from sd_img2img.config import GRID_MAX_CELLS, GRID_MAX_STEPS, GRID_MAX_VALUES
+from sd_img2img.engine import GenerationRequest
+from sd_img2img.engine.backend import LocalBackend, run_to_end
+from sd_img2img.errors import UserInputError
+from sd_img2img.run.grid import GridAxis, check_axes, parse_axis, plan_grid, run_grid
+
+
+@pytest.fixture(scope="module")
+def backend(engine):
+    return LocalBackend(engine, name="tiny")
+
+
+def base(fireplace, **kw):
+    return GenerationRequest(**{**dict(prompt="fire", init_image=fireplace, seed=77, width=64, height=64), **kw})
+
+
+def grid_of(backend, request, rows, columns):
+    family = backend.describe("tiny").family
+    return plan_grid(request, parse_axis("strength", rows), parse_axis("steps", columns), "tiny", backend.prepare,
+                     lambda name: family)  # fmt: skip
+
+
+def test_a_2x3_grid_equals_the_same_single_runs(backend, engine, fireplace):
+    """Done-when: 6 cells, each the same single run pixel for pixel; the cost line's steps are the steps that ran."""
+    grid = grid_of(backend, base(fireplace), "0.4, 0.7", "5 10 15")
+    assert grid.cost(None) == "this grid runs 32 steps in 6 cells"  # 2 + 4 + 6 + 3 + 7 + 10, by int(N × s)
+    done = list(run_grid(grid, lambda prepared, name: run_to_end(backend, prepared, name)))
+    assert len(done) == 6 and [(c.row, c.column) for c in done] == [(r, c) for r in range(2) for c in range(3)]
+    assert sum(c.result.steps_taken for c in done) == grid.total_steps == 32  # counted from the runs
+    for cell in done:
+        strength, steps = grid.rows.values[cell.row], grid.columns.values[cell.column]
+        single = engine.generate(base(fireplace, strength=strength, steps=steps))
+        assert (cell.result.strength, cell.result.steps, cell.result.seed) == (strength, steps, 77)
+        assert max_diff(single.output, cell.result.output) == 0
+    assert grid.settings(grid.cell(1, 2)) == {"row": 2, "column": 3, "rows": "strength", "columns": "steps",
+                                              "row_value": 0.7, "column_value": 15, "cells": [2, 3]}  # fmt: skip
+    assert "about" in grid.cost(sum(backend.estimate(c.prepared, "tiny") for c in grid.cells))
+
+
+def test_a_stopped_grid_keeps_the_finished_cells(backend, fireplace):
+    grid = grid_of(backend, base(fireplace), "0.4 0.7", "5 10")
+    finished = []
+    for cell in run_grid(grid, lambda prepared, name: run_to_end(backend, prepared, name), lambda: len(finished) == 2):
+        finished.append(cell)
+    assert len(finished) == 2 and [c.result is not None for c in grid.cells] == [True, True, False, False]
+
+
+def test_limits_say_the_numbers(backend, fireplace):
+    with pytest.raises(UserInputError, match="a grid of 6 × 7 = 42 cells is above the limit of 36"):
+        check_axes(GridAxis("strength", (0.5,) * 6), GridAxis("steps", (10,) * 7), {})
+    with pytest.raises(UserInputError, match=f"more than a grid axis takes \\({GRID_MAX_VALUES}\\)"):
+        parse_axis("steps", " ".join(["10"] * (GRID_MAX_VALUES + 1)))
+    with pytest.raises(UserInputError, match=f"this grid runs 400 steps, above the limit of {GRID_MAX_STEPS}"):
+        grid_of(backend, base(fireplace), "1.0", "100 150 150")
+    with pytest.raises(UserInputError, match="both change steps"):
+        check_axes(GridAxis("steps", (1,)), GridAxis("steps", (2,)), {})
+    with pytest.raises(UserInputError, match="'x' is not a number"):
+        parse_axis("strength", "0.4, x")
+    with pytest.raises(UserInputError, match="strength 1.5 is out of range"):
+        parse_axis("strength", "1.5")
+    with pytest.raises(UserInputError, match="needs an initial image"):
+        grid_of(backend, base(None), "0.4", "10")
+    assert GRID_MAX_CELLS == GRID_MAX_VALUES**2
+
+
+def test_edit_models_refuse_the_strength_axis():
+    """A family flagged as taking no strength (an edit model: ``uses_strength = False``) is refused on the strength
+    axis, by name; the steps axis over it is fine; families without the flag take strength."""
+    kontext = SimpleNamespace(label="FLUX.1 Kontext", uses_strength=False)
+    with pytest.raises(
+        UserInputError, match="kontext-dev is a FLUX.1 Kontext model, which edits the image and takes no strength"
+    ):
+        check_axes(GridAxis("strength", (0.4,)), GridAxis("model", ("kontext-dev",)), {"kontext-dev": kontext})
+    check_axes(GridAxis("model", ("kontext-dev",)), GridAxis("steps", (10, 20)), {"kontext-dev": kontext})
+    check_axes(GridAxis("strength", (0.4,)), GridAxis("steps", (10,)), {"sd": SimpleNamespace(label="SD")})

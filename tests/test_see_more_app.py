@@ -1,0 +1,103 @@
+"""The grid, loopback and the steps' animation through the page's API (gradio_client against the app served
+in-process on the tiny checkpoint): the files they return, their PNGs reproducing each cell and loop, the cost line."""
+
+from __future__ import annotations
+
+import pytest
+from appserver import ROOT, serve
+from helpers import max_diff
+from PIL import Image
+
+from sd_img2img.engine import GenerationRequest
+from sd_img2img.formats.metadata import read_settings, request_kwargs
+
+FIREPLACE = str(ROOT / "examples" / "fireplace.png")
+COMMON = dict(prompt="fire", negative_prompt="", seed=5, width=64, height=64)
+
+
+@pytest.fixture(scope="module")
+def url(engine):
+    with serve(engine) as u:
+        yield u
+
+
+@pytest.fixture()
+def client(url):
+    from gradio_client import Client
+
+    return Client(url, verbose=False)
+
+
+def reproduce(engine, png, init_image):
+    """The run a PNG's settings describe, from ``init_image``."""
+    return engine.generate(GenerationRequest(**request_kwargs(read_settings(png)), init_image=init_image)).output
+
+
+def test_grid_endpoint_cells_reproduce_and_cost_line(client, engine):
+    from gradio_client import handle_file
+
+    html, info, files = client.predict(image=handle_file(FIREPLACE), rows="strength", row_values="0.4, 0.7",
+                                       columns="steps", column_values="4, 8, 12", **COMMON, api_name="/grid")  # fmt: skip
+    assert len(files) == 6 and [(c["row"], c["column"]) for c in info["cells"]] == [
+        (r, c) for r in (1, 2) for c in (1, 2, 3)
+    ]
+    assert [(c["strength"], c["steps"]) for c in info["cells"]] == [(s, n) for s in (0.4, 0.7) for n in (4, 8, 12)]
+    assert html.count("<img") == 6 and "<b>8</b> taken" in html and "SD: int(N × 0.4) of N run" in html
+    for cell, png in zip(info["cells"], files):
+        settings = read_settings(png)
+        assert settings["grid"]["row"] == cell["row"] and settings["grid"]["column"] == cell["column"]
+        assert settings["steps_taken"] == cell["steps_taken"] and "Grid cell" in Image.open(png).info["parameters"]
+        assert max_diff(reproduce(engine, png, FIREPLACE), Image.open(png)) == 0  # the PNG says how to make it again
+    taken = sum(c["steps_taken"] for c in info["cells"])
+    assert info["total_steps"] == taken == (1 + 3 + 4) + (2 + 5 + 8)  # int(N × s) of 4, 8, 12 at 0.4 and 0.7
+
+    from sd_img2img.engine import Engine
+    from sd_img2img.engine.backend import LocalBackend
+    from sd_img2img.ui.app import build_demo
+
+    args = (FIREPLACE, "image", "fire", None, None, False, 5, None, None, 64, 64, "resize", None, "")
+    axes = ("strength", "0.4, 0.7", "steps", "4, 8, 12")
+    measured = build_demo(LocalBackend(engine, name="tiny")).handlers.grid.cost(*args, *axes)
+    assert f"this grid runs {taken} steps in 6 cells · about " in measured and " s here" in measured
+    fresh = build_demo(LocalBackend(Engine(engine.model, device="cpu"), name="tiny")).handlers.grid.cost(*args, *axes)
+    assert f"this grid runs {taken} steps in 6 cells</div>" in fresh  # no run measured here yet: steps, no time
+
+
+def test_loopback_endpoint_three_linear_loops(client, engine):
+    from gradio_client import handle_file
+
+    strip, animation, files, info = client.predict(image=handle_file(FIREPLACE), strength=0.5, steps=10, loops=3,
+                                                   final_strength=0.3, curve="linear", colour_match=False, **COMMON,
+                                                   api_name="/loopback")  # fmt: skip
+    assert info["strengths"] == [0.5, 0.4, 0.3] and [x["seed"] for x in info["loops"]] == [5, 6, 7]
+    assert [x["steps_taken"] for x in info["loops"]] == [5, 4, 3] and len(files) == 3
+    assert "Done: 3 loops · 12 steps taken" in strip and "loop 3 · strength 0.3 · seed 7" in strip
+    for i, png in enumerate(files):
+        settings = read_settings(png)
+        assert settings["loopback"]["loop"] == i + 1 and settings["seed"] == 5 + i
+        assert "Loopback: loop" in Image.open(png).info["parameters"]
+    assert max_diff(reproduce(engine, files[1], files[0]), Image.open(files[1])) == 0  # loop 2 = a run from loop 1
+    with Image.open(animation) as anim:
+        assert anim.format == "WEBP" and anim.n_frames == 4  # the initial image, then each loop's output
+
+
+def test_grid_and_loopback_refuse_bad_input_with_a_message(client):
+    from gradio_client import handle_file
+
+    with pytest.raises(Exception, match="strength 1.5 is out of range"):
+        client.predict(image=handle_file(FIREPLACE), row_values="0.4, 1.5", **COMMON, api_name="/grid")
+    with pytest.raises(Exception, match="loop 3 of 3 \\(strength 0.05\\).* runs no step"):
+        client.predict(image=handle_file(FIREPLACE), steps=10, final_strength=0.05, **COMMON, api_name="/loopback")
+
+
+def test_grid_html_escapes_what_it_shows():
+    from sd_img2img.run.grid import Grid, GridAxis, GridCell
+    from sd_img2img.run.plan import plan_steps
+    from sd_img2img.run.prepare import PreparedRequest
+    from sd_img2img.ui.grid import grid_html
+
+    name = '<img src=x onerror="alert(1)">'
+    prepared = PreparedRequest(None, None, "sd", "", "", None, 64, 64, 1, plan_steps(10, 0.5))
+    cells = [GridCell(0, 0, name, GenerationRequest(prompt=""), prepared)]
+    html = grid_html(Grid(GridAxis("model", (name,)), GridAxis("steps", (10,)), cells), {}, lambda _: None)
+    assert name not in html and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
