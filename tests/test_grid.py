@@ -83,3 +83,31 @@ def test_edit_models_refuse_the_strength_axis():
         check_axes(GridAxis("strength", (0.4,)), GridAxis("model", ("kontext-dev",)), {"kontext-dev": kontext})
     check_axes(GridAxis("model", ("kontext-dev",)), GridAxis("steps", (10, 20)), {"kontext-dev": kontext})
     check_axes(GridAxis("strength", (0.4,)), GridAxis("steps", (10,)), {"sd": SimpleNamespace(label="SD")})
+
+
+def test_another_family_grid_loopback_and_animation_by_its_own_rule(tmp_path, fireplace):
+    """FLUX (flow matching, packed latents): the grid's cells count by its rule (N − int(N − N × s) rounds up), each
+    equal to its single run; loopback and the animation work the same."""
+    from sd_img2img.engine import Engine
+    from sd_img2img.models.tiny import build_checkpoint
+    from sd_img2img.run.animation import step_animation
+    from sd_img2img.run.loopback import LoopbackOptions, plan_loopback, run_loopback
+    from sd_img2img.ui.grid import rule_line
+
+    engine = Engine(str(build_checkpoint(tmp_path / "flux", "tiny-flux")), device="cpu", dtype="float32")
+    flux = LocalBackend(engine, name="flux")
+    family = flux.describe("flux").family
+    request = GenerationRequest(prompt="fire", init_image=fireplace, seed=3, width=64, height=64)
+    grid = plan_grid(request, parse_axis("strength", "0.3"), parse_axis("steps", "4 5"), "flux", flux.prepare,
+                     lambda name: family)  # fmt: skip
+    assert grid.total_steps == 2 + 2 and rule_line(family, 0.3) == "FLUX.1-dev: N − int(N − N × 0.3) run (rounds up)"
+    for cell in run_grid(grid, lambda prepared, name: run_to_end(flux, prepared, name)):
+        single = engine.generate(GenerationRequest(**{**vars(request), "strength": 0.3, "steps": cell.result.steps}))
+        assert cell.result.steps_taken == 2 and max_diff(single.output, cell.result.output) == 0
+    first = flux.prepare(GenerationRequest(**{**vars(request), "strength": 0.5, "steps": 4}), "flux")
+    plan = plan_loopback(first, LoopbackOptions(loops=2, final_strength=0.3), family)
+    loops = list(run_loopback(first, plan, lambda r: flux.prepare(r, "flux"), lambda p: run_to_end(flux, p, "flux")))[
+        -1
+    ]
+    assert [x.result.steps_taken for x in loops] == [2, 2] and [x.seed for x in loops] == [3, 4]
+    assert step_animation(loops[0].result, tmp_path / "flux.webp").frames == 3

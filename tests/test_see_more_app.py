@@ -101,3 +101,38 @@ def test_grid_html_escapes_what_it_shows():
     cells = [GridCell(0, 0, name, GenerationRequest(prompt=""), prepared)]
     html = grid_html(Grid(GridAxis("model", (name,)), GridAxis("steps", (10,)), cells), {}, lambda _: None)
     assert name not in html and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
+
+
+def test_stop_keeps_the_finished_cells_and_loops(client):
+    """The grid's and loopback's Stop (the page's, same session): what finished is kept and returned."""
+    import time
+
+    from gradio_client import handle_file
+
+    def stopped(api_name, **kw):
+        job = client.submit(image=handle_file(FIREPLACE), **COMMON, **kw, api_name=api_name)
+        while not (job.outputs() and job.outputs()[-1][-1 if api_name == "/grid" else 2]):
+            assert not job.done(), "it ended before it could be stopped"
+            time.sleep(0.02)
+        client.predict(api_name="/stop")
+        return job.result()
+
+    html, info, files = stopped("/grid", strength=1.0, row_values="1.0", column_values="2 149 149")  # a quick first
+    assert info["stopped"] and 1 <= len(files) < 3 and len(info["cells"]) == len(files) and "not run (stopped)" in html
+    assert [c["stopped"] for c in info["cells"]][:-1] == [False] * (len(files) - 1)  # only the last can be cut short
+    strip, animation, files, info = stopped("/loopback", strength=0.02, steps=100, loops=3, final_strength=1.0)
+    assert info["stopped"] and 1 <= len(files) < 3 and "Stopped after" in strip and animation is not None
+
+
+def test_endpoints_and_their_parameters(client):
+    """/grid and /loopback are named endpoints; /img2img and /txt2img keep their parameters and return the animation
+    last; the page's own events stay private."""
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    grid = [p["parameter_name"] for p in api["/grid"]["parameters"]]
+    assert grid[:7] == ["image", "prompt", "negative_prompt", "rows", "row_values", "columns", "column_values"]
+    loop = [p["parameter_name"] for p in api["/loopback"]["parameters"]]
+    assert loop[:3] == ["image", "prompt", "negative_prompt"] and loop[-4:] == ["loops", "final_strength", "curve",
+                                                                                 "colour_match"]  # fmt: skip
+    for name in ("/img2img", "/txt2img"):
+        assert len(api[name]["returns"]) == 7 and api[name]["returns"][-1]["label"] == "Download animation (WebP)"
+    assert not any(("cost" in n or "curve" in n or "use_sketch" in n or "animation" in n) for n in api)

@@ -104,6 +104,10 @@ def test_animation_loopback_and_grid_in_chromium(url, context, view):
     expect(page.locator("#download-animation")).to_be_visible()
     no_overflow(page, width, "after a run")
     page.screenshot(path=str(SHOTS / f"{view}-animation.png"), full_page=True)
+    if view == "desktop":  # the predicted-image view animates x0
+        page.locator("#view label", has_text="Predicted image").click()
+        expect(page.locator("#animation img").first).to_have_attribute("src", re.compile(r"steps-x0\.webp"))
+        assert frames_shown(page, "#animation img") == 8
 
     # loopback: the curve as numbers before it runs, then the strip of loops and their animation
     page.locator("#loopback").get_by_text("Loopback").first.click()

@@ -47,6 +47,7 @@ class Animation:
     def describe(self) -> str:
         """``WebP · 8 frames · 41 KB``."""
         size = f"{self.bytes / 1024:.0f} KB" if self.bytes < 1024**2 else f"{self.bytes / 1024**2:.1f} MB"
+        size = f"{self.bytes} bytes" if self.bytes < 1024 else size
         return f"{FORMAT_NAMES[self.format]} · {self.frames} frame{'s' * (self.frames != 1)} · {size}"
 
     def info(self) -> dict:

@@ -63,12 +63,14 @@ class GridPage:
             row_axis, column_axis = self.axes(rows, row_values, columns, column_values)
             base = self.runs.request(form_values(locals()))
             name = self.page.model_name(model)
-            if not image:  # the steps by the families' rules; the time once there is an image to size the runs
-                cells = grid_cells(base, row_axis, column_axis, name)
+            cells = grid_cells(base, row_axis, column_axis, name)
+            ready = all(self.page.status(m).state == "ready" for m in dict.fromkeys(c.model for c in cells))
+            if not (image and ready):  # the steps by the families' rules (a model not loaded is not loaded for this)
                 n = planned_steps(cells, self.family_of)
                 where = "the drawing is used at the click" if source == "sketch" else "pick an initial image first"
-                return (f'<div class="plan grid-cost">this grid runs {n} step{"s" * (n != 1)} in {len(cells)} cells '
-                        f"· {where}</div>")  # fmt: skip
+                where = f" · {where}" if not image else ""
+                return (f'<div class="plan grid-cost">this grid runs {n} step{"s" * (n != 1)} in {len(cells)} cells'
+                        f"{where}</div>")  # fmt: skip
             grid = plan_grid(base, row_axis, column_axis, name, self.page.backend.prepare, self.family_of)
         except gr.Error as e:  # its message is escaped already
             return f'<div class="plan bad">{e.message}</div>'
@@ -145,7 +147,7 @@ def grid_info(grid: Grid, files: list[str]) -> dict:
     finished = [c for c in grid.cells if c.result is not None]
     cells = [
         {"row": c.row + 1, "column": c.column + 1, "strength": c.result.strength, "steps": c.result.steps,
-         "steps_taken": c.result.steps_taken, "model": c.model, "seed": c.result.seed,
+         "steps_taken": c.result.steps_taken, "model": c.model, "seed": c.result.seed, "stopped": c.result.stopped,
          "output": files[i].rsplit("/", 1)[-1] if i < len(files) else None}
         for i, c in enumerate(finished)
     ]  # fmt: skip

@@ -46,7 +46,7 @@ class LoopbackPage:
         options = LoopbackOptions(loops, final_strength, curve)
         try:
             family = self.page.family(model) or default_family()
-            if image:
+            if image and self.page.status(model).state == "ready":  # (a model not loaded is not loaded for this)
                 first = self.page.backend.prepare(self.runs.request(form_values(locals())), self.page.model_name(model))
                 plan = plan_loopback(first, options, family)
                 seconds = self.seconds(first, plan, model)

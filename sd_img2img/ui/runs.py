@@ -194,10 +194,15 @@ class Runs:
         an animation."""
         png = save_png(result.output, folder / f"sd-img2img-{result.seed}.png", result.settings())
         strip = save_step_image(result.strip(view), folder / "steps.webp")
-        animation = step_animation(result, folder / f"sd-img2img-{result.seed}-steps-{view}.webp", view)
-        last = {"result": result, "folder": folder, "seed": result.seed, "animation": str(animation.path)}
-        info = {**result.info(), "animation": animation.info()}
-        return str(png), steps, info, strip, summary_html(result, animation), str(png), last, str(animation.path)
+        animation = (
+            step_animation(result, folder / f"sd-img2img-{result.seed}-steps-{view}.webp", view)
+            if result.frames
+            else None
+        )
+        path = str(animation.path) if animation is not None else None
+        last = {"result": result, "folder": folder, "seed": result.seed, "animation": path}
+        info = {**result.info(), "animation": animation.info() if animation is not None else None}
+        return str(png), steps, info, strip, summary_html(result, animation), str(png), last, path
 
     def switch_view(self, last, view):
         """Redraw the gallery, strip and animation of the last run in the other view (decoded on first use)."""

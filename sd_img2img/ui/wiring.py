@@ -105,7 +105,9 @@ def wire_grid(h: Handlers, grid: SimpleNamespace, g: SimpleNamespace, top: Simpl
     """The grid's events: its cost line as the axes or the Generate tab's settings change (and after each run, once
     there are times to tell), the axis choices, /grid with the Generate tab's image, prompt, seed and settings."""
     cost_inputs = inputs_of(h.grid.cost, grid, g, top)
-    triggers = [c.change for c in cost_inputs if c is not top.source] + [top.run_done.change]
+    # the Generate tab's settings reach it through its plan line (which follows all of them; more listeners on the model
+    # picker's change make gradio fire that change again and again)
+    triggers = [g.plan.change, *(c.change for c in (grid.rows, grid.row_values, grid.columns, grid.column_values))]
     gr.on(triggers, h.grid.cost, cost_inputs, grid.cost, api_name="grid_cost", queue=False, trigger_mode="always_last",
           **PRIVATE)  # fmt: skip
     names = h.page.backend.names
@@ -122,7 +124,7 @@ def wire_grid(h: Handlers, grid: SimpleNamespace, g: SimpleNamespace, top: Simpl
 def wire_loopback(h: Handlers, lb: SimpleNamespace, g: SimpleNamespace, top: SimpleNamespace) -> None:
     """Loopback's events: the curve line as its settings or the Generate tab's change, /loopback."""
     curve_inputs = inputs_of(h.loopback.curve_line, lb, g, top)
-    triggers = [c.change for c in curve_inputs if c is not top.source] + [top.run_done.change]
+    triggers = [g.plan.change, lb.loops.change, lb.final_strength.change, lb.curve.change]  # (as wire_grid's)
     gr.on(triggers, h.loopback.curve_line, curve_inputs, lb.curve_line, api_name="loop_curve", queue=False,
           trigger_mode="always_last", **PRIVATE)  # fmt: skip
     lb.stop_btn.click(h.runs.stop, None, None, api_name="stop_loopback", queue=False, **PRIVATE)
