@@ -333,13 +333,14 @@ def steps_so_far(job) -> int:
     return len(gallery) if isinstance(gallery, list) else 0
 
 
-def test_the_page_runs_as_many_at_once_as_the_workers_take(url, backend):
-    import json
-    import urllib.request
+def test_the_page_runs_as_many_at_once_as_the_workers_take(backend):
+    from sd_img2img.settings import AppSettings
+    from sd_img2img.ui import app
 
-    config = json.loads(urllib.request.urlopen(f"{url}config").read())
-    limits = {d["api_name"]: d.get("concurrency_limit") for d in config["dependencies"] if d.get("api_name")}
-    assert limits["img2img"] == limits["txt2img"] == limits["compare"] == backend.capacity == 2
+    demo = app.build_demo(backend, AppSettings(model=NAME))
+    fns = demo.fns.values() if isinstance(demo.fns, dict) else demo.fns
+    limits = {f.api_name: f.concurrency_limit for f in fns if f.api_name in ("img2img", "txt2img", "compare")}
+    assert limits == dict(img2img=2, txt2img=2, compare=2) and backend.capacity == 2  # 2 workers × 1 run each
 
 
 def test_wire_keeps_tensors_and_requests_exactly(fireplace):

@@ -60,7 +60,7 @@ class RayBackend:
         self._apps = {name: cluster.app_name(i) for i, name in enumerate(self.names)}
         self._info: dict[str, dict] = {}  # model → its worker's info, once one is up
         self._status, self._status_at = None, 0.0
-        self._started_ray = False
+        self._connected = ""  # what start did to reach Ray (cluster.connect), undone by close
         self._deployed = time.monotonic()
         self._lock = threading.Lock()
 
@@ -71,7 +71,7 @@ class RayBackend:
         models load in the background."""
         if self.handles:
             return self
-        self._started_ray = cluster.connect(self.layout)
+        self._connected = cluster.connect(self.layout)
         if self.gpus is None:
             self.gpus = 1.0 if cluster.cluster_gpus() > 0 and self.models.options.device != "cpu" else 0.0
         self.on_cpu = not self.gpus
@@ -82,7 +82,7 @@ class RayBackend:
 
     def close(self) -> None:
         """Remove the workers (with the local Ray instance, if ``start`` started it: all of it at once)."""
-        if not self._started_ray:
+        if self._connected != "started":
             from ray import serve
 
             for app in (*self._apps.values(), BOARD_APP):
@@ -91,7 +91,7 @@ class RayBackend:
                 except Exception:  # gone already
                     pass
         self.handles = {}
-        cluster.disconnect(self._started_ray)
+        cluster.disconnect(self._connected)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every model has a worker up (or ``timeout`` seconds pass); True if they all have."""

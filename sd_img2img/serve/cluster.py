@@ -60,11 +60,12 @@ def check_reachable(address: str, timeout: float = RAY_CONNECT_SECONDS) -> None:
         ) from None
 
 
-def connect(options: RayOptions) -> bool:
-    """Join ``options.address`` or start a local instance on loopback, then start Serve without its HTTP proxy.
-    Returns True if this call started the local instance (``disconnect`` stops it then).
+def connect(options: RayOptions) -> str:
+    """Join ``options.address`` or start a local instance on loopback (unless this process is connected already),
+    then start Serve without its HTTP proxy. Returns what it did, for ``disconnect``: ``"started"`` (the local
+    instance), ``"joined"`` (the cluster at the address) or ``"connected"`` (nothing: Ray was up in this process).
     ``ClusterError`` when the address does not answer or Ray fails to start."""
-    started = False
+    done = "connected"
     try:
         if options.address:
             check_reachable(options.address)
@@ -72,8 +73,9 @@ def connect(options: RayOptions) -> bool:
 
             if not ray.is_initialized():
                 ray.init(address=options.address, log_to_driver=False)
-        else:
-            started = start_local(options.num_cpus)
+                done = "joined"
+        elif start_local(options.num_cpus):
+            done = "started"
         from ray import serve
 
         serve.start(proxy_location="Disabled")
@@ -83,7 +85,7 @@ def connect(options: RayOptions) -> bool:
         where = f"the Ray cluster at {options.address}" if options.address else "a local Ray instance"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ClusterError(f"cannot use {where}: {first}") from None
-    return started
+    return done
 
 
 def start_local(num_cpus: int | None = None, num_gpus: int | None = None) -> bool:
@@ -108,14 +110,16 @@ def start_local(num_cpus: int | None = None, num_gpus: int | None = None) -> boo
     return True
 
 
-def disconnect(started: bool) -> None:
-    """Leave Ray; stop Serve and the instance too if ``started`` (``connect`` started the local one)."""
+def disconnect(done: str) -> None:
+    """Undo what ``connect`` did (``done``): stop Serve and the local instance it started, or leave the cluster it
+    joined; a Ray this process was connected to before is left as it was."""
     import ray
     from ray import serve
 
-    if started:
+    if done == "started":
         serve.shutdown()
-    ray.shutdown()
+    if done in ("started", "joined"):
+        ray.shutdown()
 
 
 def cluster_gpus() -> float:
