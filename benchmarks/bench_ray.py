@@ -88,12 +88,14 @@ def overhead(local, remote, name: str, request, reps: int) -> dict:
 
 
 def throughput(backend, name: str, request, count: int) -> float:
-    """Runs per second for ``count`` requests sent at once (each on its own thread, as visitors of the page)."""
-    errors = []
+    """Runs per second for ``count`` requests sent at once (each on its own thread, as visitors of the page), at most
+    ``backend.capacity`` in progress: the page's queue lets that many run together and holds the others."""
+    errors, queue = [], threading.Semaphore(backend.capacity)
 
     def one():
         try:
-            timed_run(backend, name, request)
+            with queue:
+                timed_run(backend, name, request)
         except Exception as e:  # reported below
             errors.append(e)
 
@@ -115,9 +117,18 @@ def ray_backend(source: str, options, replicas: int, cpus: float, gpus: float | 
 
     layout = RayOptions(replicas=replicas, cpus_per_replica=cpus, gpus_per_replica=gpus)
     backend = RayBackend(ModelSet({"model": source}, options), layout).start()
-    while backend.replicas("model").get("RUNNING", 0) < replicas:
+    while backend.replicas("model") != {"RUNNING": replicas}:  # the new workers up, none of the last layout's left
         time.sleep(0.2)
     return backend
+
+
+def removed(backend) -> None:
+    """Close ``backend`` and wait until Serve has removed its applications (the next layout reuses their names)."""
+    from ray import serve
+
+    backend.close()
+    while any(name.startswith("sd-img2img") for name in serve.status().applications):
+        time.sleep(0.2)
 
 
 def main(argv=None) -> dict:
@@ -166,13 +177,13 @@ def main(argv=None) -> dict:
     cluster.start_local()
     remote = ray_backend(source, options, 1, args.cpus_per_replica, gpus)
     report["overhead"] = overhead(local, remote, "model", request, args.reps)
-    remote.close()
+    removed(remote)
     report["throughput"] = {}
     for replicas in args.replicas:
         remote = ray_backend(source, options, replicas, args.cpus_per_replica, gpus)
         throughput(remote, "model", request, replicas)  # warm-up: each worker's first run
         report["throughput"][replicas] = throughput(remote, "model", request, args.throughput)
-        remote.close()
+        removed(remote)
     cluster.disconnect("started")
     print_report(report)
     if args.json:

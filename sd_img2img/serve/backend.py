@@ -254,12 +254,23 @@ class RemoteRun(Iterator):
             self.frames.append(frame)
             return frame
         result = wire.result_from(message["result"], self.frames)
+        self._drain()
         self.backend.served[message["replica"]] += 1
         family = self.backend._known_family(self.name)
         if family is not None:
             self.backend.timing.observe(self.name, self.prepared, result, family)
         self._finish()
         return result
+
+    def _drain(self) -> None:
+        """Read the stream's end, which follows the result at once: Serve counts the request as in progress on its
+        worker until its caller has seen the end (a worker taking one run at a time would turn the next one away
+        and make it back off, up to half a second a try, meanwhile)."""
+        try:
+            for _ in self._messages:
+                pass
+        except Exception:  # the run is over either way
+            pass
 
     def _finish(self) -> None:
         self._done.set()
