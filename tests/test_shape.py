@@ -1,5 +1,5 @@
 """The design card, checked: no function past 80 lines, no class past 250, no import cycle, and the layers import
-downwards only (ui → engine → run → models → config/errors). Imports inside functions count too."""
+downwards only (ui → serve → engine → run → models → config/errors). Imports inside functions count too."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ LAYERS = {
     "run": {"models"},
     "formats": {"models", "run"},
     "engine": {"models", "run"},
-    "ui": {"models", "run", "formats", "engine"},
+    "serve": {"models", "run", "engine"},  # the Ray Serve backend: model workers behind the engine interface
+    "ui": {"models", "run", "formats", "engine", "serve"},
 }
 
 
