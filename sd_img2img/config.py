@@ -103,6 +103,14 @@ CPU_PAGE_MAX_SIDE = 512  # … and sizes the init image to at most this side (a 
 FEW_STEPS = 8  # a family whose default steps are at most this is few-step (Turbo, LCM, FLUX.1-schnell)
 QUEUE_FORGET_SECONDS = 1800  # a queued run nobody started or finished within this long is forgotten by the wait line
 
+# Model workers on Ray Serve (python app.py --backend ray; sd_img2img.serve).
+RAY_MAX_REPLICAS = 256  # replicas one model may have (the flags refuse more)
+RAY_STATUS_SECONDS = 1.0  # how long the page reuses Serve's status (the model badge asks every second while loading)
+RAY_STOP_POLL_SECONDS = 0.01  # how often a run's Stop flag is read while the page waits for a worker's next step
+RAY_CONNECT_SECONDS = 5.0  # how long joining a cluster waits for its address to answer before saying it cannot
+RAY_HEALTH_CHECK_SECONDS = 2.0  # how often Serve checks a worker is alive (a dead one is replaced once noticed)
+RAY_KEPT_REPORTS = 256  # how many finished runs the run board remembers (how each ended, on which worker)
+
 # Seeing more of a run (run/animation.py, run/grid.py, run/loopback.py).
 ANIMATION_FORMATS = ("webp", "gif")  # the steps as an animation: animated WebP (the page's) or GIF, made with Pillow
 ANIMATION_MAX_SIDE = 512  # frames are scaled to at most this side

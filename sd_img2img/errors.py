@@ -19,6 +19,10 @@ class GenerationError(RuntimeError):
     """A run failed for a reason the user can act on: out of memory, NaN latents, …"""
 
 
+class BackendError(RuntimeError):
+    """Where the models run cannot be reached or started (a Ray cluster's address that does not answer, …)."""
+
+
 def check_choice(what: str, value, choices: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``choices``, else raise ``UserInputError`` listing them.
 

@@ -24,6 +24,7 @@ from typing import Any
 from sd_img2img import config
 from sd_img2img.cache import cache_dir
 from sd_img2img.models.options import EngineOptions
+from sd_img2img.serve.options import RayOptions
 
 ENV_PREFIX = "SD_IMG2IMG_"
 RANDOM_MODEL = "random"  # --model random: the offline demo's random-weight checkpoint
@@ -235,6 +236,8 @@ class AppSettings:
     share: bool = False
     max_side: int = config.MAX_SIDE
     queue_size: int = config.QUEUE_MAX_SIZE
+    backend: str = "local"  # where the models run: "local" (this process) or "ray" (Ray Serve workers)
+    ray: RayOptions = field(default_factory=RayOptions)  # the Ray backend's layout (``add_ray_flags``)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -265,11 +268,13 @@ def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
         default=config.QUEUE_MAX_SIZE,
         help="requests that may wait in the queue",
     )
+    add_ray_flags(p)
     return p
 
 
 def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> AppSettings:
-    a = build_parser(environ).parse_args(argv)
+    parser = build_parser(environ)
+    a = parser.parse_args(argv)
     models = a.model or [config.DEFAULT_MODEL]
     return AppSettings(
         model=models[0],
@@ -281,7 +286,92 @@ def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None
         share=a.share,
         max_side=a.max_side,
         queue_size=a.queue_size,
+        backend=a.backend,
+        ray=ray_options_from(a, parser),
     )
+
+
+def add_ray_flags(p: CommandParser) -> None:
+    """The Ray backend's flags (``--backend ray``): where the cluster is and how the model workers are laid out."""
+    p.add_env_argument(
+        "--backend",
+        "BACKEND",
+        choices=("local", "ray"),
+        default="local",
+        help="where the models run: local (in this process) or ray (Ray Serve model workers, docs/crowd.md)",
+    )
+    p.add_env_argument(
+        "--ray-address",
+        "RAY_ADDRESS",
+        default=None,
+        metavar="ADDR",
+        help="join the Ray cluster whose head is at ADDR (host:port, ray://host:port or auto); default: start a "
+        "local instance on loopback",
+    )
+    p.add_env_argument("--ray-replicas", "RAY_REPLICAS", type=int, default=1, help="workers per model (default 1)")
+    p.add_env_argument(
+        "--ray-min-replicas", "RAY_MIN_REPLICAS", type=int, default=1, help="autoscaling: fewest workers per model"
+    )
+    p.add_env_argument(
+        "--ray-max-replicas",
+        "RAY_MAX_REPLICAS",
+        type=int,
+        default=None,
+        help="autoscaling: most workers per model (given: autoscale between the min and this)",
+    )
+    p.add_env_argument(
+        "--ray-target-ongoing",
+        "RAY_TARGET_ONGOING",
+        type=float,
+        default=1.0,
+        help="autoscaling: runs in progress per worker it aims at (default 1)",
+    )
+    p.add_env_argument(
+        "--ray-max-ongoing",
+        "RAY_MAX_ONGOING",
+        type=int,
+        default=1,
+        help="runs one worker takes at once (default 1: a GPU denoises one run at a time)",
+    )
+    p.add_env_argument(
+        "--ray-cpus-per-replica",
+        "RAY_CPUS_PER_REPLICA",
+        type=float,
+        default=1.0,
+        help="CPUs each worker holds (on a CPU also its torch threads; default 1)",
+    )
+    p.add_env_argument(
+        "--ray-gpus-per-replica",
+        "RAY_GPUS_PER_REPLICA",
+        type=float,
+        default=None,
+        help="GPUs each worker holds, fractions allowed (default 1 where the cluster has GPUs, else 0)",
+    )
+    p.add_env_argument(
+        "--ray-num-cpus",
+        "RAY_NUM_CPUS",
+        type=int,
+        default=None,
+        help="CPUs of the local instance (default all of this machine's; not used with --ray-address)",
+    )
+
+
+def ray_options_from(args: argparse.Namespace, parser: CommandParser) -> RayOptions:
+    """The ``RayOptions`` the Ray flags ask for; a layout that cannot be is the parser's one-line error."""
+    try:
+        return RayOptions(
+            address=args.ray_address or None,
+            replicas=args.ray_replicas,
+            min_replicas=args.ray_min_replicas,
+            max_replicas=args.ray_max_replicas,
+            target_ongoing=args.ray_target_ongoing,
+            max_ongoing=args.ray_max_ongoing,
+            cpus_per_replica=args.ray_cpus_per_replica,
+            gpus_per_replica=args.ray_gpus_per_replica,
+            num_cpus=args.ray_num_cpus,
+        )
+    except ValueError as e:
+        parser.error(str(e))
 
 
 def options_from(args: argparse.Namespace) -> EngineOptions:

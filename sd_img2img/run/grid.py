@@ -206,9 +206,11 @@ def plan_grid(
             "the grid needs an initial image: upload or draw one on the Generate tab, or pick an example"
         )
     cells = grid_cells(base, rows, columns, model)
-    check_axes(rows, columns, {name: family_of(name) for name in dict.fromkeys(c.model for c in cells)})
+    models = list(dict.fromkeys(c.model for c in cells))
+    check_axes(rows, columns, {name: family_of(name) for name in models})
     for cell in cells:
         cell.prepared = prepare(cell.request, cell.model)
+    check_axes(rows, columns, {name: family_of(name) for name in models})  # families only known once loaded, too
     grid = Grid(rows, columns, cells)
     if grid.total_steps > GRID_MAX_STEPS:
         raise UserInputError(

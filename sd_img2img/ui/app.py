@@ -17,6 +17,7 @@ import gradio as gr
 from sd_img2img import config
 from sd_img2img.engine.backend import Backend, LocalBackend
 from sd_img2img.engine.engine import Engine
+from sd_img2img.errors import BackendError
 from sd_img2img.run.cpu_memory import keep_freed_memory
 from sd_img2img.settings import AppSettings, models_from, parse_settings, quiet_libraries
 from sd_img2img.ui.handlers import Handlers
@@ -118,9 +119,28 @@ def theme() -> gr.themes.Base:
     )
 
 
+def make_backend(settings: AppSettings) -> Backend:
+    """The backend ``settings.backend`` names, not started: the models in this process (``LocalBackend``), or on
+    Ray Serve workers (``serve.backend.RayBackend``; only then is Ray imported)."""
+    if settings.backend == "ray":
+        from sd_img2img.serve.backend import RayBackend
+
+        return RayBackend(models_from(settings), settings.ray)
+    return LocalBackend(models_from(settings))
+
+
+def start_backend(backend: Backend, prog: str = "python app.py") -> Backend:
+    """``backend.start()``: the page comes up at once, the models load behind it. A Ray cluster that cannot be reached
+    is one line on stderr and exit status 1."""
+    try:
+        return backend.start()
+    except BackendError as e:
+        raise SystemExit(f"{prog}: error: {e}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     keep_freed_memory()  # before any thread: CPU steps stop page-faulting their activations in (run/cpu_memory.py)
     settings = parse_settings(argv)
     quiet_libraries()
-    backend = LocalBackend(models_from(settings)).start()  # the page comes up at once; the first model loads behind
+    backend = start_backend(make_backend(settings))
     launch(build_demo(backend, settings), settings)

@@ -1,0 +1,42 @@
+"""The page's time estimates for runs on model workers: learnt from the results that come back (their seconds are
+the workers' own, ``timing.run_times``), the same ``TimingModel`` the in-process engine keeps. Without the loaded
+pipeline here, guidance counts as on when its scale is above 1 and the family's guidance is not an embedding."""
+
+from __future__ import annotations
+
+from sd_img2img.models.families import Family
+from sd_img2img.run.prepare import PreparedRequest
+from sd_img2img.run.result import GenerationResult
+from sd_img2img.run.timing import TimingModel, model_calls, planned_run, run_times
+
+
+def guided(family: Family, guidance_scale: float) -> bool:
+    """Classifier-free guidance (a batch of two) as far as the family tells without its pipeline."""
+    return guidance_scale > 1 and not (family.guidance_embedded or family.guidance_ignored)
+
+
+class RemoteTiming:
+    """Per model name: what runs took on its workers, and what a planned run will take there."""
+
+    def __init__(self):
+        self.model = TimingModel()
+
+    def observe(self, name: str, prepared: PreparedRequest, result: GenerationResult, family: Family) -> None:
+        """Learn from a finished (or stopped) run of ``name``."""
+        seconds = result.seconds
+        on = guided(family, float(prepared.request.guidance_scale))
+        times = run_times(name, prepared, on, result.model_calls, seconds.get("text_encode") or None, seconds)
+        if times is not None:
+            self.model.observe(times)
+
+    def estimate(self, name: str, prepared: PreparedRequest, family: Family) -> float | None:
+        """Seconds ``prepared`` will take on a worker of ``name`` (None before one has run there)."""
+        asked = planned_run(prepared, None, None, None, None, None, None, family.sampler)
+        return self.model.estimate(
+            name,
+            pixels=asked.width * asked.height,
+            guidance=guided(family, asked.guidance),
+            calls=model_calls(asked.sampler, asked.plan.steps_to_run),
+            mode=asked.mode,
+            preview=asked.preview,
+        )
