@@ -356,3 +356,34 @@ def test_wire_keeps_tensors_and_requests_exactly(fireplace):
     back = wire.prepared_from(wire.prepared_message(prepared))
     assert back.plan == prepared.plan and back.warnings == prepared.warnings and back.seed == prepared.seed
     assert max_diff(back.image, prepared.image) == 0 and back.request.init_image is back.image
+
+
+def test_grid_loopback_and_animation_run_on_the_workers_as_in_process(backend, engine, tmp_path):
+    """The grid's cells and loopback's loops are normal requests through the backend: on Ray workers they equal the
+    in-process ones pixel for pixel, and the steps' animation is made from the frames the workers streamed."""
+    from sd_img2img.engine.backend import LocalBackend, run_to_end
+    from sd_img2img.run.animation import step_animation
+    from sd_img2img.run.grid import parse_axis, plan_grid, run_grid
+    from sd_img2img.run.loopback import LoopbackOptions, plan_loopback, run_loopback
+
+    local = LocalBackend(engine, name=NAME)
+    base = request(seed=21, width=64, height=64)
+
+    def grid_on(b):
+        grid = plan_grid(base, parse_axis("strength", "0.4 0.7"), parse_axis("steps", "5"), NAME, b.prepare,
+                         lambda name: b.describe(name).family)  # fmt: skip
+        return [cell.result for cell in run_grid(grid, lambda prepared, name: run_to_end(b, prepared, name))]
+
+    def loops_on(b):
+        first = b.prepare(request(seed=21, width=64, height=64, strength=0.5), NAME)
+        plan = plan_loopback(first, LoopbackOptions(loops=2, final_strength=0.3), b.describe(NAME).family)
+        run = lambda prepared: run_to_end(b, prepared, NAME)  # noqa: E731
+        return [x.output for x in list(run_loopback(first, plan, lambda r: b.prepare(r, NAME), run))[-1]]
+
+    remote_cells, remote_loops = grid_on(backend), loops_on(backend)
+    with torch_threads(1):
+        local_cells, local_loops = grid_on(local), loops_on(local)
+    assert [r.steps_taken for r in remote_cells] == [2, 3]
+    for a, b in zip(remote_cells + remote_loops, local_cells + local_loops):
+        assert max_diff(getattr(a, "output", a), getattr(b, "output", b)) == 0
+    assert step_animation(remote_cells[1], tmp_path / "remote.webp", "x0").frames == 4  # the x0 view too
