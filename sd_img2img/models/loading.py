@@ -166,7 +166,8 @@ def load_model(
     source, family = find_checkpoint(model, options.config)
     warnings = []
     if dev == "cpu" and family.flow_matching:
-        warnings.append(cpu_load_warning(source.path, family, dtype))
+        rest = options.config if source.kind == "single_file" and family.denoiser == "transformer" else None
+        warnings.append(cpu_load_warning(source.path, family, dtype, rest))
         logging.getLogger("sd_img2img").warning(warnings[-1])
     img2img, txt2img = load_pipelines(model, source, family, options, dtype)
     denoiser, channels_last = place(img2img, family, options.offload, dev, dtype, channels_last)
