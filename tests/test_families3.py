@@ -280,3 +280,20 @@ def test_previews_of_plain_video_and_patchified_latents(engines, fireplace, arch
             engine.generate(GenerationRequest(preview="taesd", **base))
         with pytest.raises(ModelLoadError, match="--vae tiny: no tiny autoencoder"):
             Engine(engine.model, device="cpu", dtype="float32", vae="tiny").load()
+
+
+def test_the_shift_formulas_are_diffusers_own():
+    import numpy as np
+    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+    from diffusers.pipelines.flux2.pipeline_flux2_klein import compute_empirical_mu
+    from diffusers.pipelines.z_image.pipeline_z_image_img2img import get_default_z_image_sigmas
+
+    from sd_img2img.run import noise
+
+    for seq in (16, 64, 256, 1024, 4096, 4301, 8192, 16384):
+        assert noise.calculate_shift(seq, 256, 8192, 0.5, 0.9) == calculate_shift(seq, 256, 8192, 0.5, 0.9)
+        for steps in (1, 4, 28, 50):
+            assert noise.compute_empirical_mu(seq, steps) == compute_empirical_mu(seq, steps)
+    for steps in (1, 3, 8, 50):
+        assert noise.pipeline_sigmas(FAMILIES["zimage"], steps) == get_default_z_image_sigmas(steps)
+        assert np.array_equal(noise.pipeline_sigmas(FAMILIES["flux"], steps), np.linspace(1.0, 1 / steps, steps))

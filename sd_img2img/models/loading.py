@@ -28,6 +28,7 @@ from sd_img2img.config import (
     VAE_TILING_ABOVE_PIXELS,
 )
 from sd_img2img.errors import ModelLoadError, UserInputError
+from sd_img2img.imports import diffusers_class
 from sd_img2img.models.devices import default_channels_last, device_lock, resolve_device, resolve_dtype
 from sd_img2img.models.families import Family, default_family, detect, read_configs
 from sd_img2img.models.memory import cpu_load_warning
@@ -220,8 +221,6 @@ def find_checkpoint(model: str, config: str | None = None) -> tuple[CheckpointSo
 def load_pipelines(model: str, source: CheckpointSource, family: Family, options: EngineOptions, dtype: torch.dtype):
     """The family's img2img pipeline with the weights, and its prompt2img pipeline sharing the components (None for
     a family that cannot start from pure noise)."""
-    import diffusers
-
     from sd_img2img.models import single_file
 
     kwargs: dict[str, Any] = dict(torch_dtype=dtype, use_safetensors=True)
@@ -239,7 +238,7 @@ def load_pipelines(model: str, source: CheckpointSource, family: Family, options
         if source.kind == "single_file":
             img2img = single_file.load_pipeline(source.path, family, options.config, **kwargs)
         else:
-            img2img = getattr(diffusers, family.img2img).from_pretrained(source.path, **kwargs)
+            img2img = diffusers_class(family.img2img).from_pretrained(source.path, **kwargs)
     except (OSError, ValueError) as e:
         raise load_error(model, source, e) from e
     except ImportError as e:  # e.g. Qwen-Image-Edit: transformers' Qwen2VLProcessor needs torchvision
@@ -253,7 +252,7 @@ def load_pipelines(model: str, source: CheckpointSource, family: Family, options
     # from_pipe casts the components it shares to its own dtype argument, float32 when none is given: without
     # dtype= every model ran float32 whatever --dtype said. It also leaves out a component whose class differs
     # from its annotation (AutoencoderTiny): hand that over.
-    txt2img = getattr(diffusers, family.txt2img).from_pipe(
+    txt2img = diffusers_class(family.txt2img).from_pipe(
         img2img, dtype=dtype, **({"vae": img2img.vae} if options.vae == "tiny" else {})
     )
     txt2img.set_progress_bar_config(disable=True)

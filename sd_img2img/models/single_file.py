@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from sd_img2img.errors import ModelLoadError
+from sd_img2img.imports import diffusers_class
 
 CONFIG_ROOT = Path(__file__).parent / "configs"
 CLIP_BPE = CONFIG_ROOT / "clip-bpe"
@@ -258,7 +259,6 @@ def load_pipeline(path: str | Path, family, config: str | Path | None = None, **
     """``family``'s img2img pipeline from the single file ``path`` through diffusers' ``from_single_file``,
     offline, with the config folder's JSON files (``config`` or the shipped one) and its tokenizers (built
     from the shipped CLIP vocabulary where the folder has none). ``kwargs`` go to ``from_single_file``."""
-    import diffusers
 
     layout, folder = config_folder(path, config)
     if layout.kind in _TRANSFORMER_ONLY.values():
@@ -270,7 +270,7 @@ def load_pipeline(path: str | Path, family, config: str | Path | None = None, **
             kwargs.setdefault(name, clip_tokenizer(folder / name))
     from diffusers.loaders.single_file_utils import SingleFileComponentError
 
-    cls = getattr(diffusers, family.img2img)
+    cls = diffusers_class(family.img2img)
     try:
         return cls.from_single_file(str(path), config=str(folder), local_files_only=True, **kwargs)
     except SingleFileComponentError as e:
@@ -285,11 +285,10 @@ def load_pipeline(path: str | Path, family, config: str | Path | None = None, **
 def load_transformer_file(path: str | Path, family, folder: Path, **kwargs):
     """``family``'s img2img pipeline with its transformer from the single file ``path`` (diffusers' own conversion,
     ``from_single_file`` with the folder's ``transformer/`` config) and every other component from ``folder``."""
-    import diffusers
 
-    cls = getattr(diffusers, family.img2img)
+    cls = diffusers_class(family.img2img)
     library, name = json.loads((folder / "model_index.json").read_text())["transformer"]  # its class, as the hub says
-    transformer_cls = getattr(diffusers, name)
+    transformer_cls = diffusers_class(name)
     try:
         transformer = transformer_cls.from_single_file(
             str(path),

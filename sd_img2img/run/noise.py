@@ -72,48 +72,55 @@ def image_seq_len(family: Family, width: int, height: int) -> int:
     return (int(height) // m) * (int(width) // m)
 
 
+# diffusers' own helpers, written out: importing them would import their pipelines' modules (and transformers with
+# them), seconds of work and, while a model loads in another thread, a race with its imports. The test suite checks
+# that each equals diffusers' own over many inputs (tests/test_families3.py).
+def calculate_shift(seq: int, base_seq: int = 256, max_seq: int = 4096, base_shift: float = 0.5, max_shift=1.15):
+    """diffusers' ``pipelines.flux.pipeline_flux.calculate_shift``: the shift ``mu``, linear in the patch count."""
+    m = (max_shift - base_shift) / (max_seq - base_seq)
+    return seq * m + (base_shift - m * base_seq)
+
+
+def compute_empirical_mu(seq: int, steps: int) -> float:
+    """diffusers' ``pipelines.flux2.pipeline_flux2_klein.compute_empirical_mu``: FLUX.2's shift from size and steps."""
+    a1, b1 = 8.73809524e-05, 1.89833333
+    a2, b2 = 0.00016927, 0.45666666
+    if seq > 4300:
+        return float(a2 * seq + b2)
+    m_200, m_10 = a2 * seq + b2, a1 * seq + b1
+    a = (m_200 - m_10) / 190.0
+    return float(a * steps + (m_200 - 200.0 * a))
+
+
+def pipeline_sigmas(family: Family, steps: int):
+    """The sigmas the family's pipeline hands its scheduler: ``linspace(1, 1/N, N)`` (numpy; Z-Image's in float32
+    torch, ``get_default_z_image_sigmas``)."""
+    import numpy as np
+    import torch
+
+    if family.name == "zimage":
+        return torch.linspace(1.0, 1 / steps, steps).tolist()
+    return np.linspace(1.0, 1 / steps, steps)
+
+
 def set_schedule(scheduler, family: Family, steps: int, width: int, height: int) -> None:
     """``scheduler.set_timesteps`` as ``family``'s pipeline calls it for a ``steps``-step run at ``width``×``height``:
     the scheduler's own spacing (SD, SDXL, SD3: shift ``mu`` only with dynamic shifting), or the pipeline's sigmas
-    ``linspace(1, 1/N, N)`` with ``mu`` from the image's size (FLUX and after it; FLUX.2's empirical ``mu``)."""
-    import numpy as np
-
+    with ``mu`` from the image's size (FLUX and the families after it; FLUX.2's empirical ``mu``)."""
     cfg = scheduler.config
     seq = image_seq_len(family, width, height)
+    shift = (cfg.get("base_image_seq_len", 256), cfg.get("max_image_seq_len", 4096), cfg.get("base_shift", 0.5))
     if family.sigma_schedule == "scheduler":
-        if cfg.get("use_dynamic_shifting", False):
-            from diffusers.pipelines.flux.pipeline_flux import calculate_shift
-
-            mu = calculate_shift(
-                seq,
-                cfg.get("base_image_seq_len", 256),
-                cfg.get("max_image_seq_len", 4096),
-                cfg.get("base_shift", 0.5),
-                cfg.get("max_shift", 1.16),
-            )  # fmt: skip  (1.16: StableDiffusion3Img2ImgPipeline's own fallback)
-            scheduler.set_timesteps(steps, mu=mu)
+        if cfg.get("use_dynamic_shifting", False):  # 1.16: StableDiffusion3Img2ImgPipeline's own fallback
+            scheduler.set_timesteps(steps, mu=calculate_shift(seq, *shift, cfg.get("max_shift", 1.16)))
         else:
             scheduler.set_timesteps(steps)
         return
-    if family.name == "zimage":  # its pipeline's sigmas are a float32 torch.linspace
-        from diffusers.pipelines.z_image.pipeline_z_image_img2img import get_default_z_image_sigmas
-
-        sigmas = get_default_z_image_sigmas(steps)
-    else:
-        sigmas = np.linspace(1.0, 1 / steps, steps)
-    if cfg.get("use_flow_sigmas", False):
-        sigmas = None
+    sigmas = None if cfg.get("use_flow_sigmas", False) else pipeline_sigmas(family, steps)
     if family.sigma_schedule == "empirical":
-        from diffusers.pipelines.flux2.pipeline_flux2_klein import compute_empirical_mu
-
         mu = compute_empirical_mu(seq, steps)
     else:
-        from diffusers.pipelines.flux.pipeline_flux import calculate_shift
-
-        mu = calculate_shift(
-            seq, cfg.get("base_image_seq_len", 256), cfg.get("max_image_seq_len", 4096), cfg.get("base_shift", 0.5),
-            cfg.get("max_shift", 1.15),
-        )  # fmt: skip
+        mu = calculate_shift(seq, *shift, cfg.get("max_shift", 1.15))
     scheduler.set_timesteps(steps if sigmas is None else None, sigmas=sigmas, mu=mu)
 
 

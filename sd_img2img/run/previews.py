@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from sd_img2img.config import STRIP_MAX_FRAME_HEIGHT
+from sd_img2img.imports import diffusers_class
 from sd_img2img.models.families import SD_FACTORS
 from sd_img2img.run.checks import check_preview
 
@@ -42,8 +43,7 @@ def unscale_latents(latents: torch.Tensor, vae) -> torch.Tensor:
     cfg = vae.config
     bn = getattr(vae, "bn", None)
     if bn is not None:  # AutoencoderKLFlux2: (1, 32, h, w) normalized → patchified, de-normalized, unpatchified
-        from diffusers import Flux2KleinPipeline
-
+        Flux2KleinPipeline = diffusers_class("Flux2KleinPipeline")  # its static (un)patchify
         patches = Flux2KleinPipeline._patchify_latents(latents)
         mean = bn.running_mean.view(1, -1, 1, 1).to(latents.device, latents.dtype)
         std = torch.sqrt(bn.running_var.view(1, -1, 1, 1) + cfg.batch_norm_eps).to(latents.device, latents.dtype)

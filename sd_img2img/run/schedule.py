@@ -78,8 +78,9 @@ def smallest_working_steps(strength: float, rule: str = "int") -> int:
 
 def lcm_scheduler(scheduler_config: dict | None = None):
     """diffusers' ``LCMScheduler`` from a checkpoint's scheduler config (its defaults without one)."""
-    from diffusers import LCMScheduler
+    from sd_img2img.imports import diffusers_class
 
+    LCMScheduler = diffusers_class("LCMScheduler")
     return LCMScheduler.from_config(scheduler_config) if scheduler_config else LCMScheduler()
 
 
