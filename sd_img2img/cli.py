@@ -127,6 +127,7 @@ def write_outputs(result, folder: Path, view: str = "latents") -> dict:
         "real_steps": result.real_steps,
         "model_calls": result.model_calls,
         "strength": result.strength,
+        "noise_level": result.noise_level(),
         "sampler": result.sampler,
         "width": result.width,
         "height": result.height,

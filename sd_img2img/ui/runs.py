@@ -23,6 +23,14 @@ from sd_img2img.ui.page import Page, session_id, shown_to_user, user_error
 from sd_img2img.ui.state import save_step_image
 
 
+def reference_item(prepared: PreparedRequest, folder) -> list[tuple[str, str]]:
+    """The gallery's first picture for an edit model: the image it was given, as a reference (step 0 beside it is
+    pure noise); nothing for any other run."""
+    if not prepared.plan.reference or prepared.image is None:
+        return []
+    return [(save_step_image(prepared.image, folder / "reference.webp"), "your image · the reference")]
+
+
 class Runs:
     """What the Generate tab's run events do."""
 
@@ -50,13 +58,16 @@ class Runs:
         """The plan line: what will run, by the model's rule, and how long it takes here once the model has run."""
         has_image = bool(image) or source == "sketch"
         values = form_values(locals())
-        seconds = None
-        if (image or not has_image) and self.page.status(model).state == "ready":
+        prepared = seconds = None
+        if image or not has_image:  # the request as the run will take it: its plan says where the image enters
             try:
-                seconds = self.estimate(self.prepare(self.request(values), model), model)
+                prepared = self.prepare(self.request(values), model)
+                if prepared is not None and self.page.status(model).state == "ready":
+                    seconds = self.estimate(prepared, model)
             except (gr.Error, UserInputError, ValueError, OSError):
-                seconds = None
-        return plan_line(has_image, strength, steps, real_steps, self.page.family(model), seconds)
+                prepared = seconds = None
+        plan = prepared.plan if prepared is not None else None
+        return plan_line(has_image, strength, steps, real_steps, self.page.family(model), seconds, plan)
 
     def queue_run(
         self,
@@ -163,7 +174,8 @@ class Runs:
             page.queue.leave(session)
             raise
         folder = page.files.new()
-        steps, result = [], None
+        steps, result = reference_item(prepared, folder), None
+        shown = len(steps)  # an edit model's reference image stands before step 0
         try:
             # Plain values while streaming, not gr.skip(): gradio keeps every component a prop update creates for a
             # session (tens of KB per run, for as long as the session lives); clearing the last result is cheap.
@@ -174,8 +186,10 @@ class Runs:
                         result = item
                         break
                     path = save_step_image(item.image(request.view), folder / f"step{item.index:03d}.webp")
-                    steps.append((path, caption(item)))
+                    steps.append((path, caption(item, prepared.plan.reference)))
                     text = "the initial image SD sees" if item.index == 0 else f"step {item.index} of {item.total}"
+                    if item.index == 0 and prepared.plan.reference:
+                        text = "step 0: pure noise (your image is the reference)"
                     running = status_html("running", text, item.index / max(1, item.total))
                     yield None, list(steps), None, None, running, None, gr.skip()
         finally:
@@ -184,14 +198,15 @@ class Runs:
             page.queue.leave(session)
         if result is None:
             raise user_error("the run ended without a result; try again")
-        yield self.finished(result, folder, steps, request.view)
+        yield self.finished(result, folder, steps, request.view, steps[:shown])
 
     @staticmethod
-    def finished(result: GenerationResult, folder, steps: list, view: str) -> tuple:
-        """The page after a run: the PNG (settings embedded), every step, the info, the strip, the summary."""
+    def finished(result: GenerationResult, folder, steps: list, view: str, before: list = ()) -> tuple:
+        """The page after a run: the PNG (settings embedded), every step (after ``before``: an edit model's reference
+        image), the info, the strip, the summary."""
         png = save_png(result.output, folder / f"sd-img2img-{result.seed}.png", result.settings())
         strip = save_step_image(result.strip(view), folder / "steps.webp")
-        last = {"result": result, "folder": folder, "seed": result.seed}
+        last = {"result": result, "folder": folder, "seed": result.seed, "before": list(before)}
         return str(png), steps, result.info(), strip, summary_html(result), str(png), last
 
     def switch_view(self, last, view):
@@ -201,8 +216,9 @@ class Runs:
         result, folder = last["result"], last["folder"]
         folder.mkdir(parents=True, exist_ok=True)  # swept away meanwhile if the run is old
         with shown_to_user():
-            gallery = [
-                (save_step_image(f.image(view), folder / f"{view}{f.index:03d}.webp"), caption(f))
+            reference = result.plan is not None and result.plan.reference
+            gallery = last.get("before", []) + [
+                (save_step_image(f.image(view), folder / f"{view}{f.index:03d}.webp"), caption(f, reference))
                 for f in result.frames
             ]
             strip = save_step_image(result.strip(view), folder / f"steps-{view}.webp")
