@@ -161,6 +161,7 @@ def write_outputs(result, folder: Path, view: str = "latents", extra: dict | Non
         "real_steps": result.real_steps,
         "model_calls": result.model_calls,
         "strength": result.strength,
+        "noise_level": result.noise_level(),
         "sampler": result.sampler,
         "width": result.width,
         "height": result.height,
@@ -269,7 +270,7 @@ def run_loopback_command(engine, args, first, should_stop) -> tuple[dict, list[s
         entries.append({"loop": loop.index + 1, "output": s["output"], "strength": loop.strength, "seed": loop.seed,
                         "steps_taken": loop.result.steps_taken, "strip": s["strip"]})  # fmt: skip
         warnings += [w for w in loop.result.warnings if w not in warnings]
-    summary = {"loops": entries, "curve": plan.options.curve, "strengths": list(plan.strengths),
+    summary = {"loops": entries, "curve": plan.options.curve, "strengths": list(plan.strengths) if plan.takes_strength else None,
                "colour_match": COLOUR_MATCH if plan.options.colour_match else None,
                "steps_taken": sum(e["steps_taken"] for e in entries), "model": engine.model,
                "stopped": len(entries) < plan.options.loops or any(x.result.stopped for x in done),
@@ -287,14 +288,14 @@ def run_grid_command(engine, args, request, should_stop) -> tuple[dict, list[str
     interface and written as one run, its PNG saying which cell it is; the cells' pictures as one sheet."""
     from sd_img2img.engine.backend import LocalBackend, run_to_end
     from sd_img2img.errors import UserInputError
-    from sd_img2img.run.grid import GridAxis, grid_sheet, parse_axis, plan_grid, run_grid, uses_strength
+    from sd_img2img.run.grid import GridAxis, grid_sheet, parse_axis, plan_grid, run_grid, takes_strength
 
     if args.loops is not None or args.animation:
         raise UserInputError("sd-img2img grid takes no --loops or --animation; run those without 'grid'")
     backend = LocalBackend(engine)
     name = backend.names[0]
     family = engine.peek_family() or engine.family
-    if args.strengths is None and not uses_strength(family):  # an edit model: one row, the model
+    if args.strengths is None and not takes_strength(family):  # an edit model: one row, the model
         rows = GridAxis("model", (name,))
     else:
         rows = parse_axis(

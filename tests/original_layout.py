@@ -217,6 +217,43 @@ def write_single_file(folder: str | Path, out: str | Path) -> Path:
     return out
 
 
+# diffusers' Z-Image transformer names → the original (ComfyUI) ones: the inverse of diffusers'
+# convert_z_image_transformer_checkpoint_to_diffusers (its q, k and v stacked back into one qkv)
+_ZIMAGE_RENAMES = (
+    ("all_final_layer.2-1.", "final_layer."),
+    ("all_x_embedder.2-1.", "x_embedder."),
+    (".attention.to_out.0.", ".attention.out."),
+    (".attention.norm_k.", ".attention.k_norm."),
+    (".attention.norm_q.", ".attention.q_norm."),
+)
+
+
+def zimage_transformer_state_dict(folder: str | Path, prefix: str = "model.diffusion_model.") -> dict:
+    """A diffusers Z-Image folder's transformer under the original keys (``prefix`` first), as ComfyUI keeps it."""
+    state = _read_folder_weights(Path(folder) / "transformer")
+    out = {}
+    for key in list(state):
+        if key.endswith(".attention.to_q.weight"):
+            stem = key[: -len("to_q.weight")]
+            out[prefix + stem + "qkv.weight"] = torch.cat([state[stem + f"to_{x}.weight"] for x in "qkv"])
+        elif not key.endswith((".attention.to_k.weight", ".attention.to_v.weight")):
+            new = key
+            for old, original in _ZIMAGE_RENAMES:
+                new = new.replace(old, original)
+            out[prefix + new] = state[key]
+    return out
+
+
+def write_zimage_transformer(folder: str | Path, out: str | Path) -> Path:
+    """The transformer of the diffusers Z-Image folder ``folder`` as one original-layout ``.safetensors`` file."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in zimage_transformer_state_dict(folder).items()}, str(out))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """``DIR OUT.safetensors``: write the diffusers SD 1.x or SDXL folder ``DIR`` as one original-layout file."""
     import argparse

@@ -54,7 +54,8 @@ def test_the_plan_line_shows_the_servers_estimate_once_a_run_was_measured(handle
     estimate = runs.estimate(runs.prepare(runs.request(dict(form, width=256, height=256)), None), None)
     assert estimate is not None and estimate > 0
     line = runs.plan(**plan_args)
-    assert f"24 steps will run (0 skipped) · {format_duration(estimate)} here" in line, line
+    assert "24 steps will run (0 skipped) · strength 1 → the image enters at σ = " in line, line  # the noise level
+    assert line.endswith(f" · {format_duration(estimate)} here</div>"), line
     bigger = runs.estimate(runs.prepare(runs.request(dict(form, width=512, height=512)), None), None)
     assert bigger > estimate  # four times the pixels take longer
 

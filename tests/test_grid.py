@@ -3,8 +3,6 @@ edit models refused on the strength axis; through the page's backend interface."
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 from helpers import max_diff
 
@@ -73,16 +71,44 @@ def test_limits_say_the_numbers(backend, fireplace):
     assert GRID_MAX_CELLS == GRID_MAX_VALUES**2
 
 
-def test_edit_models_refuse_the_strength_axis():
-    """A family flagged as taking no strength (an edit model: ``uses_strength = False``) is refused on the strength
-    axis, by name; the steps axis over it is fine; families without the flag take strength."""
-    kontext = SimpleNamespace(label="FLUX.1 Kontext", uses_strength=False)
-    with pytest.raises(
-        UserInputError, match="kontext-dev is a FLUX.1 Kontext model, which edits the image and takes no strength"
-    ):
-        check_axes(GridAxis("strength", (0.4,)), GridAxis("model", ("kontext-dev",)), {"kontext-dev": kontext})
-    check_axes(GridAxis("model", ("kontext-dev",)), GridAxis("steps", (10, 20)), {"kontext-dev": kontext})
-    check_axes(GridAxis("strength", (0.4,)), GridAxis("steps", (10,)), {"sd": SimpleNamespace(label="SD")})
+def test_edit_models_refuse_the_strength_axis_and_run_by_steps(tmp_path, fireplace):
+    """An edit model (FLUX.1 Kontext: ``Family.takes_strength`` False, its image a reference) is refused on the strength
+    axis by name; by step counts, with the model as the one row, every step runs from pure noise; loopback edits each
+    output in turn and says strength does not apply."""
+    from sd_img2img.engine import Engine
+    from sd_img2img.models.families import FAMILIES
+    from sd_img2img.models.tiny import build_checkpoint
+    from sd_img2img.run.loopback import LoopbackOptions, plan_loopback, run_loopback
+
+    kontext = FAMILIES["flux-kontext"]
+    with pytest.raises(UserInputError, match="kontext is a FLUX.1 Kontext.* model, which edits the image and takes no"):
+        check_axes(GridAxis("strength", (0.4,)), GridAxis("model", ("kontext",)), {"kontext": kontext})
+    check_axes(GridAxis("strength", (0.4,)), GridAxis("steps", (10,)), {"sd": FAMILIES["sd"]})  # others take it
+
+    engine = Engine(str(build_checkpoint(tmp_path / "kontext", "tiny-kontext")), device="cpu", dtype="float32")
+    edit = LocalBackend(engine, name="kontext")
+    family = edit.describe("kontext").family
+    request = GenerationRequest(prompt="fire", init_image=fireplace, seed=3, width=64, height=64)
+    with pytest.raises(UserInputError, match="takes no strength"):
+        plan_grid(request, parse_axis("strength", "0.4"), parse_axis("steps", "2"), "kontext", edit.prepare,
+                  lambda name: family)  # fmt: skip
+    grid = plan_grid(request, GridAxis("model", ("kontext",)), parse_axis("steps", "2 3"), "kontext", edit.prepare,
+                     lambda name: family)  # fmt: skip
+    done = list(run_grid(grid, lambda prepared, name: run_to_end(edit, prepared, name)))
+    assert [c.result.steps_taken for c in done] == [2, 3] == [c.result.steps for c in done]
+    first = edit.prepare(GenerationRequest(**{**vars(request), "steps": 2}), "kontext")
+    plan = plan_loopback(first, LoopbackOptions(loops=2, final_strength=0.3), family)
+    assert "2 loops, each an edit of the last output (FLUX.1 Kontext" in plan.describe()
+    loops = list(
+        run_loopback(first, plan, lambda r: edit.prepare(r, "kontext"), lambda p: run_to_end(edit, p, "kontext"))
+    )
+    assert [(x.strength, x.seed, x.result.steps_taken) for x in loops[-1]] == [(None, 3, 2), (None, 4, 2)]
+    from sd_img2img.run.animation import step_animation
+
+    with_reference = step_animation(done[0].result, tmp_path / "kontext.webp", reference=first.image)
+    assert (
+        with_reference.frames == 1 + 3
+    )  # the reference image, as the gallery shows it, then step 0 (noise) and 2 steps
 
 
 def test_another_family_grid_loopback_and_animation_by_its_own_rule(tmp_path, fireplace):

@@ -125,7 +125,10 @@ def test_lcm_lora_brings_the_lcm_sampler(tiny_checkpoint, tiny_taesd, lora_files
         height=64,
     )
     plan = engine.prepare(request).plan
-    assert plan.describe() == "SD: 4 steps × strength 0.5 → 2 steps will run (2 skipped)"
+    assert plan.describe() == (  # SD's rule; LCMScheduler's third timestep is where the image enters
+        "SD: 4 steps × strength 0.5 → 2 steps will run (2 skipped) · strength 0.5 → the image enters at t = 499 "
+        "(√ᾱ = 0.53: 53 % of its signal kept)"
+    )
     result = engine.generate(request)
     assert result.steps_taken == plan.steps_to_run == 2 and result.sampler == "lcm"
     assert not result.warnings

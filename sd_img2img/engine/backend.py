@@ -92,6 +92,9 @@ class LocalBackend:
     def start(self) -> LocalBackend:
         first = self.models.existing(self.models.first)
         if self._thread is None and not (first is not None and first.is_loaded):
+            import diffusers  # noqa: F401  before the load thread: the page's own threads (the plan line, the strength
+
+            # chart) look its schedulers up while the load imports it, and may otherwise find it half-made
             self._thread = threading.Thread(target=self._load_first, name="sd-img2img-load", daemon=True)
             self._thread.start()
         return self

@@ -4,6 +4,7 @@ that one)."""
 
 from __future__ import annotations
 
+from sd_img2img.errors import UserInputError
 from sd_img2img.models.loading import LoadedModel, load_taesd
 from sd_img2img.run.checks import check_preview
 from sd_img2img.run.previews import PreviewDecoder
@@ -25,6 +26,11 @@ class TinyDecoder:
     def get(self):
         if self._model is None:
             lm = self.loaded
+            if not self.taesd:
+                raise UserInputError(
+                    f"no tiny autoencoder (TAESD) in diffusers' format is known for {lm.family.label}; use preview "
+                    "'approx' or 'full', or give one with --taesd"
+                )
             if lm.vae_kind == "tiny" and lm.taesd == self.taesd:  # the pipelines' own VAE is that TAESD
                 self._model = lm.vae
             else:
@@ -44,4 +50,5 @@ def preview_decoder(lm: LoadedModel, preview: str, tiny: TinyDecoder) -> Preview
         lock=lm.lock,
         factors=lm.family.approx_factors,
         bias=lm.family.approx_bias,
+        frames=lm.family.latent_frames,
     )

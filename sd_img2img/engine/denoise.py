@@ -46,12 +46,7 @@ def request_pipeline(
     assert base is not None, "prepare_request refuses prompt2img for a family without a prompt2img pipeline"
     pipe = copy.copy(base)
     pipe.scheduler = make_scheduler(r.sampler, base.scheduler.config)
-    unpack = None
-    if lm.family.packed:  # FLUX: pictures need the latents unpacked to (1, 16, h, w)
-
-        def unpack(x, w=prepared.width, h=prepared.height):
-            return pipe._unpack_latents(x, h, w, pipe.vae_scale_factor)
-
+    unpack = latent_unpacker(lm.family, pipe, prepared.width, prepared.height)
     recorder = StepRecorder(
         pipe,
         decoder,
@@ -65,23 +60,59 @@ def request_pipeline(
     return pipe, recorder
 
 
+def latent_unpacker(family, pipe, width: int, height: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """How ``family``'s packed latents become (1, C, h, w) for pictures, by its pipeline's own methods: FLUX's 2×2
+    patches (``_unpack_latents``; Qwen-Image's then have a frame axis, dropped), FLUX.2's patchified tokens
+    (``_unpack_latents_with_ids``, then ``_unpatchify_latents`` to its 32 channels). None: not packed."""
+    if family.packing is None:
+        return None
+    if family.packing == "flux2":
+
+        def unpack_flux2(x):
+            side = pipe.vae_scale_factor * 2
+            grid = torch.zeros(1, 1, height // side, width // side)
+            ids = pipe._prepare_latent_ids(grid).to(x.device)
+            return pipe._unpatchify_latents(pipe._unpack_latents_with_ids(x, ids, height // side, width // side))
+
+        return unpack_flux2
+
+    def unpack(x):
+        x = pipe._unpack_latents(x, height, width, pipe.vae_scale_factor)
+        return x[:, :, 0] if family.latent_frames else x  # Qwen: (B, C, 1, h, w)
+
+    return unpack
+
+
+def pipeline_kwargs(lm: LoadedModel, recorder: StepRecorder, prepared: PreparedRequest, prompts: dict) -> dict:
+    """The arguments of the pipeline call, by the family: guidance under its own name, strength only where it means
+    something, the size for flow models (FLUX img2img would otherwise work at 1024×1024), Kontext's ``max_area``."""
+    r, family = prepared.request, lm.family
+    kwargs = dict(
+        **prompts,
+        num_inference_steps=prepared.plan.schedule_steps,
+        generator=torch.Generator("cpu").manual_seed(prepared.seed),
+        callback_on_step_end=recorder.callback_on_step_end,
+    )
+    kwargs[family.guidance_kwarg] = float(r.guidance_scale)
+    if not family.negative_prompt:
+        kwargs.pop("negative_prompt", None)
+    if prepared.image is not None:
+        kwargs["image"] = prepared.image
+        if family.takes_strength:
+            kwargs["strength"] = float(r.strength)
+    if prepared.image is None or family.flow_matching:
+        kwargs.update(width=prepared.width, height=prepared.height)
+    if family.max_area:  # FluxKontextPipeline rescales its output to max_area pixels
+        kwargs["max_area"] = prepared.width * prepared.height
+    return kwargs
+
+
 def denoise(lm: LoadedModel, pipe, recorder: StepRecorder, prepared: PreparedRequest, prompts: dict) -> Denoised:
     """Call the pipeline; out of memory becomes a ``GenerationError`` saying what to lower.
 
     ``prompts``: the prompts as the pipeline takes them (text, or ``prompt_embeds`` from the prompt cache).
     """
-    r = prepared.request
-    kwargs = dict(
-        **prompts,
-        num_inference_steps=prepared.plan.schedule_steps,
-        guidance_scale=float(r.guidance_scale),
-        generator=torch.Generator("cpu").manual_seed(prepared.seed),
-        callback_on_step_end=recorder.callback_on_step_end,
-    )
-    if prepared.image is not None:
-        kwargs.update(image=prepared.image, strength=float(r.strength))
-    if prepared.image is None or lm.family.flow_matching:  # FLUX img2img would otherwise work at 1024×1024
-        kwargs.update(width=prepared.width, height=prepared.height)
+    kwargs = pipeline_kwargs(lm, recorder, prepared, prompts)
     out = None
     try:
         with torch.inference_mode():
@@ -161,7 +192,7 @@ def make_result(
         schedule_steps=plan.schedule_steps,
         steps_taken=len(frames) - 1,
         model_calls=done.recorder.model_calls,
-        strength=float(r.strength) if prepared.image is not None else None,
+        strength=float(r.strength) if prepared.image is not None and lm.family.takes_strength else None,
         sampler=r.sampler,
         guidance_scale=float(r.guidance_scale),
         width=prepared.width,

@@ -16,6 +16,7 @@ does; a GPU model whose size cannot be told (a hub id) falls back to the count.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from sd_img2img.models.devices import resolve_device, resolve_dtype
 from sd_img2img.models.families import FAMILIES, Family
 from sd_img2img.models.memory import model_memory
 from sd_img2img.models.options import EngineOptions
-from sd_img2img.models.tiny import ARCH_FAMILIES, RANDOM_MODELS
+from sd_img2img.models.tiny import ARCHITECTURES, RANDOM_MODELS
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,10 @@ class ModelSet:
         engine, source = self._engines.get(name), self.sources[name]
         if engine is not None:
             return engine.peek_family()
-        if source in RANDOM_MODELS:
-            return FAMILIES[ARCH_FAMILIES[RANDOM_MODELS[source]]]
+        if source in RANDOM_MODELS:  # not built yet: its architecture says the family and the scheduler it will have
+            arch = ARCHITECTURES[RANDOM_MODELS[source]]
+            kind, scheduler = arch.scheduler
+            return dataclasses.replace(FAMILIES[arch.family], scheduler_config={"_class_name": kind, **scheduler})
         from sd_img2img.models.loras import with_lcm_sampler
         from sd_img2img.models.single_file import peek_model
 

@@ -1,5 +1,5 @@
-"""Model families: what differs between SD 1.x/2.x, SD-Turbo, SDXL (base, refiner, Turbo), LCM, SD3/3.5 and
-FLUX.1 (dev, schnell), as data.
+"""Model families: what differs between SD 1.x/2.x, SD-Turbo, SDXL (base, refiner, Turbo), LCM, SD3/3.5, FLUX.1 (dev,
+schnell), Z-Image, Qwen-Image, Chroma and the edit models (FLUX.1 Kontext, FLUX.2 Klein, Qwen-Image-Edit), as data.
 
 Each ``Family`` names its diffusers pipelines, the components its weights live in, the samplers that fit it,
 how many of N steps an img2img run takes at strength s (its *rule*), the defaults a request falls back to,
@@ -11,7 +11,10 @@ Step rules (diffusers 0.42):
 
 - ``int``: ``min(int(N × s), N)`` steps run (SD, SD-Turbo, SDXL, SDXL-Turbo, the refiner);
 - ``lcm``: all N run; strength moves the start of LCMScheduler's schedule instead (4 × 0.3 → t = 299 …);
-- ``flow``: ``N − int(N − N × s)`` run (rounds up; SD3 and FLUX, flow matching).
+- ``flow``: ``N − int(N − N × s)`` run (rounds up; SD3, FLUX, Z-Image, Qwen-Image, Chroma: their pipelines write it
+  ``init = min(N × s, N)``, ``t_start = int(max(N − init, 0))``, the same count);
+- ``reference``: edit models (Kontext, Klein, Qwen-Image-Edit): the image is a reference the model looks at, not a
+  starting point; no strength, all N steps run from pure noise.
 
 Turbo checkpoints are SD/SDXL checkpoints whose scheduler spaces timesteps ``trailing`` (as stabilityai's
 sd-turbo and sdxl-turbo repositories do); LCM checkpoints have a UNet with ``time_cond_proj_dim`` (the
@@ -95,23 +98,81 @@ FLUX_FACTORS = (
     (-0.1262, -0.0982, -0.0778),
 )
 FLUX_BIAS = (-0.0329, -0.0718, -0.0851)
+# Qwen-Image's VAE is Wan 2.1's: ComfyUI latent_formats.Wan21, on the normalized latents ((z − mean) / std), as
+# diffusers' Qwen pipelines keep them
+WAN21_FACTORS = (
+    (-0.1299, -0.1692, 0.2932),
+    (0.0671, 0.0406, 0.0442),
+    (0.3568, 0.2548, 0.1747),
+    (0.0372, 0.2344, 0.1420),
+    (0.0313, 0.0189, -0.0328),
+    (0.0296, -0.0956, -0.0665),
+    (-0.3477, -0.4059, -0.2925),
+    (0.0166, 0.1902, 0.1975),
+    (-0.0412, 0.0267, -0.1364),
+    (-0.1293, 0.0740, 0.1636),
+    (0.0680, 0.3019, 0.1128),
+    (0.0032, 0.0581, 0.0639),
+    (-0.1251, 0.0927, 0.1699),
+    (0.0060, -0.0633, 0.0005),
+    (0.3477, 0.2275, 0.2950),
+    (0.1984, 0.0913, 0.1861),
+)
+WAN21_BIAS = (-0.1835, -0.0868, -0.3360)
+# FLUX.2's 32 latent channels: ComfyUI latent_formats.Flux2, on the batch-normalized latents unpatchified to 32 channels
+FLUX2_FACTORS = (
+    (0.0058, 0.0113, 0.0073),
+    (0.0495, 0.0443, 0.0836),
+    (-0.0099, 0.0096, 0.0644),
+    (0.2144, 0.3009, 0.3652),
+    (0.0166, -0.0039, -0.0054),
+    (0.0157, 0.0103, -0.0160),
+    (-0.0398, 0.0902, -0.0235),
+    (-0.0052, 0.0095, 0.0109),
+    (-0.3527, -0.2712, -0.1666),
+    (-0.0301, -0.0356, -0.0180),
+    (-0.0107, 0.0078, 0.0013),
+    (0.0746, 0.0090, -0.0941),
+    (0.0156, 0.0169, 0.0070),
+    (-0.0034, -0.0040, -0.0114),
+    (0.0032, 0.0181, 0.0080),
+    (-0.0939, -0.0008, 0.0186),
+    (0.0018, 0.0043, 0.0104),
+    (0.0284, 0.0056, -0.0127),
+    (-0.0024, -0.0022, -0.0030),
+    (0.1207, -0.0026, 0.0065),
+    (0.0128, 0.0101, 0.0142),
+    (0.0137, -0.0072, -0.0007),
+    (0.0095, 0.0092, -0.0059),
+    (0.0000, -0.0077, -0.0049),
+    (-0.0465, -0.0204, -0.0312),
+    (0.0095, 0.0012, -0.0066),
+    (0.0290, -0.0034, 0.0025),
+    (0.0220, 0.0169, -0.0048),
+    (-0.0332, -0.0457, -0.0468),
+    (-0.0085, 0.0389, 0.0609),
+    (-0.0076, 0.0003, -0.0043),
+    (-0.0111, -0.0460, -0.0614),
+)
 # flow-matching samplers that work with SD3's / FLUX's img2img pipelines in diffusers 0.42 (FLUX passes its own
 # sigmas and shift, which FlowMatchHeun does not take; DPM-Solver/UniPC lack the scale_noise img2img needs)
 SD3_SAMPLERS = ("flow_euler", "flow_euler_karras", "flow_euler_exponential", "flow_euler_beta", "flow_heun")
 FLUX_SAMPLERS = ("flow_euler", "flow_euler_karras", "flow_euler_exponential", "flow_euler_beta")
+# the pipelines that pass their own sigmas (and shift mu) to the scheduler: Z-Image, Qwen, Chroma, Kontext, Klein
+SIGMA_SAMPLERS = FLUX_SAMPLERS
 
 
 @dataclass(frozen=True)
 class Family:
     """What differs per model family. ``detect`` returns one, with this checkpoint's scheduler config attached."""
 
-    name: str  # sd, sd-turbo, sdxl, sdxl-turbo, sdxl-refiner, lcm
+    name: str  # sd, sd-turbo, sdxl, sdxl-turbo, sdxl-refiner, lcm, sd3, flux, zimage, qwen-image, …
     label: str  # for people: "SDXL", "LCM", …
-    img2img: str  # diffusers pipeline class for img2img
-    txt2img: str | None  # … for prompt2img; None: this checkpoint cannot start from pure noise
+    img2img: str  # diffusers pipeline class for img2img (an edit model's: the one that takes the reference image)
+    txt2img: str | None  # … for prompt2img; None: this checkpoint cannot start from a prompt alone
     weights: tuple[str, ...]  # component folders that must hold safetensors weights
     samplers: tuple[str, ...]  # sampler names (samplers.SAMPLERS) that fit; the first is not the default
-    rule: str  # how many of N steps run at strength s: "int", "lcm" or "flow"
+    rule: str  # how many of N steps run at strength s: "int", "lcm", "flow" or "reference"
     steps: int  # defaults a request falls back to
     strength: float
     guidance: float
@@ -122,12 +183,22 @@ class Family:
     trained_without_guidance: bool = False  # Turbo: guidance above 1 runs but was not trained for
     approx_factors: tuple[tuple[float, ...], ...] = SD_FACTORS
     approx_bias: tuple[float, ...] | None = None
-    taesd: str = config.DEFAULT_TAESD  # the family's tiny autoencoder for preview "taesd"
+    taesd: str | None = config.DEFAULT_TAESD  # the family's tiny autoencoder for preview "taesd" (None: none known)
     latent_channels: int = 4
     size_multiple: int = 8  # width and height must be multiples of this (SD3/FLUX: 16, latents in 2×2 patches)
     denoiser: str = "unet"  # the pipeline component that denoises ("transformer" for SD3/FLUX)
-    packed: bool = False  # FLUX: latents travel packed (B, HW/4, 64); pictures need them unpacked
-    guidance_ignored: bool = False  # FLUX.1-schnell: no guidance at all
+    packing: str | None = None  # latents travel packed and pictures need them unpacked: "flux" ((B, HW/4, 64):
+    # the pipeline's _unpack_latents) or "flux2" ((B, HW/4, 128) patchified latents: _unpack_latents_with_ids)
+    latent_frames: bool = False  # a video VAE (Qwen-Image's): latents are (B, C, 1, h, w), one frame a picture
+    flow_matching: bool = False  # x = σ·noise + (1 − σ)·x0; its img2img pipeline takes the size too
+    sigma_schedule: str = "scheduler"  # how the pipeline sets the schedule: "scheduler" (set_timesteps(N)),
+    # "linspace" (sigmas linspace(1, 1/N, N), shift mu from the image's size), "empirical" (FLUX.2: mu from size and N)
+    image_is_reference: bool = False  # edit models: the image is a reference, every step runs from pure noise
+    guidance_kwarg: str = "guidance_scale"  # the pipeline argument the guidance goes to (Qwen: "true_cfg_scale")
+    cfg_above: float = 1.0  # classifier-free guidance (a second model call a step) runs above this (Z-Image: 0)
+    cfg_needs_negative: bool = False  # Qwen's true CFG runs only when a negative prompt is given
+    max_area: bool = False  # Kontext scales its output to max_area pixels: it is given width × height
+    guidance_ignored: bool = False  # FLUX.1-schnell, distilled FLUX.2 Klein: no guidance at all
     takes_lcm_lora: bool = False  # an LCM-LoRA adds the lcm sampler (SD, SDXL; not Turbo, not LCM itself)
     safety_checker: bool = False  # its pipelines carry a safety checker (SD, SD-Turbo, LCM)
     cached_prompts: bool = False  # its prompt embeddings go through the prompt cache (SD's encode_prompt)
@@ -148,9 +219,9 @@ class Family:
         return self.txt2img is not None
 
     @property
-    def flow_matching(self) -> bool:
-        """Flow matching (SD3, FLUX): x = σ·noise + (1 − σ)·x0, its img2img pipeline takes the size too."""
-        return self.rule == "flow"
+    def takes_strength(self) -> bool:
+        """Whether strength means anything: not for an edit model, whose image is a reference."""
+        return not self.image_is_reference
 
 
 _SD = Family(
@@ -264,6 +335,7 @@ FAMILIES: dict[str, Family] = {
             latent_channels=16,
             size_multiple=16,
             denoiser="transformer",
+            flow_matching=True,
             prompt_tokenizer="tokenizer_3",
             max_sequence_length=256,
         ),
@@ -287,7 +359,9 @@ FAMILIES: dict[str, Family] = {
             latent_channels=16,
             size_multiple=16,
             denoiser="transformer",
-            packed=True,
+            packing="flux",
+            flow_matching=True,
+            sigma_schedule="linspace",
             guidance_embedded=True,
             prompt_tokenizer="tokenizer_2",
             max_sequence_length=512,
@@ -296,6 +370,123 @@ FAMILIES: dict[str, Family] = {
 }
 FAMILIES["flux-schnell"] = dataclasses.replace(
     FAMILIES["flux"], name="flux-schnell", label="FLUX.1-schnell", steps=4, guidance=0.0, guidance_ignored=True
+)
+
+# The families after FLUX: transformers on 16- (FLUX.2: 32-) channel latents in 2×2 patches, each pipeline passing its
+# own sigmas linspace(1, 1/N, N) and shift to FlowMatchEulerDiscreteScheduler
+_FLOW_MODEL = dict(
+    samplers=SIGMA_SAMPLERS,
+    sampler="flow_euler",
+    size=1024,
+    latent_channels=16,
+    size_multiple=16,
+    denoiser="transformer",
+    flow_matching=True,
+    sigma_schedule="linspace",
+    prompt_tokenizer="tokenizer",
+)
+_FLUX_VAE = dict(approx_factors=FLUX_FACTORS, approx_bias=FLUX_BIAS, taesd="madebyollin/taef1")  # FLUX.1's VAE
+_QWEN_VAE = dict(approx_factors=WAN21_FACTORS, approx_bias=WAN21_BIAS, taesd=None, packing="flux", latent_frames=True)
+_QWEN_CFG = dict(guidance=4.0, guidance_kwarg="true_cfg_scale", cfg_needs_negative=True, max_sequence_length=1024)
+_EDIT = dict(rule="reference", strength=1.0, image_is_reference=True)
+_KLEIN = Family(
+    name="flux2-klein",
+    label="FLUX.2 Klein",
+    img2img="Flux2KleinPipeline",
+    txt2img="Flux2KleinPipeline",
+    weights=("transformer", "vae", "text_encoder"),
+    steps=4,
+    guidance=1.0,
+    negative_prompt=False,
+    guidance_ignored=True,  # step-distilled (is_distilled): diffusers runs no guidance
+    approx_factors=FLUX2_FACTORS,
+    approx_bias=FLUX_BIAS,
+    taesd=None,
+    packing="flux2",
+    max_sequence_length=512,
+    **{**_FLOW_MODEL, "latent_channels": 32, "sigma_schedule": "empirical"},
+    **_EDIT,
+)
+FAMILIES.update(
+    (f.name, f)
+    for f in (
+        Family(
+            name="zimage",
+            label="Z-Image",
+            img2img="ZImageImg2ImgPipeline",
+            txt2img="ZImagePipeline",
+            weights=("transformer", "vae", "text_encoder"),
+            rule="flow",
+            steps=8,  # Turbo's (Tongyi-MAI/Z-Image-Turbo): 8 steps, no guidance
+            strength=0.6,
+            guidance=0.0,
+            cfg_above=0.0,  # diffusers' Z-Image guides whenever guidance > 0
+            max_sequence_length=512,
+            **_FLOW_MODEL,
+            **_FLUX_VAE,
+        ),
+        Family(
+            name="qwen-image",
+            label="Qwen-Image",
+            img2img="QwenImageImg2ImgPipeline",
+            txt2img="QwenImagePipeline",
+            weights=("transformer", "vae", "text_encoder"),
+            rule="flow",
+            steps=50,
+            strength=0.6,
+            **_QWEN_CFG,
+            **_FLOW_MODEL,
+            **_QWEN_VAE,
+        ),
+        Family(
+            name="chroma",
+            label="Chroma",
+            img2img="ChromaImg2ImgPipeline",
+            txt2img="ChromaPipeline",
+            weights=("transformer", "vae", "text_encoder"),
+            rule="flow",
+            steps=35,  # ChromaImg2ImgPipeline's own defaults
+            strength=0.9,
+            guidance=5.0,
+            packing="flux",
+            max_sequence_length=512,
+            **_FLOW_MODEL,
+            **_FLUX_VAE,
+        ),
+        Family(
+            name="flux-kontext",
+            label="FLUX.1 Kontext",
+            img2img="FluxKontextPipeline",
+            txt2img="FluxKontextPipeline",  # without an image it makes one from the prompt alone
+            weights=("transformer", "vae", "text_encoder", "text_encoder_2"),
+            steps=28,
+            guidance=3.5,
+            negative_prompt=False,
+            packing="flux",
+            max_area=True,
+            guidance_embedded=True,
+            max_sequence_length=512,
+            **{**_FLOW_MODEL, "prompt_tokenizer": "tokenizer_2"},
+            **_FLUX_VAE,
+            **_EDIT,
+        ),
+        _KLEIN,
+        dataclasses.replace(
+            _KLEIN, name="flux2-klein-base", label="FLUX.2 Klein Base", steps=50, guidance=4.0, guidance_ignored=False
+        ),
+        Family(
+            name="qwen-image-edit",
+            label="Qwen-Image-Edit",
+            img2img="QwenImageEditPipeline",
+            txt2img=None,  # its pipeline needs the image
+            weights=("transformer", "vae", "text_encoder"),
+            steps=50,
+            **_QWEN_CFG,
+            **_FLOW_MODEL,
+            **_QWEN_VAE,
+            **_EDIT,
+        ),
+    )
 )
 
 # model_index.json "_class_name" → family name (before the Turbo/LCM/refiner refinements below)
@@ -310,6 +501,15 @@ PIPELINE_FAMILIES = {
     "StableDiffusion3Img2ImgPipeline": "sd3",
     "FluxPipeline": "flux",
     "FluxImg2ImgPipeline": "flux",
+    "ZImagePipeline": "zimage",
+    "ZImageImg2ImgPipeline": "zimage",
+    "QwenImagePipeline": "qwen-image",
+    "QwenImageImg2ImgPipeline": "qwen-image",
+    "ChromaPipeline": "chroma",
+    "ChromaImg2ImgPipeline": "chroma",
+    "FluxKontextPipeline": "flux-kontext",
+    "Flux2KleinPipeline": "flux2-klein",
+    "QwenImageEditPipeline": "qwen-image-edit",
 }
 
 # the scheduler a Turbo checkpoint ships with → its sampler name (so a Turbo runs its own scheduler by default)
@@ -352,6 +552,8 @@ def detect(
         name += "-turbo"
     elif name == "flux" and transformer is not None and not transformer.get("guidance_embeds", True):
         name = "flux-schnell"
+    elif name == "flux2-klein" and not index.get("is_distilled", False):
+        name = "flux2-klein-base"  # Flux2KleinPipeline's is_distilled defaults to False
     family = FAMILIES[name]
     changes: dict[str, Any] = {"scheduler_config": dict(scheduler) or None}
     own = _OWN_SAMPLER.get(scheduler.get("_class_name", ""))

@@ -1,11 +1,12 @@
 """Loading a checkpoint once, for img2img and prompt2img alike.
 
 Safetensors only: a pickle file (``.ckpt``, ``.bin``, ``.pt``) can run code when loaded, so it is never
-opened. No ``trust_remote_code``, no custom pipelines. The family (``families.detect``: SD 1.x/2.x,
-SD-Turbo, SDXL, SDXL-Turbo, the SDXL refiner, LCM, SD3/3.5, FLUX.1) is read from ``model_index.json`` and the
-scheduler, UNet and transformer configs; the family's diffusers img2img pipeline loads the weights and its
-prompt2img pipeline shares the components (``from_pipe``). Before a flow-matching model (SD3, FLUX) loads on
-the cpu, ``cpu_load_warning`` says how much memory it needs and that it will be very slow.
+opened. No ``trust_remote_code``, no custom pipelines. The family (``families.detect``: SD 1.x/2.x, SD-Turbo, SDXL,
+SDXL-Turbo, the SDXL refiner, LCM, SD3/3.5, FLUX.1, Z-Image, Qwen-Image, Chroma and the edit models FLUX.1 Kontext,
+FLUX.2 Klein and Qwen-Image-Edit) is read from ``model_index.json`` and the scheduler, UNet and transformer configs;
+the family's diffusers img2img pipeline loads the weights and its prompt2img pipeline shares the components
+(``from_pipe``). Before a flow-matching model (SD3, FLUX and the families after them) loads on the cpu,
+``cpu_load_warning`` says how much memory it needs and that it will be very slow.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sd_img2img.config import (
     VAE_TILING_ABOVE_PIXELS,
 )
 from sd_img2img.errors import ModelLoadError, UserInputError
+from sd_img2img.imports import diffusers_class
 from sd_img2img.models.devices import default_channels_last, device_lock, resolve_device, resolve_dtype
 from sd_img2img.models.families import Family, default_family, detect, read_configs
 from sd_img2img.models.memory import cpu_load_warning
@@ -165,7 +167,8 @@ def load_model(
     source, family = find_checkpoint(model, options.config)
     warnings = []
     if dev == "cpu" and family.flow_matching:
-        warnings.append(cpu_load_warning(source.path, family, dtype))
+        rest = options.config if source.kind == "single_file" and family.denoiser == "transformer" else None
+        warnings.append(cpu_load_warning(source.path, family, dtype, rest))
         logging.getLogger("sd_img2img").warning(warnings[-1])
     img2img, txt2img = load_pipelines(model, source, family, options, dtype)
     denoiser, channels_last = place(img2img, family, options.offload, dev, dtype, channels_last)
@@ -218,8 +221,6 @@ def find_checkpoint(model: str, config: str | None = None) -> tuple[CheckpointSo
 def load_pipelines(model: str, source: CheckpointSource, family: Family, options: EngineOptions, dtype: torch.dtype):
     """The family's img2img pipeline with the weights, and its prompt2img pipeline sharing the components (None for
     a family that cannot start from pure noise)."""
-    import diffusers
-
     from sd_img2img.models import single_file
 
     kwargs: dict[str, Any] = dict(torch_dtype=dtype, use_safetensors=True)
@@ -228,21 +229,30 @@ def load_pipelines(model: str, source: CheckpointSource, family: Family, options
     if source.kind == "single_file" and family.safety_checker:
         kwargs.update(requires_safety_checker=False)  # a single file carries no safety checker
     if options.vae == "tiny":
+        if family.taesd is None:  # Qwen-Image's video VAE, FLUX.2's batch-normalized one: no AutoencoderTiny stands in
+            raise ModelLoadError(
+                f"--vae tiny: no tiny autoencoder in diffusers' format stands in for {family.label}'s VAE; use --vae full"
+            )
         kwargs["vae"] = load_taesd(options.taesd or family.taesd, dtype, purpose="--vae tiny", hint="use --vae full")
     try:
         if source.kind == "single_file":
             img2img = single_file.load_pipeline(source.path, family, options.config, **kwargs)
         else:
-            img2img = getattr(diffusers, family.img2img).from_pretrained(source.path, **kwargs)
+            img2img = diffusers_class(family.img2img).from_pretrained(source.path, **kwargs)
     except (OSError, ValueError) as e:
         raise load_error(model, source, e) from e
+    except ImportError as e:  # e.g. Qwen-Image-Edit: transformers' Qwen2VLProcessor needs torchvision
+        missing = str(e).strip().split(". ")[0] or type(e).__name__
+        raise ModelLoadError(
+            f"could not load model '{model}': {missing}; install it (torchvision: the build that matches your torch)"
+        ) from e
     img2img.set_progress_bar_config(disable=True)
     if family.txt2img is None:
         return img2img, None
     # from_pipe casts the components it shares to its own dtype argument, float32 when none is given: without
     # dtype= every model ran float32 whatever --dtype said. It also leaves out a component whose class differs
     # from its annotation (AutoencoderTiny): hand that over.
-    txt2img = getattr(diffusers, family.txt2img).from_pipe(
+    txt2img = diffusers_class(family.txt2img).from_pipe(
         img2img, dtype=dtype, **({"vae": img2img.vae} if options.vae == "tiny" else {})
     )
     txt2img.set_progress_bar_config(disable=True)
@@ -292,8 +302,12 @@ def load_taesd(taesd: str, dtype: torch.dtype, purpose: str, hint: str):
 
 
 def attention_processors(unet) -> str:
-    """The names of the attention processor classes the UNet uses (``AttnProcessor2_0`` is PyTorch's SDPA)."""
-    return ",".join(sorted({type(p).__name__ for p in unet.attn_processors.values()}))
+    """The names of the attention processor classes the UNet uses (``AttnProcessor2_0`` is PyTorch's SDPA); a
+    denoiser without ``attn_processors`` (Z-Image's) by its attention modules' own ``processor``."""
+    found = getattr(unet, "attn_processors", None)
+    if found is None:
+        found = {name: m.processor for name, m in unet.named_modules() if getattr(m, "processor", None) is not None}
+    return ",".join(sorted({type(p).__name__ for p in found.values()}))
 
 
 def compile_unet(loaded: LoadedModel, mode: str = COMPILE_MODE) -> None:
@@ -329,7 +343,7 @@ def compile_unet(loaded: LoadedModel, mode: str = COMPILE_MODE) -> None:
             loaded.img2img(
                 prompt="",
                 image=Image.new("RGB", (size, size), (128, 128, 128)),
-                strength=1.0,
+                **({"strength": 1.0} if loaded.family.takes_strength else {}),
                 num_inference_steps=COMPILE_WARMUP_STEPS,
                 generator=torch.Generator("cpu").manual_seed(0),
                 output_type="latent",

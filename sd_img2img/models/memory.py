@@ -87,13 +87,17 @@ def estimate_memory(model: str | Path, dtype: torch.dtype | str | None = None) -
     return sum(parts.values()) if parts else None
 
 
-def cpu_load_warning(model: str | Path, family: Family, dtype: torch.dtype) -> str:
-    """What to tell someone about to load a flow-matching model (SD3, FLUX) on the cpu: how much memory it
-    needs (and has), and that it will be very slow. Sizes as accelerate writes them (``convert_bytes``: 1024-based,
-    two decimals: ``23.17 GB``)."""
+def cpu_load_warning(model: str | Path, family: Family, dtype: torch.dtype, rest: str | Path | None = None) -> str:
+    """What to tell someone about to load a flow-matching model (SD3, FLUX and after) on the cpu: how much memory it
+    needs (and has), and that it will be very slow. ``rest``: the folder the other components come from when ``model``
+    is a transformer-only file (Z-Image's), counted too. Sizes as accelerate writes them (``convert_bytes``:
+    1024-based, two decimals: ``23.17 GB``)."""
     from accelerate.utils import convert_bytes
 
     need = estimate_memory(model, dtype)
+    if need and rest is not None:
+        others = model_memory(rest, dtype) or {}
+        need += sum(size for part, size in others.items() if part != family.denoiser)
     have = memory_available()
     size = f"about {convert_bytes(need)} of memory" if need else "tens of GB of memory"
     free = f" ({convert_bytes(have)} available now)" if have else ""

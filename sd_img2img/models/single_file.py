@@ -11,7 +11,10 @@ dtypes; the file is memory-mapped and no weight is read, pickle never opened) wi
 
 each with the UNet under ``model.diffusion_model.*``. diffusers' own ``infer_diffusers_model_type`` is asked
 too (on shape-only meta tensors), to refuse what this program does not run (inpainting's 9-channel UNet,
-Playground, upscalers, ControlNets …). Anything else is refused naming the first top-level key prefixes found.
+Playground, upscalers, ControlNets …). Anything else is refused naming the first top-level key prefixes found. A Z-Image transformer on its own, as ComfyUI
+keeps it (``layers.0.adaLN_modulation.0.weight``, with or without ``model.diffusion_model.``; diffusers calls it
+``z-image-turbo``), loads through ``ZImageTransformer2DModel.from_single_file`` with the rest of the pipeline (Qwen3 text
+encoder, VAE, scheduler) from the Z-Image diffusers folder ``--config`` names.
 A file that lacks a component's weights (no VAE, CLIP keys without the ``text_model.`` part diffusers reads) is
 refused naming the component and what stands in for it: diffusers takes every weight from the file, ``--config``
 gives only JSON files and tokenizers.
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from sd_img2img.errors import ModelLoadError
+from sd_img2img.imports import diffusers_class
 
 CONFIG_ROOT = Path(__file__).parent / "configs"
 CLIP_BPE = CONFIG_ROOT / "clip-bpe"
@@ -47,6 +51,7 @@ LAYOUTS = {
     "sd2": ("sd21", "SD 2.x (OpenCLIP ViT-H text encoder)"),
     "sdxl": ("sdxl-base", "SDXL base (CLIP ViT-L + OpenCLIP bigG)"),
     "sdxl-refiner": ("sdxl-refiner", "SDXL refiner (OpenCLIP bigG only)"),
+    "zimage": ("", "Z-Image transformer (no text encoder or VAE: those come from --config)"),
 }
 # diffusers' model types (infer_diffusers_model_type) that are SD/SDXL checkpoints this program runs
 _RUNS = {"v1", "v2", "xl_base", "xl_refiner"}
@@ -56,7 +61,10 @@ _FAMILIES = {
     "sd2": ("sd", "sd-turbo", "lcm"),
     "sdxl": ("sdxl", "sdxl-turbo"),
     "sdxl-refiner": ("sdxl-refiner",),
+    "zimage": ("zimage",),
 }
+# diffusers' model type of a transformer-only file → the layout kind
+_TRANSFORMER_ONLY = {"z-image-turbo": "zimage"}
 # where the original layout keeps each pipeline component (by layout where they differ), for messages
 _COMPONENT_KEYS = {
     "unet": ("the UNet", "model.diffusion_model.*"),
@@ -147,6 +155,9 @@ def detect_layout(path: str | Path) -> Layout:
     elif unet and has("cond_stage_model.transformer."):
         kind = "sd1"
     dtype = diffusers_model_type(header)
+    if kind is None and dtype in _TRANSFORMER_ONLY:
+        kind = _TRANSFORMER_ONLY[dtype]
+        return Layout(kind=kind, config=LAYOUTS[kind][0], label=LAYOUTS[kind][1], diffusers_type=dtype)
     found = ", ".join(_prefixes(keys)) or "no tensors"
     if kind is None and unet and not has("cond_stage_model.") and not has("conditioner.embedders."):
         vae = "" if has("first_stage_model.") else " nor VAE (first_stage_model.*)"
@@ -205,6 +216,11 @@ def _has_vocabulary(folder: Path) -> bool:
 def config_folder(path: str | Path, config: str | Path | None = None) -> tuple[Layout, Path]:
     """The layout of ``path`` and the config folder it loads with (``config`` when given, else the shipped one)."""
     layout = detect_layout(path)
+    if config is None and not layout.config:
+        raise ModelLoadError(
+            f"'{path}' holds a {layout.label}; give the model's diffusers folder with --config DIR (e.g. "
+            "Tongyi-MAI/Z-Image-Turbo downloaded: its text_encoder/, vae/, tokenizer/ and scheduler/ are used)"
+        )
     if config is None:
         return layout, shipped_config(layout.config)
     folder = Path(str(config)).expanduser()
@@ -243,9 +259,10 @@ def load_pipeline(path: str | Path, family, config: str | Path | None = None, **
     """``family``'s img2img pipeline from the single file ``path`` through diffusers' ``from_single_file``,
     offline, with the config folder's JSON files (``config`` or the shipped one) and its tokenizers (built
     from the shipped CLIP vocabulary where the folder has none). ``kwargs`` go to ``from_single_file``."""
-    import diffusers
 
     layout, folder = config_folder(path, config)
+    if layout.kind in _TRANSFORMER_ONLY.values():
+        return load_transformer_file(path, family, folder, **kwargs)
     index = json.loads((folder / "model_index.json").read_text())
     for name in ("tokenizer", "tokenizer_2"):
         entry = index.get(name)
@@ -253,7 +270,7 @@ def load_pipeline(path: str | Path, family, config: str | Path | None = None, **
             kwargs.setdefault(name, clip_tokenizer(folder / name))
     from diffusers.loaders.single_file_utils import SingleFileComponentError
 
-    cls = getattr(diffusers, family.img2img)
+    cls = diffusers_class(family.img2img)
     try:
         return cls.from_single_file(str(path), config=str(folder), local_files_only=True, **kwargs)
     except SingleFileComponentError as e:
@@ -262,6 +279,29 @@ def load_pipeline(path: str | Path, family, config: str | Path | None = None, **
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelLoadError(
             f"could not load the {layout.label} single file '{path}' with the config folder '{folder}': {first}"
+        ) from e
+
+
+def load_transformer_file(path: str | Path, family, folder: Path, **kwargs):
+    """``family``'s img2img pipeline with its transformer from the single file ``path`` (diffusers' own conversion,
+    ``from_single_file`` with the folder's ``transformer/`` config) and every other component from ``folder``."""
+
+    cls = diffusers_class(family.img2img)
+    library, name = json.loads((folder / "model_index.json").read_text())["transformer"]  # its class, as the hub says
+    transformer_cls = diffusers_class(name)
+    try:
+        transformer = transformer_cls.from_single_file(
+            str(path),
+            config=str(folder),
+            subfolder="transformer",
+            local_files_only=True,
+            torch_dtype=kwargs.get("torch_dtype"),
+        )
+        return cls.from_pretrained(str(folder), transformer=transformer, **kwargs)
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelLoadError(
+            f"could not load the {family.label} transformer file '{path}' with the folder '{folder}': {first}"
         ) from e
 
 

@@ -26,6 +26,19 @@ downscale so latents have the real shape:
   16-channel VAE, two CLIP text encoders with projection and a T5 encoder, FlowMatchEulerDiscreteScheduler).
 - ``tiny-flux`` / ``tiny-flux-schnell``: like black-forest-labs/FLUX.1-dev / -schnell (``FluxPipeline``: the FLUX
   transformer with / without the guidance embedding, CLIP + T5, dynamic shifting for dev).
+- ``tiny-zimage``: like Tongyi-MAI/Z-Image-Turbo (``ZImagePipeline``: the Z-Image transformer, a Qwen3 text encoder,
+  FLUX's 16-channel VAE, shift 3 without dynamic shifting).
+- ``tiny-qwenimage``: like Qwen/Qwen-Image (``QwenImagePipeline``: the Qwen-Image transformer, a Qwen2.5-VL text
+  encoder, the Wan-style video VAE ``AutoencoderKLQwenImage``).
+- ``tiny-chroma``: like lodestones/Chroma1-HD (``ChromaPipeline``: the Chroma transformer, T5 only).
+- ``tiny-kontext``: like black-forest-labs/FLUX.1-Kontext-dev (``FluxKontextPipeline``, FLUX.1-dev's parts).
+- ``tiny-flux2-klein``: like black-forest-labs/FLUX.2-klein-4B (``Flux2KleinPipeline``, ``is_distilled``: the FLUX.2
+  transformer on 128 patchified channels, a Qwen3 causal LM whose layers 9, 18 and 27 it reads, the batch-normalized
+  32-channel ``AutoencoderKLFlux2`` with random statistics).
+- ``tiny-qwen-edit``: like Qwen/Qwen-Image-Edit (``QwenImageEditPipeline``: Qwen-Image's parts and a ``processor/``
+  for the reference image; transformers' ``Qwen2VLProcessor`` that loads it needs torchvision).
+
+Their Qwen tokenizers and text encoders come from ``models/tiny_llm.py``.
 
 The builders take an ``Architecture`` wherever they take a name: ``benchmarks/architectures.py`` passes the real
 SD1.5, SD-Turbo and SDXL shapes through this same code for speed and memory measurements.
@@ -94,6 +107,19 @@ FLUX_DEV_SCHEDULER = dict(
     use_dynamic_shifting=True,
 )
 FLUX_SCHNELL_SCHEDULER = dict(FLUX_DEV_SCHEDULER, shift=1.0, use_dynamic_shifting=False)
+ZIMAGE_SCHEDULER = dict(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=False)
+QWEN_SCHEDULER = dict(
+    base_image_seq_len=256,
+    base_shift=0.5,
+    max_image_seq_len=8192,
+    max_shift=0.9,
+    num_train_timesteps=1000,
+    shift=1.0,
+    shift_terminal=0.02,
+    time_shift_type="exponential",
+    use_dynamic_shifting=True,
+)
+FLUX2_SCHEDULER = dict(FLUX_DEV_SCHEDULER, time_shift_type="exponential")
 # a TAESD (AutoencoderTiny) of a few thousand parameters
 TINY_TAESD = dict(channels=(8, 8, 8, 8), blocks=(1, 1, 1, 1))
 
@@ -120,6 +146,9 @@ class Architecture:
         taesd: block widths and counts of a matching TAESD (``AutoencoderTiny``): ``channels``, ``blocks``.
         create_in_dtype: create the weights in the dtype they are saved in (a real SDXL in bfloat16 then peaks
             at 7 GB, not 14), not in float32 first.
+        llm: the Qwen language model that reads the prompt (Z-Image, Klein: ``Qwen3Config`` fields; Qwen-Image:
+            ``text`` and ``vision`` of ``Qwen2_5_VLConfig``).
+        vae_class: the VAE's diffusers class (``AutoencoderKLQwenImage``, ``AutoencoderKLFlux2`` …).
     """
 
     name: str
@@ -136,6 +165,8 @@ class Architecture:
     vocab_size: int | None = None
     taesd: dict = dataclasses.field(default_factory=lambda: dict(TINY_TAESD))
     create_in_dtype: bool = False
+    llm: dict | None = None
+    vae_class: str = "AutoencoderKL"
 
 
 TINY_TEXT = dict(
@@ -304,6 +335,133 @@ _TINY = (
         transformer=dict(_TINY_FLUX.transformer, guidance_embeds=False),
     ),
 )
+TINY_QWEN3 = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=2,
+    head_dim=16,
+    max_position_embeddings=2048,
+)
+TINY_QWEN_VL = dict(
+    text=dict(
+        TINY_QWEN3,
+        rope_scaling={"mrope_section": [2, 3, 3], "rope_type": "default", "type": "default"},  # 8 = head_dim / 2
+        rope_theta=1000000.0,
+    ),
+    vision=dict(
+        depth=2,
+        hidden_size=32,
+        intermediate_size=32,
+        num_heads=2,
+        out_hidden_size=32,
+        patch_size=14,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        window_size=112,
+        fullatt_block_indexes=[1],
+    ),
+)
+_QWEN_IMAGE = Architecture(
+    name="tiny-qwenimage",
+    family="qwen-image",
+    scheduler=("FlowMatchEulerDiscreteScheduler", QWEN_SCHEDULER),
+    vae=dict(base_dim=8, z_dim=16, dim_mult=[1, 2, 2, 2], num_res_blocks=1, temperal_downsample=[False, True, True]),
+    vae_class="AutoencoderKLQwenImage",
+    text=TINY_TEXT,
+    llm=TINY_QWEN_VL,
+    transformer=dict(
+        patch_size=2,
+        in_channels=64,
+        out_channels=16,
+        num_layers=2,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=TINY_QWEN_VL["text"]["hidden_size"],
+        guidance_embeds=False,
+        axes_dims_rope=(4, 6, 6),
+    ),
+)
+_TINY += (
+    Architecture(
+        name="tiny-zimage",
+        family="zimage",
+        scheduler=("FlowMatchEulerDiscreteScheduler", ZIMAGE_SCHEDULER),
+        vae=dict(_FLOW_VAE, scaling_factor=0.3611, shift_factor=0.1159),
+        text=TINY_TEXT,
+        llm=TINY_QWEN3,
+        transformer=dict(
+            all_patch_size=(2,),
+            all_f_patch_size=(1,),
+            in_channels=16,
+            dim=32,
+            n_layers=2,
+            n_refiner_layers=1,
+            n_heads=2,
+            n_kv_heads=2,
+            norm_eps=1e-5,
+            qk_norm=True,
+            cap_feat_dim=TINY_QWEN3["hidden_size"],
+            rope_theta=256.0,
+            t_scale=1000.0,
+            axes_dims=[8, 4, 4],
+            axes_lens=[1024, 64, 64],
+        ),
+    ),
+    _QWEN_IMAGE,
+    dataclasses.replace(_QWEN_IMAGE, name="tiny-qwen-edit", family="qwen-image-edit"),
+    Architecture(
+        name="tiny-chroma",
+        family="chroma",
+        scheduler=("FlowMatchEulerDiscreteScheduler", FLUX_DEV_SCHEDULER),
+        vae=dict(_FLOW_VAE, scaling_factor=0.3611, shift_factor=0.1159),
+        text=TINY_TEXT,
+        t5=TINY_T5,
+        transformer=dict(
+            patch_size=1,
+            in_channels=64,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=TINY_T5["d_model"],
+            axes_dims_rope=(4, 6, 6),
+            approximator_num_channels=8,
+            approximator_hidden_dim=32,
+            approximator_layers=1,
+        ),
+    ),
+    dataclasses.replace(_TINY_FLUX, name="tiny-kontext", family="flux-kontext"),
+    Architecture(
+        name="tiny-flux2-klein",
+        family="flux2-klein",
+        scheduler=("FlowMatchEulerDiscreteScheduler", FLUX2_SCHEDULER),
+        vae=dict(
+            block_out_channels=(8, 8, 16, 16),
+            layers_per_block=1,
+            latent_channels=32,
+            norm_num_groups=4,
+            sample_size=256,
+        ),
+        vae_class="AutoencoderKLFlux2",
+        text=TINY_TEXT,
+        # 28 layers: the pipeline reads hidden states 9, 18 and 27, stacked (3 × 16 wide)
+        llm=dict(TINY_QWEN3, hidden_size=16, intermediate_size=32, head_dim=8, num_hidden_layers=28),
+        transformer=dict(
+            patch_size=1,
+            in_channels=128,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=3 * 16,
+            timestep_guidance_channels=256,
+            axes_dims_rope=(4, 4, 4, 4),
+            guidance_embeds=False,
+        ),
+    ),
+)
 ARCHITECTURES: dict[str, Architecture] = {arch.name: arch for arch in _TINY}
 # each architecture's family (families.FAMILIES), known before it is built
 ARCH_FAMILIES = {name: arch.family for name, arch in ARCHITECTURES.items()}
@@ -318,6 +476,12 @@ RANDOM_MODELS = {
     "random-sd3": "tiny-sd3",
     "random-flux": "tiny-flux",
     "random-flux-schnell": "tiny-flux-schnell",
+    "random-zimage": "tiny-zimage",
+    "random-qwenimage": "tiny-qwenimage",
+    "random-chroma": "tiny-chroma",
+    "random-kontext": "tiny-kontext",
+    "random-flux2-klein": "tiny-flux2-klein",
+    "random-qwen-edit": "tiny-qwen-edit",
 }
 
 # A few merges so common prompt words are single tokens, as they are in CLIP's real vocabulary.
@@ -443,9 +607,9 @@ def _scheduler(arch: Architecture):
 
 
 def _vae(arch: Architecture):
-    from diffusers import AutoencoderKL
+    import diffusers
 
-    return AutoencoderKL(**arch.vae)
+    return getattr(diffusers, arch.vae_class)(**arch.vae)
 
 
 @contextlib.contextmanager
@@ -582,6 +746,93 @@ def _flux(path: Path, arch: Architecture, safety_checker: bool):
     return pipe, ("image_encoder", "feature_extractor"), {"tokenizer_2": ["transformers", "T5TokenizerFast"]}
 
 
+def _zimage(path: Path, arch: Architecture, safety_checker: bool):
+    """Z-Image: a Qwen3 text encoder (its hidden states), the Z-Image transformer, FLUX's VAE."""
+    from diffusers import ZImagePipeline, ZImageTransformer2DModel
+
+    from sd_img2img.models import tiny_llm
+
+    tokenizer = tiny_llm.qwen_tokenizer(path / "tokenizer", _WORDS)
+    return (
+        ZImagePipeline(
+            scheduler=_scheduler(arch),
+            vae=_vae(arch),
+            text_encoder=tiny_llm.qwen3(tokenizer, arch.llm),
+            tokenizer=tokenizer,
+            transformer=ZImageTransformer2DModel(**arch.transformer),
+        ),
+        (),
+        {},
+    )
+
+
+def _qwen_image(path: Path, arch: Architecture, safety_checker: bool):
+    """Qwen-Image: a Qwen2.5-VL text encoder, the Qwen-Image transformer, the video VAE; Qwen-Image-Edit adds the
+    ``processor/`` that shows the reference image to the text encoder (written as files: see ``tiny_llm``)."""
+    from diffusers import QwenImagePipeline, QwenImageTransformer2DModel
+
+    from sd_img2img.models import tiny_llm
+
+    tokenizer = tiny_llm.qwen_tokenizer(path / "tokenizer", _WORDS)
+    pipe = QwenImagePipeline(
+        scheduler=_scheduler(arch),
+        vae=_vae(arch),
+        text_encoder=tiny_llm.qwen25_vl(tokenizer, arch.llm["text"], arch.llm["vision"]),
+        tokenizer=tokenizer,
+        transformer=QwenImageTransformer2DModel(**arch.transformer),
+    )
+    if arch.family != "qwen-image-edit":
+        return pipe, (), {}
+    tiny_llm.write_processor(path / "processor", tokenizer, arch.llm["vision"])
+    return pipe, (), {"_class_name": "QwenImageEditPipeline", "processor": ["transformers", "Qwen2VLProcessor"]}
+
+
+def _chroma(path: Path, arch: Architecture, safety_checker: bool):
+    """Chroma: T5 alone, the Chroma transformer, FLUX's VAE."""
+    from diffusers import ChromaPipeline, ChromaTransformer2DModel
+
+    tokenizer = _t5_tokenizer(path / "tokenizer")
+    pipe = ChromaPipeline(
+        scheduler=_scheduler(arch),
+        vae=_vae(arch),
+        text_encoder=_t5_encoder(tokenizer, arch.t5),
+        tokenizer=tokenizer,
+        transformer=ChromaTransformer2DModel(**arch.transformer),
+    )
+    return pipe, ("image_encoder", "feature_extractor"), {"tokenizer": ["transformers", "T5TokenizerFast"]}
+
+
+def _kontext(path: Path, arch: Architecture, safety_checker: bool):
+    """FLUX.1 Kontext: FLUX.1-dev's parts in a ``FluxKontextPipeline``."""
+    from diffusers import FluxKontextPipeline
+
+    pipe, drop, changes = _flux(path, arch, safety_checker)
+    return FluxKontextPipeline(**{k: v for k, v in pipe.components.items() if k not in drop}), drop, changes
+
+
+def _klein(path: Path, arch: Architecture, safety_checker: bool):
+    """FLUX.2 Klein: a Qwen3 causal LM, the FLUX.2 transformer, the batch-normalized VAE (random statistics, so a
+    preview that skipped them would not match the output)."""
+    from diffusers import Flux2KleinPipeline, Flux2Transformer2DModel
+
+    from sd_img2img.models import tiny_llm
+
+    tokenizer = tiny_llm.qwen_tokenizer(path / "tokenizer", _WORDS)
+    vae = _vae(arch)
+    with torch.no_grad():
+        vae.bn.running_mean.normal_(0.0, 0.3)
+        vae.bn.running_var.uniform_(0.5, 2.0)
+    pipe = Flux2KleinPipeline(
+        scheduler=_scheduler(arch),
+        vae=vae,
+        text_encoder=tiny_llm.qwen3(tokenizer, arch.llm, causal_lm=True),
+        tokenizer=tokenizer,
+        transformer=Flux2Transformer2DModel(**arch.transformer),
+        is_distilled=arch.family == "flux2-klein",
+    )
+    return pipe, (), {}
+
+
 # family → the function making its pipeline: (pipe, model_index keys to drop, model_index entries to set)
 _LAYOUTS = {
     "sd": _sd,
@@ -593,6 +844,13 @@ _LAYOUTS = {
     "sd3": _sd3,
     "flux": _flux,
     "flux-schnell": _flux,
+    "zimage": _zimage,
+    "qwen-image": _qwen_image,
+    "qwen-image-edit": _qwen_image,
+    "chroma": _chroma,
+    "flux-kontext": _kontext,
+    "flux2-klein": _klein,
+    "flux2-klein-base": _klein,
 }
 
 
@@ -723,12 +981,12 @@ def build_taesd_for(checkpoint: str | Path, path: str | Path, arch: str | Archit
     """A random TAESD matching ``checkpoint``'s VAE: 4 latent channels (``taesd``/``taesdxl``, which take the
     scaled latents as they are), or 16 with the VAE's scaling and shift (``taesd3``/``taef1``)."""
     vae = json.loads((Path(checkpoint) / "vae" / "config.json").read_text())
-    channels = vae["latent_channels"]
+    channels = vae.get("latent_channels") or vae["z_dim"]  # Qwen-Image's video VAE names them z_dim
     return build_taesd(
         path,
         arch,
         latent_channels=channels,
-        scaling_factor=vae["scaling_factor"] if channels == 16 else 1.0,
+        scaling_factor=vae.get("scaling_factor") or 1.0 if channels == 16 else 1.0,
         shift_factor=(vae.get("shift_factor") or 0.0) if channels == 16 else 0.0,
     )
 

@@ -142,12 +142,19 @@ def step_labels(result: GenerationResult) -> list[str]:
 
 
 def step_animation(
-    result: GenerationResult, path: str | os.PathLike, view: str = "latents", format: str = "webp"
+    result: GenerationResult,
+    path: str | os.PathLike,
+    view: str = "latents",
+    format: str = "webp",
+    reference: Image.Image | None = None,
 ) -> Animation:
     """The run's steps as an animation at ``path``: the gallery's frames in ``view`` (``latents`` or ``x0``), the last
-    one the output, held."""
+    one the output, held; an edit model's ``reference`` image (what it was given; its step 0 is pure noise) first."""
     check_choice("view", view, VIEWS)
-    images = result.step_images(view)
+    images, labels = result.step_images(view), step_labels(result)
     if len(images) > 1:
         images[-1] = result.output
-    return save_animation(images, step_labels(result), path, format)
+    if reference is not None:
+        images, labels = [reference, *images], ["your image · the reference", *labels]
+        labels[1] = "step 0 · pure noise"
+    return save_animation(images, labels, path, format)

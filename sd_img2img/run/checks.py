@@ -109,6 +109,8 @@ def check_steps(steps: Any, strength: Any, real_steps: bool = False, family: Fam
         raise UserInputError(f"steps must be a whole number ≥ 1, got {steps!r}")
     if steps > RANGES["steps"].high:
         raise UserInputError(f"steps={steps} is above the limit of {RANGES['steps'].high}; lower steps")
+    if family is not None and family.image_is_reference:
+        return  # an edit model: strength and real steps do not apply (prepare_request says so when given)
     if strength is not None and strength not in RANGES["strength"]:
         raise UserInputError(f"strength must be above 0 and at most 1, got {strength!r}")
     if rule == "lcm":
@@ -194,13 +196,18 @@ def check_inputs(
         if getattr(r, name) is not None:
             check_size(name, getattr(r, name), family)
     if r.init_image is None and not family.can_txt2img:
+        if family.image_is_reference:
+            raise UserInputError(
+                f"{family.label} edits the image you give it and cannot make one from a prompt alone; give it an "
+                "image (and say in the prompt what to change)"
+            )
         raise UserInputError(
             f"the {family.label} cannot start from pure noise (prompt2img); give it an initial "
             "image to refine, e.g. an SDXL base model's output"
         )
     strength = None if r.init_image is None else r.strength
     check_steps(r.steps, strength, r.real_steps, family)
-    real = strength is not None and r.real_steps and family.rule != "lcm"
+    real = strength is not None and r.real_steps and family.rule not in ("lcm", "reference")
     schedule_steps = schedule.schedule_for_real_steps(r.steps, strength, family.rule) if real else r.steps
     check_schedule_length(r.sampler, schedule_steps, family)
     if loras is not None:

@@ -6,7 +6,8 @@ What it costs is said before it runs, in steps that actually run (each cell's pl
 refused with the numbers. Every cell is a normal ``GenerationRequest``, prepared and run as any other (``prepare`` and
 ``run`` are the caller's: a backend's), so a cell's output is exactly that single run's.
 
-Edit models (a family whose ``uses_strength`` is False) take no strength: a strength axis over one is refused.
+Edit models (a family whose ``takes_strength`` is False: its image is a reference) take no strength: a strength axis
+over one is refused.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from sd_img2img.run.timing import format_duration
 GRID_AXES = ("strength", "steps", "model")
 
 
-def uses_strength(family: Family | None) -> bool:
-    """Whether ``family`` takes an img2img strength (edit models such as FLUX.1 Kontext take none; families without
-    the flag do)."""
-    return family is None or bool(getattr(family, "uses_strength", True))
+def takes_strength(family: Family | None) -> bool:
+    """Whether ``family`` takes an img2img strength (``Family.takes_strength``: edit models such as FLUX.1 Kontext, whose
+    image is a reference, take none); a family not known yet is taken to."""
+    return family is None or bool(getattr(family, "takes_strength", True))
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def check_axes(rows: GridAxis, columns: GridAxis, families: dict[str, Family | N
         )
     if "strength" in (rows.by, columns.by):
         for name, family in families.items():
-            if not uses_strength(family):
+            if not takes_strength(family):
                 raise UserInputError(
                     f"{name} is a {family.label} model, which edits the image and takes no strength: the grid's "
                     "strength axis does not apply to it; compare step counts (and models) instead"

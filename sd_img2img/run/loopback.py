@@ -100,18 +100,23 @@ class LoopPlan:
     plans: tuple[StepPlan, ...]
     width: int
     height: int
+    takes_strength: bool = True  # False for an edit model: each loop edits the last output, strength does not apply
 
     @property
     def total_steps(self) -> int:
         return sum(p.steps_to_run for p in self.plans)
 
     def describe(self) -> str:
-        """``3 loops, strength 0.5 → 0.4 → 0.3 (linear) · 5 + 4 + 3 = 12 steps run``."""
+        """``3 loops, strength 0.5 → 0.4 → 0.3 (linear) · 5 + 4 + 3 = 12 steps run`` (an edit model: ``3 loops, each
+        an edit of the last output (FLUX.1 Kontext takes no strength) · …``)."""
         curve = " → ".join(f"{s:g}" for s in self.strengths)
         steps = " + ".join(str(p.steps_to_run) for p in self.plans)
         total = f"{steps} = {self.total_steps}" if len(self.plans) > 1 else steps
         n = self.options.loops
-        return f"{n} loop{'s' * (n != 1)}, strength {curve} ({self.options.curve}) · {total} steps run"
+        how = f"strength {curve} ({self.options.curve})"
+        if not self.takes_strength:
+            how = f"each an edit of the last output ({self.plans[0].family or 'the model'} takes no strength)"
+        return f"{n} loop{'s' * (n != 1)}, {how} · {total} steps run"
 
     def settings(self, index: int) -> dict:
         """What a loop's PNG records beside its own settings: which loop it is and how the series runs."""
@@ -145,6 +150,9 @@ def loop_plan(
     all than ``config.MAX_LOOPBACK_STEPS``."""
     options = check_loopback(options)
     strengths = curve_strengths(float(strength), options.final_strength, options.loops, options.curve)
+    takes = family is None or bool(getattr(family, "takes_strength", True))
+    if not takes:  # an edit model: every loop as the family runs it, its image (the last output) a reference
+        strengths = [float(family.strength)] * options.loops
     seeds = tuple((seed + i) % MAX_SEED for i in range(options.loops))
     plans = []
     for i, s in enumerate(strengths):
@@ -152,7 +160,7 @@ def loop_plan(
             plans.append(plan_steps(steps, s, real_steps, family=family))
         except UserInputError as e:
             raise UserInputError(f"loop {i + 1} of {options.loops} (strength {s:g}): {e}") from None
-    plan = LoopPlan(options, tuple(strengths), seeds, tuple(plans), width, height)
+    plan = LoopPlan(options, tuple(strengths), seeds, tuple(plans), width, height, takes)
     if plan.total_steps > MAX_LOOPBACK_STEPS:
         raise UserInputError(
             f"this loopback runs {plan.total_steps} steps ({plan.describe()}), above the limit of {MAX_LOOPBACK_STEPS}; "
@@ -188,7 +196,7 @@ class Loop:
     """One finished loop: its result (as run) and its output (colour-matched when asked: the next initial image)."""
 
     index: int
-    strength: float
+    strength: float | None  # None for an edit model's loop (its image is a reference: strength does not apply)
     seed: int
     result: GenerationResult
     output: Image.Image
@@ -219,7 +227,7 @@ def run_loopback(
             prepared = prepare(loop_request(first, plan, i, loops[-1].output))
         result = run(prepared)
         output = match_colours(result.output, first.image) if plan.options.colour_match else result.output
-        loops.append(Loop(i, plan.strengths[i], plan.seeds[i], result, output))
+        loops.append(Loop(i, plan.strengths[i] if plan.takes_strength else None, plan.seeds[i], result, output))
         yield loops
         if result.stopped:
             break
@@ -228,5 +236,6 @@ def run_loopback(
 def loop_animation(start: Image.Image, loops: list[Loop], path, format: str = "webp") -> Animation:
     """The loops as one animation at ``path``: the first initial image, then each loop's output (labelled with its
     strength, seed and steps taken), the last held."""
-    labels = ["start"] + [f"loop {x.index + 1} · strength {x.strength:g} · {x.result.steps_taken} taken" for x in loops]
+    strength = lambda x: f" · strength {x.strength:g}" if x.strength is not None else ""  # noqa: E731
+    labels = ["start"] + [f"loop {x.index + 1}{strength(x)} · {x.result.steps_taken} taken" for x in loops]
     return save_animation([start] + [x.output for x in loops], labels, path, format)

@@ -1,5 +1,7 @@
 """What a run will do, before it runs: ``plan_steps(10, 0.7).describe()`` → ``10 steps × strength 0.7 → 7 steps
-will run (3 skipped)``, by the model family's step rule (``schedule``), after ``checks.check_steps``."""
+will run (3 skipped)``, by the model family's step rule (``schedule``), after ``checks.check_steps``; with the noise
+level the image enters at (``noise.entry_noise``, which needs the run's sampler and size: ``prepare_request`` adds it),
+``… · strength 0.7 → the image enters at σ = 0.86 (14 % of it kept)``."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from dataclasses import dataclass
 
 from sd_img2img.run import schedule
 from sd_img2img.run.checks import check_steps
+from sd_img2img.run.noise import NoiseLevel
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,8 @@ class StepPlan:
     rule: str = "int"
     start_timestep: int | None = None  # LCM: the first timestep of the run
     train_timesteps: int | None = None  # LCM: the scheduler's training timesteps (1000)
+    reference: bool = False  # an edit model given an image: a reference, every step runs from pure noise
+    noise: NoiseLevel | None = None  # where the image enters the schedule (prepare_request adds it)
 
     @property
     def skipped(self) -> int:
@@ -32,9 +37,16 @@ class StepPlan:
         family, prefixed by it (``SDXL: …``), and LCM's own rule: ``LCM: all 4 steps run, starting at t = 299
         of 1000``."""
         prefix = f"{self.family}: " if self.family else ""
-        return prefix + self._describe()
+        text = prefix + self._describe()
+        if self.noise is not None and not self.reference:
+            text += f" · strength {self.strength:g} → {self.noise.describe()}"
+        return text
 
     def _describe(self) -> str:
+        if self.reference:
+            return (
+                f"your image is a reference, not a starting point — all {self.steps_to_run} steps run from pure noise"
+            )
         if self.rule == "lcm":
             start = (
                 f", starting at t = {self.start_timestep} of {self.train_timesteps}"
@@ -62,7 +74,9 @@ class StepPlan:
         "steps actually taken" row): ``SD: int(10 × 0.4) = 4, 6 skipped``."""
         label = f"{self.family}: " if self.family else ""
         skipped = self.schedule_steps - steps_taken
-        if self.strength is None:
+        if self.reference:
+            note = f"{label}all {self.schedule_steps} from pure noise (the image is a reference)"
+        elif self.strength is None:
             note = f"{label}prompt2img: every step of {self.schedule_steps} runs"
         elif self.rule == "lcm":
             start = f", from t = {self.start_timestep}" if self.start_timestep is not None else ""
@@ -83,7 +97,8 @@ def plan_steps(steps: int, strength: float | None, real_steps: bool = False, fam
 
     Args:
         steps: the steps argument, or with ``real_steps`` the number of steps that must run.
-        strength: img2img strength in (0, 1]; ``None`` for prompt2img.
+        strength: img2img strength in (0, 1]; ``None`` for prompt2img. An edit model (``Family.image_is_reference``)
+            given any strength plans a run on a reference image: all steps from pure noise, strength ignored.
         real_steps: pick the schedule length so that exactly ``steps`` steps run.
         family: the loaded model's ``families.Family`` (its rule, label and scheduler config); None: SD's
             ``int(N × s)`` rule with no label.
@@ -91,6 +106,8 @@ def plan_steps(steps: int, strength: float | None, real_steps: bool = False, fam
     check_steps(steps, strength, real_steps, family)
     rule = family.rule if family is not None else "int"
     label = family.label if family is not None else ""
+    if family is not None and family.image_is_reference and strength is not None:
+        return StepPlan(steps, None, False, steps, steps, label, rule, reference=True)
     if rule == "lcm":
         config = family.scheduler_config if family is not None else None
         timesteps = schedule.lcm_timesteps(steps, strength, config)

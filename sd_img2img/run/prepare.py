@@ -18,6 +18,7 @@ from sd_img2img.models.families import Family, default_family
 from sd_img2img.models.loras import LoraSpec, lcm_warnings, resolve
 from sd_img2img.run.checks import check_inputs
 from sd_img2img.run.images import ImageCache, default_size, fit_image, open_image
+from sd_img2img.run.noise import entry_noise
 from sd_img2img.run.plan import StepPlan, plan_steps
 from sd_img2img.run.request import GenerationRequest, with_defaults
 
@@ -123,16 +124,19 @@ def prepare_request(
             if images is not None
             else fit_image(image, width, height, r.resize_mode)
         )
-    # 5. steps
+    # 5. steps, and the noise level the image enters at (from the run's own schedule)
     plan = (
         plan_steps(r.steps, r.strength, r.real_steps, family=family)
         if image is not None
         else plan_steps(r.steps, None, family=family)
     )
+    plan = dataclasses.replace(plan, noise=entry_noise(family, r.sampler, plan, width, height))
     # 6. LoRAs
     active = resolve(r.loras, listed)
     # 7. settings that run but the family was not made for
     warnings += family_warnings(family, r, prompts[1], width, height)
+    if image is not None and family.image_is_reference:
+        warnings += reference_warnings(family, request, plan)
     if family.takes_lcm_lora:
         warnings += lcm_warnings(r.sampler, float(r.guidance_scale), active, loras or ())
     return PreparedRequest(
@@ -161,15 +165,33 @@ def family_warnings(
             f"{family.label} was trained at {family.size}×{family.size}; {width}×{height} is below "
             f"{family.min_size} px, expect poor pictures"
         )
-    if family.guidance_ignored and request.guidance_scale:
+    if family.guidance_ignored and request.guidance_scale > family.guidance:
         out.append(f"{family.label} has no guidance; guidance {request.guidance_scale:g} was ignored")
     if family.trained_without_guidance and request.guidance_scale > 1:
         out.append(
             f"{family.label} was trained without guidance (guidance 0); guidance {request.guidance_scale:g} "
             "runs, doubles each step's work and often looks worse"
         )
+    if family.cfg_needs_negative and request.guidance_scale > family.cfg_above and not negative_prompt:
+        out.append(
+            f"{family.label} guides only against a negative prompt (true CFG): guidance "
+            f"{request.guidance_scale:g} does nothing without one; give a negative prompt (a space will do)"
+        )
     if not family.negative_prompt and negative_prompt:
         out.append(f"{family.label} takes no negative prompt (its guidance is built into the model); it was ignored")
+    return out
+
+
+def reference_warnings(family: Family, asked: GenerationRequest, plan: StepPlan) -> list[str]:
+    """What an edit model (its image a reference) ignores: a strength other than its own 1, real steps."""
+    out = []
+    if asked.strength is not None and asked.strength != family.strength:
+        out.append(
+            f"{family.label} takes no strength: your image is a reference and all {plan.steps_to_run} steps run from "
+            f"pure noise; strength {asked.strength} was ignored"
+        )
+    if asked.real_steps:
+        out.append(f"{family.label} runs every step it is given: real steps do not apply")
     return out
 
 

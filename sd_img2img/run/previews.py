@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from sd_img2img.config import STRIP_MAX_FRAME_HEIGHT
+from sd_img2img.imports import diffusers_class
 from sd_img2img.models.families import SD_FACTORS
 from sd_img2img.run.checks import check_preview
 
@@ -37,13 +38,23 @@ def to_pil(images: torch.Tensor) -> Image.Image:
 
 def unscale_latents(latents: torch.Tensor, vae) -> torch.Tensor:
     """The pipeline's scaled latents → what ``vae.decode`` takes, from the VAE's own config: ``z / scaling +
-    shift``, or SDXL-style ``latents_mean``/``latents_std`` where the config has them (as diffusers does)."""
+    shift``, or ``latents_mean``/``latents_std`` where the config has them (SDXL-style; Qwen-Image's, with no scaling
+    factor), or FLUX.2's batch-norm statistics on the 2×2-patchified latents (as diffusers' pipelines do)."""
     cfg = vae.config
+    bn = getattr(vae, "bn", None)
+    if bn is not None:  # AutoencoderKLFlux2: (1, 32, h, w) normalized → patchified, de-normalized, unpatchified
+        Flux2KleinPipeline = diffusers_class("Flux2KleinPipeline")  # its static (un)patchify
+        patches = Flux2KleinPipeline._patchify_latents(latents)
+        mean = bn.running_mean.view(1, -1, 1, 1).to(latents.device, latents.dtype)
+        std = torch.sqrt(bn.running_var.view(1, -1, 1, 1) + cfg.batch_norm_eps).to(latents.device, latents.dtype)
+        return Flux2KleinPipeline._unpatchify_latents(patches * std + mean)
     mean, std = getattr(cfg, "latents_mean", None), getattr(cfg, "latents_std", None)
     if mean is not None and std is not None:
         shape = (1, len(mean), 1, 1)
         mean = torch.tensor(mean, device=latents.device, dtype=latents.dtype).view(shape)
         std = torch.tensor(std, device=latents.device, dtype=latents.dtype).view(shape)
+        if getattr(cfg, "scaling_factor", None) is None:  # Qwen-Image's pipelines divide by 1 / std
+            return latents / (1.0 / std) + mean
         return latents * std / cfg.scaling_factor + mean
     shift = getattr(cfg, "shift_factor", None) or 0.0
     return latents / cfg.scaling_factor + shift
@@ -61,10 +72,19 @@ class PreviewDecoder:
         lock: held while decoding with ``taesd``/``full`` (the device's lock: a decode after the run must
             not cross another run's model offloading).
         factors, bias: the family's ``approx`` latent → RGB factors (C × 3) and bias (3); SD1.x's by default.
+        frames: the VAE is a video VAE (Qwen-Image's): it decodes (1, C, 1, h, w), one frame.
     """
 
     def __init__(
-        self, method: str, vae=None, taesd=None, device=None, lock=None, factors=APPROX_RGB_FACTORS, bias=None
+        self,
+        method: str,
+        vae=None,
+        taesd=None,
+        device=None,
+        lock=None,
+        factors=APPROX_RGB_FACTORS,
+        bias=None,
+        frames: bool = False,
     ):
         self.method = check_preview(method)
         self.vae = vae
@@ -73,6 +93,7 @@ class PreviewDecoder:
         self.lock = lock
         self.factors = factors
         self.bias = bias
+        self.frames = frames
         self._factors: torch.Tensor | None = None
         self._bias: torch.Tensor | None = None
 
@@ -93,7 +114,11 @@ class PreviewDecoder:
         if upcast:  # SDXL's VAE overflows in float16: decode in float32, as diffusers' pipelines do
             model.to(dtype=torch.float32)
         try:
-            image = model.decode(unscale_latents(latents.to(model.dtype), model), return_dict=False)[0]
+            z = unscale_latents(latents.to(model.dtype), model)
+            if self.frames and model is self.vae:
+                image = model.decode(z.unsqueeze(2), return_dict=False)[0][:, :, 0]
+            else:
+                image = model.decode(z, return_dict=False)[0]
         finally:
             if upcast:
                 model.to(dtype=torch.float16)

@@ -32,11 +32,13 @@ def cacheable(family, pipe) -> bool:
 
 
 def guidance_on(family, pipe, guidance_scale: float) -> bool:
-    """The pipeline's own rule (``do_classifier_free_guidance``): scale > 1 and no guidance embedding."""
-    if family.guidance_embedded:  # FLUX: guidance is embedded (or absent), one batch either way
+    """The pipeline's own rule (``do_classifier_free_guidance``): scale above the family's ``cfg_above`` (1; Z-Image
+    0) and no guidance embedding; never for a family without guidance (distilled FLUX.2 Klein)."""
+    if family.guidance_embedded or family.guidance_ignored:  # FLUX: embedded (or absent), one batch either way
         return False
     denoiser = getattr(pipe, family.denoiser, None)
-    return guidance_scale > 1 and getattr(getattr(denoiser, "config", None), "time_cond_proj_dim", None) is None
+    embedded = getattr(getattr(denoiser, "config", None), "time_cond_proj_dim", None) is not None
+    return guidance_scale > family.cfg_above and not embedded
 
 
 class PromptCache:

@@ -83,11 +83,18 @@ class GenerationResult:
             **({"loras": dict(self.loras)} if self.loras else {}),
         )
 
+    def noise_level(self) -> dict[str, Any] | None:
+        """Where the image entered the schedule (``noise.NoiseLevel``: σ or the timestep, the share of the image
+        kept, ``kind`` ``reference`` for an edit model's reference image); None for prompt2img."""
+        noise = self.plan.noise if self.plan is not None else None
+        return noise.info() if noise is not None else None
+
     def info(self) -> dict[str, Any]:
         """Settings plus how the run went: timings, flags, warnings (JSON-ready)."""
         return {
             **self.settings(),
             "family": self.family,
+            "noise_level": self.noise_level(),
             "preview": self.preview,
             "dtype": self.dtype,
             "vae": self.vae,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sd_img2img.errors import check_choice
+from sd_img2img.imports import diffusers_class
 
 # name → (diffusers scheduler class, config overrides)
 SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -46,8 +47,6 @@ def make_scheduler(name: str, base_config: Any):
         name: a sampler name from ``SAMPLERS`` (``checks.check_sampler`` says whether it fits the model).
         base_config: the loaded checkpoint's ``scheduler.config``.
     """
-    import diffusers
-
     cls_name, overrides = SAMPLERS[check_choice("sampler", name, ALL_SAMPLER_NAMES)]
-    cls = getattr(diffusers, cls_name)
+    cls = diffusers_class(cls_name)
     return cls.from_config(base_config, **overrides)

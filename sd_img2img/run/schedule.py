@@ -10,7 +10,8 @@ exactly that many. Naive ``int(N / strength)`` loses steps to rounding (20 at 0.
 
 Model families count differently (``families.Family.rule``): SD/SDXL/Turbo ``int(N × s)``; LCM runs all N, strength
 moving the first timestep LCMScheduler picks (computed from the checkpoint's scheduler config, not hard-coded); flow
-matching (SD3, FLUX) ``N − int(N − N × s)``, which rounds up.
+matching (SD3, FLUX, Z-Image, Qwen-Image, Chroma) ``N − int(N − N × s)``, which rounds up; edit models (``reference``:
+Kontext, Klein, Qwen-Image-Edit) run all N from pure noise, strength meaning nothing.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ def steps_that_run(schedule_steps: int, strength: float, rule: str = "int") -> i
     """Steps an img2img run takes of a ``schedule_steps`` schedule under a family's rule.
 
     ``int``: diffusers' SD/SDXL ``get_timesteps``, ``min(int(N × s), N)``; ``flow``: SD3/FLUX's
-    ``N − int(N − N × s)`` (rounds up); ``lcm``: all N.
+    ``N − int(N − N × s)`` (rounds up); ``lcm`` and ``reference``: all N.
     """
-    if rule == "lcm":
+    if rule in ("lcm", "reference"):
         return schedule_steps
     if rule == "flow":
         return schedule_steps - max(int(schedule_steps - schedule_steps * strength), 0)
@@ -35,7 +36,7 @@ def rule_formula(schedule_steps: int, strength: float, rule: str = "int") -> str
     """The rule's arithmetic with the numbers, as a person checks it: ``int(10 × 0.4) = 4``,
     ``4 − int(4 − 4 × 0.3) = 2`` (flow), ``all 4`` (LCM)."""
     n, s, taken = schedule_steps, strength, steps_that_run(schedule_steps, strength, rule)
-    if rule == "lcm":
+    if rule in ("lcm", "reference"):
         return f"all {n}"
     if rule == "flow":
         return f"{n} − int({n} − {n} × {s:g}) = {taken}"
@@ -48,7 +49,7 @@ def schedule_for_real_steps(real_steps: int, strength: float, rule: str = "int")
     ``int(M * strength)`` (and flow's round-up count) grows by at most 1 as M grows by 1 (strength ≤ 1), so
     the first M that reaches ``real_steps`` hits it exactly.
     """
-    if rule == "lcm":
+    if rule in ("lcm", "reference"):
         return real_steps
     m = max(1, math.floor(real_steps / strength) - 2)
     while steps_that_run(m, strength, rule) > real_steps and m > 1:
@@ -77,8 +78,9 @@ def smallest_working_steps(strength: float, rule: str = "int") -> int:
 
 def lcm_scheduler(scheduler_config: dict | None = None):
     """diffusers' ``LCMScheduler`` from a checkpoint's scheduler config (its defaults without one)."""
-    from diffusers import LCMScheduler
+    from sd_img2img.imports import diffusers_class
 
+    LCMScheduler = diffusers_class("LCMScheduler")
     return LCMScheduler.from_config(scheduler_config) if scheduler_config else LCMScheduler()
 
 

@@ -5,7 +5,8 @@ first step, and not the model's prediction of the final image. ``StepRecorder`` 
 own pipeline copy and scheduler and records:
 
 - frame 0: the latents at the entry point (for img2img the encoded init image mixed with the noise of that
-  point, "the initial image SD sees"; for prompt2img the starting noise);
+  point, "the initial image SD sees"; for prompt2img and edit models the starting noise: an edit model's pipeline
+  makes it before it sets its schedule, so the frame waits for ``set_timesteps`` to know its σ);
 - one frame per step actually taken: the latents after it and the predicted final image x0, taken from the
   scheduler's ``pred_original_sample`` (LCMScheduler's ``denoised``) where it gives one and derived from the
   model output otherwise.
@@ -14,7 +15,7 @@ Noisy latents are shown as the UNet sees them: k-diffusion samplers (LMS, Euler,
 ``x0 + sigma·noise`` with sigma up to ~15, which the pipeline divides by ``sqrt(sigma² + 1)`` before the
 UNet; the recorder does the same so every sampler's latents look alike. Flow matching (SD3, FLUX) keeps
 ``x = σ·noise + (1 − σ)·x0`` with σ ≤ 1, shown as it is; its schedulers give no x0, which is ``x − σ·v``
-(FLUX's packed latents are unpacked first). Second-order samplers (Heun, DPM2)
+(packed latents, FLUX's and those after it, are unpacked first). Second-order samplers (Heun, DPM2)
 call the scheduler twice per step, and PLMS twice on its first step; a frame is recorded when a whole step is
 done, and ``model_calls`` counts the UNet evaluations.
 """
@@ -74,8 +75,8 @@ class StepRecorder:
         views: the views decoded while the run goes (the others are decoded when asked for).
         on_step: called with each frame as soon as it is computed.
         should_stop: polled after every step; when it returns True the run ends between steps.
-        flow: a flow-matching model (SD3, FLUX): σ from the scheduler, latents shown unscaled, x0 = x − σ·v.
-        unpack: turns packed latents (FLUX's (B, HW/4, 64)) into (B, C, h, w) before they become pictures.
+        flow: a flow-matching model (SD3, FLUX, …): σ from the scheduler, latents shown unscaled, x0 = x − σ·v.
+        unpack: turns packed latents (FLUX's (B, HW/4, 64) …) into (B, C, h, w) before they become pictures.
     """
 
     def __init__(
@@ -102,11 +103,13 @@ class StepRecorder:
         self.stopped = False
         self.nonfinite_at: int | None = None
         self._x0: torch.Tensor | None = None
+        self._pending: torch.Tensor | None = None  # step 0's latents, made before the schedule was set
         self._t0 = self.started = time.perf_counter()  # frames' seconds count from here
         self._k_style = float(getattr(self.scheduler, "init_noise_sigma", 1.0)) > 1.0
         self.decoded_finite = True
         self.model_calls = 0  # scheduler steps, each one UNet evaluation (batched with guidance)
         self._wrap_prepare_latents()
+        self._wrap_set_timesteps()
         self._wrap_scheduler_step()
         self._wrap_run_safety_checker()
 
@@ -119,11 +122,30 @@ class StepRecorder:
         def prepare_latents(*args, **kwargs):
             result = original(*args, **kwargs)
             latents = result[0] if isinstance(result, tuple) else result  # FLUX: (latents, latent_image_ids)
-            sigma = self._sigma_at(getattr(self.scheduler, "begin_index", None) or 0)
-            self._emit(latents, None, None, sigma)
+            if getattr(self.scheduler, "num_inference_steps", None) is None:  # no schedule yet (edit models)
+                self._pending = latents
+            else:
+                self._emit_start(latents)
             return result
 
         self.pipe.prepare_latents = prepare_latents  # this request's copy only
+
+    def _wrap_set_timesteps(self) -> None:
+        original = self.scheduler.set_timesteps
+
+        @functools.wraps(original)
+        def set_timesteps(*args, **kwargs):
+            out = original(*args, **kwargs)
+            if self._pending is not None:
+                latents, self._pending = self._pending, None
+                self._emit_start(latents)
+            return out
+
+        self.scheduler.set_timesteps = set_timesteps  # this request's scheduler only
+
+    def _emit_start(self, latents: torch.Tensor) -> None:
+        """Step 0, at the σ of the first step that runs."""
+        self._emit(latents, None, None, self._sigma_at(getattr(self.scheduler, "begin_index", None) or 0))
 
     def _wrap_scheduler_step(self) -> None:
         scheduler = self.scheduler

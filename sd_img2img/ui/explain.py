@@ -156,7 +156,7 @@ def compare_html(columns: list[Column], by: str, view: str = "latents") -> str:
             "Each column runs the same image, prompt and seed.</div>"
         )
     head = "".join(f'<th scope="col">{html.escape(c.title(by))}</th>' for c in columns)
-    rows = {"sees": [], "arg": [], "taken": [], "strip": [], "out": []}
+    rows = {"sees": [], "noise": [], "arg": [], "taken": [], "strip": [], "out": []}
     for c in columns:
         r = c.result
         if r is None:
@@ -168,7 +168,11 @@ def compare_html(columns: list[Column], by: str, view: str = "latents") -> str:
                 )
             continue
         frames = r.step_images(view)
-        rows["sees"].append(f"<td>{_img(frames[0], 'step 0: the initial image SD sees', 'sees', max_height=192)}</td>")
+        reference = r.plan is not None and r.plan.reference
+        sees = "step 0: pure noise (the image is a reference)" if reference else "step 0: the initial image SD sees"
+        rows["sees"].append(f"<td>{_img(frames[0], sees, 'sees', max_height=192)}</td>")
+        noise = r.plan.noise if r.plan is not None else None
+        rows["noise"].append(f"<td><small>{html.escape(noise.short() if noise else 'prompt2img')}</small></td>")
         arg = f"{r.steps}" + (" <small>(real steps)</small>" if r.real_steps else "")
         rows["arg"].append(f'<td><span class="num">{arg}</span></td>')
         rows["taken"].append(
@@ -184,6 +188,7 @@ def compare_html(columns: list[Column], by: str, view: str = "latents") -> str:
         rows["out"].append(f"<td>{_img(r.output, 'output', 'out', max_width=384)}</td>")
     labels = {
         "sees": "initial image SD sees",
+        "noise": "where the image enters",
         "arg": "steps argument",
         "taken": "steps actually taken",
         "strip": "latent space at each step",

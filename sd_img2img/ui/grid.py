@@ -34,6 +34,8 @@ def rule_line(family: Family | None, strength: float | None = None) -> str:
     if family is None:
         return ""
     s = f"{strength:g}" if strength is not None else "s"
+    if not getattr(family, "takes_strength", True):
+        return f"{family.label}: all N run from pure noise (the image is a reference)"
     if family.rule == "lcm":
         return f"{family.label}: all N run, strength sets where they start"
     if family.rule == "flow":

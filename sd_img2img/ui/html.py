@@ -22,9 +22,12 @@ def esc(text) -> str:
     return html.escape(str(text), quote=True)
 
 
-def plan_line(has_image: bool, strength, steps, real_steps, family=None, seconds: float | None = None) -> str:
+def plan_line(
+    has_image: bool, strength, steps, real_steps, family=None, seconds: float | None = None, plan=None
+) -> str:
     """The live "what will happen" line, from the same ``plan_steps`` the engine runs, by the model family's rule;
-    with ``seconds`` (this server's estimate, once it has measured a run) how long it will take."""
+    ``plan``: the request's own, prepared as the run will be (it also says the noise level the image enters at); with
+    ``seconds`` (this server's estimate, once it has measured a run) how long it will take."""
     tail = f" · {esc(format_duration(seconds))} here" if seconds is not None else ""
     try:
         steps_i = int(steps)
@@ -36,8 +39,8 @@ def plan_line(has_image: bool, strength, steps, real_steps, family=None, seconds
                     f"(strength does not apply){tail}.</div>"
                 )
             return f'<div class="plan t2i">No initial image → <b>prompt2img</b>: {esc(plan.describe())}{tail}.</div>'
-        text = esc(plan_steps(steps_i, float(strength), bool(real_steps), family).describe())
-        return f'<div class="plan">{text}{tail}</div>'
+        plan = plan if plan is not None else plan_steps(steps_i, float(strength), bool(real_steps), family)
+        return f'<div class="plan">{esc(plan.describe())}{tail}</div>'
     except (UserInputError, TypeError, ValueError) as e:
         return f'<div class="plan bad">{esc(e)}</div>'
 
@@ -54,9 +57,12 @@ def image_tag(image: Image.Image, alt: str, cls: str = "", max_side: int | None 
     return f'<img class="{esc(cls)}" src="{uri}" alt="{esc(alt)}" title="{esc(alt)}">'
 
 
-def caption(frame) -> str:
-    """A step's caption in the gallery: its number and timestep (step 0 is where the run starts)."""
-    return "step 0 · start" if frame.index == 0 else f"step {frame.index} · t={frame.timestep}"
+def caption(frame, reference: bool = False) -> str:
+    """A step's caption in the gallery: its number and timestep (step 0 is where the run starts: an edit model's is
+    pure noise, its image a reference)."""
+    if frame.index == 0:
+        return "step 0 · pure noise" if reference else "step 0 · start"
+    return f"step {frame.index} · t={frame.timestep}"
 
 
 def status_html(kind: str, text_html: str, fraction: float | None = None) -> str:
@@ -72,7 +78,12 @@ def summary_html(result, animation=None) -> str:
     (which may quote the prompt)."""
     stopped = "Stopped" if result.stopped else "Done"
     asked = f"{result.steps} steps asked" + (" (real steps)" if result.real_steps else "")
-    mode = "prompt2img" if result.mode == "txt2img" else f"strength {result.strength:g}"
+    if result.mode == "txt2img":
+        mode = "prompt2img"
+    elif result.strength is None:  # an edit model: the image was a reference
+        mode = "your image as a reference"
+    else:
+        mode = f"strength {result.strength:g}"
     text = (
         f"<b>{stopped}</b> in {result.seconds['total']:.1f} s · seed <code>{result.seed}</code> · {esc(asked)} · "
         f"<b>{result.steps_taken} taken</b> · {esc(mode)} · {esc(result.sampler)} · {result.width}×{result.height}"

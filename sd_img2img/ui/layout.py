@@ -23,6 +23,7 @@ from sd_img2img.ui.handlers import Handlers
 from sd_img2img.ui.html import plan_line, status_html
 from sd_img2img.ui.model_picker import sampler_choices
 from sd_img2img.ui.page import user_error
+from sd_img2img.ui.strength_chart import strength_chart
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 VIEW_CHOICES = [("Noisy latents", "latents"), ("Predicted image", "x0")]
@@ -141,6 +142,7 @@ def settings_panel(h: Handlers) -> SimpleNamespace:
         label="Strength",
         info="How far into the noise your image goes: low keeps it, high reimagines it",
         elem_id="strength",
+        visible=family.takes_strength,  # an edit model's image is a reference: no strength
     )
     with gr.Row(elem_classes="steps-row"):
         steps = config.RANGES["steps"]
@@ -326,6 +328,7 @@ def explain_tab(h: Handlers) -> SimpleNamespace:
     """The Explain tab: the guide's table, built live (across the served models too, when there are several)."""
     ui = SimpleNamespace()
     gr.Markdown(EXPLAIN, elem_classes="explain-intro")
+    ui.chart = strength_chart(h.page)
     choices = [("Compare strengths", "strength"), ("Compare step counts", "steps")]
     if len(h.page.backend.names) > 1:
         choices.append(("Compare models", "model"))

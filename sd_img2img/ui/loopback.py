@@ -138,7 +138,7 @@ def loops_info(plan: LoopPlan, loops: list[Loop], files: list[str]) -> dict:
     """The series as JSON: the curve planned, and each finished loop as ``sd-img2img --loops`` prints it."""
     entries = [{"loop": x.index + 1, "strength": x.strength, "seed": x.seed, "steps_taken": x.result.steps_taken,
                 "output": files[i].rsplit("/", 1)[-1] if i < len(files) else None} for i, x in enumerate(loops)]  # fmt: skip
-    return {"loops": entries, "curve": plan.options.curve, "strengths": list(plan.strengths),
+    return {"loops": entries, "curve": plan.options.curve, "strengths": list(plan.strengths) if plan.takes_strength else None,
             "colour_match": COLOUR_MATCH if plan.options.colour_match else None,
             "steps_taken": sum(e["steps_taken"] for e in entries),
             "stopped": len(loops) < plan.options.loops or any(x.result.stopped for x in loops)}  # fmt: skip
@@ -151,7 +151,8 @@ def loops_html(first, plan: LoopPlan, loops: list[Loop], running: bool = False, 
     cards = [f'<figure class="loop start">{image_tag(first.image, "the initial image", "", THUMB_SIDE)}'
              "<figcaption>start</figcaption></figure>"]  # fmt: skip
     for i in range(n):
-        head = f"loop {i + 1} · strength {plan.strengths[i]:g} · seed {plan.seeds[i]}"
+        strength = f" · strength {plan.strengths[i]:g}" if plan.takes_strength else ""
+        head = f"loop {i + 1}{strength} · seed {plan.seeds[i]}"
         if i < len(loops):
             x = loops[i]
             picture = image_tag(x.output, f"loop {i + 1}'s output", "", THUMB_SIDE)

@@ -37,16 +37,19 @@ class ModelPicker:
         return model_badge(self.page.status(model)), gr.Timer(active=self.loading)  # polls while the first loads
 
     def choose_model(self, model: str):
-        """A visitor picked another model: the form takes its family's samplers and defaults, its LoRAs; the badge
-        its state."""
+        """A visitor picked another model: the form takes its family's samplers and defaults (no strength slider for an
+        edit model), its LoRAs; the badge its state."""
         family = self.page.family(model)
         loras = self.lora_updates(model)
         badge = model_badge(self.page.status(model))
         if family is None:
             return [gr.skip()] * 4 + [badge] + loras
+        steps, strength, guidance = page_defaults(family, self.page.on_cpu)
         return [
             gr.update(choices=sampler_choices(family), value=""),
-            *page_defaults(family, self.page.on_cpu),
+            steps,
+            gr.update(value=strength, visible=family.takes_strength),  # an edit model's image is a reference
+            guidance,
             badge,
         ] + loras
 

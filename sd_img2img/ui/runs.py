@@ -24,6 +24,21 @@ from sd_img2img.ui.page import Page, session_id, shown_to_user, user_error
 from sd_img2img.ui.state import save_step_image
 
 
+def reference_item(prepared: PreparedRequest, folder) -> list[tuple[str, str]]:
+    """The gallery's first picture for an edit model: the image it was given, as a reference (step 0 beside it is
+    pure noise); nothing for any other run."""
+    if not prepared.plan.reference or prepared.image is None:
+        return []
+    return [(save_step_image(prepared.image, folder / "reference.webp"), "your image · the reference")]
+
+
+def animate(result: GenerationResult, folder, view: str, reference=None):
+    """The run's steps as an animated WebP in ``folder`` (an edit model's ``reference`` image first, as in the
+    gallery); None for a run without frames."""
+    path = folder / f"sd-img2img-{result.seed}-steps-{view}.webp"
+    return step_animation(result, path, view, reference=reference) if result.frames else None
+
+
 class Runs:
     """What the Generate tab's run events do."""
 
@@ -51,13 +66,16 @@ class Runs:
         """The plan line: what will run, by the model's rule, and how long it takes here once the model has run."""
         has_image = bool(image) or source == "sketch"
         values = form_values(locals())
-        seconds = None
-        if (image or not has_image) and self.page.status(model).state == "ready":
+        prepared = seconds = None
+        if image or not has_image:  # the request as the run will take it: its plan says where the image enters
             try:
-                seconds = self.estimate(self.prepare(self.request(values), model), model)
+                prepared = self.prepare(self.request(values), model)
+                if prepared is not None and self.page.status(model).state == "ready":
+                    seconds = self.estimate(prepared, model)
             except (gr.Error, UserInputError, ValueError, OSError):
-                seconds = None
-        return plan_line(has_image, strength, steps, real_steps, self.page.family(model), seconds)
+                prepared = seconds = None
+        plan = prepared.plan if prepared is not None else None
+        return plan_line(has_image, strength, steps, real_steps, self.page.family(model), seconds, plan)
 
     def queue_run(
         self,
@@ -165,7 +183,8 @@ class Runs:
             page.queue.leave(session)
             raise
         folder = page.files.new()
-        steps, result = [], None
+        steps, result = reference_item(prepared, folder), None
+        shown = len(steps)  # an edit model's reference image stands before step 0
         try:
             # Plain values while streaming, not gr.skip(): gradio keeps every component a prop update creates for a
             # session (tens of KB per run, for as long as the session lives); clearing the last result is cheap.
@@ -176,8 +195,10 @@ class Runs:
                         result = item
                         break
                     path = save_step_image(item.image(request.view), folder / f"step{item.index:03d}.webp")
-                    steps.append((path, caption(item)))
+                    steps.append((path, caption(item, prepared.plan.reference)))
                     text = "the initial image SD sees" if item.index == 0 else f"step {item.index} of {item.total}"
+                    if item.index == 0 and prepared.plan.reference:
+                        text = "step 0: pure noise (your image is the reference)"
                     running = status_html("running", text, item.index / max(1, item.total))
                     yield None, list(steps), None, None, running, None, gr.skip(), None
         finally:
@@ -186,21 +207,18 @@ class Runs:
             page.queue.leave(session)
         if result is None:
             raise user_error("the run ended without a result; try again")
-        yield self.finished(result, folder, steps, request.view)
+        yield self.finished(result, folder, steps, request.view, steps[:shown], prepared.image if shown else None)
 
     @staticmethod
-    def finished(result: GenerationResult, folder, steps: list, view: str) -> tuple:
-        """The page after a run: the PNG (settings embedded), every step, the info, the strip, the summary, the steps as
-        an animation."""
+    def finished(result: GenerationResult, folder, steps: list, view: str, before: list = (), reference=None) -> tuple:
+        """The page after a run: the PNG (settings embedded), every step (after ``before``: an edit model's reference
+        image, ``reference``), the info, the strip, the summary, the steps as an animation."""
         png = save_png(result.output, folder / f"sd-img2img-{result.seed}.png", result.settings())
         strip = save_step_image(result.strip(view), folder / "steps.webp")
-        animation = (
-            step_animation(result, folder / f"sd-img2img-{result.seed}-steps-{view}.webp", view)
-            if result.frames
-            else None
-        )
+        animation = animate(result, folder, view, reference)
         path = str(animation.path) if animation is not None else None
-        last = {"result": result, "folder": folder, "seed": result.seed, "animation": path}
+        last = {"result": result, "folder": folder, "seed": result.seed, "before": list(before), "animation": path,
+                "reference": reference}  # fmt: skip
         info = {**result.info(), "animation": animation.info() if animation is not None else None}
         return str(png), steps, info, strip, summary_html(result, animation), str(png), last, path
 
@@ -211,13 +229,15 @@ class Runs:
         result, folder = last["result"], last["folder"]
         folder.mkdir(parents=True, exist_ok=True)  # swept away meanwhile if the run is old
         with shown_to_user():
-            gallery = [
-                (save_step_image(f.image(view), folder / f"{view}{f.index:03d}.webp"), caption(f))
+            reference = result.plan is not None and result.plan.reference
+            gallery = last.get("before", []) + [
+                (save_step_image(f.image(view), folder / f"{view}{f.index:03d}.webp"), caption(f, reference))
                 for f in result.frames
             ]
             strip = save_step_image(result.strip(view), folder / f"steps-{view}.webp")
-            animation = str(step_animation(result, folder / f"sd-img2img-{result.seed}-steps-{view}.webp", view).path)
-        return gallery, strip, animation, animation
+            animation = animate(result, folder, view, last.get("reference"))
+        path = str(animation.path) if animation is not None else None
+        return gallery, strip, path, path
 
     def stop(self, request: gr.Request = None):
         self.page.stops.stop(session_id(request))
