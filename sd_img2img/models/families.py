@@ -198,6 +198,7 @@ class Family:
     cfg_above: float = 1.0  # classifier-free guidance (a second model call a step) runs above this (Z-Image: 0)
     cfg_needs_negative: bool = False  # Qwen's true CFG runs only when a negative prompt is given
     max_area: bool = False  # Kontext scales its output to max_area pixels: it is given width × height
+    vision_processor: bool = False  # Qwen-Image-Edit: a Qwen2-VL processor/ (built image-only without torchvision)
     guidance_ignored: bool = False  # FLUX.1-schnell, distilled FLUX.2 Klein: no guidance at all
     takes_lcm_lora: bool = False  # an LCM-LoRA adds the lcm sampler (SD, SDXL; not Turbo, not LCM itself)
     safety_checker: bool = False  # its pipelines carry a safety checker (SD, SD-Turbo, LCM)
@@ -481,6 +482,7 @@ FAMILIES.update(
             txt2img=None,  # its pipeline needs the image
             weights=("transformer", "vae", "text_encoder"),
             steps=50,
+            vision_processor=True,
             **_QWEN_CFG,
             **_FLOW_MODEL,
             **_QWEN_VAE,

@@ -221,7 +221,7 @@ def find_checkpoint(model: str, config: str | None = None) -> tuple[CheckpointSo
 def load_pipelines(model: str, source: CheckpointSource, family: Family, options: EngineOptions, dtype: torch.dtype):
     """The family's img2img pipeline with the weights, and its prompt2img pipeline sharing the components (None for
     a family that cannot start from pure noise)."""
-    from sd_img2img.models import single_file
+    from sd_img2img.models import processors, single_file
 
     kwargs: dict[str, Any] = dict(torch_dtype=dtype, use_safetensors=True)
     if not options.safety_checker and family.safety_checker:
@@ -235,17 +235,17 @@ def load_pipelines(model: str, source: CheckpointSource, family: Family, options
             )
         kwargs["vae"] = load_taesd(options.taesd or family.taesd, dtype, purpose="--vae tiny", hint="use --vae full")
     try:
+        if family.vision_processor and source.kind != "single_file" and not processors.has_torchvision():
+            kwargs["processor"] = processors.image_only_processor(source.path)
         if source.kind == "single_file":
             img2img = single_file.load_pipeline(source.path, family, options.config, **kwargs)
         else:
             img2img = diffusers_class(family.img2img).from_pretrained(source.path, **kwargs)
     except (OSError, ValueError) as e:
         raise load_error(model, source, e) from e
-    except ImportError as e:  # e.g. Qwen-Image-Edit: transformers' Qwen2VLProcessor needs torchvision
+    except ImportError as e:  # a component whose library needs a package that is not installed
         missing = str(e).strip().split(". ")[0] or type(e).__name__
-        raise ModelLoadError(
-            f"could not load model '{model}': {missing}; install it (torchvision: the build that matches your torch)"
-        ) from e
+        raise ModelLoadError(f"could not load model '{model}': {missing}; install it") from e
     img2img.set_progress_bar_config(disable=True)
     if family.txt2img is None:
         return img2img, None

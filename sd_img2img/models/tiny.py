@@ -36,7 +36,7 @@ downscale so latents have the real shape:
   transformer on 128 patchified channels, a Qwen3 causal LM whose layers 9, 18 and 27 it reads, the batch-normalized
   32-channel ``AutoencoderKLFlux2`` with random statistics).
 - ``tiny-qwen-edit``: like Qwen/Qwen-Image-Edit (``QwenImageEditPipeline``: Qwen-Image's parts and a ``processor/``
-  for the reference image; transformers' ``Qwen2VLProcessor`` that loads it needs torchvision).
+  for the reference image, loaded image-only where torchvision is missing: ``models/processors.py``).
 
 Their Qwen tokenizers and text encoders come from ``models/tiny_llm.py``.
 

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from sd_img2img.config import VIEWS
+from sd_img2img.run.noise import NoiseLevel
 from sd_img2img.run.plan import StepPlan
 from sd_img2img.run.prepare import PreparedRequest
 from sd_img2img.run.request import GenerationRequest
@@ -94,7 +95,7 @@ def prepared_from(message: dict[str, Any]) -> PreparedRequest:
         asked=GenerationRequest(**{**fields["asked"], "init_image": image}),
         request=GenerationRequest(**{**fields["request"], "init_image": image}),
         image=image,
-        plan=StepPlan(**fields["plan"]),
+        plan=plan_from(fields["plan"]),
     )
     return PreparedRequest(**fields)
 
@@ -161,5 +162,11 @@ def result_from(message: dict[str, Any], frames: list[StepFrame]) -> GenerationR
     """The ``GenerationResult`` of ``result_message``, with the ``frames`` streamed before it."""
     fields = dict(message)
     plan = fields["plan"]
-    fields.update(output=picture(fields["output"]), plan=StepPlan(**plan) if plan is not None else None)
+    fields.update(output=picture(fields["output"]), plan=plan_from(plan) if plan is not None else None)
     return GenerationResult(frames=frames, **fields)
+
+
+def plan_from(fields: dict) -> StepPlan:
+    """A ``StepPlan`` from its ``dataclasses.asdict`` form (its noise level a dataclass again)."""
+    noise = fields.get("noise")
+    return StepPlan(**{**fields, "noise": NoiseLevel(**noise) if noise is not None else None})
