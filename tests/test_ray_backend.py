@@ -341,6 +341,8 @@ def test_the_page_runs_as_many_at_once_as_the_workers_take(backend):
     fns = demo.fns.values() if isinstance(demo.fns, dict) else demo.fns
     limits = {f.api_name: f.concurrency_limit for f in fns if f.api_name in ("img2img", "txt2img", "compare")}
     assert limits == dict(img2img=2, txt2img=2, compare=2) and backend.capacity == 2  # 2 workers × 1 run each
+    html = "".join(str(getattr(b, "value", "")) for b in demo.blocks.values())
+    assert "Up to 2 runs go at once" in html and "one at a time" not in html  # the page says so too
 
 
 def test_wire_keeps_tensors_and_requests_exactly(fireplace):

@@ -74,10 +74,7 @@ def build_demo(models, settings: AppSettings | None = None) -> gr.Blocks:
             top.settings_png = gr.File(label="png", type="filepath", file_types=[".png"])
             top.settings_out = gr.JSON(label="settings")
             top.read_btn = gr.Button("read_settings")
-        gr.HTML(
-            '<div class="footer-note">Runs are queued one at a time. Settings are embedded in every PNG — drop '
-            "one back in to reproduce it. Use the API link below for gradio_client.</div>"
-        )
+        gr.HTML(footer_note(backend.capacity))
         badge = [top.model_badge, top.timer]
         top.timer.tick(h.models.model_badge, g.model, badge, api_name="model_status", queue=False, **PRIVATE)
         demo.load(h.models.model_badge, g.model, badge, api_name="page_load", queue=False, **PRIVATE)
@@ -89,6 +86,15 @@ def build_demo(models, settings: AppSettings | None = None) -> gr.Blocks:
         wire_loopback(h, g.loopback, g, top)
     demo.handlers = h  # for tests and embedding: the page's logic without a browser
     return demo
+
+
+def footer_note(capacity: int) -> str:
+    """The line under the page: how runs are served, where the settings are, the API."""
+    served = "Runs are queued one at a time." if capacity == 1 else f"Up to {capacity} runs go at once; others queue."
+    return (
+        f'<div class="footer-note">{served} Settings are embedded in every PNG — drop one back in to reproduce it. '
+        "Use the API link below for gradio_client.</div>"
+    )
 
 
 def launch(demo: gr.Blocks, settings: AppSettings, **kwargs):
