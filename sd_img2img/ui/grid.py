@@ -7,7 +7,7 @@ from __future__ import annotations
 import gradio as gr
 
 from sd_img2img.config import DEFAULT_PREVIEW, DEFAULT_RESIZE_MODE, GRID_STEP_COUNTS, GRID_STRENGTHS, GRID_THUMB_SIDE
-from sd_img2img.engine.backend import run_to_end
+from sd_img2img.engine.backend import estimate_total, run_to_end
 from sd_img2img.errors import UserInputError
 from sd_img2img.formats.metadata import save_png
 from sd_img2img.models.families import Family
@@ -82,13 +82,7 @@ class GridPage:
 
     def seconds(self, grid: Grid) -> float | None:
         """The grid's time on this server: every cell's estimate (None while any model has not run here)."""
-        total = 0.0
-        for cell in grid.cells:
-            seconds = self.page.backend.estimate(cell.prepared, cell.model)
-            if seconds is None:
-                return None
-            total += seconds
-        return total
+        return estimate_total(self.page.backend, ((cell.prepared, cell.model) for cell in grid.cells))
 
     def grid(
         self,

@@ -9,7 +9,7 @@ import dataclasses
 import gradio as gr
 
 from sd_img2img.config import DEFAULT_FINAL_STRENGTH, DEFAULT_LOOPS, DEFAULT_PREVIEW, DEFAULT_RESIZE_MODE
-from sd_img2img.engine.backend import run_to_end
+from sd_img2img.engine.backend import estimate_total, run_to_end
 from sd_img2img.errors import UserInputError
 from sd_img2img.formats.metadata import save_png
 from sd_img2img.models.families import default_family
@@ -63,13 +63,10 @@ class LoopbackPage:
 
     def seconds(self, first, plan: LoopPlan, model) -> float | None:
         """Every loop's estimate on this server, from the first loop's prepared request with each loop's step plan."""
-        name, total = self.page.model_name(model), 0.0
-        for steps in plan.plans:
-            seconds = self.page.backend.estimate(dataclasses.replace(first, plan=steps), name)
-            if seconds is None:
-                return None
-            total += seconds
-        return total
+        name = self.page.model_name(model)
+        return estimate_total(
+            self.page.backend, ((dataclasses.replace(first, plan=steps), name) for steps in plan.plans)
+        )
 
     def loopback(
         self,
