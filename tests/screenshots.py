@@ -21,19 +21,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from chromium import browser_context, set_number
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
 FIREPLACE = str(ROOT / "examples" / "fireplace.png")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
 
 
@@ -54,18 +45,10 @@ def wait_for(url: str, seconds: float = 120) -> None:
     raise SystemExit(f"the app did not come up at {url}")
 
 
-def set_number(page, elem_id: str, value) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]").first
-    box.fill(str(value))
-    box.press("Enter")
-    box.blur()
-
-
 def shoot(url: str, out: Path, several: bool) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile, sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=ARGS, headless=True)
+    with browser_context() as context:
         for name, (width, height) in VIEWPORTS.items():
             page = context.new_page()
             page.set_viewport_size({"width": width, "height": height})
@@ -100,7 +83,6 @@ def shoot(url: str, out: Path, several: bool) -> None:
                 page.wait_for_timeout(500)
                 page.screenshot(path=str(out / f"{name}-models.png"), full_page=True)
             page.close()
-        context.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from appserver import ROOT, serve
+from chromium import MISSING, available
 from PIL import Image
 
 FIREPLACE = str(ROOT / "examples" / "fireplace.png")
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +62,10 @@ def test_visitors_switch_listed_loras_and_set_their_scale(url):
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+@pytest.mark.skipif(not available(), reason=MISSING)
 def test_lora_slider_and_a_pngs_loras_in_chromium(url, tmp_path):
+    from chromium import ARGS, CHROMIUM, SHOTS, set_number
     from playwright.sync_api import expect, sync_playwright
-    from test_browser import ARGS, SHOTS, set_number
 
     from sd_img2img.formats.metadata import save_png
 

@@ -3,32 +3,20 @@ in-process with the tiny random checkpoint. Screenshots go to screenshots/ (git-
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
+import chromium
 import pytest
 from appserver import ROOT, serve
+from chromium import MISSING, SHOTS, available, set_number
 from PIL import Image as PILImage
 
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = ROOT / "screenshots"
 FIREPLACE = str(ROOT / "examples" / "fireplace.png")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
+    pytest.mark.skipif(not available(), reason=MISSING),
 ]
 
 
@@ -40,24 +28,8 @@ def url(engine):
 
 @pytest.fixture(scope="module")
 def browser_context():
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile, sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, args=ARGS, headless=True, viewport={"width": 1280, "height": 800}
-        )
-        try:
-            yield context
-        finally:
-            context.close()
-
-
-def set_number(page, elem_id: str, value) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]").first
-    box.fill(str(value))
-    box.press("Enter")
-    box.blur()
+    with chromium.browser_context(viewport={"width": 1280, "height": 800}) as context:
+        yield context
 
 
 def test_generate_and_explain_in_chromium(url, browser_context):

@@ -5,14 +5,13 @@ Chromium (screenshots desktop and phone in screenshots/)."""
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 from appserver import ROOT, serve
+from chromium import MISSING, available
 
 FIREPLACE = str(ROOT / "examples" / "fireplace.png")
-CHROMIUM = "/usr/bin/chromium"
 NAMES = ("random", "random-flux", "random-kontext")
 
 
@@ -73,10 +72,10 @@ def test_compare_models_puts_an_edit_model_beside_strength_models(url):
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+@pytest.mark.skipif(not available(), reason=MISSING)
 def test_strength_chart_edit_model_and_compare_models_in_chromium(url):
+    from chromium import ARGS, CHROMIUM, SHOTS, set_number
     from playwright.sync_api import expect, sync_playwright
-    from test_browser import ARGS, SHOTS, set_number
 
     SHOTS.mkdir(exist_ok=True)
     with sync_playwright() as p:

@@ -5,24 +5,19 @@ screenshots/ (git-ignored)."""
 from __future__ import annotations
 
 import io
-import os
 import re
-import tempfile
 
 import pytest
 from appserver import ROOT, serve
+from chromium import MISSING, SHOTS, available, browser_context, set_number
 from PIL import Image
 
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = ROOT / "screenshots"
 FIREPLACE = str(ROOT / "examples" / "fireplace.png")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 VIEWPORTS = {"desktop": (1280, 800), "phone": (390, 844)}
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
+    pytest.mark.skipif(not available(), reason=MISSING),
 ]
 
 
@@ -34,22 +29,8 @@ def url(engine):
 
 @pytest.fixture(scope="module")
 def context():
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile, sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield ctx
-        finally:
-            ctx.close()
-
-
-def set_number(page, elem_id: str, value) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]").first
-    box.fill(str(value))
-    box.press("Enter")
-    box.blur()
+    with browser_context() as ctx:
+        yield ctx
 
 
 def fill(page, elem_id: str, text: str) -> None:
