@@ -45,6 +45,15 @@ def wait_for(url: str, seconds: float = 120) -> None:
     raise SystemExit(f"the app did not come up at {url}")
 
 
+def full_page(page, path: Path) -> None:
+    """A full-page screenshot with every picture loaded: gradio's images load lazily, when scrolled near, and a
+    full-page shot does not scroll, so the page is scrolled to its end first (as a visitor reading it does)."""
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    page.wait_for_timeout(600)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(path), full_page=True)
+
+
 def shoot(url: str, out: Path, several: bool) -> None:
     from playwright.sync_api import expect
 
@@ -55,7 +64,7 @@ def shoot(url: str, out: Path, several: bool) -> None:
             page.goto(url)
             expect(page.locator(".model-status.ready, .model-status.idle")).to_be_visible(timeout=120_000)
             page.wait_for_timeout(500)
-            page.screenshot(path=str(out / f"{name}-idle.png"), full_page=True)
+            full_page(page, out / f"{name}-idle.png")
             page.locator("#init-image input[type=file]").set_input_files(FIREPLACE)
             expect(page.locator("#init-image img").first).to_be_visible(timeout=15_000)
             page.locator("#prompt textarea").fill("a cozy fireplace with a roaring fire, oil painting")
@@ -65,13 +74,13 @@ def shoot(url: str, out: Path, several: bool) -> None:
             page.locator("#run").click()
             expect(page.locator("#run-status")).to_contain_text("7 taken", timeout=120_000)
             page.wait_for_timeout(800)
-            page.screenshot(path=str(out / f"{name}-run.png"), full_page=True)
+            full_page(page, out / f"{name}-run.png")
             page.get_by_role("tab", name=re.compile("Explain")).click()
             page.locator("#compare-run").click()
             table = page.locator("#explain-table table.explain-table")
             expect(table.locator("tr.row-out td img")).to_have_count(2, timeout=120_000)
             page.wait_for_timeout(500)
-            page.screenshot(path=str(out / f"{name}-explain.png"), full_page=True)
+            full_page(page, out / f"{name}-explain.png")
             if several:
                 page.locator("#compare-by label", has_text="Compare models").click()
                 page.wait_for_timeout(500)
@@ -81,7 +90,7 @@ def shoot(url: str, out: Path, several: bool) -> None:
                 )
                 expect(table.locator("tr.row-out td img")).to_have_count(count, timeout=300_000)
                 page.wait_for_timeout(500)
-                page.screenshot(path=str(out / f"{name}-models.png"), full_page=True)
+                full_page(page, out / f"{name}-models.png")
             page.close()
 
 
