@@ -1,7 +1,7 @@
 """The real SD1.5, SD-Turbo and SDXL architectures with random weights, for the benchmarks.
 
 Speed and memory do not depend on the weights' values, so random weights of the real shapes measure them
-honestly. The shapes are data (``sd_img2img.models.tiny.Architecture``) built by the product's own builders,
+honestly. The shapes are data (``sd_img2img.testing.tiny.Architecture``) built by the product's own builders,
 which make the tiny checkpoints of the tests and the offline demo the same way:
 
 - ``sd15``: stable-diffusion-v1-5 (UNet 860M, VAE 84M, CLIP ViT-L/14 text encoder 123M, and the safety checker's
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sd_img2img.models import tiny  # noqa: E402
+from sd_img2img.testing import tiny  # noqa: E402
 
 SD15_UNET = dict(
     sample_size=64,
@@ -154,13 +154,13 @@ def architecture(name: str) -> tiny.Architecture:
 
 
 def build_checkpoint(path: str | Path, arch: str, **kwargs) -> Path:
-    """``sd_img2img.models.tiny.build_checkpoint`` of ``architecture(arch)`` (same keywords: ``dtype``, ``seed``,
+    """``sd_img2img.testing.tiny.build_checkpoint`` of ``architecture(arch)`` (same keywords: ``dtype``, ``seed``,
     ``safety_checker``)."""
     return tiny.build_checkpoint(path, architecture(arch), **kwargs)
 
 
 def build_taesd(path: str | Path, arch: str, **kwargs) -> Path:
-    """``sd_img2img.models.tiny.build_taesd`` of ``architecture(arch)``'s TAESD shape (the real ones: taesd's)."""
+    """``sd_img2img.testing.tiny.build_taesd`` of ``architecture(arch)``'s TAESD shape (the real ones: taesd's)."""
     return tiny.build_taesd(path, architecture(arch), **kwargs)
 
 

@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.architectures import build_checkpoint  # noqa: E402
 from sd_img2img.engine import Engine, GenerationRequest  # noqa: E402
-from sd_img2img.run.animation import step_animation  # noqa: E402
+from sd_img2img.formats.animation import step_animation  # noqa: E402
 from sd_img2img.ui.examples import draw_fireplace  # noqa: E402
 
 

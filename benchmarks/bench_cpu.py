@@ -110,9 +110,9 @@ def turbo_target(args, report: dict) -> None:
     from diffusers import StableDiffusionImg2ImgPipeline
 
     from sd_img2img.engine import Engine, GenerationRequest
-    from sd_img2img.run.images import fit_image
-    from sd_img2img.run.samplers import make_scheduler
-    from sd_img2img.run.timing import format_plan
+    from sd_img2img.plan.images import fit_image
+    from sd_img2img.plan.samplers import make_scheduler
+    from sd_img2img.plan.timing import format_plan
     from sd_img2img.ui.examples import draw_fireplace
 
     ckpt, taesd = ensure_checkpoint(args.turbo_arch, Path(args.checkpoints))
@@ -231,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.short:
         args.size, args.unet_arch, args.turbo_arch, args.unet_iters, args.reps = 64, "tiny", "tiny", 2, 2
+    from sd_img2img.engine.cpu_memory import keep_freed_memory
     from sd_img2img.models.cpu_features import describe
-    from sd_img2img.run.cpu_memory import keep_freed_memory
 
     keep_freed_memory()  # as app.py and the CLI do, so in-process paths and the app compare like with like
     from sd_img2img.settings import quiet_libraries

@@ -256,7 +256,7 @@ def run(args) -> dict:
     from sd_img2img.models.devices import resolve_device, resolve_dtype
     from sd_img2img.models.families import peek
     from sd_img2img.models.loading import attention_processors
-    from sd_img2img.run.samplers import make_scheduler
+    from sd_img2img.plan.samplers import make_scheduler
     from sd_img2img.ui.examples import draw_fireplace
 
     if args.threads:
@@ -607,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sd_img2img.run.cpu_memory import keep_freed_memory
+    from sd_img2img.engine.cpu_memory import keep_freed_memory
 
     keep_freed_memory()  # as app.py and the CLI do, so (a), (b) and (c) run on the same malloc settings
     if args.short:

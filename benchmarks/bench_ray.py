@@ -157,7 +157,7 @@ def main(argv=None) -> dict:
     from sd_img2img.engine.engine import Engine
     from sd_img2img.engine.model_set import ModelSet
     from sd_img2img.models.options import EngineOptions
-    from sd_img2img.run.request import GenerationRequest
+    from sd_img2img.plan.request import GenerationRequest
     from sd_img2img.serve import cluster
     from sd_img2img.settings import quiet_libraries
 

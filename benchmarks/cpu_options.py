@@ -54,7 +54,7 @@ def main(argv=None) -> int:
         torch.set_num_interop_threads(args.interop)
     from bench_generation import ensure_checkpoint, machine
 
-    from sd_img2img.run.cpu_memory import keep_freed_memory
+    from sd_img2img.engine.cpu_memory import keep_freed_memory
 
     keep_freed_memory()
     from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel

@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     from bench_generation import ensure_checkpoint
     from diffusers import UNet2DConditionModel
 
-    from sd_img2img.run.cpu_memory import keep_freed_memory
+    from sd_img2img.engine.cpu_memory import keep_freed_memory
 
     keep_freed_memory()
     ckpt, _ = ensure_checkpoint(args.arch, Path(args.checkpoints))

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp.mkdir()
     model = args.model
     if model is None:
-        from sd_img2img.models.tiny import build_checkpoint
+        from sd_img2img.testing.tiny import build_checkpoint
 
         model = str(build_checkpoint(work / "tiny"))
     init = work / "init.png"

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def measure(args) -> dict:
     """In this process: forwards in the main thread and in fresh threads, alternating."""
-    from sd_img2img.run.cpu_memory import keep_freed_memory
+    from sd_img2img.engine.cpu_memory import keep_freed_memory
 
     tuned = keep_freed_memory()  # a no-op when SD_IMG2IMG_KEEP_FREED_MEMORY=0
     import resource

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sd_img2img import config
 from sd_img2img.models.families import default_family
-from sd_img2img.run.samplers import ALL_SAMPLER_NAMES
+from sd_img2img.plan.samplers import ALL_SAMPLER_NAMES
 from sd_img2img.settings import CommandParser, add_model_flags, make_engine, options_from, quiet_libraries
 
 _NUMBERED = re.compile(r"^(\d{6})\.")
@@ -198,7 +198,7 @@ def _say_load_warnings() -> list[str]:
 
 def request_from(args):
     """The ``GenerationRequest`` the flags ask for."""
-    from sd_img2img.run.request import GenerationRequest
+    from sd_img2img.plan.request import GenerationRequest
 
     return GenerationRequest(
         prompt=args.prompt,
@@ -222,7 +222,7 @@ def request_from(args):
 def run_command(engine, args, grid: bool, should_stop) -> tuple[dict, list[str]]:
     """What the flags ask for, on ``engine``: one run, loopback (``--loops``) or the grid; the JSON summary and the
     run's warnings."""
-    from sd_img2img.run.prepare import prepare_request
+    from sd_img2img.plan.prepare import prepare_request
 
     request = request_from(args)
     if grid:
@@ -231,7 +231,7 @@ def run_command(engine, args, grid: bool, should_stop) -> tuple[dict, list[str]]
     # bad input (the image too) is reported before the model loads, and the run takes the prepared request
     prepared = prepare_request(request, family, engine.lora_specs) if family is not None else None
     if args.loops is not None and prepared is not None:  # the whole series checked before the model loads
-        from sd_img2img.run.loopback import plan_loopback
+        from sd_img2img.series.loopback import plan_loopback
 
         plan_loopback(prepared, loopback_options(args), family)
     engine.load()
@@ -241,7 +241,7 @@ def run_command(engine, args, grid: bool, should_stop) -> tuple[dict, list[str]]
     result = engine.generate(prepared or request, should_stop=should_stop)
     summary = write_outputs(result, Path(args.out), args.view)
     if args.animation:
-        from sd_img2img.run.animation import step_animation
+        from sd_img2img.formats.animation import step_animation
 
         strip = Path(summary["strip"])
         path = strip.with_name(f"{strip.name.split('.')[0]}.steps.{args.animation_format}")
@@ -251,7 +251,7 @@ def run_command(engine, args, grid: bool, should_stop) -> tuple[dict, list[str]]
 
 
 def loopback_options(args):
-    from sd_img2img.run.loopback import LoopbackOptions
+    from sd_img2img.series.loopback import LoopbackOptions
 
     return LoopbackOptions(args.loops, args.final_strength, args.curve, args.colour_match)
 
@@ -259,7 +259,7 @@ def loopback_options(args):
 def run_loopback_command(engine, args, first, should_stop) -> tuple[dict, list[str]]:
     """``--loops N``: each output the next initial image (``run.loopback``); every loop's files as one run's, its PNG
     saying which loop it is; with ``--animation`` the loops as one animation."""
-    from sd_img2img.run.loopback import COLOUR_MATCH, loop_animation, plan_loopback, run_loopback
+    from sd_img2img.series.loopback import COLOUR_MATCH, loop_animation, plan_loopback, run_loopback
 
     plan = plan_loopback(first, loopback_options(args), engine.family)
     entries, warnings, done = [], [], []
@@ -288,7 +288,7 @@ def run_grid_command(engine, args, request, should_stop) -> tuple[dict, list[str
     interface and written as one run, its PNG saying which cell it is; the cells' pictures as one sheet."""
     from sd_img2img.engine.backend import LocalBackend, run_to_end
     from sd_img2img.errors import UserInputError
-    from sd_img2img.run.grid import GridAxis, grid_sheet, parse_axis, plan_grid, run_grid, takes_strength
+    from sd_img2img.series.grid import GridAxis, grid_sheet, parse_axis, plan_grid, run_grid, takes_strength
 
     if args.loops is not None or args.animation:
         raise UserInputError("sd-img2img grid takes no --loops or --animation; run those without 'grid'")
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     grid = argv[:1] == ["grid"]  # sd-img2img grid INIT …; an init image named "grid" is ./grid
     args = (build_grid_parser() if grid else build_parser()).parse_args(argv[1:] if grid else argv)
-    from sd_img2img.run.cpu_memory import keep_freed_memory
+    from sd_img2img.engine.cpu_memory import keep_freed_memory
 
     keep_freed_memory()  # before torch starts threads: CPU steps stop page-faulting their activations in
     quiet_libraries()

@@ -5,6 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+# the offline demo's model names → the tiny architecture behind each (built by sd_img2img.testing.tiny on first use)
+RANDOM_MODELS = {
+    "random": "tiny",
+    "random-sdxl": "tiny-sdxl",
+    "random-turbo": "tiny-turbo",
+    "random-sdxl-turbo": "tiny-sdxl-turbo",
+    "random-sdxl-refiner": "tiny-sdxl-refiner",
+    "random-lcm": "tiny-lcm",
+    "random-sd3": "tiny-sd3",
+    "random-flux": "tiny-flux",
+    "random-flux-schnell": "tiny-flux-schnell",
+    "random-zimage": "tiny-zimage",
+    "random-qwenimage": "tiny-qwenimage",
+    "random-chroma": "tiny-chroma",
+    "random-kontext": "tiny-kontext",
+    "random-flux2-klein": "tiny-flux2-klein",
+    "random-qwen-edit": "tiny-qwen-edit",
+}
 DEFAULT_TAESD = "madebyollin/taesd"
 
 DEFAULT_STRENGTH = 0.75

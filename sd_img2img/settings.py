@@ -402,9 +402,10 @@ def make_engine(model: str, options: EngineOptions):
     """The engine ``model`` with ``options`` asks for (not loaded yet). ``model='random'`` (``random-sdxl``, …)
     builds the offline checkpoint first (``tiny.random_model``)."""
     from sd_img2img.engine.engine import Engine
-    from sd_img2img.models.tiny import RANDOM_MODELS, random_model
 
-    if model in RANDOM_MODELS:
+    if model in config.RANDOM_MODELS:
+        from sd_img2img.testing.tiny import random_model
+
         folder, taesd = random_model(model)
         model, options = str(folder), options.replace(taesd=options.taesd or str(taesd))
         offline_if_random([RANDOM_MODEL])

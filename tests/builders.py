@@ -1,4 +1,4 @@
-"""Test-only builders on top of the tiny checkpoints (``sd_img2img.models.tiny``): random LoRAs in each file
+"""Test-only builders on top of the tiny checkpoints (``sd_img2img.testing.tiny``): random LoRAs in each file
 format, and a checkpoint whose safety checker flags every image."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from sd_img2img.models.tiny import build_checkpoint
+from sd_img2img.testing.tiny import build_checkpoint
 
 
 def build_flagging_checkpoint(path: str | Path, *, seed: int = 0) -> Path:

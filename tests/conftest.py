@@ -21,14 +21,14 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     """A tiny random SD1.5-layout checkpoint folder (model_index.json names StableDiffusionPipeline)."""
-    from sd_img2img.models.tiny import build_checkpoint
+    from sd_img2img.testing.tiny import build_checkpoint
 
     return build_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny-sd15")
 
 
 @pytest.fixture(scope="session")
 def tiny_taesd(tmp_path_factory):
-    from sd_img2img.models.tiny import build_taesd
+    from sd_img2img.testing.tiny import build_taesd
 
     return build_taesd(tmp_path_factory.mktemp("taesd") / "tiny-taesd")
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from sd_img2img.config import ANIMATION_HOLD_MS, ANIMATION_MAX_SIDE
 from sd_img2img.engine import GenerationRequest
-from sd_img2img.run.animation import save_animation, step_animation, step_labels
+from sd_img2img.formats.animation import save_animation, step_animation, step_labels
 
 
 @pytest.fixture(scope="module")

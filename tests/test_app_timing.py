@@ -43,7 +43,7 @@ def run(h, **kw):
 
 
 def test_the_plan_line_shows_the_servers_estimate_once_a_run_was_measured(handlers):
-    from sd_img2img.run.timing import format_duration
+    from sd_img2img.plan.timing import format_duration
 
     runs = handlers.runs
     plan_args = dict(image=FIREPLACE, source="image", strength=1.0, steps=24, real_steps=False, model=None)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux" or platform.libc_ver()[0
 # page faults of the third forward (the first two may grow the heap).
 CHILD = r"""
 import json, resource, sys, threading
-from sd_img2img.run.cpu_memory import keep_freed_memory
+from sd_img2img.engine.cpu_memory import keep_freed_memory
 applied = keep_freed_memory()
 import torch
 from diffusers import UNet2DConditionModel

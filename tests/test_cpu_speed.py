@@ -11,8 +11,8 @@ from helpers import max_diff
 from sd_img2img.engine import Engine, GenerationRequest
 from sd_img2img.models import cpu_features
 from sd_img2img.models.devices import resolve_dtype
-from sd_img2img.run.images import fit_image
-from sd_img2img.run.timing import TimingModel, format_duration, format_plan, format_wait, model_calls
+from sd_img2img.plan.images import fit_image
+from sd_img2img.plan.timing import TimingModel, format_duration, format_plan, format_wait, model_calls
 
 # -- dtype auto -------------------------------------------------------------------------------------------------
 
@@ -131,7 +131,7 @@ def tiny_vae_reference(tiny_checkpoint, tiny_taesd):
 def test_tiny_vae_img2img_equals_diffusers_with_autoencoder_tiny(tiny_vae_engine, tiny_vae_reference, fireplace):
     from diffusers import AutoencoderTiny
 
-    from sd_img2img.run.samplers import make_scheduler
+    from sd_img2img.plan.samplers import make_scheduler
 
     lm = tiny_vae_engine.loaded
     assert isinstance(lm.vae, AutoencoderTiny) and lm.txt2img.vae is lm.vae and lm.vae_kind == "tiny"
@@ -163,7 +163,7 @@ def test_tiny_vae_img2img_equals_diffusers_with_autoencoder_tiny(tiny_vae_engine
 
 
 def test_tiny_vae_txt2img_equals_diffusers_and_the_taesd_preview_reuses_it(tiny_vae_engine, tiny_vae_reference):
-    from sd_img2img.run.samplers import make_scheduler
+    from sd_img2img.plan.samplers import make_scheduler
 
     result = tiny_vae_engine.generate(
         GenerationRequest(prompt="a cat", steps=5, seed=2, width=64, height=96, preview="taesd")
@@ -286,7 +286,7 @@ def test_estimate_is_within_a_quarter_of_the_measured_time(tiny_checkpoint, fire
 
 
 def test_timing_model_scales_with_pixels_and_guidance():
-    from sd_img2img.run.timing import RunTimes
+    from sd_img2img.plan.timing import RunTimes
 
     t = TimingModel()
     assert t.estimate("m", pixels=512 * 512, guidance=True, calls=4) is None

@@ -13,7 +13,7 @@ import inspect
 import diffusers
 import pytest
 
-from sd_img2img.run.samplers import SAMPLERS
+from sd_img2img.plan.samplers import SAMPLERS
 
 PIPELINES = ("StableDiffusionImg2ImgPipeline", "StableDiffusionPipeline")
 

@@ -8,8 +8,8 @@ from PIL import Image
 from sd_img2img.engine import Engine, GenerationRequest, prepare_request
 from sd_img2img.errors import UserInputError
 from sd_img2img.models.families import DIFFUSION_SAMPLERS
-from sd_img2img.run.images import fit_image
-from sd_img2img.run.samplers import make_scheduler
+from sd_img2img.plan.images import fit_image
+from sd_img2img.plan.samplers import make_scheduler
 
 
 @pytest.fixture(scope="module")
@@ -313,7 +313,7 @@ def test_awkward_prompts_run(engine, prompt, expected, removed):
 
 def test_strip_wraps_into_rows_with_every_step_in_order():
     """The explain table's contact sheet: every frame, in order, wrapped into rows of equal scale."""
-    from sd_img2img.run.previews import make_strip
+    from sd_img2img.engine.previews import make_strip
 
     colours = [(i * 30, 255 - i * 30, (i * 70) % 256) for i in range(8)]
     frames = [Image.new("RGB", (10, 10), c) for c in colours]

@@ -16,9 +16,9 @@ from sd_img2img.cli import main
 from sd_img2img.engine import Engine, GenerationRequest, prepare_request
 from sd_img2img.errors import ModelLoadError, UserInputError
 from sd_img2img.models.families import FAMILIES, detect, peek
-from sd_img2img.run.images import fit_image
-from sd_img2img.run.plan import plan_steps
-from sd_img2img.run.samplers import make_scheduler
+from sd_img2img.plan.images import fit_image
+from sd_img2img.plan.samplers import make_scheduler
+from sd_img2img.plan.step_plan import plan_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ SIZE = 256
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    from sd_img2img.models.tiny import build_checkpoint
+    from sd_img2img.testing.tiny import build_checkpoint
 
     root = tmp_path_factory.mktemp("families")
     return {
@@ -347,8 +347,8 @@ def test_sdxl_previews(checkpoints, tiny_taesd, fireplace, preview):
 
 
 def test_approx_uses_the_family_s_factors_and_bias():
+    from sd_img2img.engine.previews import PreviewDecoder
     from sd_img2img.models.families import SDXL_BIAS
-    from sd_img2img.run.previews import PreviewDecoder
 
     zeros = torch.zeros(1, 4, 2, 2)
     sd = np.asarray(PreviewDecoder("approx").decode(zeros))
@@ -364,7 +364,7 @@ def test_approx_uses_the_family_s_factors_and_bias():
 def test_full_preview_of_an_fp16_force_upcast_vae_decodes_in_float32():
     from diffusers import AutoencoderKL
 
-    from sd_img2img.run.previews import PreviewDecoder
+    from sd_img2img.engine.previews import PreviewDecoder
 
     vae = AutoencoderKL(
         block_out_channels=(8,),
@@ -389,7 +389,7 @@ def test_real_architectures_have_the_real_sizes():
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    from sd_img2img.models import tiny
+    from sd_img2img.testing import tiny
 
     if str(ROOT) not in sys.path:  # benchmarks/ is no package of the product: import it from the repository
         sys.path.insert(0, str(ROOT))

@@ -18,8 +18,8 @@ from sd_img2img.cli import main
 from sd_img2img.engine import Engine, GenerationRequest, prepare_request
 from sd_img2img.errors import ModelLoadError, UserInputError
 from sd_img2img.models.families import FAMILIES, detect, peek
-from sd_img2img.run.plan import plan_steps
-from sd_img2img.run.schedule import steps_that_run
+from sd_img2img.plan.rules import steps_that_run
+from sd_img2img.plan.step_plan import plan_steps
 
 sys.path.insert(0, str(Path(__file__).parent))
 from original_layout import write_zimage_transformer  # noqa: E402
@@ -35,7 +35,7 @@ TORCHVISION = importlib.util.find_spec("torchvision") is not None
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    from sd_img2img.models.tiny import build_checkpoint
+    from sd_img2img.testing.tiny import build_checkpoint
 
     root = tmp_path_factory.mktemp("families3")
     return {arch: build_checkpoint(root / arch, arch) for arch in ARCHS}
@@ -295,7 +295,7 @@ def test_the_shift_formulas_are_diffusers_own():
     from diffusers.pipelines.flux2.pipeline_flux2_klein import compute_empirical_mu
     from diffusers.pipelines.z_image.pipeline_z_image_img2img import get_default_z_image_sigmas
 
-    from sd_img2img.run import noise
+    from sd_img2img.plan import noise
 
     for seq in (16, 64, 256, 1024, 4096, 4301, 8192, 16384):
         assert noise.calculate_shift(seq, 256, 8192, 0.5, 0.9) == calculate_shift(seq, 256, 8192, 0.5, 0.9)

@@ -13,8 +13,8 @@ from sd_img2img.engine import Engine, GenerationRequest, prepare_request
 from sd_img2img.errors import UserInputError
 from sd_img2img.models.families import FAMILIES, peek
 from sd_img2img.models.memory import estimate_memory
-from sd_img2img.run.plan import plan_steps
-from sd_img2img.run.schedule import steps_that_run
+from sd_img2img.plan.rules import steps_that_run
+from sd_img2img.plan.step_plan import plan_steps
 
 SEED = 1592514025
 SIZE = 128
@@ -27,7 +27,7 @@ PIPELINES = {
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    from sd_img2img.models.tiny import build_checkpoint
+    from sd_img2img.testing.tiny import build_checkpoint
 
     root = tmp_path_factory.mktemp("flow")
     return {arch: build_checkpoint(root / arch, arch) for arch in PIPELINES}
@@ -231,7 +231,7 @@ def test_sizes_must_be_multiples_of_16(checkpoints, fireplace):
 
 @pytest.mark.parametrize("arch,preview", [("tiny-sd3", "approx"), ("tiny-flux", "approx"), ("tiny-flux", "taesd")])
 def test_previews(checkpoints, tmp_path, fireplace, arch, preview):
-    from sd_img2img.models.tiny import build_taesd
+    from sd_img2img.testing.tiny import build_taesd
 
     taesd = build_taesd(tmp_path / "taef1", latent_channels=16, scaling_factor=0.3611, shift_factor=0.1159)
     engine = Engine(str(checkpoints[arch]), device="cpu", dtype="float32", taesd=str(taesd))

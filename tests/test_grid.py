@@ -10,7 +10,7 @@ from sd_img2img.config import GRID_MAX_CELLS, GRID_MAX_STEPS, GRID_MAX_VALUES
 from sd_img2img.engine import GenerationRequest
 from sd_img2img.engine.backend import LocalBackend, run_to_end
 from sd_img2img.errors import UserInputError
-from sd_img2img.run.grid import GridAxis, check_axes, parse_axis, plan_grid, run_grid
+from sd_img2img.series.grid import GridAxis, check_axes, parse_axis, plan_grid, run_grid
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +77,8 @@ def test_edit_models_refuse_the_strength_axis_and_run_by_steps(tmp_path, firepla
     output in turn and says strength does not apply."""
     from sd_img2img.engine import Engine
     from sd_img2img.models.families import FAMILIES
-    from sd_img2img.models.tiny import build_checkpoint
-    from sd_img2img.run.loopback import LoopbackOptions, plan_loopback, run_loopback
+    from sd_img2img.series.loopback import LoopbackOptions, plan_loopback, run_loopback
+    from sd_img2img.testing.tiny import build_checkpoint
 
     kontext = FAMILIES["flux-kontext"]
     with pytest.raises(UserInputError, match="kontext is a FLUX.1 Kontext.* model, which edits the image and takes no"):
@@ -103,7 +103,7 @@ def test_edit_models_refuse_the_strength_axis_and_run_by_steps(tmp_path, firepla
         run_loopback(first, plan, lambda r: edit.prepare(r, "kontext"), lambda p: run_to_end(edit, p, "kontext"))
     )
     assert [(x.strength, x.seed, x.result.steps_taken) for x in loops[-1]] == [(None, 3, 2), (None, 4, 2)]
-    from sd_img2img.run.animation import step_animation
+    from sd_img2img.formats.animation import step_animation
 
     with_reference = step_animation(done[0].result, tmp_path / "kontext.webp", reference=first.image)
     assert (
@@ -115,9 +115,9 @@ def test_another_family_grid_loopback_and_animation_by_its_own_rule(tmp_path, fi
     """FLUX (flow matching, packed latents): the grid's cells count by its rule (N − int(N − N × s) rounds up), each
     equal to its single run; loopback and the animation work the same."""
     from sd_img2img.engine import Engine
-    from sd_img2img.models.tiny import build_checkpoint
-    from sd_img2img.run.animation import step_animation
-    from sd_img2img.run.loopback import LoopbackOptions, plan_loopback, run_loopback
+    from sd_img2img.formats.animation import step_animation
+    from sd_img2img.series.loopback import LoopbackOptions, plan_loopback, run_loopback
+    from sd_img2img.testing.tiny import build_checkpoint
     from sd_img2img.ui.grid import rule_line
 
     engine = Engine(str(build_checkpoint(tmp_path / "flux", "tiny-flux")), device="cpu", dtype="float32")

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from sd_img2img.errors import UserInputError
-from sd_img2img.run.images import open_image
+from sd_img2img.plan.images import open_image
 
 
 def save(im: Image.Image, path, **kw):

@@ -12,7 +12,7 @@ from sd_img2img.config import MAX_LOOPBACK_STEPS, MAX_LOOPS
 from sd_img2img.engine import GenerationRequest
 from sd_img2img.engine.backend import LocalBackend, run_to_end
 from sd_img2img.errors import UserInputError
-from sd_img2img.run.loopback import LoopbackOptions, curve_strengths, match_colours, plan_loopback, run_loopback
+from sd_img2img.series.loopback import LoopbackOptions, curve_strengths, match_colours, plan_loopback, run_loopback
 
 SEED = 4242
 

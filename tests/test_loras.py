@@ -193,7 +193,7 @@ def test_lora_specs():
 def test_sdxl_loras_in_kohyas_sgm_names(tmp_path, tiny_taesd, fireplace):
     from builders import build_lora
 
-    from sd_img2img.models.tiny import build_checkpoint
+    from sd_img2img.testing.tiny import build_checkpoint
 
     folder = build_checkpoint(tmp_path / "xl", "tiny-sdxl")
     peft = build_lora(folder, tmp_path / "xl-peft.safetensors", "peft")

@@ -18,7 +18,7 @@ from sd_img2img.formats.png_settings import parse_a1111_parameters, read_png_set
 from sd_img2img.formats.sampler_names import SAMPLER_TABLE, a1111_sampler, our_sampler
 from sd_img2img.models.families import DIFFUSION_SAMPLERS
 from sd_img2img.models.model_hash import model_hash
-from sd_img2img.run.samplers import ALL_SAMPLER_NAMES
+from sd_img2img.plan.samplers import ALL_SAMPLER_NAMES
 
 
 def png(tmp_path, chunks, name="in.png"):
@@ -372,7 +372,7 @@ def _too_much_text(tmp_path, where):
      ("after-pixels", "a compressed text chunk unpacks to more than 1 MB")],
 )  # fmt: skip
 def test_text_too_large_for_pillow_is_said_in_words(tmp_path, where, limit):
-    from sd_img2img.run.images import open_image
+    from sd_img2img.plan.images import open_image
 
     path = _too_much_text(tmp_path, where)
     for read in (read_png_settings, read_settings):  # the page's PNG upload, and this project's own reader

@@ -12,7 +12,7 @@ from sd_img2img.engine import Engine, GenerationRequest
 def test_pictures_are_rounded_as_the_pipeline_rounds_them(dtype):
     from diffusers.image_processor import VaeImageProcessor
 
-    from sd_img2img.run.previews import PreviewDecoder
+    from sd_img2img.engine.previews import PreviewDecoder
 
     class Decoded:  # a VAE whose decode hands back a fixed picture, in the model's dtype
         config = type("Config", (), {"scaling_factor": 1.0, "force_upcast": False})()

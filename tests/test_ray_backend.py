@@ -364,9 +364,9 @@ def test_grid_loopback_and_animation_run_on_the_workers_as_in_process(backend, e
     """The grid's cells and loopback's loops are normal requests through the backend: on Ray workers they equal the
     in-process ones pixel for pixel, and the steps' animation is made from the frames the workers streamed."""
     from sd_img2img.engine.backend import LocalBackend, run_to_end
-    from sd_img2img.run.animation import step_animation
-    from sd_img2img.run.grid import parse_axis, plan_grid, run_grid
-    from sd_img2img.run.loopback import LoopbackOptions, plan_loopback, run_loopback
+    from sd_img2img.formats.animation import step_animation
+    from sd_img2img.series.grid import parse_axis, plan_grid, run_grid
+    from sd_img2img.series.loopback import LoopbackOptions, plan_loopback, run_loopback
 
     local = LocalBackend(engine, name=NAME)
     base = request(seed=21, width=64, height=64)

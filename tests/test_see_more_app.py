@@ -91,9 +91,9 @@ def test_grid_and_loopback_refuse_bad_input_with_a_message(client):
 
 
 def test_grid_html_escapes_what_it_shows():
-    from sd_img2img.run.grid import Grid, GridAxis, GridCell
-    from sd_img2img.run.plan import plan_steps
-    from sd_img2img.run.prepare import PreparedRequest
+    from sd_img2img.plan.prepare import PreparedRequest
+    from sd_img2img.plan.step_plan import plan_steps
+    from sd_img2img.series.grid import Grid, GridAxis, GridCell
     from sd_img2img.ui.grid import grid_html
 
     name = '<img src=x onerror="alert(1)">'

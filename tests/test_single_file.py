@@ -276,7 +276,7 @@ def test_inpainting_files_are_refused(tmp_path):
 def test_sdxl_single_files_give_the_folders_output(arch, kind, tmp_path, tiny_taesd, fireplace):
     from original_layout import write_single_file
 
-    from sd_img2img.models.tiny import build_sdxl
+    from sd_img2img.testing.tiny import build_sdxl
 
     # text_encoder_2 narrower than text_encoder: diffusers tells SDXL's two encoders apart by their widths
     folder = build_sdxl(tmp_path / arch, arch, text_2=dict(hidden_size=48, intermediate_size=96, projection_dim=48))

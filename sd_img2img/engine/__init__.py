@@ -5,12 +5,12 @@ models wherever they run (``backend``).
 """
 
 from sd_img2img.engine.engine import Engine
+from sd_img2img.engine.result import GenerationResult
+from sd_img2img.engine.step_recorder import StepFrame
 from sd_img2img.models.options import EngineOptions
-from sd_img2img.run.checks import check_inputs
-from sd_img2img.run.prepare import PreparedRequest, prepare_request
-from sd_img2img.run.request import GenerationRequest
-from sd_img2img.run.result import GenerationResult
-from sd_img2img.run.steps import StepFrame
+from sd_img2img.plan.checks import check_inputs
+from sd_img2img.plan.prepare import PreparedRequest, prepare_request
+from sd_img2img.plan.request import GenerationRequest
 
 __all__ = [
     "Engine",

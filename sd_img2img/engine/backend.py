@@ -17,15 +17,15 @@ from typing import Protocol
 
 from sd_img2img.engine.engine import Engine
 from sd_img2img.engine.model_set import ModelSet
+from sd_img2img.engine.result import GenerationResult
+from sd_img2img.engine.step_recorder import StepFrame
 from sd_img2img.errors import check_choice
 from sd_img2img.models.devices import resolve_device
 from sd_img2img.models.families import Family
 from sd_img2img.models.loras import LoraSpec
-from sd_img2img.run.images import ImageCache
-from sd_img2img.run.prepare import PreparedRequest, prepare_request
-from sd_img2img.run.request import GenerationRequest
-from sd_img2img.run.result import GenerationResult
-from sd_img2img.run.steps import StepFrame
+from sd_img2img.plan.images import ImageCache
+from sd_img2img.plan.prepare import PreparedRequest, prepare_request
+from sd_img2img.plan.request import GenerationRequest
 
 STATES = ("idle", "loading", "ready", "failed")  # listed and not loaded yet / loading / loaded / its load failed
 

@@ -4,10 +4,10 @@ that one)."""
 
 from __future__ import annotations
 
+from sd_img2img.engine.previews import PreviewDecoder
 from sd_img2img.errors import UserInputError
 from sd_img2img.models.loading import LoadedModel, load_taesd
-from sd_img2img.run.checks import check_preview
-from sd_img2img.run.previews import PreviewDecoder
+from sd_img2img.plan.checks import check_preview
 
 
 class TinyDecoder:

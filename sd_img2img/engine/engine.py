@@ -19,21 +19,22 @@ import time
 from typing import Callable, Iterator
 
 from sd_img2img.config import DEFAULT_MODEL
-from sd_img2img.engine import denoise as run
 from sd_img2img.engine.decoders import TinyDecoder, preview_decoder
+from sd_img2img.engine.pipeline_call import call_pipeline, request_pipeline
+from sd_img2img.engine.previews import PreviewDecoder
+from sd_img2img.engine.prompt_cache import PromptCache, cacheable, guidance_on
+from sd_img2img.engine.result import GenerationResult
+from sd_img2img.engine.run_outcome import make_result, output_warnings, run_parts, timed_seconds
+from sd_img2img.engine.step_recorder import StepFrame
 from sd_img2img.engine.streaming import stream
 from sd_img2img.models import loras as lora_support
 from sd_img2img.models.lazy_model import LazyModel
 from sd_img2img.models.loading import configure_vae
 from sd_img2img.models.options import EngineOptions
-from sd_img2img.run.plan import StepPlan
-from sd_img2img.run.prepare import PreparedRequest, prepare_request, with_truncation_warnings
-from sd_img2img.run.previews import PreviewDecoder
-from sd_img2img.run.prompt_cache import PromptCache, cacheable, guidance_on
-from sd_img2img.run.request import GenerationRequest
-from sd_img2img.run.result import GenerationResult
-from sd_img2img.run.steps import StepFrame
-from sd_img2img.run.timing import TimingModel, model_calls, planned_run, run_times
+from sd_img2img.plan.prepare import PreparedRequest, prepare_request, with_truncation_warnings
+from sd_img2img.plan.request import GenerationRequest
+from sd_img2img.plan.step_plan import StepPlan
+from sd_img2img.plan.timing import TimingModel, model_calls, planned_run, run_times
 
 
 class Engine(LazyModel):
@@ -109,7 +110,7 @@ class Engine(LazyModel):
             if self.lora_specs:
                 lora_support.apply(lm.img2img, prepared.loras)  # the adapters live in the shared modules
             # 3. A request-scoped pipeline: shared weights, its own scheduler, the step recorder attached
-            pipe, recorder = run.request_pipeline(
+            pipe, recorder = request_pipeline(
                 lm, prepared, self.decoder(prepared.request.preview), on_step, should_stop
             )
             # 4. The prompts' embeddings, from the prompt cache when the same prompts came before
@@ -122,13 +123,13 @@ class Engine(LazyModel):
                 float(prepared.request.guidance_scale),
             )
             # 5. Denoise with diffusers' own loop
-            done = run.denoise(lm, pipe, recorder, prepared, prompts)
+            done = call_pipeline(lm, pipe, recorder, prepared, prompts)
             t_done = time.perf_counter()
         # 6. Check the output: NaN/inf, the safety checker, a stop
-        warnings = run.output_warnings(lm, done, prepared)
+        warnings = output_warnings(lm, done, prepared)
         # 7. The result, with the steps counted and the parts of the run timed (the timing model learns them)
-        seconds = run.timed_seconds(t_start, t_locked, t_done, run.run_parts(recorder, text_seconds, t_done))
-        result = run.make_result(lm, prepared, done, warnings, seconds, self._model_hash)
+        seconds = timed_seconds(t_start, t_locked, t_done, run_parts(recorder, text_seconds, t_done))
+        result = make_result(lm, prepared, done, warnings, seconds, self._model_hash)
         self._learn_times(prepared, recorder.model_calls, text_seconds, seconds)
         return result
 

@@ -22,14 +22,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sd_img2img.config import GPU_MEMORY_HEADROOM, MAX_LOADED_MODELS_CPU
+from sd_img2img.config import GPU_MEMORY_HEADROOM, MAX_LOADED_MODELS_CPU, RANDOM_MODELS
 from sd_img2img.engine.engine import Engine
 from sd_img2img.errors import check_choice
 from sd_img2img.models.devices import resolve_device, resolve_dtype
 from sd_img2img.models.families import FAMILIES, Family
 from sd_img2img.models.memory import model_memory
 from sd_img2img.models.options import EngineOptions
-from sd_img2img.models.tiny import ARCHITECTURES, RANDOM_MODELS
 
 
 @dataclass(frozen=True)
@@ -123,6 +122,8 @@ class ModelSet:
         if engine is not None:
             return engine.peek_family()
         if source in RANDOM_MODELS:  # not built yet: its architecture says the family and the scheduler it will have
+            from sd_img2img.testing.tiny import ARCHITECTURES
+
             arch = ARCHITECTURES[RANDOM_MODELS[source]]
             kind, scheduler = arch.scheduler
             return dataclasses.replace(FAMILIES[arch.family], scheduler_config={"_class_name": kind, **scheduler})
@@ -136,7 +137,7 @@ class ModelSet:
         if name not in self._engines:
             source, options = self.sources[name], self.options_of(name)
             if source in RANDOM_MODELS:
-                from sd_img2img.models.tiny import random_model
+                from sd_img2img.testing.tiny import random_model
 
                 model, taesd = random_model(source, self.cache)
                 source = str(model)

@@ -18,7 +18,7 @@ from PIL import Image, PngImagePlugin, UnidentifiedImageError
 from sd_img2img.config import MAX_INPUT_PIXELS
 from sd_img2img.errors import UserInputError, file_name
 from sd_img2img.formats.sampler_names import a1111_sampler
-from sd_img2img.run.request import RECORDED_FIELDS
+from sd_img2img.plan.request import RECORDED_FIELDS
 
 METADATA_KEY = "sd-img2img"
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")

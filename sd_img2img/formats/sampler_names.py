@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from sd_img2img.run.samplers import SAMPLERS
+from sd_img2img.plan.samplers import SAMPLERS
 
 
 class SamplerName(NamedTuple):

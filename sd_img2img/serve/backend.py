@@ -23,13 +23,13 @@ from typing import Any
 from sd_img2img.config import RAY_STATUS_SECONDS, RAY_STOP_POLL_SECONDS
 from sd_img2img.engine.backend import ModelStatus
 from sd_img2img.engine.model_set import ModelSet
+from sd_img2img.engine.result import GenerationResult
+from sd_img2img.engine.step_recorder import StepFrame
 from sd_img2img.errors import ModelLoadError, check_choice
 from sd_img2img.models.families import Family
-from sd_img2img.run.images import ImageCache
-from sd_img2img.run.prepare import PreparedRequest, prepare_request
-from sd_img2img.run.request import GenerationRequest
-from sd_img2img.run.result import GenerationResult
-from sd_img2img.run.steps import StepFrame
+from sd_img2img.plan.images import ImageCache
+from sd_img2img.plan.prepare import PreparedRequest, prepare_request
+from sd_img2img.plan.request import GenerationRequest
 from sd_img2img.serve import cluster, wire
 from sd_img2img.serve.errors import page_error
 from sd_img2img.serve.options import RayOptions

@@ -4,10 +4,10 @@ pipeline here, guidance counts as on when its scale is above 1 and the family's 
 
 from __future__ import annotations
 
+from sd_img2img.engine.result import GenerationResult
 from sd_img2img.models.families import Family
-from sd_img2img.run.prepare import PreparedRequest
-from sd_img2img.run.result import GenerationResult
-from sd_img2img.run.timing import TimingModel, model_calls, planned_run, run_times
+from sd_img2img.plan.prepare import PreparedRequest
+from sd_img2img.plan.timing import TimingModel, model_calls, planned_run, run_times
 
 
 def guided(family: Family, guidance_scale: float) -> bool:

@@ -23,12 +23,12 @@ import torch
 from PIL import Image
 
 from sd_img2img.config import VIEWS
-from sd_img2img.run.noise import NoiseLevel
-from sd_img2img.run.plan import StepPlan
-from sd_img2img.run.prepare import PreparedRequest
-from sd_img2img.run.request import GenerationRequest
-from sd_img2img.run.result import GenerationResult
-from sd_img2img.run.steps import StepFrame
+from sd_img2img.engine.result import GenerationResult
+from sd_img2img.engine.step_recorder import StepFrame
+from sd_img2img.plan.noise import NoiseLevel
+from sd_img2img.plan.prepare import PreparedRequest
+from sd_img2img.plan.request import GenerationRequest
+from sd_img2img.plan.step_plan import StepPlan
 
 PNG_COMPRESSION = 1  # zlib level: lossless either way; 1 encodes several times faster than the default 6
 

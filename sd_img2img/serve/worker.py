@@ -23,8 +23,8 @@ import time
 from typing import Any
 
 from sd_img2img.config import RAY_KEPT_REPORTS
+from sd_img2img.engine.result import GenerationResult
 from sd_img2img.models.options import EngineOptions
-from sd_img2img.run.result import GenerationResult
 from sd_img2img.serve import wire
 
 BOARD_APP = "sd-img2img-runs"  # the Serve application of the run board

@@ -16,9 +16,9 @@ import gradio as gr
 
 from sd_img2img import config
 from sd_img2img.engine.backend import Backend, LocalBackend
+from sd_img2img.engine.cpu_memory import keep_freed_memory
 from sd_img2img.engine.engine import Engine
 from sd_img2img.errors import BackendError
-from sd_img2img.run.cpu_memory import keep_freed_memory
 from sd_img2img.settings import AppSettings, models_from, parse_settings, quiet_libraries
 from sd_img2img.ui.handlers import Handlers
 from sd_img2img.ui.html import model_badge, model_label

@@ -32,9 +32,9 @@ from sd_img2img.config import (
     MAX_SEED,
 )
 from sd_img2img.engine.backend import Backend, run_to_end
+from sd_img2img.engine.previews import make_strip
 from sd_img2img.errors import UserInputError, check_choice
-from sd_img2img.run.prepare import PreparedRequest
-from sd_img2img.run.previews import make_strip
+from sd_img2img.plan.prepare import PreparedRequest
 from sd_img2img.ui.form import form_values
 from sd_img2img.ui.page import Page, session_id, shown_to_user
 from sd_img2img.ui.runs import Runs

@@ -14,7 +14,7 @@ from typing import Any
 from sd_img2img import config
 from sd_img2img.config import RANGES, Range
 from sd_img2img.models.loras import format_scales, parse_scales
-from sd_img2img.run.request import FORM_FIELDS, GenerationRequest
+from sd_img2img.plan.request import FORM_FIELDS, GenerationRequest
 
 ALIASES = {"image": "init_image"}  # an endpoint's parameter → the form field it is (the public API's names)
 

@@ -11,7 +11,7 @@ from sd_img2img.engine.backend import estimate_total, run_to_end
 from sd_img2img.errors import UserInputError
 from sd_img2img.formats.metadata import save_png
 from sd_img2img.models.families import Family
-from sd_img2img.run.grid import Grid, GridAxis, grid_cells, parse_axis, plan_grid, planned_steps, run_grid
+from sd_img2img.series.grid import Grid, GridAxis, grid_cells, parse_axis, plan_grid, planned_steps, run_grid
 from sd_img2img.ui.form import form_values
 from sd_img2img.ui.html import esc, image_tag
 from sd_img2img.ui.page import Page, session_id, shown_to_user

@@ -12,9 +12,9 @@ from PIL import Image
 
 from sd_img2img.engine.backend import ModelStatus
 from sd_img2img.errors import UserInputError
-from sd_img2img.run.plan import plan_steps
-from sd_img2img.run.request import RECORDED_FIELDS
-from sd_img2img.run.timing import format_duration
+from sd_img2img.plan.request import RECORDED_FIELDS
+from sd_img2img.plan.step_plan import plan_steps
+from sd_img2img.plan.timing import format_duration
 
 
 def esc(text) -> str:

@@ -14,7 +14,7 @@ from sd_img2img import config
 from sd_img2img.errors import UserInputError
 from sd_img2img.models.families import default_family
 from sd_img2img.models.loras import format_scales
-from sd_img2img.run.images import open_image
+from sd_img2img.plan.images import open_image
 from sd_img2img.ui.examples import EXAMPLES
 from sd_img2img.ui.explain import compare_html, default_values
 from sd_img2img.ui.form import page_defaults

@@ -13,7 +13,8 @@ from sd_img2img.engine.backend import estimate_total, run_to_end
 from sd_img2img.errors import UserInputError
 from sd_img2img.formats.metadata import save_png
 from sd_img2img.models.families import default_family
-from sd_img2img.run.loopback import (
+from sd_img2img.plan.timing import format_duration
+from sd_img2img.series.loopback import (
     COLOUR_MATCH,
     Loop,
     LoopbackOptions,
@@ -23,7 +24,6 @@ from sd_img2img.run.loopback import (
     plan_loopback,
     run_loopback,
 )
-from sd_img2img.run.timing import format_duration
 from sd_img2img.ui.form import form_values
 from sd_img2img.ui.html import esc, image_tag
 from sd_img2img.ui.page import Page, session_id, shown_to_user

@@ -5,8 +5,8 @@ from __future__ import annotations
 import gradio as gr
 
 from sd_img2img.formats.png_settings import read_png_settings
-from sd_img2img.run.request import RECORDED_FIELDS
-from sd_img2img.run.samplers import ALL_SAMPLER_NAMES
+from sd_img2img.plan.request import RECORDED_FIELDS
+from sd_img2img.plan.samplers import ALL_SAMPLER_NAMES
 from sd_img2img.ui.form import fit_form
 from sd_img2img.ui.html import png_note
 from sd_img2img.ui.page import Page, shown_to_user, user_error

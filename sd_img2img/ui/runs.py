@@ -11,13 +11,13 @@ from __future__ import annotations
 import gradio as gr
 
 from sd_img2img import config
+from sd_img2img.engine.result import GenerationResult
 from sd_img2img.errors import UserInputError
+from sd_img2img.formats.animation import step_animation
 from sd_img2img.formats.metadata import save_png
-from sd_img2img.run.animation import step_animation
-from sd_img2img.run.prepare import PreparedRequest
-from sd_img2img.run.request import GenerationRequest
-from sd_img2img.run.result import GenerationResult
-from sd_img2img.run.timing import format_wait
+from sd_img2img.plan.prepare import PreparedRequest
+from sd_img2img.plan.request import GenerationRequest
+from sd_img2img.plan.timing import format_wait
 from sd_img2img.ui.form import form_request, form_values
 from sd_img2img.ui.html import caption, esc, plan_line, status_html, summary_html
 from sd_img2img.ui.page import Page, session_id, shown_to_user, user_error

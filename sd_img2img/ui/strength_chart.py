@@ -12,8 +12,8 @@ from __future__ import annotations
 import gradio as gr
 
 from sd_img2img.errors import UserInputError
-from sd_img2img.run.noise import entry_noise
-from sd_img2img.run.plan import plan_steps
+from sd_img2img.plan.noise import entry_noise
+from sd_img2img.plan.step_plan import plan_steps
 from sd_img2img.ui.form import page_defaults
 from sd_img2img.ui.html import esc
 from sd_img2img.ui.page import Page

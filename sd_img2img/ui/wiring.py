@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from sd_img2img.run.request import RECORDED_FIELDS
+from sd_img2img.plan.request import RECORDED_FIELDS
 from sd_img2img.ui.form import ALIASES
 from sd_img2img.ui.grid import default_axis_values
 from sd_img2img.ui.handlers import Handlers

@@ -20,7 +20,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from sd_img2img.config import MAX_INPUT_BYTES, MAX_INPUT_PIXELS, MAX_SIDE, MIN_DIMENSION, RESIZE_MODES
 from sd_img2img.errors import UserInputError, check_choice, file_name
-from sd_img2img.run.checks import check_image_size
+from sd_img2img.plan.checks import check_image_size
 
 
 def open_image(source, name: str | None = None) -> Image.Image:

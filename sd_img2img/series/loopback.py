@@ -31,14 +31,14 @@ from sd_img2img.config import (
     MAX_SEED,
     RANGES,
 )
+from sd_img2img.engine.result import GenerationResult
 from sd_img2img.errors import UserInputError, check_choice
+from sd_img2img.formats.animation import Animation, save_animation
 from sd_img2img.models.families import Family
-from sd_img2img.run.animation import Animation, save_animation
-from sd_img2img.run.checks import check_int
-from sd_img2img.run.plan import StepPlan, plan_steps
-from sd_img2img.run.prepare import PreparedRequest
-from sd_img2img.run.request import GenerationRequest
-from sd_img2img.run.result import GenerationResult
+from sd_img2img.plan.checks import check_int
+from sd_img2img.plan.prepare import PreparedRequest
+from sd_img2img.plan.request import GenerationRequest
+from sd_img2img.plan.step_plan import StepPlan, plan_steps
 
 COLOUR_MATCH = "per-channel RGB histogram matching to the first initial image"
 

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 
 from sd_img2img.models.families import Family
-from sd_img2img.run.samplers import make_scheduler
+from sd_img2img.plan.samplers import make_scheduler
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import Callable
 import torch
 from PIL import Image
 
-from sd_img2img.run.previews import PreviewDecoder
+from sd_img2img.engine.previews import PreviewDecoder
 
 
 @dataclass

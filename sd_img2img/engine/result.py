@@ -9,10 +9,10 @@ from PIL import Image
 
 from sd_img2img import __version__
 from sd_img2img.config import VIEWS
+from sd_img2img.engine.previews import make_strip
+from sd_img2img.engine.step_recorder import StepFrame
 from sd_img2img.errors import check_choice
-from sd_img2img.run.plan import StepPlan
-from sd_img2img.run.previews import make_strip
-from sd_img2img.run.steps import StepFrame
+from sd_img2img.plan.step_plan import StepPlan
 
 
 @dataclass

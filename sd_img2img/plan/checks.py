@@ -24,9 +24,9 @@ from sd_img2img.config import (
 from sd_img2img.errors import UserInputError, check_choice
 from sd_img2img.models.families import Family, default_family
 from sd_img2img.models.loras import check_scale
-from sd_img2img.run import schedule
-from sd_img2img.run.request import GenerationRequest, with_defaults
-from sd_img2img.run.samplers import ALL_SAMPLER_NAMES, DISCRETE_TIMESTEP_SAMPLERS
+from sd_img2img.plan import rules as schedule
+from sd_img2img.plan.request import GenerationRequest, with_defaults
+from sd_img2img.plan.samplers import ALL_SAMPLER_NAMES, DISCRETE_TIMESTEP_SAMPLERS
 
 
 def check_int(name: str, value: Any, low: int, high: int, hint: str) -> int:

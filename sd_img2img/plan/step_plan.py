@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sd_img2img.run import schedule
-from sd_img2img.run.checks import check_steps
-from sd_img2img.run.noise import NoiseLevel
+from sd_img2img.plan import rules as schedule
+from sd_img2img.plan.checks import check_steps
+from sd_img2img.plan.noise import NoiseLevel
 
 
 @dataclass(frozen=True)

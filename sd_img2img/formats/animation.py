@@ -26,8 +26,8 @@ from sd_img2img.config import (
     ANIMATION_SECONDS,
     VIEWS,
 )
+from sd_img2img.engine.result import GenerationResult
 from sd_img2img.errors import check_choice
-from sd_img2img.run.result import GenerationResult
 
 FORMAT_NAMES = {"webp": "WebP", "gif": "GIF"}
 

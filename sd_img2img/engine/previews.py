@@ -22,7 +22,7 @@ from PIL import Image
 from sd_img2img.config import STRIP_MAX_FRAME_HEIGHT
 from sd_img2img.imports import diffusers_class
 from sd_img2img.models.families import SD_FACTORS
-from sd_img2img.run.checks import check_preview
+from sd_img2img.plan.checks import check_preview
 
 # rows: latent channels 0..3; columns: R, G, B; applied to the scaled latents, output in [-1, 1]
 APPROX_RGB_FACTORS = SD_FACTORS

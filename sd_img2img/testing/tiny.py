@@ -43,7 +43,7 @@ Their Qwen tokenizers and text encoders come from ``models/tiny_llm.py``.
 The builders take an ``Architecture`` wherever they take a name: ``benchmarks/architectures.py`` passes the real
 SD1.5, SD-Turbo and SDXL shapes through this same code for speed and memory measurements.
 
-    python -m sd_img2img.models.tiny DIR [--arch NAME] [--taesd DIR2]
+    python -m sd_img2img.testing.tiny DIR [--arch NAME] [--taesd DIR2]
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+
+from sd_img2img import config
 
 # Scheduler configs of the real repositories (scheduler/scheduler_config.json)
 SD15_SCHEDULER = dict(
@@ -465,24 +467,7 @@ _TINY += (
 ARCHITECTURES: dict[str, Architecture] = {arch.name: arch for arch in _TINY}
 # each architecture's family (families.FAMILIES), known before it is built
 ARCH_FAMILIES = {name: arch.family for name, arch in ARCHITECTURES.items()}
-# the offline demo's model names → the tiny architecture behind each
-RANDOM_MODELS = {
-    "random": "tiny",
-    "random-sdxl": "tiny-sdxl",
-    "random-turbo": "tiny-turbo",
-    "random-sdxl-turbo": "tiny-sdxl-turbo",
-    "random-sdxl-refiner": "tiny-sdxl-refiner",
-    "random-lcm": "tiny-lcm",
-    "random-sd3": "tiny-sd3",
-    "random-flux": "tiny-flux",
-    "random-flux-schnell": "tiny-flux-schnell",
-    "random-zimage": "tiny-zimage",
-    "random-qwenimage": "tiny-qwenimage",
-    "random-chroma": "tiny-chroma",
-    "random-kontext": "tiny-kontext",
-    "random-flux2-klein": "tiny-flux2-klein",
-    "random-qwen-edit": "tiny-qwen-edit",
-}
+RANDOM_MODELS = config.RANDOM_MODELS  # the offline demo's model names → the tiny architecture behind each
 
 # A few merges so common prompt words are single tokens, as they are in CLIP's real vocabulary.
 _WORDS = (
@@ -750,7 +735,7 @@ def _zimage(path: Path, arch: Architecture, safety_checker: bool):
     """Z-Image: a Qwen3 text encoder (its hidden states), the Z-Image transformer, FLUX's VAE."""
     from diffusers import ZImagePipeline, ZImageTransformer2DModel
 
-    from sd_img2img.models import tiny_llm
+    from sd_img2img.testing import tiny_llm
 
     tokenizer = tiny_llm.qwen_tokenizer(path / "tokenizer", _WORDS)
     return (
@@ -771,7 +756,7 @@ def _qwen_image(path: Path, arch: Architecture, safety_checker: bool):
     ``processor/`` that shows the reference image to the text encoder (written as files: see ``tiny_llm``)."""
     from diffusers import QwenImagePipeline, QwenImageTransformer2DModel
 
-    from sd_img2img.models import tiny_llm
+    from sd_img2img.testing import tiny_llm
 
     tokenizer = tiny_llm.qwen_tokenizer(path / "tokenizer", _WORDS)
     pipe = QwenImagePipeline(
@@ -815,7 +800,7 @@ def _klein(path: Path, arch: Architecture, safety_checker: bool):
     preview that skipped them would not match the output)."""
     from diffusers import Flux2KleinPipeline, Flux2Transformer2DModel
 
-    from sd_img2img.models import tiny_llm
+    from sd_img2img.testing import tiny_llm
 
     tokenizer = tiny_llm.qwen_tokenizer(path / "tokenizer", _WORDS)
     vae = _vae(arch)
@@ -1012,7 +997,7 @@ def random_model(name: str, root: str | Path | None = None) -> tuple[Path, Path]
         folder.mkdir(parents=True, exist_ok=True)
         build_checkpoint(model, arch)
         build_taesd_for(model, taesd, arch)
-        done.write_text(f"built by sd_img2img.models.tiny.random_model({name!r})\n")
+        done.write_text(f"built by sd_img2img.testing.tiny.random_model({name!r})\n")
     return model, taesd
 
 

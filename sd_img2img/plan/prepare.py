@@ -16,11 +16,11 @@ from PIL import Image
 from sd_img2img.config import MAX_DIMENSION, MAX_SEED, MIN_DIMENSION
 from sd_img2img.models.families import Family, default_family
 from sd_img2img.models.loras import LoraSpec, lcm_warnings, resolve
-from sd_img2img.run.checks import check_inputs
-from sd_img2img.run.images import ImageCache, default_size, fit_image, open_image
-from sd_img2img.run.noise import entry_noise
-from sd_img2img.run.plan import StepPlan, plan_steps
-from sd_img2img.run.request import GenerationRequest, with_defaults
+from sd_img2img.plan.checks import check_inputs
+from sd_img2img.plan.images import ImageCache, default_size, fit_image, open_image
+from sd_img2img.plan.noise import entry_noise
+from sd_img2img.plan.request import GenerationRequest, with_defaults
+from sd_img2img.plan.step_plan import StepPlan, plan_steps
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 
