@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 # the offline demo's model names → the tiny architecture behind each (built by sd_img2img.testing.tiny on first use)
 RANDOM_MODELS = {
@@ -52,33 +50,7 @@ MAX_SEED = 2**32  # seeds are in [0, 2**32)
 MAX_PROMPT_CHARS = 4000
 
 
-@dataclass(frozen=True)
-class Range:
-    """The values a numeric setting may take: ``low`` to ``high`` (``above_low``: low itself excluded)."""
-
-    low: float
-    high: float
-    whole: bool = False
-    above_low: bool = False
-
-    def __contains__(self, value) -> bool:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-            return False
-        if self.whole and value != int(value):
-            return False
-        return (self.low < value if self.above_low else self.low <= value) and value <= self.high
-
-
-# Each numeric setting's range: what validation accepts (run/checks.py), what the page's controls allow and what a
-# PNG's settings may fill in (formats/png_settings.py, ui/form.py).
-RANGES = {
-    "strength": Range(0.0, 1.0, above_low=True),
-    "steps": Range(1, MAX_STEPS, whole=True),
-    "seed": Range(0, MAX_SEED - 1, whole=True),
-    "guidance_scale": Range(0.0, MAX_GUIDANCE),
-    "width": Range(MIN_DIMENSION, MAX_DIMENSION, whole=True),
-    "height": Range(MIN_DIMENSION, MAX_DIMENSION, whole=True),
-}
+# Each numeric setting's range is declared with the setting itself (plan/request.py: RANGES).
 STRENGTH_STEP = 0.01  # the page's strength slider: its smallest value and its step
 GUIDANCE_STEP = 0.5  # the page's guidance slider step
 RANDOM_SEED = -1  # the page's seed field: -1 (or empty) asks for a new random seed

@@ -249,7 +249,7 @@ def test_resize_modes_fit_the_size(mode):
         ("strength", 1.5, r"got 1.5"),
         ("steps", 0, r"steps must be a whole number ≥ 1, got 0"),
         ("steps", 200, r"steps=200 is above the limit of 150"),
-        ("guidance_scale", float("nan"), r"guidance scale must be between 0 and 30"),
+        ("guidance_scale", float("nan"), r"guidance scale must be from 0 to 30, got nan"),
         ("preview", "vae", r"unknown preview decoder 'vae'"),
         ("resize_mode", "zoom", r"unknown resize mode 'zoom'"),
     ],

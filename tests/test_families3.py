@@ -18,7 +18,7 @@ from sd_img2img.cli import main
 from sd_img2img.engine import Engine, GenerationRequest, prepare_request
 from sd_img2img.errors import ModelLoadError, UserInputError
 from sd_img2img.models.families import FAMILIES, detect, peek
-from sd_img2img.plan.rules import steps_that_run
+from sd_img2img.plan.rules import FLOW_RULE, RULES
 from sd_img2img.plan.step_plan import plan_steps
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -108,7 +108,7 @@ def test_cli_counts_and_output_equal_the_familys_own_pipeline(
     expected, counted = own_pipeline(checkpoints[arch], family, Image.open(init_png).convert("RGB"), steps, strength,
                                      **extra)  # fmt: skip
     assert summary["steps_taken"] == counted == len(summary["step_images"]) - 1
-    assert counted == (steps_that_run(steps, strength, "flow") if strength is not None else steps)
+    assert counted == (FLOW_RULE.steps_that_run(steps, strength) if strength is not None else steps)
     assert max_diff(Image.open(summary["output"]), expected) <= 2
     assert (summary["width"], summary["height"]) == (SIZE, SIZE) and summary["family"] == family.name
     assert f"{family.label} on the cpu needs about" in captured.err  # said before the weights load
@@ -182,7 +182,7 @@ def test_the_flow_rule_is_each_pipelines_own_get_timesteps(cls):
         for n in range(1, 31):
             Probe.scheduler.set_timesteps(n)
             _, count = pipeline.get_timesteps(Probe, n, strength, "cpu")
-            assert steps_that_run(n, strength, family.rule) == count, (cls, n, strength)
+            assert RULES[family.rule].steps_that_run(n, strength) == count, (cls, n, strength)
             plan = plan_steps(n, strength, real_steps=True, family=family)
             Probe.scheduler.set_timesteps(plan.schedule_steps)
             assert pipeline.get_timesteps(Probe, plan.schedule_steps, strength, "cpu")[1] == n

@@ -13,7 +13,7 @@ from sd_img2img.engine import Engine, GenerationRequest, prepare_request
 from sd_img2img.errors import UserInputError
 from sd_img2img.models.families import FAMILIES, peek
 from sd_img2img.models.memory import estimate_memory
-from sd_img2img.plan.rules import steps_that_run
+from sd_img2img.plan.rules import FLOW_RULE
 from sd_img2img.plan.step_plan import plan_steps
 
 SEED = 1592514025
@@ -191,7 +191,7 @@ def test_the_round_up_rule_is_diffusers_get_timesteps(strength):
     for n in range(1, 41):
         Probe.scheduler.set_timesteps(n)
         _, count = StableDiffusion3Img2ImgPipeline.get_timesteps(Probe, n, strength, "cpu")
-        assert steps_that_run(n, strength, "flow") == count, (n, strength)
+        assert FLOW_RULE.steps_that_run(n, strength) == count, (n, strength)
         plan = plan_steps(n, strength, real_steps=True, family=FAMILIES["sd3"])
         Probe.scheduler.set_timesteps(plan.schedule_steps)
         _, count = StableDiffusion3Img2ImgPipeline.get_timesteps(Probe, plan.schedule_steps, strength, "cpu")

@@ -3,8 +3,11 @@
 import pytest
 
 from sd_img2img.errors import UserInputError
-from sd_img2img.plan.rules import schedule_for_real_steps, smallest_working_strength, steps_that_run
+from sd_img2img.plan.rules import SD_RULE
 from sd_img2img.plan.step_plan import plan_steps
+
+schedule_for_real_steps, smallest_working_strength = SD_RULE.schedule_for_real_steps, SD_RULE.smallest_working_strength
+steps_that_run = SD_RULE.steps_that_run
 
 STRENGTHS = [round(0.05 * k, 2) for k in range(1, 21)]  # 0.05 … 1.0
 

@@ -35,10 +35,11 @@ from typing import Any
 
 from PIL import Image
 
-from sd_img2img.config import MAX_DIMENSION, MAX_PROMPT_CHARS, MIN_DIMENSION, RANGES
+from sd_img2img.config import MAX_DIMENSION, MAX_PROMPT_CHARS, MIN_DIMENSION
 from sd_img2img.errors import UserInputError
 from sd_img2img.formats.metadata import METADATA_KEY, own_settings, png_text, request_kwargs, short_model_name
 from sd_img2img.formats.sampler_names import our_sampler
+from sd_img2img.plan.request import RANGES
 
 MAX_CHUNK_CHARS = 1_000_000  # longer text chunks are skipped (Pillow refuses compressed ones past 1 MB anyway)
 MAX_TEXT_SETTINGS_CHARS = 100_000  # settings as text (AUTOMATIC1111's, InvokeAI's Dream line): longer is not read
@@ -222,7 +223,7 @@ class _Reader:
         self.settings[name] = value
 
     def number(self, name: str, value: Any, label: str) -> None:
-        """``value`` for the setting ``name`` if it is in the setting's range (``config.RANGES``), else a note."""
+        """``value`` for the setting ``name`` if it is in the setting's range (``plan.request.RANGES``), else a note."""
         if value is None or value == "":
             return
         limits = RANGES[name]

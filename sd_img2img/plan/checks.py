@@ -3,7 +3,8 @@
 ``check_inputs(request, family, loras)`` checks a whole request against a model's family (and the LoRAs its server
 lists) without opening anything; the parts are here too, for the code that needs one of them (the planner, the
 image reader, the CLI). Each raises ``UserInputError`` naming the bad value and saying what to change. The ranges
-come from ``config.RANGES``, which the page's controls and the PNG readers read as well.
+are the request's declared ones (``request.SETTINGS``), which the page's controls and the PNG readers read as well;
+how many steps a strength runs is the family's step rule's (``rules``).
 """
 
 from __future__ import annotations
@@ -11,21 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sd_img2img.config import (
-    MAX_INPUT_PIXELS,
-    MAX_INPUT_SIDE,
-    MAX_PROMPT_CHARS,
-    MAX_SCHEDULE_STEPS,
-    PREVIEWS,
-    RANGES,
-    RESIZE_MODES,
-    VIEWS,
-)
+from sd_img2img.config import MAX_INPUT_PIXELS, MAX_INPUT_SIDE, MAX_PROMPT_CHARS
 from sd_img2img.errors import UserInputError, check_choice
 from sd_img2img.models.families import Family, default_family
 from sd_img2img.models.loras import check_scale
-from sd_img2img.plan import rules as schedule
-from sd_img2img.plan.request import GenerationRequest, with_defaults
+from sd_img2img.plan.fields import check_range
+from sd_img2img.plan.request import RANGES, SETTINGS, GenerationRequest, with_defaults
+from sd_img2img.plan.rules import rule_of
 from sd_img2img.plan.samplers import ALL_SAMPLER_NAMES, DISCRETE_TIMESTEP_SAMPLERS
 
 
@@ -63,12 +56,11 @@ def check_sampler(name: str, family: Family | None = None) -> str:
 
 
 def check_preview(name: str) -> str:
-    return check_choice("preview decoder", name, PREVIEWS)
+    return check_choice("preview decoder", name, SETTINGS["preview"].setting.choices)
 
 
 def check_guidance(value: Any) -> None:
-    if value not in RANGES["guidance_scale"]:
-        raise UserInputError(f"guidance scale must be between 0 and {RANGES['guidance_scale'].high}, got {value!r}")
+    check_range(SETTINGS["guidance_scale"], value)
 
 
 def check_seed(value: Any) -> int:
@@ -103,47 +95,17 @@ def check_image_size(width: int, height: int, name: str) -> None:
 
 def check_steps(steps: Any, strength: Any, real_steps: bool = False, family: Family | None = None) -> None:
     """Steps and strength that give a run: in range, at least one step to run, a schedule within the limit, a
-    combination LCM can run (``strength=None``: prompt2img)."""
-    rule = family.rule if family is not None else "int"
+    combination LCM can run (``strength=None``: prompt2img); what the family's step rule refuses is its own."""
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise UserInputError(f"steps must be a whole number ≥ 1, got {steps!r}")
     if steps > RANGES["steps"].high:
         raise UserInputError(f"steps={steps} is above the limit of {RANGES['steps'].high}; lower steps")
-    if family is not None and family.image_is_reference:
+    rule = rule_of(family)
+    if not rule.takes_strength:
         return  # an edit model: strength and real steps do not apply (prepare_request says so when given)
-    if strength is not None and strength not in RANGES["strength"]:
-        raise UserInputError(f"strength must be above 0 and at most 1, got {strength!r}")
-    if rule == "lcm":
-        check_lcm_steps(steps, strength, family.scheduler_config if family is not None else None)
-    elif strength is not None and real_steps:
-        schedule_steps = schedule.schedule_for_real_steps(steps, strength, rule)
-        if schedule_steps > MAX_SCHEDULE_STEPS:
-            raise UserInputError(
-                f"{steps} real steps at strength {strength:g} need a schedule of {schedule_steps} steps, above the "
-                f"limit of {MAX_SCHEDULE_STEPS}; raise strength or lower steps"
-            )
-    elif strength is not None and schedule.steps_that_run(steps, strength, rule) < 1:
-        fewest = schedule.smallest_working_steps(strength, rule)
-        more = f"steps ≥ {fewest}" if fewest <= RANGES["steps"].high else "more steps"
-        raise UserInputError(
-            f"strength {strength:g} with {steps} steps runs no step at all (int({steps} × {strength:g}) = 0); "
-            f"use strength ≥ {schedule.smallest_working_strength(steps, rule):g}, {more}, or real steps"
-        )
-
-
-def check_lcm_steps(steps: int, strength: float | None, scheduler_config: dict | None = None) -> None:
-    """A step count LCMScheduler can run at ``strength`` (its training schedule × strength caps it)."""
-    if schedule.lcm_timesteps(steps, strength, scheduler_config) is not None:
-        return
-    s = 1.0 if strength is None else float(strength)
-    original = int(schedule.lcm_scheduler(scheduler_config).config.original_inference_steps)
-    most = int(original * s)
-    if steps > most:
-        raise UserInputError(
-            f"LCM runs at most {most} steps at strength {s:g} (its {original}-step training schedule × strength); "
-            f"lower steps to {max(most, 1)} or raise strength"
-        )
-    raise UserInputError(f"LCM cannot run {steps} steps at strength {s:g}; lower steps or raise strength")
+    if strength is not None:
+        check_range(SETTINGS["strength"], strength)
+    rule.check(steps, strength, real_steps, family.scheduler_config if family is not None else None)
 
 
 def check_schedule_length(sampler: str, schedule_steps: int, family: Family) -> None:
@@ -170,6 +132,21 @@ def check_loras(asked: Any, listed: Mapping[str, float]) -> None:
         check_scale(scale, f"the scale of LoRA {name!r}")
 
 
+def check_starting_point(request: GenerationRequest, family: Family) -> None:
+    """An init image where the family cannot start from pure noise (the SDXL refiner, edit models)."""
+    if request.init_image is not None or family.can_txt2img:
+        return
+    if family.image_is_reference:
+        raise UserInputError(
+            f"{family.label} edits the image you give it and cannot make one from a prompt alone; give it an image "
+            "(and say in the prompt what to change)"
+        )
+    raise UserInputError(
+        f"the {family.label} cannot start from pure noise (prompt2img); give it an initial image to refine, e.g. an "
+        "SDXL base model's output"
+    )
+
+
 def check_inputs(
     request: GenerationRequest, family: Family | None = None, loras: Mapping[str, float] | None = None
 ) -> None:
@@ -187,28 +164,19 @@ def check_inputs(
     check_prompt("negative prompt", r.negative_prompt)
     check_sampler(r.sampler, family)
     check_preview(r.preview)
-    check_choice("view", r.view, VIEWS)
-    check_choice("resize mode", r.resize_mode, RESIZE_MODES)
+    for name in ("view", "resize_mode"):
+        check_choice(SETTINGS[name].setting.label.lower(), getattr(r, name), SETTINGS[name].setting.choices)
     check_guidance(r.guidance_scale)
     if r.seed is not None:
         check_seed(r.seed)
     for name in ("width", "height"):
         if getattr(r, name) is not None:
             check_size(name, getattr(r, name), family)
-    if r.init_image is None and not family.can_txt2img:
-        if family.image_is_reference:
-            raise UserInputError(
-                f"{family.label} edits the image you give it and cannot make one from a prompt alone; give it an "
-                "image (and say in the prompt what to change)"
-            )
-        raise UserInputError(
-            f"the {family.label} cannot start from pure noise (prompt2img); give it an initial "
-            "image to refine, e.g. an SDXL base model's output"
-        )
+    check_starting_point(r, family)
     strength = None if r.init_image is None else r.strength
     check_steps(r.steps, strength, r.real_steps, family)
-    real = strength is not None and r.real_steps and family.rule not in ("lcm", "reference")
-    schedule_steps = schedule.schedule_for_real_steps(r.steps, strength, family.rule) if real else r.steps
-    check_schedule_length(r.sampler, schedule_steps, family)
+    rule = rule_of(family)
+    real = strength is not None and r.real_steps and rule.takes_strength and rule.takes_real_steps
+    check_schedule_length(r.sampler, rule.schedule_for_real_steps(r.steps, strength) if real else r.steps, family)
     if loras is not None:
         check_loras(r.loras, loras)

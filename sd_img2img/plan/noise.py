@@ -137,7 +137,7 @@ def entry_noise(family: Family, sampler: str, plan, width: int, height: int) -> 
     if (plan.strength is None and not plan.reference) or family.scheduler_config is None:
         return None
     scheduler = make_scheduler(sampler, family.scheduler_config)
-    if family.rule == "lcm":
+    if plan.start_timestep is not None:  # LCM: its rule puts the start on the training schedule
         t = int(plan.start_timestep)
         return NoiseLevel(kept=float(scheduler.alphas_cumprod[t]) ** 0.5, kind="ddpm", timestep=t)
     set_schedule(scheduler, family, plan.schedule_steps, width, height)

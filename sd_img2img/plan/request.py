@@ -1,8 +1,9 @@
 """One run's settings, as asked: ``GenerationRequest`` (``prepare.PreparedRequest`` is it settled before it runs).
 
-``RECORDED_FIELDS`` are the settings a PNG records and a later run takes back to reproduce it; ``FORM_FIELDS`` are
-what a page's form fills in (those, the init image, and how steps are drawn). Both are listed here once: the page,
-the PNG readers and the metadata writer take them from here.
+Each field is declared once here (``fields.setting``): its label, help and range, how a page's form hands it over, and
+whether a PNG records it. The names derived from the declarations: ``RECORDED_FIELDS`` (what a PNG records and a
+later run takes back), ``FORM_FIELDS`` (what a page's form fills in), ``RANGES`` (the numbers validation, the page's
+controls and the PNG readers allow) and ``SETTINGS`` (every declaration, by field name).
 """
 
 from __future__ import annotations
@@ -11,8 +12,66 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from sd_img2img.config import DEFAULT_PREVIEW, DEFAULT_RESIZE_MODE, MAX_SIDE
+from sd_img2img.config import (
+    DEFAULT_PREVIEW,
+    DEFAULT_RESIZE_MODE,
+    MAX_DIMENSION,
+    MAX_GUIDANCE,
+    MAX_SEED,
+    MAX_SIDE,
+    MAX_STEPS,
+    MIN_DIMENSION,
+    PREVIEWS,
+    RANDOM_SEED,
+    RESIZE_MODES,
+    VIEWS,
+)
 from sd_img2img.models.families import Family, default_family
+from sd_img2img.models.loras import parse_scales
+from sd_img2img.plan.fields import Range, declared, setting
+
+# -- how a page's form hands a value over ----------------------------------------------------------------
+
+
+def text(value: Any) -> str:
+    return value or ""
+
+
+def or_none(value: Any) -> Any:
+    return value or None
+
+
+def whole(value: Any) -> Any:
+    """A whole float as an int (number fields send floats); anything else as it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def number_or_none(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
+def seed_value(value: Any) -> int | None:
+    """A seed field's value: empty, None or -1 mean "random"; a whole float becomes an int."""
+    if value is None or value == "" or value == RANDOM_SEED:
+        return None
+    return whole(value)
+
+
+def size_value(value: Any) -> int | None:
+    """A width/height field's value: empty, None or 0 mean "the image's own size" (512 for prompt2img)."""
+    if value is None or value == "" or value == 0:
+        return None
+    return whole(value)
+
+
+def choice_or(default: str):
+    return lambda value: value or default
+
+
+_SIZE = dict(
+    range=Range(MIN_DIMENSION, MAX_DIMENSION, whole=True), form=size_value, recorded=True, annotation=int | None
+)
+_SIZE_HELP = "pixels, a multiple of 8 (SD3/FLUX 16); empty: the init image's size (prompt2img: the model's)"
 
 
 @dataclass
@@ -43,43 +102,102 @@ class GenerationRequest:
             listed LoRA at its start-up scale.
     """
 
-    prompt: str
-    init_image: Any = None
-    negative_prompt: str = ""
-    strength: float | None = None
-    steps: int | None = None
-    real_steps: bool = False
-    seed: int | None = None
-    sampler: str | None = None
-    guidance_scale: float | None = None
-    width: int | None = None
-    height: int | None = None
-    resize_mode: str = DEFAULT_RESIZE_MODE
-    preview: str = DEFAULT_PREVIEW
-    view: str = "latents"
-    max_side: int = MAX_SIDE
-    loras: dict[str, float] | None = None
+    prompt: str = setting("", label="Prompt", help="what to make", form=text, recorded=True)
+    init_image: Any = setting(
+        None,
+        label="Initial image",
+        help="the picture to start from (a file); empty: prompt2img, from pure noise",
+        form=or_none,
+        param="image",
+        annotation=str | None,
+        img2img_only=True,
+    )
+    negative_prompt: str = setting(
+        "", label="Negative prompt", help="what to steer away from", form=text, recorded=True
+    )
+    strength: float | None = setting(
+        None,
+        label="Strength",
+        help="How far into the noise your image goes: low keeps it, high reimagines it (0 < s ≤ 1; the share of "
+        "the schedule that runs; empty: the model's)",
+        range=Range(0.0, 1.0, above_low=True),
+        form=number_or_none,
+        recorded=True,
+        img2img_only=True,
+    )
+    steps: int | None = setting(
+        None,
+        label="Steps",
+        help=f"the schedule's length, 1 to {MAX_STEPS} (with real steps: the steps that run; empty: the model's)",
+        range=Range(1, MAX_STEPS, whole=True),
+        form=whole,
+        recorded=True,
+    )
+    real_steps: bool = setting(
+        False, label="Real steps", help="run exactly this many", form=bool, recorded=True, img2img_only=True
+    )
+    seed: int | None = setting(
+        None,
+        label="Seed",
+        help=f"0 to {MAX_SEED - 1}; {RANDOM_SEED} or empty: a new random seed (the result says which)",
+        range=Range(0, MAX_SEED - 1, whole=True),
+        form=seed_value,
+        recorded=True,
+    )
+    sampler: str | None = setting(
+        None, label="Sampler", help="one that fits the model (empty: the model's)", form=or_none, recorded=True
+    )
+    guidance_scale: float | None = setting(
+        None,
+        label="Guidance scale",
+        help="How closely to follow the prompt (1 = off)",
+        range=Range(0.0, MAX_GUIDANCE),
+        recorded=True,
+    )
+    width: int | None = setting(None, label="Width", help=_SIZE_HELP, **_SIZE)
+    height: int | None = setting(None, label="Height", help=_SIZE_HELP, **_SIZE)
+    resize_mode: str = setting(
+        DEFAULT_RESIZE_MODE,
+        label="Resize mode",
+        help="resize stretches, crop cuts, fill pads",
+        choices=RESIZE_MODES,
+        form=choice_or(DEFAULT_RESIZE_MODE),
+        recorded=True,
+        img2img_only=True,
+    )
+    preview: str = setting(
+        DEFAULT_PREVIEW,
+        label="Step previews",
+        help="approx: instant, 1/8 size · taesd: small decoder · full: exact, slow",
+        choices=PREVIEWS,
+    )
+    view: str = setting(
+        "latents",
+        label="View",
+        help="the steps as the noisy latents or the predicted final image (x0)",
+        choices=VIEWS,
+        form=choice_or("latents"),
+    )
+    max_side: int = setting(MAX_SIDE, label="Longest side", help="cap on the default size", on_form=False)
+    loras: dict[str, float] | None = setting(
+        None,
+        label="LoRAs",
+        help='the listed LoRAs to switch: "name:scale, …" (0 is off; empty: each at its start-up scale)',
+        form=parse_scales,
+        recorded=True,
+        annotation=str,
+        api_default="",
+    )
 
 
+SETTINGS = declared(GenerationRequest)
 # the settings a PNG records and that reproduce its run (the init image is not stored)
-RECORDED_FIELDS = (
-    "prompt",
-    "negative_prompt",
-    "strength",
-    "steps",
-    "real_steps",
-    "seed",
-    "sampler",
-    "guidance_scale",
-    "width",
-    "height",
-    "resize_mode",
-    "loras",  # name → scale; the engine refuses names it was not started with
-)
-# what a page's form fills in: the recorded settings, the init image, and how steps are drawn (max_side is the
-# server's)
-FORM_FIELDS = ("init_image", *RECORDED_FIELDS, "preview", "view")
-assert set(FORM_FIELDS) | {"max_side"} == {f.name for f in dataclasses.fields(GenerationRequest)}
+RECORDED_FIELDS = tuple(name for name, field in SETTINGS.items() if field.setting.recorded)
+# what a page's form fills in: the recorded settings, the init image, and how steps are drawn
+FORM_FIELDS = tuple(name for name, field in SETTINGS.items() if field.setting.on_form)
+# each numeric setting's range: what validation accepts (checks), what the page's controls allow and what a PNG's
+# settings may fill in (formats/png_settings.py, ui/form.py)
+RANGES = {name: field.setting.range for name, field in SETTINGS.items() if field.setting.range is not None}
 
 # what a request leaves unset (None) and its model's family fills in
 FAMILY_DEFAULTS = {"steps": "steps", "strength": "strength", "guidance_scale": "guidance", "sampler": "sampler"}

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from sd_img2img.config import GRID_MAX_CELLS, GRID_MAX_STEPS, GRID_MAX_VALUES, MAX_SEED, RANGES
+from sd_img2img.config import GRID_MAX_CELLS, GRID_MAX_STEPS, GRID_MAX_VALUES, MAX_SEED
 from sd_img2img.engine.result import GenerationResult
 from sd_img2img.errors import UserInputError, check_choice
 from sd_img2img.formats.animation import labelled
 from sd_img2img.models.families import Family, default_family
 from sd_img2img.plan.prepare import PreparedRequest
-from sd_img2img.plan.request import GenerationRequest, with_defaults
+from sd_img2img.plan.request import RANGES, GenerationRequest, with_defaults
 from sd_img2img.plan.step_plan import plan_steps
 from sd_img2img.plan.timing import format_duration
 

@@ -29,7 +29,6 @@ from sd_img2img.config import (
     MAX_LOOPBACK_STEPS,
     MAX_LOOPS,
     MAX_SEED,
-    RANGES,
 )
 from sd_img2img.engine.result import GenerationResult
 from sd_img2img.errors import UserInputError, check_choice
@@ -37,7 +36,7 @@ from sd_img2img.formats.animation import Animation, save_animation
 from sd_img2img.models.families import Family
 from sd_img2img.plan.checks import check_int
 from sd_img2img.plan.prepare import PreparedRequest
-from sd_img2img.plan.request import GenerationRequest
+from sd_img2img.plan.request import RANGES, GenerationRequest
 from sd_img2img.plan.step_plan import StepPlan, plan_steps
 
 COLOUR_MATCH = "per-channel RGB histogram matching to the first initial image"

@@ -1,4 +1,5 @@
-"""The Generate form and the request it makes, by field name (``run.request.FORM_FIELDS``, listed once there).
+"""The Generate form and the request it makes, by field name (``plan.request``: each field declared once there, with
+how the form hands it over).
 
 - ``form_request``: the form's values → a ``GenerationRequest`` (empty fields: the model family's defaults);
 - ``form_values``: an endpoint's own arguments, by name (``image`` is the form's ``init_image``);
@@ -12,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from sd_img2img import config
-from sd_img2img.config import RANGES, Range
-from sd_img2img.models.loras import format_scales, parse_scales
-from sd_img2img.plan.request import FORM_FIELDS, GenerationRequest
+from sd_img2img.models.loras import format_scales
+from sd_img2img.plan.fields import Range
+from sd_img2img.plan.request import FORM_FIELDS, RANGES, SETTINGS, GenerationRequest
 
 ALIASES = {"image": "init_image"}  # an endpoint's parameter → the form field it is (the public API's names)
 
@@ -24,46 +25,6 @@ FORM_RANGES = {
     **RANGES,
     "strength": Range(config.STRENGTH_STEP, RANGES["strength"].high),
     "seed": Range(config.RANDOM_SEED, RANGES["seed"].high, whole=True),
-}
-
-
-def seed_value(value: Any) -> int | None:
-    """A seed field's value: empty, None or -1 mean "random"; a whole float becomes an int."""
-    if value is None or value == "" or value == config.RANDOM_SEED:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def size_value(value: Any) -> int | None:
-    """A width/height field's value: empty, None or 0 mean "the image's own size" (512 for prompt2img)."""
-    if value is None or value == "" or value == 0:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def whole(value: Any) -> Any:
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-# each field's value as the form holds it → as the request takes it (absent: as it is)
-CONVERT = {
-    "prompt": lambda v: v or "",
-    "init_image": lambda v: v or None,
-    "negative_prompt": lambda v: v or "",
-    "strength": lambda v: float(v) if v is not None else None,
-    "steps": whole,
-    "real_steps": bool,
-    "seed": seed_value,
-    "sampler": lambda v: v or None,
-    "width": size_value,
-    "height": size_value,
-    "resize_mode": lambda v: v or config.DEFAULT_RESIZE_MODE,
-    "view": lambda v: v or "latents",
-    "loras": parse_scales,  # "name:scale, …" → {name: scale}; empty → None (each at its start-up scale)
 }
 
 
@@ -81,7 +42,7 @@ def form_request(values: Mapping[str, Any], *, preview: str, max_side: int) -> G
         max_side: the longest side of a size taken from the init image (``page_max_side``).
     Raises ``UserInputError`` for a ``loras`` text that cannot be read.
     """
-    kwargs = {name: CONVERT.get(name, lambda v: v)(values[name]) for name in FORM_FIELDS if name in values}
+    kwargs = {name: SETTINGS[name].setting.form(values[name]) for name in FORM_FIELDS if name in values}
     kwargs["preview"] = kwargs.get("preview") or preview
     return GenerationRequest(**{"prompt": "", **kwargs}, max_side=max_side)
 

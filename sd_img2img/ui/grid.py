@@ -11,6 +11,7 @@ from sd_img2img.engine.backend import estimate_total, run_to_end
 from sd_img2img.errors import UserInputError
 from sd_img2img.formats.metadata import save_png
 from sd_img2img.models.families import Family
+from sd_img2img.plan.rules import rule_of
 from sd_img2img.series.grid import Grid, GridAxis, grid_cells, parse_axis, plan_grid, planned_steps, run_grid
 from sd_img2img.ui.form import form_values
 from sd_img2img.ui.html import esc, image_tag
@@ -31,16 +32,7 @@ def default_axis_values(by: str, models: tuple[str, ...] = ()) -> str:
 def rule_line(family: Family | None, strength: float | None = None) -> str:
     """How many of N steps run, by the family's rule, ``strength`` filled in when given: ``SD: int(N × 0.4) of N
     run``, ``FLUX.1-dev: N − int(N − N × s) run (rounds up)``, ``LCM: all N run, strength sets where they start``."""
-    if family is None:
-        return ""
-    s = f"{strength:g}" if strength is not None else "s"
-    if not getattr(family, "takes_strength", True):
-        return f"{family.label}: all N run from pure noise (the image is a reference)"
-    if family.rule == "lcm":
-        return f"{family.label}: all N run, strength sets where they start"
-    if family.rule == "flow":
-        return f"{family.label}: N − int(N − N × {s}) run (rounds up)"
-    return f"{family.label}: int(N × {s}) of N run"
+    return f"{family.label}: {rule_of(family).general(strength)}" if family is not None else ""
 
 
 class GridPage:

@@ -15,6 +15,7 @@ from sd_img2img.errors import UserInputError
 from sd_img2img.models.families import default_family
 from sd_img2img.models.loras import format_scales
 from sd_img2img.plan.images import open_image
+from sd_img2img.plan.request import RANGES
 from sd_img2img.ui.examples import EXAMPLES
 from sd_img2img.ui.explain import compare_html, default_values
 from sd_img2img.ui.form import page_defaults
@@ -136,7 +137,7 @@ def settings_panel(h: Handlers) -> SimpleNamespace:
     )
     ui.strength = gr.Slider(
         config.STRENGTH_STEP,
-        config.RANGES["strength"].high,
+        RANGES["strength"].high,
         value=start_strength,
         step=config.STRENGTH_STEP,
         label="Strength",
@@ -145,7 +146,7 @@ def settings_panel(h: Handlers) -> SimpleNamespace:
         visible=family.takes_strength,  # an edit model's image is a reference: no strength
     )
     with gr.Row(elem_classes="steps-row"):
-        steps = config.RANGES["steps"]
+        steps = RANGES["steps"]
         ui.steps = gr.Slider(steps.low, steps.high, value=start_steps, step=1, label="Steps", elem_id="steps", scale=3)
         ui.real_steps = gr.Checkbox(
             label="Real steps", value=False, elem_id="real-steps", scale=1, info="run exactly this many"
@@ -171,7 +172,7 @@ def settings_panel(h: Handlers) -> SimpleNamespace:
             elem_id="seed",
             scale=4,
             minimum=config.RANDOM_SEED,
-            maximum=config.RANGES["seed"].high,
+            maximum=RANGES["seed"].high,
         )
         ui.dice = gr.Button("🎲 Random", elem_id="seed-random", scale=0, min_width=96, size="md")
         ui.reuse = gr.Button("↺ Last seed", elem_id="seed-reuse", scale=0, min_width=110, size="md")
@@ -185,8 +186,8 @@ def more_settings(h: Handlers, family, ui: SimpleNamespace) -> None:
     with gr.Accordion("More settings", open=False, elem_classes="more"):
         ui.sampler = gr.Dropdown(sampler_choices(family), value="", label="Sampler", elem_id="sampler")
         ui.guidance_scale = gr.Slider(
-            config.RANGES["guidance_scale"].low,
-            config.RANGES["guidance_scale"].high,
+            RANGES["guidance_scale"].low,
+            RANGES["guidance_scale"].high,
             value=start_guidance,
             step=config.GUIDANCE_STEP,
             label="Guidance scale",
@@ -338,8 +339,8 @@ def explain_tab(h: Handlers) -> SimpleNamespace:
             default_values("strength"), label="Values (one column each)", elem_id="compare-values", scale=2
         )
         ui.steps = gr.Slider(
-            config.RANGES["steps"].low,
-            config.RANGES["steps"].high,
+            RANGES["steps"].low,
+            RANGES["steps"].high,
             value=config.COMPARE_STEPS,
             step=1,
             label="Steps of every column",
@@ -348,7 +349,7 @@ def explain_tab(h: Handlers) -> SimpleNamespace:
         )
         ui.strength = gr.Slider(
             config.STRENGTH_STEP,
-            config.RANGES["strength"].high,
+            RANGES["strength"].high,
             value=config.COMPARE_STRENGTH,
             step=config.STRENGTH_STEP,
             label="Strength of every column",
@@ -380,7 +381,7 @@ def loopback_panel(h: Handlers) -> SimpleNamespace:
             ui.loops = gr.Slider(
                 1, config.MAX_LOOPS, value=config.DEFAULT_LOOPS, step=1, label="Loops", elem_id="loops"
             )
-            ui.final_strength = gr.Slider(config.STRENGTH_STEP, config.RANGES["strength"].high,
+            ui.final_strength = gr.Slider(config.STRENGTH_STEP, RANGES["strength"].high,
                                           value=config.DEFAULT_FINAL_STRENGTH, step=config.STRENGTH_STEP,
                                           label="Final strength", elem_id="final-strength")  # fmt: skip
             ui.curve = gr.Radio(list(config.LOOP_CURVES), value="linear", label="Strength curve", elem_id="curve")
