@@ -233,7 +233,7 @@ def run_command(engine, args, grid: bool, should_stop) -> tuple[dict, list[str]]
     if args.loops is not None and prepared is not None:  # the whole series checked before the model loads
         from sd_img2img.series.loopback import plan_loopback
 
-        plan_loopback(prepared, loopback_options(args), family)
+        plan_loopback(prepared, engine.model, loopback_options(args), family)
     engine.load()
     engine.model_hash()  # the PNGs carry AUTOMATIC1111's "Model hash"
     if args.loops is not None:
@@ -256,71 +256,78 @@ def loopback_options(args):
     return LoopbackOptions(args.loops, args.final_strength, args.curve, args.colour_match)
 
 
-def run_loopback_command(engine, args, first, should_stop) -> tuple[dict, list[str]]:
-    """``--loops N``: each output the next initial image (``run.loopback``); every loop's files as one run's, its PNG
-    saying which loop it is; with ``--animation`` the loops as one animation."""
-    from sd_img2img.series.loopback import COLOUR_MATCH, loop_animation, plan_loopback, run_loopback
+def write_series(series, backend, args, should_stop) -> tuple[list[dict], list[str]]:
+    """Run ``series`` (``series.series.run_series``), writing each finished run as one run is written, its PNG saying
+    which run of the series it is; each run's summary entry (its position, output, steps taken, …) and the warnings."""
+    from sd_img2img.series.series import run_series
 
-    plan = plan_loopback(first, loopback_options(args), engine.family)
-    entries, warnings, done = [], [], []
-    run = lambda prepared: engine.generate(prepared, should_stop=should_stop)  # noqa: E731
-    for loops in run_loopback(first, plan, engine.prepare, run, should_stop):
-        done, loop = loops, loops[-1]
-        s = write_outputs(loop.result, Path(args.out), args.view, {"loopback": plan.settings(loop.index)}, loop.output)
-        entries.append({"loop": loop.index + 1, "output": s["output"], "strength": loop.strength, "seed": loop.seed,
-                        "steps_taken": loop.result.steps_taken, "strip": s["strip"]})  # fmt: skip
-        warnings += [w for w in loop.result.warnings if w not in warnings]
-    summary = {"loops": entries, "curve": plan.options.curve, "strengths": list(plan.strengths) if plan.takes_strength else None,
-               "colour_match": COLOUR_MATCH if plan.options.colour_match else None,
-               "steps_taken": sum(e["steps_taken"] for e in entries), "model": engine.model,
-               "stopped": len(entries) < plan.options.loops or any(x.result.stopped for x in done),
-               "warnings": warnings}  # fmt: skip
+    entries, warnings = [], []
+    for run in run_series(series, backend, should_stop):
+        s = write_outputs(run.result, Path(args.out), args.view, run.records, run.output)
+        entries.append({**series.run_info(run, s["output"]), "strip": s["strip"]})
+        warnings += [w for w in run.result.warnings if w not in warnings]
+    return entries, warnings
+
+
+def run_loopback_command(engine, args, first, should_stop) -> tuple[dict, list[str]]:
+    """``--loops N``: each output the next initial image (``series.loopback``); every loop's files as one run's, its
+    PNG saying which loop it is; with ``--animation`` the loops as one animation."""
+    from sd_img2img.engine.backend import LocalBackend
+    from sd_img2img.series.loopback import COLOUR_MATCH, loop_animation, plan_loopback
+
+    backend = LocalBackend(engine)
+    loopback = plan_loopback(first, backend.names[0], loopback_options(args), engine.family)
+    entries, warnings = write_series(loopback.series, backend, args, should_stop)
+    plan = loopback.plan
+    summary = {**loopback.series.info([]), "loops": entries, "curve": plan.options.curve, "model": engine.model,
+               "strengths": list(plan.strengths) if plan.takes_strength else None,
+               "colour_match": COLOUR_MATCH if plan.options.colour_match else None, "warnings": warnings}  # fmt: skip
     if args.animation and entries:
         name = Path(entries[0]["output"]).name.split(".")[0]
-        animation = loop_animation(first.image, done, Path(args.out) / f"{name}.loops.{args.animation_format}",
+        animation = loop_animation(loopback, Path(args.out) / f"{name}.loops.{args.animation_format}",
                                    args.animation_format)  # fmt: skip
         summary.update(animation=str(animation.path), animation_bytes=animation.bytes)
     return summary, warnings
 
 
+def grid_axes(engine, args, request, name: str):
+    """The grid's rows (``--strengths``; an edit model: the model, one row) and columns (``--step-counts``)."""
+    from sd_img2img.series.axes import Axis, takes_strength
+    from sd_img2img.series.grid import grid_axis
+
+    family = engine.peek_family() or engine.family
+    if args.strengths is None and not takes_strength(family):  # an edit model: one row, the model
+        rows = Axis("model", (name,))
+    else:
+        rows = grid_axis(
+            "strength", args.strengths if args.strengths is not None else [request.strength or family.strength]
+        )
+    columns = grid_axis("steps", args.step_counts if args.step_counts is not None else [request.steps or family.steps])
+    return (rows, columns), family
+
+
 def run_grid_command(engine, args, request, should_stop) -> tuple[dict, list[str]]:
-    """``sd-img2img grid``: strengths down, step counts across (``run.grid``), each cell run through the page's backend
-    interface and written as one run, its PNG saying which cell it is; the cells' pictures as one sheet."""
-    from sd_img2img.engine.backend import LocalBackend, run_to_end
+    """``sd-img2img grid``: strengths down, step counts across (``series.grid``), each cell run through the page's
+    backend interface and written as one run, its PNG saying which cell it is; the cells' pictures as one sheet."""
+    from sd_img2img.engine.backend import LocalBackend
     from sd_img2img.errors import UserInputError
-    from sd_img2img.series.grid import GridAxis, grid_sheet, parse_axis, plan_grid, run_grid, takes_strength
+    from sd_img2img.series.grid import grid_sheet, plan_grid
 
     if args.loops is not None or args.animation:
         raise UserInputError("sd-img2img grid takes no --loops or --animation; run those without 'grid'")
     backend = LocalBackend(engine)
     name = backend.names[0]
-    family = engine.peek_family() or engine.family
-    if args.strengths is None and not takes_strength(family):  # an edit model: one row, the model
-        rows = GridAxis("model", (name,))
-    else:
-        rows = parse_axis(
-            "strength", args.strengths if args.strengths is not None else [request.strength or family.strength]
-        )
-    columns = parse_axis("steps", args.step_counts if args.step_counts is not None else [request.steps or family.steps])
-    grid = plan_grid(request, rows, columns, name, backend.prepare, lambda _: family)
+    axes, family = grid_axes(engine, args, request, name)
+    grid = plan_grid(request, axes, name, backend.prepare, lambda _: family)
     engine.load()
     engine.model_hash()
-    cells, warnings = [], []
-    for cell in run_grid(grid, lambda prepared, model: run_to_end(backend, prepared, model, should_stop), should_stop):
-        r = cell.result
-        s = write_outputs(r, Path(args.out), args.view, {"grid": grid.settings(cell)})
-        cells.append({"row": cell.row + 1, "column": cell.column + 1, "strength": r.strength, "steps": r.steps,
-                      "steps_taken": r.steps_taken, "output": s["output"], "seed": r.seed})  # fmt: skip
-        warnings += [w for w in r.warnings if w not in warnings]
+    cells, warnings = write_series(grid.series, backend, args, should_stop)
     sheet = None
     if cells:
         sheet = Path(args.out) / f"{Path(cells[0]['output']).name.split('.')[0]}.grid.png"
         grid_sheet(grid).save(sheet)
-    summary = {"cells": cells, "grid": str(sheet) if sheet else None, "rows": rows.by, "columns": columns.by,
-               "total_steps": grid.total_steps, "steps_taken": sum(c["steps_taken"] for c in cells),
-               "seed": grid.cells[0].prepared.seed, "model": engine.model,
-               "stopped": len(cells) < len(grid.cells) or any(c.result.stopped for c in grid.cells if c.result),
-               "warnings": warnings}  # fmt: skip
+    summary = {**grid.series.info([]), "cells": cells, "grid": str(sheet) if sheet else None, "rows": axes[0].by,
+               "columns": axes[1].by, "model": engine.model, "warnings": warnings}  # fmt: skip
     return summary, warnings
 
 

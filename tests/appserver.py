@@ -21,6 +21,13 @@ def free_port() -> int:
 @contextmanager
 def serve(models, **settings):
     """Build the page around ``models`` (an ``Engine``, a ``ModelSet`` or a backend) and serve it; yields the URL."""
+    with serve_demo(models, **settings) as (url, _):
+        yield url
+
+
+@contextmanager
+def serve_demo(models, **settings):
+    """As ``serve``, yielding the URL and the page (``demo.handlers`` reach its events without a browser)."""
     from sd_img2img.settings import AppSettings
     from sd_img2img.ui import app
 
@@ -32,6 +39,6 @@ def serve(models, **settings):
     demo = app.build_demo(backend, s)
     _, url, _ = app.launch(demo, s, prevent_thread_lock=True, quiet=True)
     try:
-        yield url
+        yield url, demo
     finally:
         demo.close()

@@ -1,4 +1,4 @@
-"""Loopback (run/loopback.py): the strength curves, seed + 1 per loop, each loop a single run from the previous output,
+"""Loopback (series/loopback.py): the strength curves, seed + 1 per loop, each loop a single run from the previous output,
 colour matching, the limits; through the page's backend interface."""
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from PIL import Image
 
 from sd_img2img.config import MAX_LOOPBACK_STEPS, MAX_LOOPS
 from sd_img2img.engine import GenerationRequest
-from sd_img2img.engine.backend import LocalBackend, run_to_end
+from sd_img2img.engine.backend import LocalBackend
 from sd_img2img.errors import UserInputError
-from sd_img2img.series.loopback import LoopbackOptions, curve_strengths, match_colours, plan_loopback, run_loopback
+from sd_img2img.series.loopback import LoopbackOptions, curve_strengths, match_colours, plan_loopback
+from sd_img2img.series.series import run_series
 
 SEED = 4242
 
@@ -28,10 +29,12 @@ def request(fireplace, **kw):
 
 
 def loopback(backend, first, options):
-    plan = plan_loopback(first, options, backend.describe("tiny").family)
-    prepare = lambda r: backend.prepare(r, "tiny")  # noqa: E731
-    run = lambda p: run_to_end(backend, p, "tiny")  # noqa: E731
-    return plan, list(run_loopback(first, plan, prepare, run))[-1]
+    planned = plan_loopback(first, "tiny", options, backend.describe("tiny").family)
+    return planned.plan, list(run_series(planned.series, backend))
+
+
+def plan_of(first, options):
+    return plan_loopback(first, "tiny", options)
 
 
 def test_three_linear_loops_from_05_to_03(backend, engine, fireplace):
@@ -39,14 +42,13 @@ def test_three_linear_loops_from_05_to_03(backend, engine, fireplace):
     previous loop's output."""
     first = backend.prepare(request(fireplace), "tiny")
     plan, loops = loopback(backend, first, LoopbackOptions(loops=3, final_strength=0.3, curve="linear"))
-    assert [x.strength for x in loops] == [0.5, 0.4, 0.3] == list(plan.strengths)
-    assert [x.result.strength for x in loops] == [0.5, 0.4, 0.3]
-    assert [x.seed for x in loops] == [x.result.seed for x in loops] == [SEED, SEED + 1, SEED + 2]
+    assert [x.result.strength for x in loops] == [0.5, 0.4, 0.3] == list(plan.strengths)
+    assert [x.result.seed for x in loops] == [SEED, SEED + 1, SEED + 2] == list(plan.seeds)
     assert [x.result.steps_taken for x in loops] == [5, 4, 3]
     assert plan.describe() == "3 loops, strength 0.5 → 0.4 → 0.3 (linear) · 5 + 4 + 3 = 12 steps run"
     previous = first.image
     for x in loops:
-        single = engine.generate(request(previous, strength=x.strength, seed=x.seed))
+        single = engine.generate(request(previous, strength=x.result.strength, seed=x.result.seed))
         assert max_diff(single.output, x.output) == 0
         previous = x.output
 
@@ -84,11 +86,11 @@ def test_colour_matched_loops_feed_the_matched_picture_on(backend, engine, firep
 def test_limits_and_loops_that_cannot_run(backend, fireplace):
     first = backend.prepare(request(fireplace), "tiny")
     with pytest.raises(UserInputError, match=f"loops={MAX_LOOPS + 1} is out of range \\[1, {MAX_LOOPS}\\]"):
-        plan_loopback(first, LoopbackOptions(loops=MAX_LOOPS + 1))
+        plan_of(first, LoopbackOptions(loops=MAX_LOOPS + 1))
     with pytest.raises(UserInputError, match="loop 3 of 3 \\(strength 0.05\\).*runs no step"):
-        plan_loopback(first, LoopbackOptions(loops=3, final_strength=0.05))
+        plan_of(first, LoopbackOptions(loops=3, final_strength=0.05))
     long = backend.prepare(request(fireplace, steps=150, strength=1.0), "tiny")
     with pytest.raises(UserInputError, match=f"runs 450 steps .* above the limit of {MAX_LOOPBACK_STEPS}"):
-        plan_loopback(long, LoopbackOptions(loops=3, final_strength=1.0))
+        plan_of(long, LoopbackOptions(loops=3, final_strength=1.0))
     with pytest.raises(UserInputError, match="unknown strength curve 'wavy'"):
-        plan_loopback(first, LoopbackOptions(curve="wavy"))
+        plan_of(first, LoopbackOptions(curve="wavy"))

@@ -363,24 +363,24 @@ def test_wire_keeps_tensors_and_requests_exactly(fireplace):
 def test_grid_loopback_and_animation_run_on_the_workers_as_in_process(backend, engine, tmp_path):
     """The grid's cells and loopback's loops are normal requests through the backend: on Ray workers they equal the
     in-process ones pixel for pixel, and the steps' animation is made from the frames the workers streamed."""
-    from sd_img2img.engine.backend import LocalBackend, run_to_end
+    from sd_img2img.engine.backend import LocalBackend
     from sd_img2img.formats.animation import step_animation
-    from sd_img2img.series.grid import parse_axis, plan_grid, run_grid
-    from sd_img2img.series.loopback import LoopbackOptions, plan_loopback, run_loopback
+    from sd_img2img.series.grid import grid_axis, plan_grid
+    from sd_img2img.series.loopback import LoopbackOptions, plan_loopback
+    from sd_img2img.series.series import run_series
 
     local = LocalBackend(engine, name=NAME)
     base = request(seed=21, width=64, height=64)
 
     def grid_on(b):
-        grid = plan_grid(base, parse_axis("strength", "0.4 0.7"), parse_axis("steps", "5"), NAME, b.prepare,
-                         lambda name: b.describe(name).family)  # fmt: skip
-        return [cell.result for cell in run_grid(grid, lambda prepared, name: run_to_end(b, prepared, name))]
+        axes = grid_axis("strength", "0.4 0.7"), grid_axis("steps", "5")
+        grid = plan_grid(base, axes, NAME, b.prepare, lambda name: b.describe(name).family)
+        return [cell.result for cell in run_series(grid.series, b)]
 
     def loops_on(b):
         first = b.prepare(request(seed=21, width=64, height=64, strength=0.5), NAME)
-        plan = plan_loopback(first, LoopbackOptions(loops=2, final_strength=0.3), b.describe(NAME).family)
-        run = lambda prepared: run_to_end(b, prepared, NAME)  # noqa: E731
-        return [x.output for x in list(run_loopback(first, plan, lambda r: b.prepare(r, NAME), run))[-1]]
+        loopback = plan_loopback(first, NAME, LoopbackOptions(loops=2, final_strength=0.3), b.describe(NAME).family)
+        return [x.output for x in run_series(loopback.series, b)]
 
     remote_cells, remote_loops = grid_on(backend), loops_on(backend)
     with torch_threads(1):

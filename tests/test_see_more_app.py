@@ -4,7 +4,7 @@ in-process on the tiny checkpoint): the files they return, their PNGs reproducin
 from __future__ import annotations
 
 import pytest
-from appserver import ROOT, serve
+from appserver import ROOT, serve_demo
 from helpers import max_diff
 from PIL import Image
 
@@ -16,9 +16,14 @@ COMMON = dict(prompt="fire", negative_prompt="", seed=5, width=64, height=64)
 
 
 @pytest.fixture(scope="module")
-def url(engine):
-    with serve(engine) as u:
-        yield u
+def served(engine):
+    with serve_demo(engine) as (u, demo):
+        yield u, demo
+
+
+@pytest.fixture(scope="module")
+def url(served):
+    return served[0]
 
 
 @pytest.fixture()
@@ -93,13 +98,17 @@ def test_grid_and_loopback_refuse_bad_input_with_a_message(client):
 def test_grid_html_escapes_what_it_shows():
     from sd_img2img.plan.prepare import PreparedRequest
     from sd_img2img.plan.step_plan import plan_steps
-    from sd_img2img.series.grid import Grid, GridAxis, GridCell
+    from sd_img2img.series.axes import Axis
+    from sd_img2img.series.grid import Grid
+    from sd_img2img.series.series import Series, SeriesRun
     from sd_img2img.ui.grid import grid_html
 
     name = '<img src=x onerror="alert(1)">'
-    prepared = PreparedRequest(None, None, "sd", "", "", None, 64, 64, 1, plan_steps(10, 0.5))
-    cells = [GridCell(0, 0, name, GenerationRequest(prompt=""), prepared)]
-    html = grid_html(Grid(GridAxis("model", (name,)), GridAxis("steps", (10,)), cells), {}, lambda _: None)
+    prepared = PreparedRequest(GenerationRequest(), GenerationRequest(), "sd", "", "", None, 64, 64, 1,
+                               plan_steps(10, 0.5))  # fmt: skip
+    cells = [SeriesRun(f"{name} · 10 steps", name, prepared, (0, 0))]
+    html = grid_html(Grid(Axis("model", (name,)), Axis("steps", (10,)), Series("grid", "cell", cells)), {},
+                     lambda _: None)  # fmt: skip
     assert name not in html and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in html
 
 
@@ -136,3 +145,35 @@ def test_endpoints_and_their_parameters(client):
     for name in ("/img2img", "/txt2img"):
         assert len(api[name]["returns"]) == 7 and api[name]["returns"][-1]["label"] == "Download animation (WebP)"
     assert not any(("cost" in n or "curve" in n or "use_sketch" in n or "animation" in n) for n in api)
+
+
+@pytest.mark.parametrize(
+    "api_name, kw, named",
+    [
+        ("/grid", dict(strength=1.0, row_values="1.0, 0.9", column_values="40 41"), "a grid of 4 cells"),
+        ("/loopback", dict(strength=1.0, steps=40, loops=3, final_strength=0.9), "a loopback of 3 loops"),
+        ("/compare", dict(compare_by="steps", values="40 41 42", strength=1.0), "a table of 3 columns"),
+    ],
+)
+def test_a_series_is_in_the_wait_line_of_a_visitor_behind_it(served, client, api_name, kw, named):
+    """Done-when (the design issue): a visitor who clicks Generate while another visitor's grid, loopback or compare
+    runs is told it is ahead, by name, with what it has done so far."""
+    import time
+    from types import SimpleNamespace
+
+    from gradio_client import handle_file
+
+    _, demo = served
+    job = client.submit(image=handle_file(FIREPLACE), **COMMON, **kw, api_name=api_name)
+    while not job.outputs():  # its first redraw: the series has started
+        assert not job.done(), job.result()
+        time.sleep(0.02)
+    visitor = SimpleNamespace(session_hash="queued-behind-a-series")
+    try:
+        _, status, _ = demo.handlers.runs.queue_run(image=FIREPLACE, prompt="fire", steps=10, strength=0.7,
+                                                    request=visitor)  # fmt: skip
+    finally:
+        demo.handlers.page.queue.leave(visitor.session_hash)
+        client.predict(api_name="/stop")
+        job.result()
+    assert "Queued" in status and named in status and "ahead" in status, status

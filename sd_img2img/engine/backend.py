@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -164,15 +164,3 @@ def run_to_end(
     finally:
         stream.close()
     raise RuntimeError("the run ended without a result")
-
-
-def estimate_total(backend: Backend, runs: Iterable[tuple[PreparedRequest, str]]) -> float | None:
-    """Seconds a series of runs (prepared request, model name) will take on this server: the sum of their estimates,
-    None while any of them has none (its model has not run here yet)."""
-    total = 0.0
-    for prepared, name in runs:
-        seconds = backend.estimate(prepared, name)
-        if seconds is None:
-            return None
-        total += seconds
-    return total

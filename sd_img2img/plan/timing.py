@@ -166,14 +166,22 @@ def format_plan(steps: int, seconds: float | None) -> str:
     return line if seconds is None else f"{line} · {format_duration(seconds)} here"
 
 
-def format_wait(seconds_ahead: float | None, runs_ahead: int) -> str:
-    """A queued visitor's wait: ``about 1 min 20 s before yours starts (2 runs ahead)``."""
-    if runs_ahead <= 0:
+def format_wait(seconds_ahead: float | None, ahead: int | list[str]) -> str:
+    """A queued visitor's wait: ``about 1 min 20 s before yours starts (2 runs ahead)``, ``… (a grid of 6 cells and 1
+    run ahead)``. ``ahead``: what is ahead, each as the wait line names it (``a run``, ``a grid of 6 cells``), or how
+    many single runs."""
+    items = ["a run"] * ahead if isinstance(ahead, int) else list(ahead)
+    if not items:
         return "yours runs next"
-    ahead = f"{runs_ahead} run{'s' * (runs_ahead != 1)} ahead"
-    if seconds_ahead is None:
-        return f"{ahead}"
-    return f"{format_duration(seconds_ahead)} before yours starts ({ahead})"
+    text = f"{describe_ahead(items)} ahead"
+    return text if seconds_ahead is None else f"{format_duration(seconds_ahead)} before yours starts ({text})"
+
+
+def describe_ahead(items: list[str]) -> str:
+    """``2 runs``, ``a grid of 6 cells and 1 run``: what is ahead, the single runs counted together."""
+    runs = items.count("a run")
+    parts = [item for item in items if item != "a run"] + ([f"{runs} run{'s' * (runs != 1)}"] if runs else [])
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""Loopback: each output becomes the next initial image, as AUTOMATIC1111's ``scripts/loopback.py`` does it.
+"""Loopback: each output becomes the next initial image, as AUTOMATIC1111's ``scripts/loopback.py`` does it, as a
+``Series`` of loops.
 
 Loop ``i`` (from 0) runs at seed ``s + i`` and at a strength moving from the request's strength (loop 0) to a final
 one (the last loop) along a curve of ``progress = i / (loops − 1)``: ``linear`` (progress itself), ``aggressive``
 (``sin(progress · π/2)``: most of the change early) or ``lazy`` (``1 − cos(progress · π/2)``: most of it late). Each loop
-is a normal request, prepared and run as any other (``prepare``/``run`` are the caller's: a backend's), from the
-previous loop's output at the first loop's size.
+is a normal request, prepared and run as any other, from the previous loop's output at the first loop's size.
 
 Colour drift across loops (AUTOMATIC1111 #363, #2754) can be countered by matching each loop's output to the first
 initial image: per-channel (R, G, B) histogram matching in numpy, the mapping of ``skimage.exposure.match_histograms``
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,14 +29,16 @@ from sd_img2img.config import (
     MAX_LOOPS,
     MAX_SEED,
 )
-from sd_img2img.engine.result import GenerationResult
 from sd_img2img.errors import UserInputError, check_choice
 from sd_img2img.formats.animation import Animation, save_animation
 from sd_img2img.models.families import Family
 from sd_img2img.plan.checks import check_int
+from sd_img2img.plan.fields import Range, declared, setting
 from sd_img2img.plan.prepare import PreparedRequest
 from sd_img2img.plan.request import RANGES, GenerationRequest
 from sd_img2img.plan.step_plan import StepPlan, plan_steps
+from sd_img2img.series.axes import takes_strength
+from sd_img2img.series.series import Series, SeriesRun, check_total_steps
 
 COLOUR_MATCH = "per-channel RGB histogram matching to the first initial image"
 
@@ -53,10 +54,17 @@ class LoopbackOptions:
         colour_match: match each loop's colours to the first initial image's (``COLOUR_MATCH``).
     """
 
-    loops: int = DEFAULT_LOOPS
-    final_strength: float = DEFAULT_FINAL_STRENGTH
-    curve: str = "linear"
-    colour_match: bool = False
+    loops: int = setting(DEFAULT_LOOPS, label="Loops", help=f"how many runs, 1 to {MAX_LOOPS}, each output the next "
+                         "initial image, seed + 1 each loop", range=Range(1, MAX_LOOPS, whole=True))  # fmt: skip
+    final_strength: float = setting(DEFAULT_FINAL_STRENGTH, label="Final strength", help="the last loop's strength "
+                                    "(the first loop's is the strength)", range=RANGES["strength"])  # fmt: skip
+    curve: str = setting("linear", label="Strength curve", help="how strength moves from the first loop's to the "
+                         "final one (AUTOMATIC1111's loopback curves)", choices=LOOP_CURVES)  # fmt: skip
+    colour_match: bool = setting(False, label="Match colours to the initial image", help="per-channel histogram "
+                                 "matching of each loop's output to the initial image", form=bool)  # fmt: skip
+
+
+OPTIONS = declared(LoopbackOptions)
 
 
 def check_loopback(options: LoopbackOptions) -> LoopbackOptions:
@@ -97,8 +105,6 @@ class LoopPlan:
     strengths: tuple[float, ...]
     seeds: tuple[int, ...]
     plans: tuple[StepPlan, ...]
-    width: int
-    height: int
     takes_strength: bool = True  # False for an edit model: each loop edits the last output, strength does not apply
 
     @property
@@ -117,62 +123,40 @@ class LoopPlan:
             how = f"each an edit of the last output ({self.plans[0].family or 'the model'} takes no strength)"
         return f"{n} loop{'s' * (n != 1)}, {how} · {total} steps run"
 
-    def settings(self, index: int) -> dict:
+    def records(self, index: int) -> dict:
         """What a loop's PNG records beside its own settings: which loop it is and how the series runs."""
         o = self.options
-        return {"loop": index + 1, "loops": o.loops, "curve": o.curve, "start_strength": self.strengths[0],
+        return {"loopback": {"loop": index + 1, "loops": o.loops, "curve": o.curve, "start_strength": self.strengths[0],
                 "final_strength": o.final_strength, "colour_match": COLOUR_MATCH if o.colour_match else None,
-                "init_image": "the initial image" if index == 0 else f"loop {index}'s output"}  # fmt: skip
-
-
-def plan_loopback(first: PreparedRequest, options: LoopbackOptions, family: Family | None = None) -> LoopPlan:
-    """Plan every loop of a loopback that starts with ``first`` (the first loop's prepared request, on a model of
-    ``family``); ``UserInputError`` as ``loop_plan``, or without an initial image."""
-    if first.image is None:
-        raise UserInputError("loopback needs an initial image: each loop starts from the one before")
-    r = first.request
-    return loop_plan(r.strength, r.steps, r.real_steps, options, family, first.seed, first.width, first.height)
+                "init_image": "the initial image" if index == 0 else f"loop {index}'s output"}}  # fmt: skip
 
 
 def loop_plan(
-    strength: float,
-    steps: int,
-    real_steps: bool,
-    options: LoopbackOptions,
-    family: Family | None = None,
-    seed: int = 0,
-    width: int = 0,
-    height: int = 0,
+    request: GenerationRequest, options: LoopbackOptions, family: Family | None = None, seed: int = 0
 ) -> LoopPlan:
-    """The loops' strengths, seeds (``seed``, ``seed + 1``, …) and step plans, from the first loop's ``strength`` and
-    ``steps``; raises ``UserInputError`` for options out of range, a loop whose strength runs no step, or more steps in
-    all than ``config.MAX_LOOPBACK_STEPS``."""
+    """The loops' strengths, seeds (``seed``, ``seed + 1``, …) and step plans, from the first loop's ``request`` (its
+    strength, steps and real steps, the family's defaults filled in); raises ``UserInputError`` for options out of
+    range, a loop whose strength runs no step, or more steps in all than ``config.MAX_LOOPBACK_STEPS``."""
     options = check_loopback(options)
-    strengths = curve_strengths(float(strength), options.final_strength, options.loops, options.curve)
-    takes = family is None or bool(getattr(family, "takes_strength", True))
+    strengths = curve_strengths(float(request.strength), options.final_strength, options.loops, options.curve)
+    takes = takes_strength(family)
     if not takes:  # an edit model: every loop as the family runs it, its image (the last output) a reference
         strengths = [float(family.strength)] * options.loops
     seeds = tuple((seed + i) % MAX_SEED for i in range(options.loops))
     plans = []
     for i, s in enumerate(strengths):
         try:
-            plans.append(plan_steps(steps, s, real_steps, family=family))
+            plans.append(plan_steps(request.steps, s, request.real_steps, family=family))
         except UserInputError as e:
             raise UserInputError(f"loop {i + 1} of {options.loops} (strength {s:g}): {e}") from None
-    plan = LoopPlan(options, tuple(strengths), seeds, tuple(plans), width, height, takes)
-    if plan.total_steps > MAX_LOOPBACK_STEPS:
-        raise UserInputError(
-            f"this loopback runs {plan.total_steps} steps ({plan.describe()}), above the limit of {MAX_LOOPBACK_STEPS}; "
-            "use fewer loops, fewer steps or lower strengths"
-        )
-    return plan
+    return LoopPlan(options, tuple(strengths), seeds, tuple(plans), takes)
 
 
 def loop_request(first: PreparedRequest, plan: LoopPlan, index: int, image: Image.Image) -> GenerationRequest:
     """Loop ``index``'s request: the first loop's settings from ``image`` (the previous loop's output), at the first
     loop's size, with this loop's strength and seed."""
     return dataclasses.replace(first.request, init_image=image, strength=plan.strengths[index],
-                               seed=plan.seeds[index], width=plan.width, height=plan.height)  # fmt: skip
+                               seed=plan.seeds[index], width=first.width, height=first.height)  # fmt: skip
 
 
 def match_colours(image: Image.Image, reference: Image.Image) -> Image.Image:
@@ -191,50 +175,45 @@ def match_colours(image: Image.Image, reference: Image.Image) -> Image.Image:
 
 
 @dataclass
-class Loop:
-    """One finished loop: its result (as run) and its output (colour-matched when asked: the next initial image)."""
+class Loopback:
+    """A loopback as it runs: its first loop's prepared request, its plan, and its loops as a ``Series``."""
 
-    index: int
-    strength: float | None  # None for an edit model's loop (its image is a reference: strength does not apply)
-    seed: int
-    result: GenerationResult
-    output: Image.Image
+    first: PreparedRequest
+    plan: LoopPlan
+    series: Series
 
 
-def run_loopback(
-    first: PreparedRequest,
-    plan: LoopPlan,
-    prepare: Callable[[GenerationRequest], PreparedRequest],
-    run: Callable[[PreparedRequest], GenerationResult],
-    should_stop: Callable[[], bool] | None = None,
-) -> Iterator[list[Loop]]:
-    """Run the loops in turn; yield the loops finished so far after each (a stop ends the series, keeping them).
+def plan_loopback(
+    first: PreparedRequest, model: str, options: LoopbackOptions, family: Family | None = None
+) -> Loopback:
+    """Every loop of a loopback that starts with ``first`` (the first loop's prepared request, on ``model`` of
+    ``family``). A later loop is prepared from the loop before it when its turn comes; until then it stands as the
+    first loop's request with its own strength, seed and step plan, which is what its cost is.
 
-    Args:
-        first: the first loop's prepared request (its image is the series' first initial image).
-        plan: ``plan_loopback(first, …)``.
-        prepare: prepares a later loop's request (``loop_request``) for the model.
-        run: runs a prepared request to its result.
-        should_stop: polled before each loop (the run polls it between steps too).
-    """
-    loops: list[Loop] = []
-    prepared = first
-    for i in range(plan.options.loops):
-        if should_stop is not None and should_stop():
-            break
-        if i > 0:
-            prepared = prepare(loop_request(first, plan, i, loops[-1].output))
-        result = run(prepared)
-        output = match_colours(result.output, first.image) if plan.options.colour_match else result.output
-        loops.append(Loop(i, plan.strengths[i] if plan.takes_strength else None, plan.seeds[i], result, output))
-        yield loops
-        if result.stopped:
-            break
+    Raises ``UserInputError`` as ``loop_plan``, without an initial image, or over ``config.MAX_LOOPBACK_STEPS``."""
+    if first.image is None:
+        raise UserInputError("loopback needs an initial image: each loop starts from the one before")
+    plan = loop_plan(first.request, options, family, first.seed)
+    runs = [SeriesRun(f"loop {i + 1}", model, first if i == 0 else stand_in(first, plan, i), (i,), plan.records(i))
+            for i in range(plan.options.loops)]  # fmt: skip
+    keep = (lambda run: match_colours(run.result.output, first.image)) if plan.options.colour_match else None
+    chain = lambda run, previous: loop_request(first, plan, run.at[0], previous.output)  # noqa: E731
+    series = Series("loopback", "loop", runs, chain=chain, keep=keep, description=plan.describe())
+    check_total_steps(series, MAX_LOOPBACK_STEPS, "use fewer loops, fewer steps or lower strengths")
+    return Loopback(first, plan, series)
 
 
-def loop_animation(start: Image.Image, loops: list[Loop], path, format: str = "webp") -> Animation:
-    """The loops as one animation at ``path``: the first initial image, then each loop's output (labelled with its
-    strength, seed and steps taken), the last held."""
-    strength = lambda x: f" · strength {x.strength:g}" if x.strength is not None else ""  # noqa: E731
-    labels = ["start"] + [f"loop {x.index + 1}{strength(x)} · {x.result.steps_taken} taken" for x in loops]
+def stand_in(first: PreparedRequest, plan: LoopPlan, index: int) -> PreparedRequest:
+    """Loop ``index`` before the loop before it has run: the first loop's prepared request with this loop's strength,
+    seed and step plan (what its cost and its place in the wait line are reckoned from)."""
+    request = dataclasses.replace(first.request, strength=plan.strengths[index], seed=plan.seeds[index])
+    return dataclasses.replace(first, request=request, seed=plan.seeds[index], plan=plan.plans[index])
+
+
+def loop_animation(loopback: Loopback, path, format: str = "webp") -> Animation:
+    """The finished loops as one animation at ``path``: the first initial image, then each loop's output (labelled
+    with its strength and steps taken), the last held."""
+    start, loops = loopback.first.image, loopback.series.finished
+    strength = lambda x: f" · strength {x.result.strength:g}" if x.result.strength is not None else ""  # noqa: E731
+    labels = ["start"] + [f"loop {x.at[0] + 1}{strength(x)} · {x.result.steps_taken} taken" for x in loops]
     return save_animation([start] + [x.output for x in loops], labels, path, format)

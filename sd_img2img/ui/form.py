@@ -2,7 +2,6 @@
 how the form hands it over).
 
 - ``form_request``: the form's values → a ``GenerationRequest`` (empty fields: the model family's defaults);
-- ``form_values``: an endpoint's own arguments, by name (``image`` is the form's ``init_image``);
 - ``fit_form``: a PNG's settings → the values the form's controls can take, and a note for each they cannot;
 - ``page_defaults`` / ``page_max_side``: where the page starts a model, on a CPU server a first run of about a minute.
 """
@@ -17,8 +16,6 @@ from sd_img2img.models.loras import format_scales
 from sd_img2img.plan.fields import Range
 from sd_img2img.plan.request import FORM_FIELDS, RANGES, SETTINGS, GenerationRequest
 
-ALIASES = {"image": "init_image"}  # an endpoint's parameter → the form field it is (the public API's names)
-
 # what the page's controls can hold: the validation ranges, except that the strength slider starts at its step and
 # the seed field also takes -1 (a new random seed)
 FORM_RANGES = {
@@ -28,16 +25,12 @@ FORM_RANGES = {
 }
 
 
-def form_values(arguments: Mapping[str, Any]) -> dict[str, Any]:
-    """The form fields among an endpoint's arguments (its ``locals()``), by field name (``image`` → ``init_image``)."""
-    return {ALIASES.get(k, k): v for k, v in arguments.items() if ALIASES.get(k, k) in FORM_FIELDS}
-
-
 def form_request(values: Mapping[str, Any], *, preview: str, max_side: int) -> GenerationRequest:
     """The form's ``values`` (by field name; a field not given stays unset) as a ``GenerationRequest``.
 
     Args:
-        values: field name → the form's value (``form_values``); names that are not fields are ignored.
+        values: field name → the form's value (an endpoint's values, ``ui.endpoints``); names that are not fields
+            are ignored.
         preview: the server's preview decoder, for a form that leaves it empty.
         max_side: the longest side of a size taken from the init image (``page_max_side``).
     Raises ``UserInputError`` for a ``loras`` text that cannot be read.

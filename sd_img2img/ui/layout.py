@@ -16,8 +16,9 @@ from sd_img2img.models.families import default_family
 from sd_img2img.models.loras import format_scales
 from sd_img2img.plan.images import open_image
 from sd_img2img.plan.request import RANGES
+from sd_img2img.series.compare import default_values
 from sd_img2img.ui.examples import EXAMPLES
-from sd_img2img.ui.explain import compare_html, default_values
+from sd_img2img.ui.explain import compare_html
 from sd_img2img.ui.form import page_defaults
 from sd_img2img.ui.grid import COLUMN_AXES, ROW_AXES, default_axis_values, empty_grid_html
 from sd_img2img.ui.handlers import Handlers
@@ -360,7 +361,7 @@ def explain_tab(h: Handlers) -> SimpleNamespace:
     with gr.Row(elem_classes="actions"):
         ui.run_btn = gr.Button("Build the table", variant="primary", elem_id="compare-run", scale=3)
         ui.stop_btn = gr.Button("Stop", elem_id="compare-stop", scale=1)
-    ui.table = gr.HTML(compare_html([], "strength"), label="Table", elem_id="explain-table")
+    ui.table = gr.HTML(compare_html(None, "strength"), label="Table", elem_id="explain-table")
     with gr.Accordion("Column info", open=False, elem_classes="more"):
         ui.info = gr.JSON(label="Columns")
     return ui
@@ -387,8 +388,7 @@ def loopback_panel(h: Handlers) -> SimpleNamespace:
             ui.curve = gr.Radio(list(config.LOOP_CURVES), value="linear", label="Strength curve", elem_id="curve")
             ui.colour_match = gr.Checkbox(label="Match colours to the initial image", value=False,
                                           info="per-channel histogram matching", elem_id="colour-match")  # fmt: skip
-        first_line = h.loopback.curve_line(None, "image", "", start[1], start[0], False, None, None, "resize", None,
-                                           config.DEFAULT_LOOPS, config.DEFAULT_FINAL_STRENGTH, "linear")  # fmt: skip
+        first_line = h.loopback.curve_line(strength=start[1], steps=start[0])
         ui.curve_line = gr.HTML(first_line, elem_id="loop-curve")
         with gr.Row(elem_classes="actions"):
             ui.run_btn = gr.Button("Run the loops", variant="primary", elem_id="loop-run", scale=3)

@@ -1,7 +1,7 @@
 """The page's run-time state, kept apart from its layout and its start-up settings (``settings.py``).
 
 - ``StopFlags``: the Stop button's per-session flags, polled by the engine between steps.
-- ``RunQueue``: the runs clicked and not finished, with their estimates, for a queued visitor's wait line.
+- ``RunQueue``: the runs and series clicked and not finished, with their estimates, for a queued visitor's wait line.
 - ``RunFiles`` / ``forget_paths`` / ``save_step_image``: per-run folders for the files the page shows, bounded.
 - ``gpu``: ZeroGPU's ``spaces.GPU`` where the ``spaces`` package is importable, nothing otherwise.
 
@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -38,40 +39,74 @@ def gpu(fn: Callable) -> Callable:
 # -- the queue, as a waiting visitor sees it ----------------------------------------------------------------
 
 
+@dataclass
+class Waiting:
+    """One session's run or series in the wait line."""
+
+    clicked: float
+    estimate: float | None  # seconds it takes in all (None: not known yet)
+    what: str = "a run"  # "a grid of 6 cells"
+    runs: int = 1
+    noun: str = "run"
+    started: float | None = None
+    done: int = 0  # runs of it finished
+
+    def seconds_left(self, now: float) -> float | None:
+        if self.estimate is None:
+            return None
+        return max(0.0, self.estimate - (now - self.started)) if self.started is not None else self.estimate
+
+    def describe(self) -> str:
+        """``a run``, ``a grid of 6 cells`` (``… (2 of 6 done)`` once it has finished some)."""
+        return self.what + (f" ({self.done} of {self.runs} done)" if self.runs > 1 and self.done else "")
+
+
 class RunQueue:
-    """The runs clicked and not finished, in click order, each with its estimated seconds: what a visitor who clicks
-    now waits for (gradio's one model queue serves them in that order). One entry per session."""
+    """The runs and series clicked and not finished, in click order, each with its estimated seconds: what a visitor
+    who clicks now waits for (gradio's one model queue serves them in that order). One entry per session."""
 
     def __init__(self, forget_seconds: float = config.QUEUE_FORGET_SECONDS):
         self._lock = threading.Lock()
-        self._runs: dict[str, list] = {}  # session → [clicked at, estimate or None, started at or None]
+        self._waiting: dict[str, Waiting] = {}
         self.forget_seconds = forget_seconds
 
-    def join(self, session: str | None, estimate: float | None) -> tuple[int, float | None]:
-        """Queue ``session``'s run; return the runs ahead of it and the seconds they will take (None if any is
-        unknown)."""
+    def join(self, session: str | None, estimate: float | None, what: str = "a run", runs: int = 1,
+             noun: str = "run") -> tuple[list[str], float | None]:  # fmt: skip
+        """Queue ``session``'s run (or series: ``what`` it is, of ``runs`` runs); return what is ahead of it, each as
+        a wait line names it, and the seconds they will take (None if any is unknown)."""
         now = time.monotonic()
         with self._lock:
-            for old in [s for s, (t, *_) in self._runs.items() if now - t > self.forget_seconds]:
-                del self._runs[old]
-            ahead = [run for s, run in self._runs.items() if s != session]
+            for old in [s for s, w in self._waiting.items() if now - w.clicked > self.forget_seconds]:
+                del self._waiting[old]
+            ahead = [w for s, w in self._waiting.items() if s != session]
             if session:
-                self._runs[session] = [now, estimate, None]
+                self._waiting[session] = Waiting(now, estimate, what, runs, noun)
         seconds = 0.0
-        for _, est, started in ahead:
-            if est is None:
-                return len(ahead), None
-            seconds += max(0.0, est - (now - started)) if started is not None else est
-        return len(ahead), seconds
+        for waiting in ahead:
+            left = waiting.seconds_left(now)
+            if left is None:
+                return [w.describe() for w in ahead], None
+            seconds += left
+        return [w.describe() for w in ahead], seconds
+
+    def has(self, session: str | None) -> bool:
+        with self._lock:
+            return session in self._waiting
 
     def start(self, session: str | None) -> None:
         with self._lock:
-            if session in self._runs:
-                self._runs[session][2] = time.monotonic()
+            if session in self._waiting:
+                self._waiting[session].started = time.monotonic()
+
+    def progress(self, session: str | None, done: int) -> None:
+        """``done`` runs of ``session``'s series have finished."""
+        with self._lock:
+            if session in self._waiting:
+                self._waiting[session].done = done
 
     def leave(self, session: str | None) -> None:
         with self._lock:
-            self._runs.pop(session, None)
+            self._waiting.pop(session, None)
 
 
 # -- the Stop button ---------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from sd_img2img.plan.request import RECORDED_FIELDS
-from sd_img2img.ui.form import ALIASES
+from sd_img2img.ui.endpoints import PARAM_FIELDS
 from sd_img2img.ui.grid import default_axis_values
 from sd_img2img.ui.handlers import Handlers
 from sd_img2img.ui.state import gpu
@@ -28,7 +28,7 @@ def fields(names, *spaces: SimpleNamespace) -> list:
     """The components named, looked up in the given namespaces in turn (``image`` is the form's ``init_image``)."""
     found = []
     for name in names:
-        for candidate in (name, ALIASES.get(name, name)):
+        for candidate in (name, PARAM_FIELDS.get(name, name)):
             component = next((getattr(ns, candidate) for ns in spaces if hasattr(ns, candidate)), None)
             if component is not None:
                 found.append(component)
@@ -95,8 +95,8 @@ def wire_explain(h: Handlers, e: SimpleNamespace, g: SimpleNamespace, top: Simpl
     e.compare_by.change(h.explain.compare_by, e.compare_by, [e.values, e.steps, e.strength], api_name="compare_by",
                         queue=False, **PRIVATE)  # fmt: skip
     e.stop_btn.click(h.runs.stop, None, None, api_name="stop_compare", queue=False, **PRIVATE)
-    sketch = e.run_btn.click(h.runs.use_sketch, [top.source, g.sketch, g.init_image], g.init_image, queue=False,
-                             api_name="use_sketch_compare", **PRIVATE)  # fmt: skip
+    sketch = e.run_btn.click(h.explain.queue, inputs_of(h.explain.queue, e, g, top), g.init_image, queue=False,
+                             api_name="queue_compare", **PRIVATE)  # fmt: skip
     sketch.success(gpu(h.explain.compare), inputs_of(h.explain.compare, e, g), [e.table, e.info], api_name="compare",
                    show_progress="hidden", **model_event(h))  # fmt: skip
 
@@ -114,8 +114,8 @@ def wire_grid(h: Handlers, grid: SimpleNamespace, g: SimpleNamespace, top: Simpl
     for axis, values in ((grid.rows, grid.row_values), (grid.columns, grid.column_values)):
         axis.change(lambda by: default_axis_values(by, names), axis, values, queue=False, **PRIVATE)
     grid.stop_btn.click(h.runs.stop, None, None, api_name="stop_grid", queue=False, **PRIVATE)
-    sketch = grid.run_btn.click(h.runs.use_sketch, [top.source, g.sketch, g.init_image], g.init_image, queue=False,
-                                api_name="use_sketch_grid", **PRIVATE)  # fmt: skip
+    sketch = grid.run_btn.click(h.grid.queue, inputs_of(h.grid.queue, grid, g, top), g.init_image, queue=False,
+                                api_name="queue_grid", **PRIVATE)  # fmt: skip
     run = sketch.success(gpu(h.grid.grid), inputs_of(h.grid.grid, grid, g), [grid.table, grid.info, grid.files],
                          api_name="grid", show_progress="hidden", **model_event(h))  # fmt: skip
     run.then(h.grid.cost, cost_inputs, grid.cost, api_name="grid_cost_after", queue=False, **PRIVATE)
@@ -128,8 +128,8 @@ def wire_loopback(h: Handlers, lb: SimpleNamespace, g: SimpleNamespace, top: Sim
     gr.on(triggers, h.loopback.curve_line, curve_inputs, lb.curve_line, api_name="loop_curve", queue=False,
           trigger_mode="always_last", **PRIVATE)  # fmt: skip
     lb.stop_btn.click(h.runs.stop, None, None, api_name="stop_loopback", queue=False, **PRIVATE)
-    sketch = lb.run_btn.click(h.runs.use_sketch, [top.source, g.sketch, g.init_image], g.init_image, queue=False,
-                              api_name="use_sketch_loopback", **PRIVATE)  # fmt: skip
+    sketch = lb.run_btn.click(h.loopback.queue, inputs_of(h.loopback.queue, lb, g, top), g.init_image, queue=False,
+                              api_name="queue_loopback", **PRIVATE)  # fmt: skip
     run = sketch.success(gpu(h.loopback.loopback), inputs_of(h.loopback.loopback, lb, g),
                          [lb.strip, lb.animation, lb.files, lb.info], api_name="loopback", show_progress="hidden",
                          **model_event(h))  # fmt: skip

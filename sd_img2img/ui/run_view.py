@@ -1,0 +1,64 @@
+"""A finished run on the Generate tab: its PNG (settings embedded), every step in the gallery, the strip, the steps as
+an animation, the summary; and the same redrawn in the other view (decoded on first use)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from sd_img2img.engine.result import GenerationResult
+from sd_img2img.formats.animation import step_animation
+from sd_img2img.formats.metadata import save_png
+from sd_img2img.plan.prepare import PreparedRequest
+from sd_img2img.ui.html import caption, summary_html
+from sd_img2img.ui.page import shown_to_user
+from sd_img2img.ui.state import save_step_image
+
+
+def reference_item(prepared: PreparedRequest, folder: Path) -> list[tuple[str, str]]:
+    """The gallery's first picture for an edit model: the image it was given, as a reference (step 0 beside it is
+    pure noise); nothing for any other run."""
+    if not prepared.plan.reference or prepared.image is None:
+        return []
+    return [(save_step_image(prepared.image, folder / "reference.webp"), "your image · the reference")]
+
+
+def animate(result: GenerationResult, folder: Path, view: str, reference=None):
+    """The run's steps as an animated WebP in ``folder`` (an edit model's ``reference`` image first, as in the
+    gallery); None for a run without frames."""
+    path = folder / f"sd-img2img-{result.seed}-steps-{view}.webp"
+    return step_animation(result, path, view, reference=reference) if result.frames else None
+
+
+def finished(
+    result: GenerationResult, folder: Path, steps: list, view: str, before: list = (), reference=None
+) -> tuple:
+    """The page after a run: the PNG (settings embedded), every step (after ``before``: an edit model's reference
+    image, ``reference``), the info, the strip, the summary, the steps as an animation."""
+    png = save_png(result.output, folder / f"sd-img2img-{result.seed}.png", result.settings())
+    strip = save_step_image(result.strip(view), folder / "steps.webp")
+    animation = animate(result, folder, view, reference)
+    path = str(animation.path) if animation is not None else None
+    last = {"result": result, "folder": folder, "seed": result.seed, "before": list(before), "animation": path,
+            "reference": reference}  # fmt: skip
+    info = {**result.info(), "animation": animation.info() if animation is not None else None}
+    return str(png), steps, info, strip, summary_html(result, animation), str(png), last, path
+
+
+def switch_view(last, view):
+    """Redraw the gallery, strip and animation of the last run in the other view (decoded on first use)."""
+    if not last:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    result, folder = last["result"], last["folder"]
+    folder.mkdir(parents=True, exist_ok=True)  # swept away meanwhile if the run is old
+    with shown_to_user():
+        reference = result.plan is not None and result.plan.reference
+        gallery = last.get("before", []) + [
+            (save_step_image(f.image(view), folder / f"{view}{f.index:03d}.webp"), caption(f, reference))
+            for f in result.frames
+        ]
+        strip = save_step_image(result.strip(view), folder / f"steps-{view}.webp")
+        animation = animate(result, folder, view, last.get("reference"))
+    path = str(animation.path) if animation is not None else None
+    return gallery, strip, path, path

@@ -1,0 +1,114 @@
+"""What every series event does on the page (the explain table, the grid, loopback): it takes its place in the wait
+line (so a visitor queued behind it is told it is there), takes the session's Stop, runs each run through the
+backend as a normal request, saves each finished run's PNG (its settings, and which run of the series it is), and
+redraws after each; Stop ends it between runs or steps, keeping what finished. The series' own summary line and strip
+are drawn here too; each kind draws the rest (a table, a grid) itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import gradio as gr
+
+from sd_img2img.errors import UserInputError
+from sd_img2img.formats.metadata import save_png
+from sd_img2img.series.series import Series, SeriesRun, estimate_series, run_series
+from sd_img2img.ui.html import esc, image_tag
+from sd_img2img.ui.page import Page, session_id, shown_to_user
+
+THUMB_SIDE = 160  # a run's picture in a series' strip
+
+
+def png_name(series: Series, run: SeriesRun) -> str:
+    """``grid-row1-col2-seed7.png``, ``loop2-of-3-seed8.png``, ``column1-seed7.png``: which run it is."""
+    at = {
+        "grid": lambda a: f"grid-row{a[0] + 1}-col{a[1] + 1}",
+        "loopback": lambda a: f"loop{a[0] + 1}-of-{len(series.runs)}",
+    }
+    where = at.get(series.kind, lambda a: f"{series.noun}{a[0] + 1}")(run.at)
+    return f"{where}-seed{run.result.seed}.png"
+
+
+class SeriesEvents:
+    """The page's side of running a series."""
+
+    def __init__(self, page: Page):
+        self.page = page
+
+    def queue(self, plan: Callable[[dict], Series], values: dict, request) -> str | None:
+        """At a series' click, before it queues: the drawing becomes the initial image when the Sketch tab is in use,
+        a Stop pressed earlier is forgotten, and the series takes its place in the wait line, planned when the models'
+        families are known without loading them (its mistakes are said when it runs). Returns the initial image."""
+        page, session = self.page, session_id(request)
+        page.stops.clear_pending(session)
+        image = values["init_image"]
+        if values.get("source") == "sketch" and values.get("sketch") and values["sketch"].get("composite"):
+            image = values["sketch"]["composite"]
+        series = None
+        if all(page.backend.describe(name).family is not None for name in page.backend.names):
+            try:
+                series = plan({**values, "init_image": image})
+            except (gr.Error, UserInputError, ValueError, OSError):
+                series = None
+        if series is not None:
+            self.join(series, session)
+        else:
+            page.queue.join(session, None, what=f"a {values.get('kind', 'series')}")
+        return image
+
+    def join(self, series: Series, session: str | None) -> None:
+        """Take ``series``' place in the wait line (with its estimate, once this server has measured its models)."""
+        seconds = estimate_series(self.page.backend, series)
+        self.page.queue.join(session, seconds, what=series.what(), runs=len(series.runs), noun=series.noun)
+
+    def stream(
+        self, series: Series, request, draw: Callable[[Series, list[str], Path | None], tuple], save: bool = True
+    ) -> Iterator[tuple]:
+        """Run ``series`` for the visitor of ``request``, yielding ``draw(series, files, folder)`` before the first run,
+        after each, and once more when it has ended (``folder`` given then: where its files are); ``save``: write each
+        finished run's PNG (its settings and which run it is embedded) into ``files``."""
+        page, session = self.page, session_id(request)
+        if not page.queue.has(session):  # an API call, which no click queued
+            self.join(series, session)
+        page.queue.start(session)
+        flag = page.stops.begin(session)
+        folder, files = page.files.new(), []
+        try:
+            yield draw(series, files, None)
+            with shown_to_user():
+                for run in run_series(series, page.backend, should_stop=flag.is_set):
+                    if save:
+                        settings = {**run.result.settings(), **run.records}
+                        files.append(str(save_png(run.output, folder / png_name(series, run), settings)))
+                    page.queue.progress(session, len(series.finished))
+                    yield draw(series, files, None)
+        finally:
+            page.stops.end(session, flag)
+            page.queue.leave(session)
+        yield draw(series, files, folder)
+
+
+def progress_html(series: Series, running: bool, tail: str = "") -> str:
+    """The series' summary line: ``Running cell 3 of 6…`` while it runs, ``Done: 6 cells · 58 steps taken`` (or
+    ``Stopped after 2 of 6 cells …``) once ended; ``tail`` is more text (escaped here)."""
+    return f'<div class="series-status">{esc(series.progress(running))}{esc(tail)}</div>'
+
+
+def strip_html(series: Series, running: bool, start=None, plans=None) -> str:
+    """The series' runs side by side: each one's picture and steps taken once run (``waiting…`` before, ``not run``
+    after a stop); ``start``: a first card (loopback's initial image); ``plans``: a caption per run before it runs."""
+    cards = []
+    if start is not None:
+        cards.append(f'<figure class="loop start">{image_tag(start, "the initial image", "", THUMB_SIDE)}'
+                     "<figcaption>start</figcaption></figure>")  # fmt: skip
+    for i, run in enumerate(series.runs):
+        head = plans[i] if plans else run.label
+        if run.done:
+            picture = image_tag(run.output, f"{run.label}'s output", "", THUMB_SIDE)
+            taken = f"<b>{run.result.steps_taken}</b> taken" + (" (stopped)" if run.result.stopped else "")
+        else:
+            waiting = '<span class="spinner"></span>waiting…' if running else "not run (stopped)"
+            picture, taken = f'<div class="loop-pending">{waiting}</div>', f"{run.steps_to_run} to run"
+        cards.append(f'<figure class="loop">{picture}<figcaption>{esc(head)}<br>{taken}</figcaption></figure>')
+    return f'<div class="loop-strip">{"".join(cards)}</div>'
