@@ -38,6 +38,21 @@ def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
         "denoising step. The model flags can also be set by environment variables "
         "(shown in brackets); a flag beats its variable.",
     )
+    add_request_flags(p)
+    add_model_flags(p)
+    p.add_argument(
+        "--view",
+        choices=config.VIEWS,
+        default="latents",
+        help="step images show the noisy latents or the predicted final image (x0)",
+    )
+    p.add_argument("--out", default="outputs", metavar="DIR", help="output folder (default ./outputs)")
+    add_series_flags(p)
+    return p
+
+
+def add_request_flags(p: CommandParser) -> None:
+    """The run's settings: the init image, the prompts, strength and steps, seed, sampler, guidance, size."""
     p.add_argument("init_image", nargs="?", metavar="INIT_IMAGE", help="initial image; leave out for prompt2img")
     p.add_argument("--prompt", required=True, help="what to make")
     p.add_argument("--negative-prompt", default="", help="what to steer away from")
@@ -88,39 +103,51 @@ def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
         default=config.DEFAULT_RESIZE_MODE,
         help="fit the init image by stretching, centre-cropping or padding",
     )
-    add_model_flags(p)
-    p.add_argument(
-        "--view",
-        choices=config.VIEWS,
-        default="latents",
-        help="step images show the noisy latents or the predicted final image (x0)",
-    )
-    p.add_argument("--out", default="outputs", metavar="DIR", help="output folder (default ./outputs)")
-    add_series_flags(p)
-    return p
 
 
 def add_series_flags(p: CommandParser) -> None:
     """The steps as an animation, and loopback."""
-    p.add_argument("--animation", action="store_true", help="also write the steps (with --loops: the loops) as one "
-                   "animation beside the strip")  # fmt: skip
+    p.add_argument(
+        "--animation",
+        action="store_true",
+        help="also write the steps (with --loops: the loops) as one animation beside the strip",
+    )
     p.add_argument("--animation-format", choices=config.ANIMATION_FORMATS, default="webp", help="animated WebP or GIF")
-    p.add_argument("--loops", type=int, default=None, metavar="N", help=f"loopback: run N times (1 to "
-                   f"{config.MAX_LOOPS}), each output the next initial image, seed + 1 each loop")  # fmt: skip
-    p.add_argument("--final-strength", type=float, default=config.DEFAULT_FINAL_STRENGTH, metavar="S",
-                   help="loopback: the last loop's strength (the first's is --strength)")  # fmt: skip
-    p.add_argument("--curve", choices=config.LOOP_CURVES, default="linear", help="loopback: how strength moves from "
-                   "--strength to --final-strength (AUTOMATIC1111's loopback curves)")  # fmt: skip
-    p.add_argument("--colour-match", action="store_true", help="loopback: match each loop's colours to the initial "
-                   "image (per-channel histogram matching)")  # fmt: skip
+    p.add_argument(
+        "--loops",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"loopback: run N times (1 to {config.MAX_LOOPS}), each output the next initial image, seed + 1 each loop",
+    )
+    p.add_argument(
+        "--final-strength",
+        type=float,
+        default=config.DEFAULT_FINAL_STRENGTH,
+        metavar="S",
+        help="loopback: the last loop's strength (the first's is --strength)",
+    )
+    p.add_argument(
+        "--curve",
+        choices=config.LOOP_CURVES,
+        default="linear",
+        help="loopback: how strength moves from --strength to --final-strength (AUTOMATIC1111's loopback curves)",
+    )
+    p.add_argument(
+        "--colour-match",
+        action="store_true",
+        help="loopback: match each loop's colours to the initial image (per-channel histogram matching)",
+    )
 
 
 def build_grid_parser(environ: dict[str, str] | None = None) -> CommandParser:
     """``sd-img2img grid INIT_IMAGE --strengths … --step-counts …``: the other flags as ``sd-img2img``'s."""
     p = build_parser(environ)
     p.prog = "sd-img2img grid"
-    p.description = ("The strength × steps grid: the same image, prompt and seed once per strength (rows) and step "
-                     "count (columns); prints the cells' outputs and the steps each took.")  # fmt: skip
+    p.description = (
+        "The strength × steps grid: the same image, prompt and seed once per strength (rows) and step "
+        "count (columns); prints the cells' outputs and the steps each took."
+    )
     p.add_argument("--strengths", default=None, metavar="LIST", help="the rows, e.g. 0.4,0.7 (default: --strength)")
     p.add_argument("--step-counts", default=None, metavar="LIST", help="the columns, e.g. 10,20 (default: --steps)")
     return p
@@ -279,13 +306,20 @@ def run_loopback_command(engine, args, first, should_stop) -> tuple[dict, list[s
     loopback = plan_loopback(first, backend.names[0], loopback_options(args), engine.family)
     entries, warnings = write_series(loopback.series, backend, args, should_stop)
     plan = loopback.plan
-    summary = {**loopback.series.info([]), "loops": entries, "curve": plan.options.curve, "model": engine.model,
-               "strengths": list(plan.strengths) if plan.takes_strength else None,
-               "colour_match": COLOUR_MATCH if plan.options.colour_match else None, "warnings": warnings}  # fmt: skip
+    summary = {
+        **loopback.series.info([]),
+        "loops": entries,
+        "curve": plan.options.curve,
+        "model": engine.model,
+        "strengths": list(plan.strengths) if plan.takes_strength else None,
+        "colour_match": COLOUR_MATCH if plan.options.colour_match else None,
+        "warnings": warnings,
+    }
     if args.animation and entries:
         name = Path(entries[0]["output"]).name.split(".")[0]
-        animation = loop_animation(loopback, Path(args.out) / f"{name}.loops.{args.animation_format}",
-                                   args.animation_format)  # fmt: skip
+        animation = loop_animation(
+            loopback, Path(args.out) / f"{name}.loops.{args.animation_format}", args.animation_format
+        )
         summary.update(animation=str(animation.path), animation_bytes=animation.bytes)
     return summary, warnings
 
@@ -326,8 +360,15 @@ def run_grid_command(engine, args, request, should_stop) -> tuple[dict, list[str
     if cells:
         sheet = Path(args.out) / f"{Path(cells[0]['output']).name.split('.')[0]}.grid.png"
         grid_sheet(grid).save(sheet)
-    summary = {**grid.series.info([]), "cells": cells, "grid": str(sheet) if sheet else None, "rows": axes[0].by,
-               "columns": axes[1].by, "model": engine.model, "warnings": warnings}  # fmt: skip
+    summary = {
+        **grid.series.info([]),
+        "cells": cells,
+        "grid": str(sheet) if sheet else None,
+        "rows": axes[0].by,
+        "columns": axes[1].by,
+        "model": engine.model,
+        "warnings": warnings,
+    }
     return summary, warnings
 
 

@@ -308,6 +308,11 @@ def add_ray_flags(p: CommandParser) -> None:
         help="join the Ray cluster whose head is at ADDR (host:port, ray://host:port or auto); default: start a "
         "local instance on loopback",
     )
+    add_ray_worker_flags(p)
+
+
+def add_ray_worker_flags(p: CommandParser) -> None:
+    """How many Ray Serve model workers, and what each holds."""
     p.add_env_argument("--ray-replicas", "RAY_REPLICAS", type=int, default=1, help="workers per model (default 1)")
     p.add_env_argument(
         "--ray-min-replicas", "RAY_MIN_REPLICAS", type=int, default=1, help="autoscaling: fewest workers per model"

@@ -32,13 +32,10 @@ def cacheable(family, pipe) -> bool:
 
 
 def guidance_on(family, pipe, guidance_scale: float) -> bool:
-    """The pipeline's own rule (``do_classifier_free_guidance``): scale above the family's ``cfg_above`` (1; Z-Image
-    0) and no guidance embedding; never for a family without guidance (distilled FLUX.2 Klein)."""
-    if family.guidance_embedded or family.guidance_ignored:  # FLUX: embedded (or absent), one batch either way
-        return False
+    """``family.guided`` with what the loaded pipeline adds: an LCM UNet's guidance embedding (``time_cond_proj_dim``)."""
     denoiser = getattr(pipe, family.denoiser, None)
     embedded = getattr(getattr(denoiser, "config", None), "time_cond_proj_dim", None) is not None
-    return guidance_scale > family.cfg_above and not embedded
+    return family.guided(guidance_scale, embedded)
 
 
 class PromptCache:

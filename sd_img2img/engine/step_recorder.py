@@ -165,7 +165,9 @@ class StepRecorder:
             x0 = getattr(out, "pred_original_sample", None)
             if x0 is None:
                 x0 = getattr(out, "denoised", None)  # LCMScheduler
-            self._x0 = x0 if x0 is not None else self._derive_x0(model_output, timestep, sample, sigma)
+            self._x0 = (
+                x0 if x0 is not None else derive_x0(self.scheduler, model_output, timestep, sample, sigma, self.flow)
+            )
             return out if return_dict else out.to_tuple()
 
         scheduler.step = step  # this request's scheduler only
@@ -228,21 +230,6 @@ class StepRecorder:
             return None
         return float(sigmas[index])
 
-    def _derive_x0(self, model_output, timestep, sample, sigma) -> torch.Tensor:
-        """x0 from the model output where the sampler gives none (PNDM, DPM-Solver, flow matching)."""
-        if self.flow:  # x = σ·noise + (1 − σ)·x0 and the model predicts v = noise − x0
-            return sample - sigma * model_output
-        prediction = self.scheduler.config.prediction_type
-        if sigma is not None:
-            if prediction == "v_prediction":
-                return model_output * (-sigma / (sigma**2 + 1) ** 0.5) + sample / (sigma**2 + 1)
-            return sample - sigma * model_output
-        alphas = self.scheduler.alphas_cumprod.to(sample.device)
-        a = alphas[int(timestep)].to(sample.dtype)
-        if prediction == "v_prediction":
-            return a.sqrt() * sample - (1 - a).sqrt() * model_output
-        return (sample - (1 - a).sqrt() * model_output) / a.sqrt()
-
     def _emit(self, latents: torch.Tensor, timestep: int | None, x0: torch.Tensor | None, sigma: float | None) -> None:
         latents = latents[:1].detach()
         if not torch.isfinite(latents).all():
@@ -268,3 +255,19 @@ class StepRecorder:
         self.frames.append(frame)
         if self.on_step is not None:
             self.on_step(frame)
+
+
+def derive_x0(scheduler, model_output, timestep, sample, sigma: float | None, flow: bool) -> torch.Tensor:
+    """x0 from the model output where the sampler gives none (PNDM, DPM-Solver, flow matching)."""
+    if flow:  # x = σ·noise + (1 − σ)·x0 and the model predicts v = noise − x0
+        return sample - sigma * model_output
+    prediction = scheduler.config.prediction_type
+    if sigma is not None:
+        if prediction == "v_prediction":
+            return model_output * (-sigma / (sigma**2 + 1) ** 0.5) + sample / (sigma**2 + 1)
+        return sample - sigma * model_output
+    alphas = scheduler.alphas_cumprod.to(sample.device)
+    a = alphas[int(timestep)].to(sample.dtype)
+    if prediction == "v_prediction":
+        return a.sqrt() * sample - (1 - a).sqrt() * model_output
+    return (sample - (1 - a).sqrt() * model_output) / a.sqrt()

@@ -52,8 +52,13 @@ class Animation:
 
     def info(self) -> dict:
         """JSON-ready: format, frames, size in pixels and in bytes."""
-        return {"format": self.format, "frames": self.frames, "width": self.width, "height": self.height,
-                "bytes": self.bytes}  # fmt: skip
+        return {
+            "format": self.format,
+            "frames": self.frames,
+            "width": self.width,
+            "height": self.height,
+            "bytes": self.bytes,
+        }
 
 
 def frame_size(width: int, height: int, max_side: int = ANIMATION_MAX_SIDE) -> tuple[int, int]:
@@ -90,8 +95,9 @@ def labelled(image: Image.Image, text: str, size: tuple[int, int]) -> Image.Imag
         points -= 1
     pad = max(2, (bottom - top) // 4)
     x, y = pad, size[1] - (bottom - top) - 3 * pad
-    draw.rounded_rectangle((x - pad, y - pad, x + right - left + pad, y + bottom - top + pad), radius=pad,
-                           fill=(0, 0, 0, 150))  # fmt: skip
+    draw.rounded_rectangle(
+        (x - pad, y - pad, x + right - left + pad, y + bottom - top + pad), radius=pad, fill=(0, 0, 0, 150)
+    )
     draw.text((x - left, y - top), text, font=font, fill=(255, 255, 255, 255))
     return Image.alpha_composite(frame, overlay).convert("RGB")
 
@@ -125,8 +131,9 @@ def save_animation(
     # frames that should differ come out the same (kmax=1: +13% in size on a 10 × 0.7 run)
     webp = dict(quality=ANIMATION_QUALITY, method=2, kmin=0, kmax=1)  # method 2: half the time of 4, ≤ 5% larger
     options = webp if format == "webp" else dict(optimize=False, disposal=1)
-    frames[0].save(path, format=format.upper(), save_all=True, append_images=frames[1:], duration=durations, loop=0,
-                   **options)  # fmt: skip
+    frames[0].save(
+        path, format=format.upper(), save_all=True, append_images=frames[1:], duration=durations, loop=0, **options
+    )
     return Animation(path, format, len(frames), size[0], size[1], path.stat().st_size, tuple(durations))
 
 

@@ -359,6 +359,12 @@ def _from_a1111(chunks: dict[str, str]) -> _Reader:
     elif "Size" in fields:
         r.note(f"Size {_shown(fields['Size'])} is not WIDTHxHEIGHT; width and height left as they were")
     r.model(fields.get("Model"), fields.get("Model hash"))
+    _a1111_rest(r, prompt, fields)
+    return r
+
+
+def _a1111_rest(r: _Reader, prompt: str, fields: dict[str, str]) -> None:
+    """AUTOMATIC1111's strength (unless a hires fix owns it), and notes for what does not carry over."""
     hires = [f"{k}: {fields[k]}" for k in fields if k.startswith("Hires ")]
     if hires:
         r.note(
@@ -386,7 +392,6 @@ def _from_a1111(chunks: dict[str, str]) -> _Reader:
     ]
     if other:
         r.note(f"other settings not used here: {_listed(other)}")
-    return r
 
 
 # -- InvokeAI --------------------------------------------------------------------------------------------
@@ -508,6 +513,14 @@ def _from_comfyui(chunks: dict[str, str]) -> _Reader:
     r.number("guidance_scale", _resolved(nodes, inputs.get("cfg")), "cfg")
     seed_input = "noise_seed" if advanced else "seed"
     r.number("seed", _resolved(nodes, inputs.get(seed_input)), seed_input)
+    _comfyui_prompts(r, nodes, inputs)
+    _comfyui_image(r, nodes, inputs, steps, advanced)
+    _comfyui_model(r, nodes, inputs)
+    return r
+
+
+def _comfyui_prompts(r: _Reader, nodes: dict[str, dict], inputs: dict) -> None:
+    """The sampler's positive and negative prompts: the texts of the conditioning nodes upstream of it."""
     for key, name in (("positive", "prompt"), ("negative", "negative_prompt")):
         if not _is_link(inputs.get(key)):
             continue
@@ -520,6 +533,9 @@ def _from_comfyui(chunks: dict[str, str]) -> _Reader:
             r.note(f"the {key} conditioning combines {len(texts)} texts; they are joined with ', '")
         r.text(name, ", ".join(texts), f"{key} prompt")
 
+
+def _comfyui_image(r: _Reader, nodes: dict[str, dict], inputs: dict, steps, advanced: bool) -> None:
+    """The size of the sampler's latent image, and its denoise as strength where it starts from an encoded image."""
     latent = [node for _, node in _upstream(nodes, [inputs.get("latent_image")])]
     sized = next(
         (n["inputs"] for n in latent if _whole(n["inputs"].get("width")) and _whole(n["inputs"].get("height"))), None
@@ -536,6 +552,9 @@ def _from_comfyui(chunks: dict[str, str]) -> _Reader:
     elif denoise is not None:
         r.note("the sampler does not start from an encoded image (txt2img); strength left as it was")
 
+
+def _comfyui_model(r: _Reader, nodes: dict[str, dict], inputs: dict) -> None:
+    """The checkpoint and the LoRAs upstream of the sampler's model."""
     model_chain = [node["inputs"] for _, node in _upstream(nodes, [inputs.get("model")])]
     checkpoint = next(
         (
@@ -548,7 +567,6 @@ def _from_comfyui(chunks: dict[str, str]) -> _Reader:
     if checkpoint:  # a file name under ComfyUI's models folder, maybe in a subfolder
         r.model(short_model_name(checkpoint.replace("\\", "/").rsplit("/", 1)[-1]))
     _lora_note(r, [i["lora_name"] for i in model_chain if isinstance(i.get("lora_name"), str)])
-    return r
 
 
 def _is_first_stage(nodes: dict[str, dict], key: str) -> bool:

@@ -219,6 +219,14 @@ class Family:
     def can_txt2img(self) -> bool:
         return self.txt2img is not None
 
+    def guided(self, guidance_scale: float, embedded: bool = False) -> bool:
+        """Whether a run at ``guidance_scale`` runs classifier-free guidance (a second model call a step), by the
+        pipelines' own rule (``do_classifier_free_guidance``): above ``cfg_above`` (1; Z-Image 0), never where guidance
+        is an embedding (FLUX; ``embedded``: an LCM UNet's ``time_cond_proj_dim``) or absent (distilled FLUX.2 Klein)."""
+        if self.guidance_embedded or self.guidance_ignored or embedded:
+            return False
+        return guidance_scale > self.cfg_above
+
     @property
     def takes_strength(self) -> bool:
         """Whether strength means anything: not for an edit model, whose image is a reference."""
@@ -314,6 +322,7 @@ FAMILIES: dict[str, Family] = {
             guidance=8.5,
             sampler="lcm",
             negative_prompt=False,
+            guidance_embedded=True,  # the UNet's time_cond_proj_dim: one batch whatever the scale
             takes_lcm_lora=False,
             cached_prompts=False,
         ),

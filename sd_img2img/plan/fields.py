@@ -51,7 +51,8 @@ class Setting:
 
     Args:
         label: its name on the page and in messages ("Guidance scale").
-        help: one line saying what it does, in the page's help text and the endpoints' docs.
+        help: what it does and takes, in the endpoints' docs (and so the MCP tools') and the CLI's help.
+        hint: the page's one-line note under its control (empty: none).
         range: the numbers it takes (``Range``); None: not a number, or any.
         choices: the names it takes, where they are fixed (the sampler's depend on the model: None).
         form: how a page's form value becomes the request's (empty fields → None, whole floats → int …).
@@ -65,6 +66,7 @@ class Setting:
 
     label: str
     help: str = ""
+    hint: str = ""
     range: Range | None = None
     choices: tuple[str, ...] | None = None
     form: Callable[[Any], Any] = keep

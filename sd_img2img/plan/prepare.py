@@ -95,46 +95,26 @@ def prepare_request(
         loras: the LoRAs the model's server lists (None: none; a request that names one is refused).
         images: where init images already opened and fitted are kept (None: the image is opened now).
 
-    1. ``check_inputs``; 2. prompts cleaned of control characters (with a warning); 3. the seed (a random one when
-    none is given); 4. the init image opened (size checked before decoding), made upright RGB and fitted to the run's
-    size; 5. the steps planned; 6. the LoRAs the run switches on; 7. warnings for settings the family runs but was not
-    made for.
+    In turn: ``check_inputs``; the prompts cleaned of control characters (with a warning); the seed (a random one
+    when none is given); the init image opened and fitted (``fitted_image``); the steps planned, with the noise level
+    the image enters at; the LoRAs the run switches on; warnings for settings the family runs but was not made for.
     """
     family = family or default_family()
     listed = {spec.name: spec.scale for spec in loras or ()}
     check_inputs(request, family, listed)
     r = with_defaults(request, family)
-    # 2. prompts
-    prompts, warnings = [], []
-    for name, text in (("prompt", r.prompt), ("negative prompt", r.negative_prompt)):
-        text, removed = clean_prompt(text)
-        if removed:
-            warnings.append(f"removed {removed} control character{'s' * (removed > 1)} from the {name}")
-        prompts.append(text)
-    # 3. seed
+    prompt, negative_prompt, warnings = clean_prompts(r)
     seed = secrets.randbelow(MAX_SEED) if r.seed is None else int(r.seed)
-    # 4. image and size
-    image = None
-    if r.init_image is not None:
-        image = images.open(r.init_image) if images is not None else open_image(r.init_image)
-    width, height = output_size(r, image, family)
+    image, width, height = fitted_image(r, family, images)
+    # the steps, and the noise level the image enters at (from the run's own schedule)
     if image is not None:
-        image = (
-            images.fit(r.init_image, image, width, height, r.resize_mode)
-            if images is not None
-            else fit_image(image, width, height, r.resize_mode)
-        )
-    # 5. steps, and the noise level the image enters at (from the run's own schedule)
-    plan = (
-        plan_steps(r.steps, r.strength, r.real_steps, family=family)
-        if image is not None
-        else plan_steps(r.steps, None, family=family)
-    )
+        plan = plan_steps(r.steps, r.strength, r.real_steps, family=family)
+    else:
+        plan = plan_steps(r.steps, None, family=family)
     plan = dataclasses.replace(plan, noise=entry_noise(family, r.sampler, plan, width, height))
-    # 6. LoRAs
     active = resolve(r.loras, listed)
-    # 7. settings that run but the family was not made for
-    warnings += family_warnings(family, r, prompts[1], width, height)
+    # settings that run but the family was not made for
+    warnings += family_warnings(family, r, negative_prompt, width, height)
     if image is not None and family.image_is_reference:
         warnings += reference_warnings(family, request, plan)
     if family.takes_lcm_lora:
@@ -143,8 +123,8 @@ def prepare_request(
         asked=request,
         request=r,
         family=family.name,
-        prompt=prompts[0],
-        negative_prompt=prompts[1],
+        prompt=prompt,
+        negative_prompt=negative_prompt,
         image=image,
         width=width,
         height=height,
@@ -153,6 +133,33 @@ def prepare_request(
         warnings=warnings,
         loras=active,
     )
+
+
+def clean_prompts(request: GenerationRequest) -> tuple[str, str, list[str]]:
+    """The prompt and negative prompt without control characters, and a warning for each that had some."""
+    prompts, warnings = [], []
+    for name, text in (("prompt", request.prompt), ("negative prompt", request.negative_prompt)):
+        text, removed = clean_prompt(text)
+        if removed:
+            warnings.append(f"removed {removed} control character{'s' * (removed > 1)} from the {name}")
+        prompts.append(text)
+    return prompts[0], prompts[1], warnings
+
+
+def fitted_image(
+    request: GenerationRequest, family: Family, images: ImageCache | None
+) -> tuple[Image.Image | None, int, int]:
+    """The init image opened (its size checked before decoding), made upright RGB and fitted to the run's size, and
+    that size (``output_size``); ``images``: where opened and fitted images are kept (None: opened now)."""
+    image = None
+    if request.init_image is not None:
+        image = images.open(request.init_image) if images is not None else open_image(request.init_image)
+    width, height = output_size(request, image, family)
+    if image is not None and images is not None:
+        image = images.fit(request.init_image, image, width, height, request.resize_mode)
+    elif image is not None:
+        image = fit_image(image, width, height, request.resize_mode)
+    return image, width, height
 
 
 def family_warnings(

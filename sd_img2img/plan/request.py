@@ -118,8 +118,10 @@ class GenerationRequest:
     strength: float | None = setting(
         None,
         label="Strength",
-        help="How far into the noise your image goes: low keeps it, high reimagines it (0 < s ≤ 1; the share of "
-        "the schedule that runs; empty: the model's)",
+        help="how far into the noise the image goes, 0 < s ≤ 1: the share of the schedule that runs (int(steps × s) "
+        "steps by SD's rule; each family counts its own way); low keeps the image, high reimagines it; empty: the "
+        "model's",
+        hint="How far into the noise your image goes: low keeps it, high reimagines it",
         range=Range(0.0, 1.0, above_low=True),
         form=number_or_none,
         recorded=True,
@@ -134,12 +136,19 @@ class GenerationRequest:
         recorded=True,
     )
     real_steps: bool = setting(
-        False, label="Real steps", help="run exactly this many", form=bool, recorded=True, img2img_only=True
+        False,
+        label="Real steps",
+        help="steps is the number of steps that must run: the schedule is lengthened so exactly that many do",
+        hint="run exactly this many",
+        form=bool,
+        recorded=True,
+        img2img_only=True,
     )
     seed: int | None = setting(
         None,
         label="Seed",
         help=f"0 to {MAX_SEED - 1}; {RANDOM_SEED} or empty: a new random seed (the result says which)",
+        hint=f"{RANDOM_SEED} = a new random seed each run",
         range=Range(0, MAX_SEED - 1, whole=True),
         form=seed_value,
         recorded=True,
@@ -150,7 +159,9 @@ class GenerationRequest:
     guidance_scale: float | None = setting(
         None,
         label="Guidance scale",
-        help="How closely to follow the prompt (1 = off)",
+        help=f"classifier-free guidance, 0 to {MAX_GUIDANCE:g}: how closely to follow the prompt (1 = off; empty: the "
+        "model's)",
+        hint="How closely to follow the prompt (1 = off)",
         range=Range(0.0, MAX_GUIDANCE),
         recorded=True,
     )
@@ -159,7 +170,8 @@ class GenerationRequest:
     resize_mode: str = setting(
         DEFAULT_RESIZE_MODE,
         label="Resize mode",
-        help="resize stretches, crop cuts, fill pads",
+        help="how the init image is fitted to width × height: resize stretches, crop cuts, fill pads",
+        hint="resize stretches, crop cuts, fill pads",
         choices=RESIZE_MODES,
         form=choice_or(DEFAULT_RESIZE_MODE),
         recorded=True,
@@ -168,7 +180,9 @@ class GenerationRequest:
     preview: str = setting(
         DEFAULT_PREVIEW,
         label="Step previews",
-        help="approx: instant, 1/8 size · taesd: small decoder · full: exact, slow",
+        help="how each step becomes a picture: approx (instant, 1/8 size), taesd (a small decoder) or full (the "
+        "model's own VAE: exact, slow)",
+        hint="approx: instant, 1/8 size · taesd: small decoder · full: exact, slow",
         choices=PREVIEWS,
     )
     view: str = setting(

@@ -218,8 +218,16 @@ def planned_run(prepared_or_plan, width, height, guidance, sampler, preview, mod
     if width is None or height is None or guidance is None:
         raise ValueError("with a StepPlan, give width, height and guidance")
     mode = mode or ("txt2img" if plan.strength is None else "img2img")
-    return PlannedRun(plan, int(width), int(height), float(guidance), sampler or default_sampler,
-                      preview or DEFAULT_PREVIEW, mode, None)  # fmt: skip
+    return PlannedRun(
+        plan,
+        int(width),
+        int(height),
+        float(guidance),
+        sampler or default_sampler,
+        preview or DEFAULT_PREVIEW,
+        mode,
+        None,
+    )
 
 
 def run_times(model: str, prepared, guided: bool, calls: int, text_seconds, seconds: dict) -> RunTimes | None:

@@ -50,9 +50,16 @@ def plan_compare(
         )
     planned = axis_requests(base, (axis,), model)
     check_axes((axis,), families_of((name for _, name, _ in planned), family_of))
-    runs = [SeriesRun(axis.label(axis.values[at[0]]), name, prepare(request, name), at,
-                      {"compare": {"by": axis.by, "value": axis.values[at[0]], "column": at[0] + 1}})
-            for at, name, request in planned]  # fmt: skip
+    runs = [
+        SeriesRun(
+            axis.label(axis.values[at[0]]),
+            name,
+            prepare(request, name),
+            at,
+            {"compare": {"by": axis.by, "value": axis.values[at[0]], "column": at[0] + 1}},
+        )
+        for at, name, request in planned
+    ]
     series = Series("compare", "column", runs, name="table")
     check_total_steps(series, GRID_MAX_STEPS, "compare fewer values or use fewer steps")
     return series

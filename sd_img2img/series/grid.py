@@ -49,9 +49,17 @@ class Grid:
 def cell_records(rows: Axis, columns: Axis, at: tuple[int, int]) -> dict:
     """What a cell's PNG records beside its own settings: which cell it is, counted from 1."""
     r, c = at
-    return {"grid": {"row": r + 1, "column": c + 1, "rows": rows.by, "columns": columns.by,
-                     "row_value": rows.values[r], "column_value": columns.values[c],
-                     "cells": [len(rows.values), len(columns.values)]}}  # fmt: skip
+    return {
+        "grid": {
+            "row": r + 1,
+            "column": c + 1,
+            "rows": rows.by,
+            "columns": columns.by,
+            "row_value": rows.values[r],
+            "column_value": columns.values[c],
+            "cells": [len(rows.values), len(columns.values)],
+        }
+    }
 
 
 def planned_steps(base: GenerationRequest, rows: Axis, columns: Axis, model: str, family_of) -> int:
@@ -90,8 +98,16 @@ def plan_grid(
     rows, columns = axes
     planned = axis_requests(base, axes, model)
     check_axes(axes, families_of((name for _, name, _ in planned), family_of))
-    runs = [SeriesRun(f"{rows.label(rows.values[at[0]])} · {columns.label(columns.values[at[1]])}", name,
-                      prepare(request, name), at, cell_records(rows, columns, at)) for at, name, request in planned]  # fmt: skip
+    runs = [
+        SeriesRun(
+            f"{rows.label(rows.values[at[0]])} · {columns.label(columns.values[at[1]])}",
+            name,
+            prepare(request, name),
+            at,
+            cell_records(rows, columns, at),
+        )
+        for at, name, request in planned
+    ]
     check_axes(axes, families_of((run.model for run in runs), family_of))  # families only known once loaded, too
     series = Series("grid", "cell", runs)
     check_total_steps(series, GRID_MAX_STEPS, "use fewer or smaller step counts or strengths")

@@ -54,14 +54,30 @@ class LoopbackOptions:
         colour_match: match each loop's colours to the first initial image's (``COLOUR_MATCH``).
     """
 
-    loops: int = setting(DEFAULT_LOOPS, label="Loops", help=f"how many runs, 1 to {MAX_LOOPS}, each output the next "
-                         "initial image, seed + 1 each loop", range=Range(1, MAX_LOOPS, whole=True))  # fmt: skip
-    final_strength: float = setting(DEFAULT_FINAL_STRENGTH, label="Final strength", help="the last loop's strength "
-                                    "(the first loop's is the strength)", range=RANGES["strength"])  # fmt: skip
-    curve: str = setting("linear", label="Strength curve", help="how strength moves from the first loop's to the "
-                         "final one (AUTOMATIC1111's loopback curves)", choices=LOOP_CURVES)  # fmt: skip
-    colour_match: bool = setting(False, label="Match colours to the initial image", help="per-channel histogram "
-                                 "matching of each loop's output to the initial image", form=bool)  # fmt: skip
+    loops: int = setting(
+        DEFAULT_LOOPS,
+        label="Loops",
+        help=f"how many runs, 1 to {MAX_LOOPS}, each output the next initial image, seed + 1 each loop",
+        range=Range(1, MAX_LOOPS, whole=True),
+    )
+    final_strength: float = setting(
+        DEFAULT_FINAL_STRENGTH,
+        label="Final strength",
+        help="the last loop's strength (the first loop's is the strength)",
+        range=RANGES["strength"],
+    )
+    curve: str = setting(
+        "linear",
+        label="Strength curve",
+        help="how strength moves from the first loop's to the final one (AUTOMATIC1111's loopback curves)",
+        choices=LOOP_CURVES,
+    )
+    colour_match: bool = setting(
+        False,
+        label="Match colours to the initial image",
+        help="per-channel histogram matching of each loop's output to the initial image",
+        form=bool,
+    )
 
 
 OPTIONS = declared(LoopbackOptions)
@@ -126,9 +142,17 @@ class LoopPlan:
     def records(self, index: int) -> dict:
         """What a loop's PNG records beside its own settings: which loop it is and how the series runs."""
         o = self.options
-        return {"loopback": {"loop": index + 1, "loops": o.loops, "curve": o.curve, "start_strength": self.strengths[0],
-                "final_strength": o.final_strength, "colour_match": COLOUR_MATCH if o.colour_match else None,
-                "init_image": "the initial image" if index == 0 else f"loop {index}'s output"}}  # fmt: skip
+        return {
+            "loopback": {
+                "loop": index + 1,
+                "loops": o.loops,
+                "curve": o.curve,
+                "start_strength": self.strengths[0],
+                "final_strength": o.final_strength,
+                "colour_match": COLOUR_MATCH if o.colour_match else None,
+                "init_image": "the initial image" if index == 0 else f"loop {index}'s output",
+            }
+        }
 
 
 def loop_plan(
@@ -155,8 +179,14 @@ def loop_plan(
 def loop_request(first: PreparedRequest, plan: LoopPlan, index: int, image: Image.Image) -> GenerationRequest:
     """Loop ``index``'s request: the first loop's settings from ``image`` (the previous loop's output), at the first
     loop's size, with this loop's strength and seed."""
-    return dataclasses.replace(first.request, init_image=image, strength=plan.strengths[index],
-                               seed=plan.seeds[index], width=first.width, height=first.height)  # fmt: skip
+    return dataclasses.replace(
+        first.request,
+        init_image=image,
+        strength=plan.strengths[index],
+        seed=plan.seeds[index],
+        width=first.width,
+        height=first.height,
+    )
 
 
 def match_colours(image: Image.Image, reference: Image.Image) -> Image.Image:
@@ -194,8 +224,10 @@ def plan_loopback(
     if first.image is None:
         raise UserInputError("loopback needs an initial image: each loop starts from the one before")
     plan = loop_plan(first.request, options, family, first.seed)
-    runs = [SeriesRun(f"loop {i + 1}", model, first if i == 0 else stand_in(first, plan, i), (i,), plan.records(i))
-            for i in range(plan.options.loops)]  # fmt: skip
+    runs = [
+        SeriesRun(f"loop {i + 1}", model, first if i == 0 else stand_in(first, plan, i), (i,), plan.records(i))
+        for i in range(plan.options.loops)
+    ]
     keep = (lambda run: match_colours(run.result.output, first.image)) if plan.options.colour_match else None
     chain = lambda run, previous: loop_request(first, plan, run.at[0], previous.output)  # noqa: E731
     series = Series("loopback", "loop", runs, chain=chain, keep=keep, description=plan.describe())

@@ -127,16 +127,30 @@ class Series:
     def run_info(self, run: SeriesRun, output: str | None) -> dict[str, Any]:
         """One finished run as JSON: which it is, what it ran and took, its PNG's file name."""
         r = run.result
-        return {"label": run.label, **_position(self, run), "model": run.model, "strength": r.strength,
-                "steps": r.steps, "steps_taken": r.steps_taken, "seed": r.seed, "stopped": r.stopped,
-                "output": output}  # fmt: skip
+        return {
+            "label": run.label,
+            **_position(self, run),
+            "model": run.model,
+            "strength": r.strength,
+            "steps": r.steps,
+            "steps_taken": r.steps_taken,
+            "seed": r.seed,
+            "stopped": r.stopped,
+            "output": output,
+        }
 
     def info(self, files: list[str]) -> dict[str, Any]:
         """The series as JSON: the steps it plans and took, and each finished run (``files``: their PNGs, in order)."""
         names = [f.rsplit("/", 1)[-1] for f in files]
         runs = [self.run_info(run, names[i] if i < len(names) else None) for i, run in enumerate(self.finished)]
-        return {"kind": self.kind, "total_steps": self.total_steps, "steps_taken": self.steps_taken,
-                "seed": self.seed, f"{self.noun}s": runs, "stopped": self.stopped}  # fmt: skip
+        return {
+            "kind": self.kind,
+            "total_steps": self.total_steps,
+            "steps_taken": self.steps_taken,
+            "seed": self.seed,
+            f"{self.noun}s": runs,
+            "stopped": self.stopped,
+        }
 
 
 def _position(series: Series, run: SeriesRun) -> dict[str, int]:

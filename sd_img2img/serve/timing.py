@@ -1,6 +1,7 @@
 """The page's time estimates for runs on model workers: learnt from the results that come back (their seconds are
-the workers' own, ``timing.run_times``), the same ``TimingModel`` the in-process engine keeps. Without the loaded
-pipeline here, guidance counts as on when its scale is above 1 and the family's guidance is not an embedding."""
+the workers' own, ``timing.run_times``), the same ``TimingModel`` the in-process engine keeps. Guidance is on by the
+family's own rule (``Family.guided``), as in-process; only an LCM UNet's embedding is not seen from here, and LCM's
+family says it (its guidance is an embedding)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,6 @@ from sd_img2img.engine.result import GenerationResult
 from sd_img2img.models.families import Family
 from sd_img2img.plan.prepare import PreparedRequest
 from sd_img2img.plan.timing import TimingModel, model_calls, planned_run, run_times
-
-
-def guided(family: Family, guidance_scale: float) -> bool:
-    """Classifier-free guidance (a batch of two) as far as the family tells without its pipeline."""
-    return guidance_scale > 1 and not (family.guidance_embedded or family.guidance_ignored)
 
 
 class RemoteTiming:
@@ -24,7 +20,7 @@ class RemoteTiming:
     def observe(self, name: str, prepared: PreparedRequest, result: GenerationResult, family: Family) -> None:
         """Learn from a finished (or stopped) run of ``name``."""
         seconds = result.seconds
-        on = guided(family, float(prepared.request.guidance_scale))
+        on = family.guided(float(prepared.request.guidance_scale))
         times = run_times(name, prepared, on, result.model_calls, seconds.get("text_encode") or None, seconds)
         if times is not None:
             self.model.observe(times)
@@ -35,7 +31,7 @@ class RemoteTiming:
         return self.model.estimate(
             name,
             pixels=asked.width * asked.height,
-            guidance=guided(family, asked.guidance),
+            guidance=family.guided(asked.guidance),
             calls=model_calls(asked.sampler, asked.plan.steps_to_run),
             mode=asked.mode,
             preview=asked.preview,

@@ -72,8 +72,11 @@ def parameters(names: Iterable[str], *tables: dict[str, Declared], defaults: dic
         field = _lookup(name, (*tables, SETTINGS, PAGE))
         default = (defaults or {}).get(name, field.api_default)
         annotation = field.setting.annotation if field.setting.annotation is not None else field.type
-        out.append(inspect.Parameter(field.param, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default,
-                                     annotation=annotation))  # fmt: skip
+        out.append(
+            inspect.Parameter(
+                field.param, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=annotation
+            )
+        )
     return out
 
 
@@ -94,9 +97,12 @@ def endpoint(names: Iterable[str], *tables: dict[str, Declared], **defaults) -> 
     names = tuple(names)
     params = parameters(names, *tables, defaults=defaults)
     signature = inspect.Signature(
-        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD), *params,
-         inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request)]
-    )  # fmt: skip
+        [
+            inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+            *params,
+            inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request),
+        ]
+    )
     field_of = {p.name: name for p, name in zip(params, names)}
 
     def split(args, kwargs):

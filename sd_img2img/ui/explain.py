@@ -32,14 +32,29 @@ class CompareOptions:
     """The explain table's own settings: what changes from column to column, its values, and the steps and strength
     every column shares."""
 
-    compare_by: str = setting("strength", label="Compare", help="what changes from column to column: strength, "
-                              "steps or model", choices=COMPARE_BY)  # fmt: skip
-    values: str = setting(default_values("strength"), label="Values (one column each)", help='the columns\' values: '
-                          'strengths such as "0.4, 0.7", step counts such as "29, 30", or model names')  # fmt: skip
-    steps: int = setting(COMPARE_STEPS, label="Steps of every column", help="each column's steps (comparing "
-                         "strengths or models)", range=RANGES["steps"])  # fmt: skip
-    strength: float = setting(COMPARE_STRENGTH, label="Strength of every column", help="each column's strength "
-                              "(comparing step counts or models)", range=RANGES["strength"])  # fmt: skip
+    compare_by: str = setting(
+        "strength",
+        label="Compare",
+        help="what changes from column to column: strength, steps or model",
+        choices=COMPARE_BY,
+    )
+    values: str = setting(
+        default_values("strength"),
+        label="Values (one column each)",
+        help='the columns\' values: strengths such as "0.4, 0.7", step counts such as "29, 30", or model names',
+    )
+    steps: int = setting(
+        COMPARE_STEPS,
+        label="Steps of every column",
+        help="each column's steps (comparing strengths or models)",
+        range=RANGES["steps"],
+    )
+    strength: float = setting(
+        COMPARE_STRENGTH,
+        label="Strength of every column",
+        help="each column's strength (comparing step counts or models)",
+        range=RANGES["strength"],
+    )
 
 
 OPTIONS = declared(CompareOptions)
@@ -83,8 +98,12 @@ def column_title(run: SeriesRun, by: str) -> str:
 def column_cells(run: SeriesRun, view: str) -> dict[str, str]:
     """One column's cells, by row."""
     if not run.done:
-        return {key: '<td class="pending"><span class="spinner"></span>waiting…</td>' if key == "sees"
-                else '<td class="pending"></td>' for key in ROWS}  # fmt: skip
+        return {
+            key: '<td class="pending"><span class="spinner"></span>waiting…</td>'
+            if key == "sees"
+            else '<td class="pending"></td>'
+            for key in ROWS
+        }
     r = run.result
     frames = r.step_images(view)
     reference = r.plan is not None and r.plan.reference
@@ -132,8 +151,10 @@ def taken_note(r) -> str:
 
 def compare_info(series: Series, by: str) -> list[dict]:
     """Per finished column: what it compared, the value, and the run's info (JSON-ready)."""
-    return [{"compare": by, "value": run.records["compare"]["value"], "column": run.at[0] + 1, **run.result.info()}
-            for run in series.finished]  # fmt: skip
+    return [
+        {"compare": by, "value": run.records["compare"]["value"], "column": run.at[0] + 1, **run.result.info()}
+        for run in series.finished
+    ]
 
 
 class Explain:

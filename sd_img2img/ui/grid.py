@@ -38,17 +38,38 @@ class GridOptions:
     """The grid's own settings: what changes down and across, and the values."""
 
     rows: str = setting("strength", label="Rows", help="what changes down: strength or model", choices=AXES)
-    row_values: str = setting(default_axis_values("strength"), label="Row values",
-                              help='the rows\' values: strengths such as "0.4, 0.7", or model names')  # fmt: skip
+    row_values: str = setting(
+        default_axis_values("strength"),
+        label="Row values",
+        help='the rows\' values: strengths such as "0.4, 0.7", or model names',
+    )
     columns: str = setting("steps", label="Columns", help="what changes across: steps or model", choices=AXES)
-    column_values: str = setting(default_axis_values("steps"), label="Column values",
-                                 help='the columns\' values: step counts such as "10, 20", or model names')  # fmt: skip
+    column_values: str = setting(
+        default_axis_values("steps"),
+        label="Column values",
+        help='the columns\' values: step counts such as "10, 20", or model names',
+    )
 
 
 OPTIONS = declared(GridOptions)
 GRID = with_options(form_names(without=("view",)), OPTIONS, after="negative_prompt")
-COST = ("init_image", "source", "prompt", "strength", "steps", "real_steps", "seed", "sampler", "guidance_scale",
-        "width", "height", "resize_mode", "model", "loras", *OPTIONS)  # fmt: skip  # what the cost line follows
+COST = (
+    "init_image",
+    "source",
+    "prompt",
+    "strength",
+    "steps",
+    "real_steps",
+    "seed",
+    "sampler",
+    "guidance_scale",
+    "width",
+    "height",
+    "resize_mode",
+    "model",
+    "loras",
+    *OPTIONS,
+)  # what the cost line follows
 
 
 def rule_line(family: Family | None, strength: float | None = None) -> str:
@@ -101,8 +122,11 @@ class GridPage:
                     if sketch
                     else "pick an initial image first"
                 )
-                return f'<div class="plan grid-cost">this grid runs {n} step{"s" * (n != 1)} in {cells} cells' + (
-                    f" · {where}" if where else "") + "</div>"  # fmt: skip
+                return (
+                    f'<div class="plan grid-cost">this grid runs {n} step{"s" * (n != 1)} in {cells} cells'
+                    + (f" · {where}" if where else "")
+                    + "</div>"
+                )
             grid = self.plan(values)
         except gr.Error as e:  # its message is escaped already
             return f'<div class="plan bad">{e.message}</div>'
@@ -132,8 +156,9 @@ class GridPage:
         def draw(series, files, folder):
             for cell in series.finished:
                 if id(cell) not in thumbs:
-                    thumbs[id(cell)] = image_tag(cell.output, f"output, {cell.result.steps_taken} steps taken", "out",
-                                                 GRID_THUMB_SIDE)  # fmt: skip
+                    thumbs[id(cell)] = image_tag(
+                        cell.output, f"output, {cell.result.steps_taken} steps taken", "out", GRID_THUMB_SIDE
+                    )
             return grid_html(grid, thumbs, self.family_of, done=folder is not None), grid_info(grid, files), list(files)
 
         yield from self.series.stream(grid.series, request, draw)
@@ -161,8 +186,10 @@ def cell_html(cell, thumbs: dict, done: bool) -> str:
         return f'<td class="pending">{text}</td>'
     res = cell.result
     note = res.plan.taken_note(res.steps_taken, res.stopped) if res.plan is not None else ""
-    return (f'<td>{thumbs.get(id(cell), "")}<div class="taken"><b>{res.steps_taken}</b> taken</div>'
-            f"<small>{esc(note)}</small></td>")  # fmt: skip
+    return (
+        f'<td>{thumbs.get(id(cell), "")}<div class="taken"><b>{res.steps_taken}</b> taken</div>'
+        f"<small>{esc(note)}</small></td>"
+    )
 
 
 def grid_html(grid: Grid, thumbs: dict, family_of, done: bool = False) -> str:
@@ -175,9 +202,11 @@ def grid_html(grid: Grid, thumbs: dict, family_of, done: bool = False) -> str:
         body.append(f"<tr>{header(grid.rows, value, family_of, 'row', grid)}{cells}</tr>")
     what = f"{esc(grid.rows.by)} down, {esc(grid.columns.by)} across"
     caption = f"Same image, prompt and seed ({grid.series.seed}): {what} · {esc(grid.series.cost(None))}"
-    return (f'{progress_html(grid.series, running=not done)}<div class="grid-caption">{caption}</div>'
-            f'<div class="grid-wrap"><table class="grid-table"><thead><tr><th></th>{head}</tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table></div>")  # fmt: skip
+    return (
+        f'{progress_html(grid.series, running=not done)}<div class="grid-caption">{caption}</div>'
+        f'<div class="grid-wrap"><table class="grid-table"><thead><tr><th></th>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def empty_grid_html() -> str:

@@ -29,5 +29,12 @@ class Handlers:
     @classmethod
     def of(cls, page: Page) -> Handlers:
         runs = Runs(page)
-        return cls(page, ModelPicker(page), runs, Explain(page, runs), PngImport(page), GridPage(page, runs),
-                   LoopbackPage(page, runs))  # fmt: skip
+        return cls(
+            page,
+            ModelPicker(page),
+            runs,
+            Explain(page, runs),
+            PngImport(page),
+            GridPage(page, runs),
+            LoopbackPage(page, runs),
+        )

@@ -17,6 +17,7 @@ from sd_img2img.models.loras import format_scales
 from sd_img2img.plan.images import open_image
 from sd_img2img.plan.request import RANGES
 from sd_img2img.series.compare import default_values
+from sd_img2img.ui.controls import labels, limits
 from sd_img2img.ui.examples import EXAMPLES
 from sd_img2img.ui.explain import compare_html
 from sd_img2img.ui.form import page_defaults
@@ -120,7 +121,6 @@ def settings_panel(h: Handlers) -> SimpleNamespace:
     seed and the rarer settings. The first model's family gives the starting values and the samplers offered."""
     ui = SimpleNamespace()
     family = h.page.family(None) or default_family()
-    start_steps, start_strength, _ = page_defaults(family, h.page.on_cpu)
     names = h.page.backend.names
     ui.model = gr.Dropdown(
         h.models.choices(),
@@ -131,27 +131,47 @@ def settings_panel(h: Handlers) -> SimpleNamespace:
         info="each family counts img2img steps its own way",
     )
     ui.prompt = gr.Textbox(
-        "", label="Prompt", lines=2, placeholder="a cozy fireplace with a roaring fire, oil painting", elem_id="prompt"
+        "",
+        **labels("prompt"),
+        lines=2,
+        placeholder="a cozy fireplace with a roaring fire, oil painting",
+        elem_id="prompt",
     )
     ui.negative_prompt = gr.Textbox(
-        "", label="Negative prompt", lines=1, placeholder="blurry, low quality", elem_id="negative-prompt"
+        "", **labels("negative_prompt"), lines=1, placeholder="blurry, low quality", elem_id="negative-prompt"
     )
+    strength_and_steps(h, family, ui)
+    with gr.Row(elem_classes="actions"):
+        ui.run_btn = gr.Button("Generate", variant="primary", size="lg", elem_id="run", scale=3)
+        ui.stop_btn = gr.Button("Stop", variant="secondary", size="lg", elem_id="stop", scale=1)
+    with gr.Row(elem_classes="seed-row"):
+        low, high = limits("seed", low=config.RANDOM_SEED)
+        ui.seed = gr.Number(
+            value=config.RANDOM_SEED, precision=0, minimum=low, maximum=high, elem_id="seed", scale=4, **labels("seed")
+        )
+        ui.dice = gr.Button("🎲 Random", elem_id="seed-random", scale=0, min_width=96, size="md")
+        ui.reuse = gr.Button("↺ Last seed", elem_id="seed-reuse", scale=0, min_width=110, size="md")
+    more_settings(h, family, ui)
+    return ui
+
+
+def strength_and_steps(h: Handlers, family, ui: SimpleNamespace) -> None:
+    """Strength (not for an edit model, whose image is a reference), steps and real steps, and the plan line under
+    them (on a CPU server, with a note on where the page starts slow models)."""
+    start_steps, start_strength, _ = page_defaults(family, h.page.on_cpu)
+    low, high = limits("strength", low=config.STRENGTH_STEP)
     ui.strength = gr.Slider(
-        config.STRENGTH_STEP,
-        RANGES["strength"].high,
+        low,
+        high,
         value=start_strength,
         step=config.STRENGTH_STEP,
-        label="Strength",
-        info="How far into the noise your image goes: low keeps it, high reimagines it",
         elem_id="strength",
-        visible=family.takes_strength,  # an edit model's image is a reference: no strength
+        visible=family.takes_strength,
+        **labels("strength"),
     )
     with gr.Row(elem_classes="steps-row"):
-        steps = RANGES["steps"]
-        ui.steps = gr.Slider(steps.low, steps.high, value=start_steps, step=1, label="Steps", elem_id="steps", scale=3)
-        ui.real_steps = gr.Checkbox(
-            label="Real steps", value=False, elem_id="real-steps", scale=1, info="run exactly this many"
-        )
+        ui.steps = gr.Slider(*limits("steps"), value=start_steps, step=1, elem_id="steps", scale=3, **labels("steps"))
+        ui.real_steps = gr.Checkbox(value=False, elem_id="real-steps", scale=1, **labels("real_steps"))
     ui.plan = gr.HTML(plan_line(False, start_strength, start_steps, False, family), elem_id="plan-line")
     if h.page.on_cpu:
         gr.HTML(
@@ -161,54 +181,23 @@ def settings_panel(h: Handlers) -> SimpleNamespace:
             "larger size take longer: after a first run the line above says how long.</div>",
             elem_id="cpu-note",
         )
-    with gr.Row(elem_classes="actions"):
-        ui.run_btn = gr.Button("Generate", variant="primary", size="lg", elem_id="run", scale=3)
-        ui.stop_btn = gr.Button("Stop", variant="secondary", size="lg", elem_id="stop", scale=1)
-    with gr.Row(elem_classes="seed-row"):
-        ui.seed = gr.Number(
-            label="Seed",
-            value=config.RANDOM_SEED,
-            precision=0,
-            info=f"{config.RANDOM_SEED} = a new random seed each run",
-            elem_id="seed",
-            scale=4,
-            minimum=config.RANDOM_SEED,
-            maximum=RANGES["seed"].high,
-        )
-        ui.dice = gr.Button("🎲 Random", elem_id="seed-random", scale=0, min_width=96, size="md")
-        ui.reuse = gr.Button("↺ Last seed", elem_id="seed-reuse", scale=0, min_width=110, size="md")
-    more_settings(h, family, ui)
-    return ui
 
 
 def more_settings(h: Handlers, family, ui: SimpleNamespace) -> None:
     """The rarer settings, folded away: sampler, guidance, size, previews; the listed LoRAs; settings from a PNG."""
     start_guidance = page_defaults(family, h.page.on_cpu)[2]
     with gr.Accordion("More settings", open=False, elem_classes="more"):
-        ui.sampler = gr.Dropdown(sampler_choices(family), value="", label="Sampler", elem_id="sampler")
+        ui.sampler = gr.Dropdown(sampler_choices(family), value="", elem_id="sampler", **labels("sampler"))
         ui.guidance_scale = gr.Slider(
-            RANGES["guidance_scale"].low,
-            RANGES["guidance_scale"].high,
-            value=start_guidance,
-            step=config.GUIDANCE_STEP,
-            label="Guidance scale",
-            info="How closely to follow the prompt (1 = off)",
+            *limits("guidance_scale"), value=start_guidance, step=config.GUIDANCE_STEP, **labels("guidance_scale")
         )
         with gr.Row():
-            ui.width = gr.Number(label="Width", value=None, precision=0, step=8, placeholder="auto", min_width=100)
-            ui.height = gr.Number(label="Height", value=None, precision=0, step=8, placeholder="auto", min_width=100)
-        ui.resize_mode = gr.Radio(
-            list(config.RESIZE_MODES),
-            value=config.DEFAULT_RESIZE_MODE,
-            label="Resize mode",
-            info="resize stretches, crop cuts, fill pads",
-        )
-        ui.preview = gr.Radio(
-            list(config.PREVIEWS),
-            value=h.page.settings.preview,
-            label="Step previews",
-            info="approx: instant, 1/8 size · taesd: small decoder · full: exact, slow",
-        )
+            ui.width = gr.Number(value=None, precision=0, step=8, placeholder="auto", min_width=100, **labels("width"))
+            ui.height = gr.Number(
+                value=None, precision=0, step=8, placeholder="auto", min_width=100, **labels("height")
+            )
+        ui.resize_mode = gr.Radio(list(config.RESIZE_MODES), value=config.DEFAULT_RESIZE_MODE, **labels("resize_mode"))
+        ui.preview = gr.Radio(list(config.PREVIEWS), value=h.page.settings.preview, **labels("preview"))
     specs, slots = h.models.lora_specs(None), h.models.lora_slots
     with gr.Accordion("LoRAs", open=False, elem_classes="more", visible=slots > 0):
         ui.lora_sliders = [
@@ -382,12 +371,21 @@ def loopback_panel(h: Handlers) -> SimpleNamespace:
             ui.loops = gr.Slider(
                 1, config.MAX_LOOPS, value=config.DEFAULT_LOOPS, step=1, label="Loops", elem_id="loops"
             )
-            ui.final_strength = gr.Slider(config.STRENGTH_STEP, RANGES["strength"].high,
-                                          value=config.DEFAULT_FINAL_STRENGTH, step=config.STRENGTH_STEP,
-                                          label="Final strength", elem_id="final-strength")  # fmt: skip
+            ui.final_strength = gr.Slider(
+                config.STRENGTH_STEP,
+                RANGES["strength"].high,
+                value=config.DEFAULT_FINAL_STRENGTH,
+                step=config.STRENGTH_STEP,
+                label="Final strength",
+                elem_id="final-strength",
+            )
             ui.curve = gr.Radio(list(config.LOOP_CURVES), value="linear", label="Strength curve", elem_id="curve")
-            ui.colour_match = gr.Checkbox(label="Match colours to the initial image", value=False,
-                                          info="per-channel histogram matching", elem_id="colour-match")  # fmt: skip
+            ui.colour_match = gr.Checkbox(
+                label="Match colours to the initial image",
+                value=False,
+                info="per-channel histogram matching",
+                elem_id="colour-match",
+            )
         first_line = h.loopback.curve_line(strength=start[1], steps=start[0])
         ui.curve_line = gr.HTML(first_line, elem_id="loop-curve")
         with gr.Row(elem_classes="actions"):
@@ -395,11 +393,21 @@ def loopback_panel(h: Handlers) -> SimpleNamespace:
             ui.stop_btn = gr.Button("Stop", elem_id="loop-stop", scale=1)
         ui.strip = gr.HTML("", elem_id="loop-strip")
         with gr.Row(equal_height=False):
-            ui.animation = gr.Image(label="The loops as an animation", type="filepath", interactive=False, height=260,
-                                    elem_id="loop-animation", buttons=["download", "fullscreen"])  # fmt: skip
+            ui.animation = gr.Image(
+                label="The loops as an animation",
+                type="filepath",
+                interactive=False,
+                height=260,
+                elem_id="loop-animation",
+                buttons=["download", "fullscreen"],
+            )
             with gr.Column():
-                ui.files = gr.File(label="Each loop's PNG (settings embedded)", file_count="multiple",
-                                   interactive=False, elem_id="loop-files")  # fmt: skip
+                ui.files = gr.File(
+                    label="Each loop's PNG (settings embedded)",
+                    file_count="multiple",
+                    interactive=False,
+                    elem_id="loop-files",
+                )
                 with gr.Accordion("Loop info", open=False, elem_classes="more"):
                     ui.info = gr.JSON(label="Loops")
     return ui
@@ -427,7 +435,8 @@ def grid_panel(h: Handlers) -> SimpleNamespace:
         ui.stop_btn = gr.Button("Stop", elem_id="grid-stop", scale=1)
     ui.table = gr.HTML(empty_grid_html(), elem_id="grid-table")
     with gr.Accordion("Cell PNGs and info", open=False, elem_classes="more"):
-        ui.files = gr.File(label="Each cell's PNG (settings embedded)", file_count="multiple", interactive=False,
-                           elem_id="grid-files")  # fmt: skip
+        ui.files = gr.File(
+            label="Each cell's PNG (settings embedded)", file_count="multiple", interactive=False, elem_id="grid-files"
+        )
         ui.info = gr.JSON(label="Cells")
     return ui

@@ -27,8 +27,21 @@ from sd_img2img.ui.runs import Runs
 from sd_img2img.ui.series import SeriesEvents, progress_html, strip_html
 
 LOOPBACK = with_options(form_names(without=("view",)), OPTIONS, after="loras")
-CURVE = ("init_image", "source", "prompt", "strength", "steps", "real_steps", "width", "height", "resize_mode", "model",
-         "loops", "final_strength", "curve")  # fmt: skip  # what the curve line follows
+CURVE = (
+    "init_image",
+    "source",
+    "prompt",
+    "strength",
+    "steps",
+    "real_steps",
+    "width",
+    "height",
+    "resize_mode",
+    "model",
+    "loops",
+    "final_strength",
+    "curve",
+)  # what the curve line follows
 
 
 def options_of(values: dict) -> LoopbackOptions:
@@ -103,19 +116,28 @@ class LoopbackPage:
 def loops_info(loopback: Loopback, files: list[str]) -> dict:
     """The series as JSON: the curve planned, and each finished loop as ``sd-img2img --loops`` prints it."""
     plan = loopback.plan
-    return {**loopback.series.info(files), "curve": plan.options.curve,
-            "strengths": list(plan.strengths) if plan.takes_strength else None,
-            "colour_match": COLOUR_MATCH if plan.options.colour_match else None}  # fmt: skip
+    return {
+        **loopback.series.info(files),
+        "curve": plan.options.curve,
+        "strengths": list(plan.strengths) if plan.takes_strength else None,
+        "colour_match": COLOUR_MATCH if plan.options.colour_match else None,
+    }
 
 
 def loops_html(loopback: Loopback, running: bool, animation=None) -> str:
     """The strip: the initial image, then each loop (its output and steps taken once run, its strength and seed
     before), with a line saying how far the series is."""
     plan, series = loopback.plan, loopback.series
-    heads = [f"loop {i + 1}" + (f" · strength {plan.strengths[i]:g}" if plan.takes_strength else "")
-             + f" · seed {plan.seeds[i]}" for i in range(plan.options.loops)]  # fmt: skip
+    heads = [
+        f"loop {i + 1}"
+        + (f" · strength {plan.strengths[i]:g}" if plan.takes_strength else "")
+        + f" · seed {plan.seeds[i]}"
+        for i in range(plan.options.loops)
+    ]
     tail = f" · animation {animation.describe()}" if animation is not None else ""
     if plan.options.colour_match:
         tail += f" · colours matched to the initial image ({COLOUR_MATCH})"
-    return (f'<div class="loops">{progress_html(series, running, tail)}'
-            f"{strip_html(series, running, start=loopback.first.image, plans=heads)}</div>")  # fmt: skip
+    return (
+        f'<div class="loops">{progress_html(series, running, tail)}'
+        f"{strip_html(series, running, start=loopback.first.image, plans=heads)}</div>"
+    )

@@ -40,8 +40,14 @@ def finished(
     strip = save_step_image(result.strip(view), folder / "steps.webp")
     animation = animate(result, folder, view, reference)
     path = str(animation.path) if animation is not None else None
-    last = {"result": result, "folder": folder, "seed": result.seed, "before": list(before), "animation": path,
-            "reference": reference}  # fmt: skip
+    last = {
+        "result": result,
+        "folder": folder,
+        "seed": result.seed,
+        "before": list(before),
+        "animation": path,
+        "reference": reference,
+    }
     info = {**result.info(), "animation": animation.info() if animation is not None else None}
     return str(png), steps, info, strip, summary_html(result, animation), str(png), last, path
 

@@ -25,8 +25,19 @@ from sd_img2img.ui.state import save_step_image
 
 IMG2IMG = form_names()
 TXT2IMG = form_names(img2img=False)
-PLAN = ("init_image", "source", "strength", "steps", "real_steps", "model", "width", "height", "guidance_scale",
-        "sampler", "preview")  # fmt: skip  # what the plan line follows
+PLAN = (
+    "init_image",
+    "source",
+    "strength",
+    "steps",
+    "real_steps",
+    "model",
+    "width",
+    "height",
+    "guidance_scale",
+    "sampler",
+    "preview",
+)  # what the plan line follows
 
 
 class Runs:

@@ -100,8 +100,10 @@ def strip_html(series: Series, running: bool, start=None, plans=None) -> str:
     after a stop); ``start``: a first card (loopback's initial image); ``plans``: a caption per run before it runs."""
     cards = []
     if start is not None:
-        cards.append(f'<figure class="loop start">{image_tag(start, "the initial image", "", THUMB_SIDE)}'
-                     "<figcaption>start</figcaption></figure>")  # fmt: skip
+        cards.append(
+            f'<figure class="loop start">{image_tag(start, "the initial image", "", THUMB_SIDE)}'
+            "<figcaption>start</figcaption></figure>"
+        )
     for i, run in enumerate(series.runs):
         head = plans[i] if plans else run.label
         if run.done:

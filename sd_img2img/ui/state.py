@@ -70,8 +70,9 @@ class RunQueue:
         self._waiting: dict[str, Waiting] = {}
         self.forget_seconds = forget_seconds
 
-    def join(self, session: str | None, estimate: float | None, what: str = "a run", runs: int = 1,
-             noun: str = "run") -> tuple[list[str], float | None]:  # fmt: skip
+    def join(
+        self, session: str | None, estimate: float | None, what: str = "a run", runs: int = 1, noun: str = "run"
+    ) -> tuple[list[str], float | None]:
         """Queue ``session``'s run (or series: ``what`` it is, of ``runs`` runs); return what is ahead of it, each as
         a wait line names it, and the seconds they will take (None if any is unknown)."""
         now = time.monotonic()

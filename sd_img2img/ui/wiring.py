@@ -50,55 +50,131 @@ def wire_form(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
     g.sketch_tab.select(lambda: "sketch", None, top.source, api_name="source_sketch", queue=False, **PRIVATE)
     plan_inputs = inputs_of(h.runs.plan, g, top)
     triggers = [c.change for c in plan_inputs if c is not g.init_image and c is not top.source]
-    gr.on([g.init_image.change, top.source.change, top.run_done.change, *triggers], h.runs.plan, plan_inputs, g.plan,
-          api_name="plan", queue=False, trigger_mode="always_last", **PRIVATE)  # fmt: skip
+    gr.on(
+        [g.init_image.change, top.source.change, top.run_done.change, *triggers],
+        h.runs.plan,
+        plan_inputs,
+        g.plan,
+        api_name="plan",
+        queue=False,
+        trigger_mode="always_last",
+        **PRIVATE,
+    )
     model_outputs = [g.sampler, g.steps, g.strength, g.guidance_scale, top.model_badge, *g.lora_sliders, g.loras]
     g.model.change(h.models.choose_model, g.model, model_outputs, api_name="choose_model", queue=False, **PRIVATE)
     if g.lora_sliders:  # a slider moved by the visitor → the loras text; the text set otherwise (a PNG) → the sliders
-        gr.on([slider.input for slider in g.lora_sliders], h.models.compose_loras, [g.model, *g.lora_sliders],
-              g.loras, api_name="compose_loras", queue=False, **PRIVATE)  # fmt: skip
-        g.loras.change(h.models.show_loras, [g.model, g.loras], g.lora_sliders, api_name="show_loras", queue=False,
-                       **PRIVATE)  # fmt: skip
+        gr.on(
+            [slider.input for slider in g.lora_sliders],
+            h.models.compose_loras,
+            [g.model, *g.lora_sliders],
+            g.loras,
+            api_name="compose_loras",
+            queue=False,
+            **PRIVATE,
+        )
+        g.loras.change(
+            h.models.show_loras, [g.model, g.loras], g.lora_sliders, api_name="show_loras", queue=False, **PRIVATE
+        )
 
 
 def wire_run(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
     """Generate (and /txt2img), Stop, the view switch and the seed buttons."""
     run_outputs = [g.output, g.gallery, g.info, g.strip, g.run_status, g.download, top.last_run, g.animation]
-    click = g.run_btn.click(h.runs.queue_run, inputs_of(h.runs.queue_run, g, top),
-                            [g.init_image, g.run_status, top.prepared], queue=False, api_name="queue_run",
-                            **PRIVATE)  # fmt: skip
-    run = click.success(gpu(h.runs.img2img), inputs_of(h.runs.img2img, g, top), run_outputs, api_name="img2img",
-                        show_progress="hidden", **model_event(h))  # fmt: skip
+    click = g.run_btn.click(
+        h.runs.queue_run,
+        inputs_of(h.runs.queue_run, g, top),
+        [g.init_image, g.run_status, top.prepared],
+        queue=False,
+        api_name="queue_run",
+        **PRIVATE,
+    )
+    run = click.success(
+        gpu(h.runs.img2img),
+        inputs_of(h.runs.img2img, g, top),
+        run_outputs,
+        api_name="img2img",
+        show_progress="hidden",
+        **model_event(h),
+    )
     run.then(lambda n: (n or 0) + 1, top.run_done, top.run_done, api_name="run_done", queue=False, **PRIVATE)
-    run.success(lambda last: last["animation"] if last else None, top.last_run, g.animation_preview,
-                api_name="show_animation", queue=False, **PRIVATE)  # fmt: skip
-    top.txt2img_btn.click(gpu(h.runs.txt2img), inputs_of(h.runs.txt2img, g), run_outputs, api_name="txt2img",
-                          show_progress="hidden", **model_event(h))  # fmt: skip
+    run.success(
+        lambda last: last["animation"] if last else None,
+        top.last_run,
+        g.animation_preview,
+        api_name="show_animation",
+        queue=False,
+        **PRIVATE,
+    )
+    top.txt2img_btn.click(
+        gpu(h.runs.txt2img),
+        inputs_of(h.runs.txt2img, g),
+        run_outputs,
+        api_name="txt2img",
+        show_progress="hidden",
+        **model_event(h),
+    )
     g.stop_btn.click(h.runs.stop, None, None, api_name="stop", queue=False, show_progress="hidden")
-    g.view.change(gpu(h.runs.switch_view), [top.last_run, g.view], [g.gallery, g.strip, g.animation,
-                  g.animation_preview], api_name="switch_view", **PRIVATE, **model_event(h))  # fmt: skip
+    g.view.change(
+        gpu(h.runs.switch_view),
+        [top.last_run, g.view],
+        [g.gallery, g.strip, g.animation, g.animation_preview],
+        api_name="switch_view",
+        **PRIVATE,
+        **model_event(h),
+    )
     g.dice.click(lambda: -1, None, g.seed, api_name="random_seed", queue=False, **PRIVATE)
-    g.reuse.click(lambda last: last["seed"] if last else gr.skip(), top.last_run, g.seed, api_name="reuse_seed",
-                  queue=False, **PRIVATE)  # fmt: skip
+    g.reuse.click(
+        lambda last: last["seed"] if last else gr.skip(),
+        top.last_run,
+        g.seed,
+        api_name="reuse_seed",
+        queue=False,
+        **PRIVATE,
+    )
 
 
 def wire_png(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
     """Settings from a PNG: the form filled on the page, the same as JSON through /read_settings."""
-    g.png.upload(h.png.load_png, [g.png, g.model], [*fields(RECORDED_FIELDS, g), g.png_note], api_name="png_settings",
-                 **PRIVATE)  # fmt: skip
-    top.read_btn.click(h.png.read_settings, top.settings_png, top.settings_out, api_name="read_settings",
-                       queue=False, show_progress="hidden")  # fmt: skip
+    g.png.upload(
+        h.png.load_png, [g.png, g.model], [*fields(RECORDED_FIELDS, g), g.png_note], api_name="png_settings", **PRIVATE
+    )
+    top.read_btn.click(
+        h.png.read_settings,
+        top.settings_png,
+        top.settings_out,
+        api_name="read_settings",
+        queue=False,
+        show_progress="hidden",
+    )
 
 
 def wire_explain(h: Handlers, e: SimpleNamespace, g: SimpleNamespace, top: SimpleNamespace) -> None:
     """The Explain tab's events: the table runs with the Generate tab's image, prompt, seed and settings."""
-    e.compare_by.change(h.explain.compare_by, e.compare_by, [e.values, e.steps, e.strength], api_name="compare_by",
-                        queue=False, **PRIVATE)  # fmt: skip
+    e.compare_by.change(
+        h.explain.compare_by,
+        e.compare_by,
+        [e.values, e.steps, e.strength],
+        api_name="compare_by",
+        queue=False,
+        **PRIVATE,
+    )
     e.stop_btn.click(h.runs.stop, None, None, api_name="stop_compare", queue=False, **PRIVATE)
-    sketch = e.run_btn.click(h.explain.queue, inputs_of(h.explain.queue, e, g, top), g.init_image, queue=False,
-                             api_name="queue_compare", **PRIVATE)  # fmt: skip
-    sketch.success(gpu(h.explain.compare), inputs_of(h.explain.compare, e, g), [e.table, e.info], api_name="compare",
-                   show_progress="hidden", **model_event(h))  # fmt: skip
+    sketch = e.run_btn.click(
+        h.explain.queue,
+        inputs_of(h.explain.queue, e, g, top),
+        g.init_image,
+        queue=False,
+        api_name="queue_compare",
+        **PRIVATE,
+    )
+    sketch.success(
+        gpu(h.explain.compare),
+        inputs_of(h.explain.compare, e, g),
+        [e.table, e.info],
+        api_name="compare",
+        show_progress="hidden",
+        **model_event(h),
+    )
 
 
 def wire_grid(h: Handlers, grid: SimpleNamespace, g: SimpleNamespace, top: SimpleNamespace) -> None:
@@ -108,16 +184,31 @@ def wire_grid(h: Handlers, grid: SimpleNamespace, g: SimpleNamespace, top: Simpl
     # the Generate tab's settings reach it through its plan line (which follows all of them; more listeners on the model
     # picker's change make gradio fire that change again and again)
     triggers = [g.plan.change, *(c.change for c in (grid.rows, grid.row_values, grid.columns, grid.column_values))]
-    gr.on(triggers, h.grid.cost, cost_inputs, grid.cost, api_name="grid_cost", queue=False, trigger_mode="always_last",
-          **PRIVATE)  # fmt: skip
+    gr.on(
+        triggers,
+        h.grid.cost,
+        cost_inputs,
+        grid.cost,
+        api_name="grid_cost",
+        queue=False,
+        trigger_mode="always_last",
+        **PRIVATE,
+    )
     names = h.page.backend.names
     for axis, values in ((grid.rows, grid.row_values), (grid.columns, grid.column_values)):
         axis.change(lambda by: default_axis_values(by, names), axis, values, queue=False, **PRIVATE)
     grid.stop_btn.click(h.runs.stop, None, None, api_name="stop_grid", queue=False, **PRIVATE)
-    sketch = grid.run_btn.click(h.grid.queue, inputs_of(h.grid.queue, grid, g, top), g.init_image, queue=False,
-                                api_name="queue_grid", **PRIVATE)  # fmt: skip
-    run = sketch.success(gpu(h.grid.grid), inputs_of(h.grid.grid, grid, g), [grid.table, grid.info, grid.files],
-                         api_name="grid", show_progress="hidden", **model_event(h))  # fmt: skip
+    sketch = grid.run_btn.click(
+        h.grid.queue, inputs_of(h.grid.queue, grid, g, top), g.init_image, queue=False, api_name="queue_grid", **PRIVATE
+    )
+    run = sketch.success(
+        gpu(h.grid.grid),
+        inputs_of(h.grid.grid, grid, g),
+        [grid.table, grid.info, grid.files],
+        api_name="grid",
+        show_progress="hidden",
+        **model_event(h),
+    )
     run.then(h.grid.cost, cost_inputs, grid.cost, api_name="grid_cost_after", queue=False, **PRIVATE)
 
 
@@ -125,12 +216,31 @@ def wire_loopback(h: Handlers, lb: SimpleNamespace, g: SimpleNamespace, top: Sim
     """Loopback's events: the curve line as its settings or the Generate tab's change, /loopback."""
     curve_inputs = inputs_of(h.loopback.curve_line, lb, g, top)
     triggers = [g.plan.change, lb.loops.change, lb.final_strength.change, lb.curve.change]  # (as wire_grid's)
-    gr.on(triggers, h.loopback.curve_line, curve_inputs, lb.curve_line, api_name="loop_curve", queue=False,
-          trigger_mode="always_last", **PRIVATE)  # fmt: skip
+    gr.on(
+        triggers,
+        h.loopback.curve_line,
+        curve_inputs,
+        lb.curve_line,
+        api_name="loop_curve",
+        queue=False,
+        trigger_mode="always_last",
+        **PRIVATE,
+    )
     lb.stop_btn.click(h.runs.stop, None, None, api_name="stop_loopback", queue=False, **PRIVATE)
-    sketch = lb.run_btn.click(h.loopback.queue, inputs_of(h.loopback.queue, lb, g, top), g.init_image, queue=False,
-                              api_name="queue_loopback", **PRIVATE)  # fmt: skip
-    run = sketch.success(gpu(h.loopback.loopback), inputs_of(h.loopback.loopback, lb, g),
-                         [lb.strip, lb.animation, lb.files, lb.info], api_name="loopback", show_progress="hidden",
-                         **model_event(h))  # fmt: skip
+    sketch = lb.run_btn.click(
+        h.loopback.queue,
+        inputs_of(h.loopback.queue, lb, g, top),
+        g.init_image,
+        queue=False,
+        api_name="queue_loopback",
+        **PRIVATE,
+    )
+    run = sketch.success(
+        gpu(h.loopback.loopback),
+        inputs_of(h.loopback.loopback, lb, g),
+        [lb.strip, lb.animation, lb.files, lb.info],
+        api_name="loopback",
+        show_progress="hidden",
+        **model_event(h),
+    )
     run.then(h.loopback.curve_line, curve_inputs, lb.curve_line, api_name="loop_curve_after", queue=False, **PRIVATE)
