@@ -4,7 +4,7 @@
     python3 install.py test    set up, then run what CI runs: ruff check, ruff format --check, then pytest
     python3 install.py         set up only
 
-Arguments after the command go to pytest (`python3 install.py test tests/test_schedule.py -k plan`) or to app.py
+Arguments after the command go to pytest (`python3 install.py test tests/plan/test_rules.py -k plan`) or to app.py
 (`python3 install.py demo --port 7861`: `--model random` unless a --model is given); options go before it.
 
 Where: inside an active virtual environment, into that one (as `python install.py` always did); otherwise into

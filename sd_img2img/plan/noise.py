@@ -74,7 +74,7 @@ def image_seq_len(family: Family, width: int, height: int) -> int:
 
 # diffusers' own helpers, written out: importing them would import their pipelines' modules (and transformers with
 # them), seconds of work and, while a model loads in another thread, a race with its imports. The test suite checks
-# that each equals diffusers' own over many inputs (tests/test_families3.py).
+# that each equals diffusers' own over many inputs (tests/models/test_families_zimage_qwen_chroma_edit.py).
 def calculate_shift(seq: int, base_seq: int = 256, max_seq: int = 4096, base_shift: float = 0.5, max_shift=1.15):
     """diffusers' ``pipelines.flux.pipeline_flux.calculate_shift``: the shift ``mu``, linear in the patch count."""
     m = (max_shift - base_shift) / (max_seq - base_seq)

@@ -41,7 +41,7 @@ def keep_grpc_on_loopback() -> bool:
     ``_on_initialized``), though nothing off the node reaches a node whose address is loopback, and handles call
     replicas through Ray's actor calls unless ``RAY_SERVE_USE_GRPC_BY_DEFAULT`` is set. It runs in the replica's
     constructor, before Serve opens the port. A private name of Serve's: if it moves, nothing is changed here and
-    ``tests/test_ray_backend.py`` (which checks that the local instance listens on loopback only) fails.
+    ``tests/serve/test_ray_backend.py`` (which checks that the local instance listens on loopback only) fails.
     """
     import ipaddress
 

@@ -12,7 +12,7 @@ from PIL import Image
 from sd_img2img.cli import main
 from sd_img2img.formats.metadata import read_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEED = 1592514025
 
 

@@ -20,7 +20,7 @@ from sd_img2img.plan.images import fit_image
 from sd_img2img.plan.samplers import make_scheduler
 from sd_img2img.plan.step_plan import plan_steps
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 SEED = 1592514025
 SIZE = 256

@@ -79,3 +79,14 @@ def test_bad_numbers_are_named(steps, strength, match):
 def test_real_steps_schedule_cap_is_explained():
     with pytest.raises(UserInputError, match="need a schedule of"):
         plan_steps(150, 0.01, real_steps=True)
+
+
+def test_guidance_is_on_by_one_rule_for_every_family():
+    """Whether a run guides (a second model call a step) is the family's one rule, which the engine's timing, the
+    prompt cache and the Ray backend's timing all ask (the Ray side once tested ``> 1`` and disagreed on Z-Image)."""
+    from sd_img2img.models.families import FAMILIES
+
+    guided = {name: [f.guided(g) for g in (0.0, 0.5, 1.0, 1.5)] for name, f in FAMILIES.items()}
+    assert guided["sd"] == guided["sdxl"] == guided["sd3"] == [False, False, False, True]
+    assert guided["zimage"] == [False, True, True, True]  # its pipeline guides above 0
+    assert guided["flux"] == guided["lcm"] == guided["flux2-klein"] == [False] * 4  # an embedding, or no guidance

@@ -1,5 +1,5 @@
 """Honest time on the page: once a model has run here, the plan line says how long a run will take (the engine's
-estimate, whose accuracy tests/test_cpu_speed.py and benchmarks/bench_cpu.py check), and a visitor who clicks while
+estimate, whose accuracy tests/engine/test_cpu_speed.py and benchmarks/bench_cpu.py check), and a visitor who clicks while
 others run is told their place and wait. Through the page's handlers (``demo.handlers``), without a browser."""
 
 from __future__ import annotations

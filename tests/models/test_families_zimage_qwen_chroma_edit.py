@@ -6,12 +6,11 @@ from the run's own schedule."""
 
 import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from helpers import max_diff
+from original_layout import write_zimage_transformer
 from PIL import Image
 
 from sd_img2img.cli import main
@@ -20,9 +19,6 @@ from sd_img2img.errors import ModelLoadError, UserInputError
 from sd_img2img.models.families import FAMILIES, detect, peek
 from sd_img2img.plan.rules import FLOW_RULE, RULES
 from sd_img2img.plan.step_plan import plan_steps
-
-sys.path.insert(0, str(Path(__file__).parent))
-from original_layout import write_zimage_transformer  # noqa: E402
 
 SEED = 1592514025
 SIZE = 128
