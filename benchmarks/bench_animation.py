@@ -3,7 +3,7 @@
     python benchmarks/bench_animation.py [--arch tiny|sd15] [--size 512] [--repeats 3]
 
 Runs img2img at strength 0.7 (10 and 30 steps, the ``approx`` and ``full`` previews) on a random-weight checkpoint of
-the architecture (``benchmarks/architectures.py``; cpu, float32), then ``run.animation.step_animation`` on each
+the architecture (``benchmarks/architectures.py``; cpu, float32), then ``formats.animation.step_animation`` on each
 result, and prints the medians. Random weights make noisy frames, the worst case for the file's size.
 """
 

@@ -10,7 +10,7 @@ exit status 1. Ctrl-C stops the run between steps and still writes what was comp
 
 ``--animation`` also writes the steps as one animation; ``--loops N --final-strength S --curve C`` runs loopback (each
 output the next initial image); ``sd-img2img grid INIT --strengths 0.4,0.7 --step-counts 10,20`` runs the strength ×
-steps grid (``run/animation.py``, ``run/loopback.py``, ``run/grid.py``).
+steps grid (``formats/animation.py``, ``series/loopback.py``, ``series/grid.py``).
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ RAY_CONNECT_SECONDS = 5.0  # how long joining a cluster waits for its address to
 RAY_HEALTH_CHECK_SECONDS = 2.0  # how often Serve checks a worker is alive (a dead one is replaced once noticed)
 RAY_KEPT_REPORTS = 256  # how many finished runs the run board remembers (how each ended, on which worker)
 
-# Seeing more of a run (run/animation.py, run/grid.py, run/loopback.py).
+# Seeing more of a run (formats/animation.py, series/grid.py, series/loopback.py).
 ANIMATION_FORMATS = ("webp", "gif")  # the steps as an animation: animated WebP (the page's) or GIF, made with Pillow
 ANIMATION_MAX_SIDE = 512  # frames are scaled to at most this side
 ANIMATION_SECONDS = 2.4  # the frames before the last take about this long together …

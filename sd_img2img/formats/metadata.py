@@ -23,7 +23,7 @@ from sd_img2img.plan.request import RECORDED_FIELDS
 METADATA_KEY = "sd-img2img"
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 
-# the settings a PNG records and a run takes back (``GenerationRequest``'s, listed once in ``run/request.py``)
+# the settings a PNG records and a run takes back (``GenerationRequest``'s, declared once in ``plan/request.py``)
 REQUEST_FIELDS = RECORDED_FIELDS
 
 
@@ -83,7 +83,7 @@ def a1111_parameters(settings: dict[str, Any]) -> str:
 
 def series_fields(settings: dict[str, Any]) -> dict[str, Any]:
     """Where a loop of a loopback or a cell of a grid sits in its series (``settings["loopback"]`` /
-    ``settings["grid"]``, as ``run.loopback.LoopPlan.settings`` and ``run.grid.Grid.settings`` write them), in
+    ``settings["grid"]``, as ``series.loopback.LoopPlan.records`` and ``series.grid.cell_records`` write them), in
     AUTOMATIC1111's words where it has them (its loopback script's ``Final denoising strength``, ``Denoising curve``)."""
     fields: dict[str, Any] = {}
     loop = settings.get("loopback")

@@ -38,7 +38,7 @@ downscale so latents have the real shape:
 - ``tiny-qwen-edit``: like Qwen/Qwen-Image-Edit (``QwenImageEditPipeline``: Qwen-Image's parts and a ``processor/``
   for the reference image, loaded image-only where torchvision is missing: ``models/processors.py``).
 
-Their Qwen tokenizers and text encoders come from ``models/tiny_llm.py``.
+Their Qwen tokenizers and text encoders come from ``testing/tiny_llm.py``.
 
 The builders take an ``Architecture`` wherever they take a name: ``benchmarks/architectures.py`` passes the real
 SD1.5, SD-Turbo and SDXL shapes through this same code for speed and memory measurements.

@@ -74,7 +74,7 @@ def status_html(kind: str, text_html: str, fraction: float | None = None) -> str
 
 
 def summary_html(result, animation=None) -> str:
-    """The status line after a run: what ran, how long, its animation (``run.animation.Animation``) and its warnings
+    """The status line after a run: what ran, how long, its animation (``formats.animation.Animation``) and its warnings
     (which may quote the prompt)."""
     stopped = "Stopped" if result.stopped else "Done"
     asked = f"{result.steps} steps asked" + (" (real steps)" if result.real_steps else "")

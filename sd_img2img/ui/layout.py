@@ -1,5 +1,5 @@
 """The page's layout: one function per panel or tab, each returning its components by name (the form's fields by
-``run.request.FORM_FIELDS`` names, so the wiring finds each endpoint's inputs by its parameters). The controls' ranges
+``plan.request.FORM_FIELDS`` names, so the wiring finds each endpoint's inputs by its parameters). The controls' ranges
 and defaults come from ``config``, the same numbers validation uses."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Explain tab's strength chart: what strength means on each listed model.
 
 Strength on x, how much of the image survives the noise it enters at on y, one line a model, each point from the
-model's own schedule (``run.noise.entry_noise``: σ at the first step that runs for flow models and k-samplers, √ᾱ for
+model's own schedule (``plan.noise.entry_noise``: σ at the first step that runs for flow models and k-samplers, √ᾱ for
 DDPM-style ones) at the steps this page starts it at and the size its family is made for. What users report ("FLUX
 barely changes below 0.8", "SDXL 0.25 ≈ SD1.5 0.05") shows at a glance; an edit model lies flat at 0: its image is a
 reference, never mixed into the noise. Models whose family cannot be told without loading them are left out.

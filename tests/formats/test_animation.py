@@ -1,4 +1,4 @@
-"""The steps as an animation (run/animation.py): exactly the gallery's frames, in order, read back with Pillow."""
+"""The steps as an animation (formats/animation.py): exactly the gallery's frames, in order, read back with Pillow."""
 
 from __future__ import annotations
 

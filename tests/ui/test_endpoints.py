@@ -185,7 +185,7 @@ def test_bad_input_is_a_message_and_the_server_goes_on(client, tmp_path):
 
 
 def test_the_pages_handlers_check_the_sampler_themselves(engine):
-    """Behind gradio's Dropdown, the run's own check (``run/checks.py``) names the samplers that fit: what an
+    """Behind gradio's Dropdown, the run's own check (``plan/checks.py``) names the samplers that fit: what an
     embedding, or a Dropdown that lists another model's samplers, would reach."""
     from gradio import Error
 
