@@ -1,5 +1,6 @@
 """The benchmarks run (short mode, tiny checkpoint): they print medians and ratios. No timing is asserted here;
-the figures themselves are in docs/performance.md."""
+the figures themselves are in docs/performance.md. Each takes ~20 s on 2 cores, so they are long checks
+(``python -m pytest -m slow tests/project``), not part of the default run."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -17,6 +20,7 @@ def run(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
 
+@pytest.mark.slow
 def test_generation_benchmark_short(tiny_checkpoint, tiny_taesd, tmp_path):
     out = tmp_path / "report.json"
     args = [
@@ -48,6 +52,7 @@ def test_generation_benchmark_short(tiny_checkpoint, tiny_taesd, tmp_path):
     assert report["unet_step_ms"]["plain"] > 0
 
 
+@pytest.mark.slow
 def test_cpu_benchmark_short(tmp_path):
     """bench_cpu.py --short: both targets run on tiny checkpoints; the printed ratios are the medians' ratios, the
     float32 engine is plain diffusers exactly, every path ran the one planned step."""
