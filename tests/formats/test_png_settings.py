@@ -14,7 +14,8 @@ from PIL import Image, PngImagePlugin
 
 from sd_img2img.errors import UserInputError
 from sd_img2img.formats.metadata import a1111_parameters, read_settings, save_png, short_model_name
-from sd_img2img.formats.png_settings import parse_a1111_parameters, read_png_settings
+from sd_img2img.formats.a1111_text import parse_a1111_parameters
+from sd_img2img.formats.image_settings import read_image_settings
 from sd_img2img.formats.sampler_names import SAMPLER_TABLE, a1111_sampler, our_sampler
 from sd_img2img.models.families import DIFFUSION_SAMPLERS
 from sd_img2img.models.model_hash import model_hash
@@ -53,7 +54,7 @@ A1111_BUSY = (
 
 
 def test_a1111_example(tmp_path):
-    got = read_png_settings(png(tmp_path, {"parameters": A1111_EXAMPLE}))
+    got = read_image_settings(png(tmp_path, {"parameters": A1111_EXAMPLE}))
     assert got.tool == "AUTOMATIC1111"
     assert got.settings == {
         "prompt": "a cat on a windowsill, golden hour",
@@ -71,7 +72,7 @@ def test_a1111_example(tmp_path):
 
 
 def test_a1111_quoted_values_multiline_prompt_and_notes(tmp_path):
-    got = read_png_settings(png(tmp_path, {"parameters": A1111_BUSY}))
+    got = read_image_settings(png(tmp_path, {"parameters": A1111_BUSY}))
     s = got.settings
     assert s["prompt"] == "a photo of a cat, (masterpiece:1.2), <lora:add_detail:0.8>\nsitting on a windowsill"
     assert s["negative_prompt"] == "blurry,\nlowres"
@@ -111,22 +112,22 @@ def test_parse_a1111_parameters_without_settings_line():
 )
 def test_a1111_sampler_names(tmp_path, sampler, schedule, expected):
     line = f"Steps: 20, Sampler: {sampler}, " + (f"Schedule type: {schedule}, " if schedule else "") + "Seed: 1"
-    got = read_png_settings(png(tmp_path, {"parameters": f"a cat\n{line}"}))
+    got = read_image_settings(png(tmp_path, {"parameters": f"a cat\n{line}"}))
     assert got.settings["sampler"] == expected
 
 
 def test_a1111_unmapped_sampler_and_lost_schedule_are_noted(tmp_path):
-    got = read_png_settings(png(tmp_path, {"parameters": "a\nSteps: 20, Sampler: DPM++ SDE, Seed: 5"}))
+    got = read_image_settings(png(tmp_path, {"parameters": "a\nSteps: 20, Sampler: DPM++ SDE, Seed: 5"}))
     assert "sampler" not in got.settings and got.settings["seed"] == 5
     assert any("'DPM++ SDE'" in n and "no equivalent here" in n for n in got.notes)
-    got = read_png_settings(png(tmp_path, {"parameters": "a\nSteps: 20, Sampler: Euler, Schedule type: Karras"}))
+    got = read_image_settings(png(tmp_path, {"parameters": "a\nSteps: 20, Sampler: Euler, Schedule type: Karras"}))
     assert got.settings["sampler"] == "k_euler"
     assert any("k_euler has no Karras schedule" in n for n in got.notes)
 
 
 def test_a1111_bad_values_are_left_out_with_notes(tmp_path):
     text = "a\nSteps: 900, Sampler: Euler, CFG scale: nan, Seed: -4, Size: 20000x516, Denoising strength: 0"
-    got = read_png_settings(png(tmp_path, {"parameters": text}))
+    got = read_image_settings(png(tmp_path, {"parameters": text}))
     assert got.settings == {"prompt": "a", "negative_prompt": "", "sampler": "k_euler", "height": 512}
     notes = " | ".join(got.notes)
     for part in (
@@ -158,7 +159,7 @@ INVOKEAI_5 = {
 
 
 def test_invokeai_metadata_3(tmp_path):
-    got = read_png_settings(png(tmp_path, {"invokeai_metadata": INVOKEAI_3}))
+    got = read_image_settings(png(tmp_path, {"invokeai_metadata": INVOKEAI_3}))
     assert got.tool == "InvokeAI"
     assert got.settings == {
         "prompt": "a cat", "negative_prompt": "blurry", "steps": 20, "sampler": "k_euler_a",
@@ -169,7 +170,7 @@ def test_invokeai_metadata_3(tmp_path):
 
 
 def test_invokeai_metadata_5_model_name_and_karras(tmp_path):
-    got = read_png_settings(png(tmp_path, {"invokeai_metadata": INVOKEAI_5}))
+    got = read_image_settings(png(tmp_path, {"invokeai_metadata": INVOKEAI_5}))
     s = got.settings
     assert (s["sampler"], s["seed"], s["steps"], s["guidance_scale"]) == ("dpmpp_2m_karras", 7, 25, 8.0)
     assert (s["width"], s["height"], s["strength"], s["prompt"]) == (640, 512, 0.6, "a dog")
@@ -190,7 +191,7 @@ def test_invokeai_metadata_5_model_name_and_karras(tmp_path):
     ids=["dream", "sd-metadata"],
 )  # fmt: skip
 def test_invokeai_legacy_layouts(tmp_path, chunks):
-    got = read_png_settings(png(tmp_path, chunks))
+    got = read_image_settings(png(tmp_path, chunks))
     assert got.tool == "InvokeAI"
     s = got.settings
     assert (s["prompt"], s["negative_prompt"]) == ("a cat", "blurry, lowres")
@@ -224,7 +225,7 @@ def comfy_img2img():
 
 def test_comfyui_img2img_graph(tmp_path):
     workflow = {"nodes": [{"id": 3, "type": "KSampler"}], "links": []}  # the editor's copy, beside the graph
-    got = read_png_settings(png(tmp_path, {"prompt": comfy_img2img(), "workflow": workflow}))
+    got = read_image_settings(png(tmp_path, {"prompt": comfy_img2img(), "workflow": workflow}))
     assert got.tool == "ComfyUI"
     assert got.settings == {
         "steps": 30, "sampler": "dpmpp_2m_karras", "guidance_scale": 5.5, "seed": 987654,
@@ -250,7 +251,7 @@ def test_comfyui_txt2img_with_hires_pass_reads_the_first_stage(tmp_path):
             "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
         "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
     }  # fmt: skip
-    got = read_png_settings(png(tmp_path, {"prompt": graph}))
+    got = read_image_settings(png(tmp_path, {"prompt": graph}))
     s = got.settings
     assert (s["seed"], s["steps"], s["sampler"], s["prompt"]) == (31337, 25, "k_euler_a", "a castle")
     assert s["negative_prompt"] == ""
@@ -269,7 +270,7 @@ def test_comfyui_cycles_and_wrong_types_return_what_can_be_read(tmp_path):
         "4": "not a node",
         "5": {"class_type": "KSampler", "inputs": "not inputs"},
     }  # fmt: skip
-    got = read_png_settings(png(tmp_path, {"prompt": graph}))
+    got = read_image_settings(png(tmp_path, {"prompt": graph}))
     assert got.settings == {"steps": 12, "sampler": "k_euler"}
     notes = " | ".join(got.notes)
     assert "seed 'abc' is not a whole number" in notes and "sgm_uniform" in notes
@@ -300,7 +301,7 @@ def test_comfyui_cycles_and_wrong_types_return_what_can_be_read(tmp_path):
 )  # fmt: skip
 def test_hostile_pngs_raise_user_input_error(tmp_path, chunks, message):
     with pytest.raises(UserInputError, match="no settings could be read") as e:
-        read_png_settings(png(tmp_path, chunks))
+        read_image_settings(png(tmp_path, chunks))
     assert message in str(e.value)
 
 
@@ -309,7 +310,7 @@ def dream_with_a_whitespace_run(tmp_path):
 
 
 def test_a_dream_line_with_a_whitespace_run_is_read(tmp_path):
-    got = read_png_settings(dream_with_a_whitespace_run(tmp_path))
+    got = read_image_settings(dream_with_a_whitespace_run(tmp_path))
     assert (got.settings["steps"], got.settings["seed"], got.settings["sampler"]) == (20, 5, "k_lms")
 
 
@@ -318,14 +319,14 @@ def test_whitespace_runs_in_a_dream_line_do_not_hang(tmp_path):
     # left as it is, sd-parsers' pattern backtracks over the run from each of its characters (about 10 s here)
     path = dream_with_a_whitespace_run(tmp_path)
     start = time.perf_counter()
-    read_png_settings(path)
+    read_image_settings(path)
     assert time.perf_counter() - start < 3
 
 
 def test_a_huge_chunk_beside_a_good_one_is_skipped_with_a_note(tmp_path):
-    got = read_png_settings(png(tmp_path, {"parameters": A1111_EXAMPLE, "prompt": "x" * 2_000_000}))
+    got = read_image_settings(png(tmp_path, {"parameters": A1111_EXAMPLE, "prompt": "x" * 2_000_000}))
     assert got.tool == "AUTOMATIC1111" and got.settings["seed"] == 123
-    got = read_png_settings(png(tmp_path, {"parameters": "y" * 2_000_000, "invokeai_metadata": INVOKEAI_5}))
+    got = read_image_settings(png(tmp_path, {"parameters": "y" * 2_000_000, "invokeai_metadata": INVOKEAI_5}))
     assert got.tool == "InvokeAI" and got.settings["seed"] == 7
     assert any("'parameters' text chunk is 2,000,000 characters" in n for n in got.notes)
 
@@ -333,12 +334,12 @@ def test_a_huge_chunk_beside_a_good_one_is_skipped_with_a_note(tmp_path):
 def test_plain_pngs_and_non_images(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "plain.png")
     with pytest.raises(UserInputError, match="carries no generation settings"):
-        read_png_settings(tmp_path / "plain.png")
+        read_image_settings(tmp_path / "plain.png")
     (tmp_path / "x.png").write_text("hello")
     with pytest.raises(UserInputError, match="is not an image"):
-        read_png_settings(tmp_path / "x.png")
+        read_image_settings(tmp_path / "x.png")
     with pytest.raises(UserInputError, match="does not exist"):
-        read_png_settings(tmp_path / "missing.png")
+        read_image_settings(tmp_path / "missing.png")
 
 
 def _late_chunk(path, kind, key, data):
@@ -375,7 +376,7 @@ def test_text_too_large_for_pillow_is_said_in_words(tmp_path, where, limit):
     from sd_img2img.plan.images import open_image
 
     path = _too_much_text(tmp_path, where)
-    for read in (read_png_settings, read_settings):  # the page's PNG upload, and this project's own reader
+    for read in (read_image_settings, read_settings):  # the page's PNG upload, and this project's own reader
         with pytest.raises(UserInputError) as e:
             read(path)
         message = str(e.value)
@@ -398,7 +399,7 @@ OURS = dict(
 
 def test_own_png_round_trip(tmp_path):
     path = save_png(Image.new("RGB", (8, 8)), tmp_path / "ours.png", OURS)
-    got = read_png_settings(path)
+    got = read_image_settings(path)
     assert got.tool == "sd-img2img" and got.notes == []
     assert got.settings == read_settings(path) == OURS
     assert got.request_kwargs()["sampler"] == "dpmpp_2m_karras" and "model" not in got.request_kwargs()
@@ -411,7 +412,7 @@ def test_own_png_round_trip(tmp_path):
 
 def test_own_png_with_damaged_json_falls_back_to_its_parameters(tmp_path):
     chunks = {"sd-img2img": "{oops", "parameters": a1111_parameters(OURS)}
-    got = read_png_settings(png(tmp_path, chunks))
+    got = read_image_settings(png(tmp_path, chunks))
     assert got.tool == "AUTOMATIC1111"
     assert (got.settings["sampler"], got.settings["seed"], got.settings["strength"]) == ("dpmpp_2m_karras", 77, 0.65)
     assert (got.settings["model"], got.settings["model_hash"]) == ("tiny-sd15", "0123456789")
@@ -422,7 +423,7 @@ def test_parameters_quote_values_with_commas_and_read_back(tmp_path):
     settings = {**OURS, "model": "C:\\models\\my, odd: model.safetensors", "sampler": "k_lms"}
     text = a1111_parameters(settings)
     assert 'Model: "my, odd: model"' in text and "Sampler: LMS," in text and "Schedule type" not in text
-    got = read_png_settings(png(tmp_path, {"parameters": text}))
+    got = read_image_settings(png(tmp_path, {"parameters": text}))
     assert got.settings["model"] == "my, odd: model" and got.settings["sampler"] == "k_lms"
 
 
@@ -508,7 +509,7 @@ def test_chunks_after_the_pixel_data_are_read(tmp_path):
     chunk = (len(body) - 4).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
     (tmp_path / "late.png").write_bytes(data[:-12] + chunk + data[-12:])  # just before IEND
     assert "parameters" not in Image.open(tmp_path / "late.png").info
-    assert read_png_settings(tmp_path / "late.png").settings["sampler"] == "k_euler_a"
+    assert read_image_settings(tmp_path / "late.png").settings["sampler"] == "k_euler_a"
 
 
 def test_comfyui_combined_conditioning_and_a_seed_node(tmp_path):
@@ -521,7 +522,7 @@ def test_comfyui_combined_conditioning_and_a_seed_node(tmp_path):
         "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "ivy", "clip": ["4", 1]}},
         "9": {"class_type": "Seed (rgthree)", "inputs": {"seed": 5150}},
     }  # fmt: skip
-    got = read_png_settings(png(tmp_path, {"prompt": graph}))
+    got = read_image_settings(png(tmp_path, {"prompt": graph}))
     assert got.settings == {
         "steps": 20, "sampler": "k_heun", "guidance_scale": 7.0, "seed": 5150, "prompt": "a red door, ivy",
         "negative_prompt": "ivy",
