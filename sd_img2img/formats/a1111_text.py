@@ -80,17 +80,17 @@ def _a1111_fields(line: str) -> dict[str, str]:
 
 
 def from_a1111(chunks: dict[str, str]) -> SettingsReader:
-    """AUTOMATIC1111's settings from its ``parameters`` text (``NotThisTool`` for a JSON object without a settings
-    line: Fooocus and SwarmUI write theirs there)."""
+    """AUTOMATIC1111's settings from its ``parameters`` text (``NotThisTool`` for a JSON object, which Fooocus and
+    SwarmUI write there, unless it ends with AUTOMATIC1111's settings line)."""
     text = chunks["parameters"]
+    if looks_like_json_object(text) and "Steps:" not in text.rsplit("\n", 1)[-1]:
+        raise NotThisTool("a JSON object, not AUTOMATIC1111's text")
     if len(text) > MAX_TEXT_SETTINGS_CHARS:
         raise Unreadable(
             f"the AUTOMATIC1111 text is {len(text):,} characters long, more than a prompt and its settings take "
             f"(at most {MAX_TEXT_SETTINGS_CHARS:,}); not read"
         )
     prompt, negative, fields = parse_a1111_parameters(text)
-    if not fields and looks_like_json_object(text):
-        raise NotThisTool("JSON, not AUTOMATIC1111's text")
     r = SettingsReader("AUTOMATIC1111")
     r.text("prompt", prompt, "prompt")
     r.text("negative_prompt", negative, "negative prompt")

@@ -91,6 +91,6 @@ def _fooocus_rest(r: SettingsReader, meta: dict[str, Any]) -> None:
             if k not in quiet
             and not k.startswith("lora_combined_")
             and not k.startswith("refiner_")
-            and v not in (None, "", "None", [], {})
+            and v not in (None, "", "None", "Default (model)", [], {})
         ]
     )

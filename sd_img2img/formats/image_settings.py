@@ -47,6 +47,8 @@ from sd_img2img.formats.settings_reader import (
     Unreadable,
     looks_like_json_object,
     parse_json,
+    printable,
+    valid_text,
 )
 from sd_img2img.formats.stealth_info import StealthUnreadable, not_searched, read_stealth_info
 from sd_img2img.formats.swarmui import from_swarmui
@@ -100,7 +102,7 @@ class _Found:
         if len(text) <= MAX_CHUNK_CHARS:
             self.texts[key] = text
             return
-        where = f"the '{key}' text chunk is" if self.in_chunks else f"{self.found_in} holds"
+        where = f"the '{key}' text chunk is" if self.in_chunks else f"{self.found_in} is"
         self.notes.append(
             f"{where} {len(text):,} characters long, more than any settings take (at most {MAX_CHUNK_CHARS:,}); skipped"
         )
@@ -120,7 +122,7 @@ def read_image_settings(source: str | os.PathLike | Image.Image) -> ImageSetting
         chunks = _found_in_chunks(image, name)
         if METADATA_KEY in chunks.texts:
             try:
-                return ImageSettings("sd-img2img", own_settings(chunks.texts[METADATA_KEY], name), chunks.notes)
+                return _own(own_settings(chunks.texts[METADATA_KEY], name), chunks.notes)
             except UserInputError as e:
                 chunks.notes.append(f"{e}; reading the other chunks instead")
         notes: list[str] = []
@@ -129,13 +131,13 @@ def read_image_settings(source: str | os.PathLike | Image.Image) -> ImageSetting
             notes += found.notes
             settings, failures = _read(found)
             if settings is not None and not isinstance(settings, _Partial):
-                return ImageSettings(settings.tool, settings.settings, notes + settings.notes, settings.found_in)
+                return _settings(settings, notes)
             partial = partial or settings
             notes += failures
         if partial is not None:
-            return ImageSettings(partial.tool, partial.settings, notes + partial.notes, partial.found_in)
+            return _settings(partial, notes)
         if notes:
-            raise UserInputError(f"no settings could be read from {name}: " + "; ".join(notes))
+            raise UserInputError(f"no settings could be read from {name}: " + printable("; ".join(notes)))
         unsearched = not_searched(image) if image.mode in ("RGB", "RGBA") else None
         raise UserInputError(
             f"{name} carries no generation settings (looked for those of {', '.join(TOOLS[:-1])} and {TOOLS[-1]} "
@@ -143,6 +145,18 @@ def read_image_settings(source: str | os.PathLike | Image.Image) -> ImageSetting
             + (f"; {unsearched}" if unsearched else "")
             + ")"
         )
+
+
+def _settings(found: ImageSettings, notes: list[str]) -> ImageSettings:
+    """``found`` with the notes from before it first, every note written so that a page can show it."""
+    return ImageSettings(found.tool, found.settings, [printable(n) for n in notes + found.notes], found.found_in)
+
+
+def _own(settings: dict[str, Any], notes: list[str]) -> ImageSettings:
+    """This project's own settings, without a text that no page or PNG can carry (a hostile file's lone surrogate)."""
+    invalid = [key for key, value in settings.items() if isinstance(value, str) and not valid_text(value)]
+    notes += [f"the {printable(key)} is not valid text (it holds a lone UTF-16 surrogate); left out" for key in invalid]
+    return ImageSettings("sd-img2img", {k: v for k, v in settings.items() if k not in invalid}, notes)
 
 
 class _Partial(ImageSettings):
@@ -212,6 +226,9 @@ def _read(found: _Found) -> tuple[ImageSettings | None, list[str]]:
             continue
         except Exception as e:  # a shape of data no reader expected: say so rather than fail the upload
             failures.append(f"the {what} could not be read ({type(e).__name__}: {e})")
+            continue
+        if not reader.settings:  # the tool's metadata is there, but no value in it fits
+            failures += reader.notes or [f"the {what} holds no setting this program takes"]
             continue
         kind = ImageSettings if reader.complete else _Partial
         settings = kind(reader.tool, reader.settings, reader.notes, found.found_in)

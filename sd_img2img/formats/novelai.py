@@ -40,7 +40,8 @@ def from_novelai(chunks: dict[str, str]) -> SettingsReader:
     if comment is None:
         r.text("prompt", chunks.get("Description"), "prompt")
         r.complete = False
-        r.note("the NovelAI image has no 'Comment' with its settings; only the prompt was read")
+        read = "; only the prompt was read" if "prompt" in r.settings else ""
+        r.note(f"the NovelAI image has no 'Comment' with its settings{read}")
         return r
     prompt = comment.get("prompt") or _caption(comment.get("v4_prompt")) or chunks.get("Description")
     r.text("prompt", prompt, "prompt")

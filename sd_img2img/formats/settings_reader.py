@@ -58,6 +58,9 @@ class SettingsReader:
         if not isinstance(value, str):
             self.note(f"the {label} is not text; left as it was")
             return
+        if not valid_text(value):
+            self.note(f"the {label} is not valid text (it holds a lone UTF-16 surrogate); left as it was")
+            return
         if len(value) > MAX_PROMPT_CHARS:
             self.note(
                 f"the {label} is {len(value):,} characters, more than the {MAX_PROMPT_CHARS:,} this program takes; "
@@ -110,7 +113,8 @@ class SettingsReader:
         """Our sampler for the tool's sampler name and schedule (``sampler_names.our_sampler``), or a note."""
         if name is None or name == "":
             return
-        if not isinstance(name, str) or not (schedule is None or isinstance(schedule, str)):
+        texts = (name, schedule) if schedule is not None else (name,)
+        if not all(isinstance(t, str) and valid_text(t) for t in texts):
             self.note(f"the {self.tool} sampler {shown(name)} is not a name; the sampler is left as it was")
             return
         ours, notes = our_sampler(self.tool, name[:200], schedule[:200] if schedule else None)
@@ -121,7 +125,7 @@ class SettingsReader:
 
     def model(self, name: Any, model_hash: Any = None) -> None:
         """The model's name (information only) and its hash, when it looks like one."""
-        if isinstance(name, str) and name.strip():
+        if isinstance(name, str) and name.strip() and valid_text(name):
             self.settings["model"] = name.strip()[:500]
         if isinstance(model_hash, str) and re.fullmatch(r"[0-9A-Fa-f]{8,64}", model_hash.strip()):
             self.settings["model_hash"] = model_hash.strip().lower()
@@ -167,9 +171,24 @@ def to_whole(value: Any) -> int | None:
 
 
 def shown(value: Any, limit: int = 40) -> str:
-    """A value quoted in a note, cut to ``limit`` characters."""
+    """A value quoted in a note, cut to ``limit`` characters (what is not valid text is written as an escape)."""
     text = repr(value) if not isinstance(value, str) else f"'{value}'"
-    return text if len(text) <= limit else text[: limit - 1] + "…'"
+    return printable(text if len(text) <= limit else text[: limit - 1] + "…'")
+
+
+def valid_text(text: str) -> bool:
+    """Text that UTF-8 can carry: JSON's ``\\ud800`` escapes give Python strings with lone surrogates, which no
+    page, PNG or JSON reply can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """``text`` with what UTF-8 cannot carry (a lone surrogate) written as its escape (``\\ud800``)."""
+    return text if valid_text(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def listed(items: list[str]) -> str:

@@ -3,6 +3,7 @@
 Every PNG here is built with PIL's PngInfo, carrying the metadata the way each tool writes it. No model is needed.
 """
 
+import gzip
 import hashlib
 import json
 import os
@@ -11,11 +12,12 @@ import zlib
 
 import pytest
 from PIL import Image, PngImagePlugin
+from tool_images import USER_COMMENT, exif_block, jpeg_with_exif, stealth_pixels, webp_with_exif
 
 from sd_img2img.errors import UserInputError
-from sd_img2img.formats.metadata import a1111_parameters, read_settings, save_png, short_model_name
 from sd_img2img.formats.a1111_text import parse_a1111_parameters
 from sd_img2img.formats.image_settings import read_image_settings
+from sd_img2img.formats.metadata import a1111_parameters, read_settings, save_png, short_model_name
 from sd_img2img.formats.sampler_names import SAMPLER_TABLE, a1111_sampler, our_sampler
 from sd_img2img.models.families import DIFFUSION_SAMPLERS
 from sd_img2img.models.model_hash import model_hash
@@ -280,29 +282,112 @@ def test_comfyui_cycles_and_wrong_types_return_what_can_be_read(tmp_path):
 # -- hostile files ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("chunks", "message"),
-    [
-        ({"prompt": "{not json", "workflow": "{}"}, "ComfyUI 'prompt' graph is not valid JSON"),
-        ({"prompt": "[1, 2]"}, "wrong shape"),
-        ({"prompt": "[" * 50_000 + "]" * 50_000}, "not valid JSON"),
-        ({"prompt": {"1": {"class_type": "CLIPTextEncode", "inputs": {"text": "x"}}}}, "no KSampler"),
-        ({"workflow": {"nodes": []}}, "only ComfyUI's editor 'workflow'"),
-        ({"invokeai_metadata": "[1, 2, 3]"}, "InvokeAI metadata could not be read"),
-        ({"invokeai_metadata": '{"scheduler": "euler", "model": "just a string"}'}, "InvokeAI metadata could not"),
-        ({"sd-metadata": '{"image": 5}'}, "InvokeAI metadata could not be read"),
-        ({"parameters": '{"prompt": "x", "fooocus_scheme": "a1111"}'}, "holds JSON"),
-        ({"parameters": "x" * 5_000_000}, "5,000,000 characters"),
-        ({"parameters": "a: b, " * 30_000}, "characters long"),
-        ({"Dream": '"a"' + " " * 200_000 + "-"}, "'Dream' text is"),
-    ],
-    ids=["garbage-json", "list", "deep", "no-sampler", "workflow-only", "invoke-list", "invoke-model", "sd-meta",
-         "fooocus", "huge", "long-a1111", "long-dream"],
-)  # fmt: skip
+HOSTILE_CHUNKS = {  # id: (the PNG's text chunks, what the message must say)
+    "garbage-json": ({"prompt": "{not json", "workflow": "{}"}, "ComfyUI 'prompt' graph is not valid JSON"),
+    "list": ({"prompt": "[1, 2]"}, "wrong shape"),
+    "deep": ({"prompt": "[" * 50_000 + "]" * 50_000}, "not valid JSON"),
+    "no-sampler": ({"prompt": {"1": {"class_type": "CLIPTextEncode", "inputs": {"text": "x"}}}}, "no KSampler"),
+    "workflow-only": ({"workflow": {"nodes": []}}, "only ComfyUI's editor 'workflow'"),
+    "invoke-list": ({"invokeai_metadata": "[1, 2, 3]"}, "InvokeAI metadata could not be read"),
+    "invoke-model": ({"invokeai_metadata": '{"scheduler": "euler", "model": "x"}'}, "InvokeAI metadata could not"),
+    "sd-meta": ({"sd-metadata": '{"image": 5}'}, "InvokeAI metadata could not be read"),
+    "unknown-json": ({"parameters": '{"prompt": "x", "fooocus_scheme": "a1111"}'}, "holds JSON that neither Fooocus"),
+    "huge": ({"parameters": "x" * 5_000_000}, "5,000,000 characters"),
+    "long-a1111": ({"parameters": "a: b, " * 30_000}, "characters long"),
+    "long-dream": ({"Dream": '"a"' + " " * 200_000 + "-"}, "'Dream' text is"),
+    "fooocus-deep": ({"parameters": '{"prompt": ' + "[" * 50_000 + "]" * 50_000 + "}"}, "JSON, as Fooocus"),
+    "fooocus-types": (
+        {"parameters": {"full_prompt": [1], "resolution": [9], "seed": {"a": 1}, "steps": "9" * 60, "sampler": 3}},
+        "seed {'a': 1} is not a whole number",
+    ),
+    "fooocus-many-keys": ({"parameters": "{" + '"k": 1, ' * 100_000 + '"z": 2}'}, "keys: 'k', 'z'"),
+    "swarm-shape": ({"parameters": '{"sui_image_params": "just text"}'}, "'sui_image_params' is str, not an object"),
+    "swarm-deep": ({"parameters": '{"sui_image_params": ' + "{" * 50_000 + "}" * 50_000 + "}"}, "not valid JSON"),
+    "novelai-deep": ({"Software": "NovelAI", "Comment": "[" * 50_000 + "]" * 50_000}, "'Comment' is not valid JSON"),
+    "novelai-list": ({"Software": "NovelAI", "Comment": "[1, 2]"}, "NovelAI 'Comment' is JSON of the wrong shape"),
+    "novelai-huge": ({"Software": "NovelAI", "Comment": "{" * 2_000_000}, "'Comment' text chunk is 2,000,000"),
+    "novelai-odd": ({"Software": "NovelAI", "Comment": '{"seed": "\\ud800", "uc": 5, "steps": 1e999}'}, "seed"),
+}
+
+
+@pytest.mark.parametrize(("chunks", "message"), HOSTILE_CHUNKS.values(), ids=HOSTILE_CHUNKS)
 def test_hostile_pngs_raise_user_input_error(tmp_path, chunks, message):
     with pytest.raises(UserInputError, match="no settings could be read") as e:
         read_image_settings(png(tmp_path, chunks))
     assert message in str(e.value)
+
+
+def _user_comment_jpeg(comment: bytes):
+    return lambda tmp_path: jpeg_with_exif(tmp_path / "x.jpg", exif_block({USER_COMMENT: comment}))
+
+
+def _user_comment_webp(comment: bytes):
+    return lambda tmp_path: webp_with_exif(tmp_path / "x.webp", exif_block({USER_COMMENT: comment}))
+
+
+def _stealth(data: bytes, signature: bytes = b"stealth_pngcomp", length: int | None = None, size=(64, 64)):
+    def build(tmp_path):
+        path = tmp_path / "x.png"
+        stealth_pixels(data, "alpha", signature, size, length).save(path)
+        return path
+
+    return build
+
+
+def _damaged_exif(tmp_path):
+    path = jpeg_with_exif(tmp_path / "x.jpg", b"MM\0*\xff\xff\xff\xf0" + b"\xee" * 40)
+    return path
+
+
+HOSTILE_FILES = {  # id: (how the file is built, what the message must say)
+    "jpeg-utf16-surrogates": (_user_comment_jpeg(b"UNICODE\0" + b"\xd8\xd8" * 300), "UNICODE-prefixed, 608 bytes"),
+    "jpeg-jis": (_user_comment_jpeg(b"JIS\0\0\0\0\0" + b"\x81\x20" * 50), "not valid Shift JIS"),
+    "jpeg-not-utf8": (_user_comment_jpeg(b"\xff\xfe\xfa" * 100), "without a prefix, 300 bytes, not valid UTF-8"),
+    "jpeg-deep-json": (_user_comment_jpeg(b'{"prompt": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"), "holds Fooocus"),
+    "jpeg-damaged-exif": (_damaged_exif, "carries no generation settings"),
+    "webp-huge-comment": (_user_comment_webp(b"ASCII\0\0\0" + b"x" * 3_000_000), "3,000,008 bytes long"),
+    "webp-long-a1111": (
+        _user_comment_webp(b"ASCII\0\0\0" + b"a, " * 60_000),
+        "the WebP EXIF UserComment holds AUTOMATIC1111 text, but the AUTOMATIC1111 text is 180,000 characters",
+    ),
+    "stealth-too-long": (_stealth(b"x", b"stealth_pnginfo", length=2**32 - 1), "says it holds 4,294,967,295 bits"),
+    "stealth-bad-gzip": (_stealth(b"\x1f\x8b" + b"garbage" * 20), "not valid gzip data"),
+    "stealth-cut-gzip": (_stealth(gzip.compress(A1111_EXAMPLE.encode())[:40]), "ends before its gzip data does"),
+    "stealth-gzip-bomb": (_stealth(gzip.compress(b"\0" * 5_000_000), size=(256, 256)), "unpacks to more than"),
+    "stealth-not-utf8": (_stealth(b"\xff\xfe" * 100, b"stealth_pnginfo"), "not UTF-8 text"),
+    "stealth-huge-text": (
+        _stealth(gzip.compress(b"y" * 2_000_000), size=(256, 256)),
+        "stealth_pngcomp, in the alpha channel's low bits) is 2,000,000 characters long",
+    ),
+}
+
+
+@pytest.mark.parametrize(("build", "message"), HOSTILE_FILES.values(), ids=HOSTILE_FILES)
+def test_hostile_jpegs_webps_and_stealth_info_raise_user_input_error(tmp_path, build, message):
+    with pytest.raises(UserInputError) as e:
+        read_image_settings(build(tmp_path))
+    assert message in str(e.value) and ("no settings could be read" in str(e.value) or "carries no" in str(e.value))
+
+
+@pytest.mark.slow
+def test_every_hostile_image_is_answered_in_under_a_second(tmp_path):
+    """Each hostile image above, and the largest image whose pixels are searched (with no stealth header), answers in
+    under a second."""
+    from sd_img2img.config import STEALTH_MAX_PIXELS
+
+    side = int(STEALTH_MAX_PIXELS**0.5)
+    big = tmp_path / "big.png"
+    Image.new("RGBA", (side, side), (200, 100, 50, 255)).save(big, compress_level=1)
+    builds = [lambda t, c=chunks: png(t, c) for chunks, _ in HOSTILE_CHUNKS.values()]
+    builds += [build for build, _ in HOSTILE_FILES.values()] + [lambda t: big]
+    for i, build in enumerate(builds):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        path = build(folder)
+        start = time.perf_counter()
+        with pytest.raises(UserInputError):
+            read_image_settings(path)
+        assert time.perf_counter() - start < 1, f"{path.name} (case {i}) took {time.perf_counter() - start:.2f} s"
 
 
 def dream_with_a_whitespace_run(tmp_path):
