@@ -20,7 +20,7 @@ from sd_img2img.engine.cpu_memory import keep_freed_memory
 from sd_img2img.engine.engine import Engine
 from sd_img2img.errors import BackendError
 from sd_img2img.settings import AppSettings, models_from, parse_settings, quiet_libraries
-from sd_img2img.ui.exact_numbers import ExactJSON
+from sd_img2img.ui.exact_numbers import exact_json
 from sd_img2img.ui.handlers import Handlers
 from sd_img2img.ui.html import model_badge, model_label
 from sd_img2img.ui.layout import EXAMPLES_DIR, INTRO, explain_tab, generate_tab, grid_panel
@@ -74,7 +74,7 @@ def build_demo(models, settings: AppSettings | None = None) -> gr.Blocks:
         with gr.Row(visible=False):  # API endpoints only: on the page, Generate without an image is /txt2img, and
             top.txt2img_btn = gr.Button("txt2img")  # "Settings from an image" reads what /read_settings returns
             top.settings_png = gr.File(label="png", type="filepath", file_types=SETTINGS_FILE_TYPES)
-            top.settings_out = ExactJSON(label="settings")
+            top.settings_out = exact_json(label="settings")
             top.read_btn = gr.Button("read_settings")
         gr.HTML(footer_note(backend.capacity))
         badge = [top.model_badge, top.timer]
