@@ -138,7 +138,7 @@ def read_image_settings(source: str | os.PathLike | Image.Image) -> ImageSetting
             return _settings(partial, notes)
         if notes:
             raise UserInputError(f"no settings could be read from {name}: " + printable("; ".join(notes)))
-        unsearched = not_searched(image) if image.mode in ("RGB", "RGBA") else None
+        unsearched = not_searched(image)
         raise UserInputError(
             f"{name} carries no generation settings (looked for those of {', '.join(TOOLS[:-1])} and {TOOLS[-1]} "
             "in its text chunks, EXIF UserComment and stealth PNG info"

@@ -61,9 +61,14 @@ def describe(channel: str, compressed: bool) -> str:
     return f"stealth PNG info ({signature}, in {bits})"
 
 
+def may_hold_stealth_info(image: Image.Image) -> bool:
+    """An RGB or RGBA image that is not a JPEG (whose lossy pixels lose their low bits)."""
+    return image.mode in ("RGB", "RGBA") and getattr(image, "format", None) != "JPEG"
+
+
 def not_searched(image: Image.Image) -> str | None:
-    """Why an RGB or RGBA image's pixels are not searched for stealth info: too large (None: they are searched)."""
-    if image.width * image.height > STEALTH_MAX_PIXELS:
+    """Why the pixels of an image that may hold stealth info are not searched: too large (None: they are)."""
+    if may_hold_stealth_info(image) and image.width * image.height > STEALTH_MAX_PIXELS:
         return (
             f"its pixels were not searched for stealth PNG info: it is {image.width}×{image.height}, more than the "
             f"{STEALTH_MAX_PIXELS / 1e6:.1f} megapixels searched"
@@ -79,7 +84,7 @@ def read_stealth_info(image: Image.Image) -> StealthInfo | None:
     Args:
         image: an open image; its pixels are decoded only when it may hold stealth info.
     """
-    if image.mode not in ("RGB", "RGBA") or getattr(image, "format", None) == "JPEG" or not_searched(image):
+    if not may_hold_stealth_info(image) or not_searched(image):
         return None
     image.load()
     channels = ("rgb", "alpha") if image.mode == "RGBA" else ("rgb",)

@@ -237,6 +237,23 @@ def test_comfyui_img2img_graph(tmp_path):
     assert any("watercolor.safetensors" in n for n in got.notes)
 
 
+@pytest.mark.parametrize("seed", [280823642470253, 335608130539327, 2**64 - 1])
+def test_comfyui_64_bit_seeds_are_kept(tmp_path, seed):
+    """ComfyUI's seeds span 0 to 2⁶⁴ − 1 (its KSampler's seed widget): a 15-digit one, or the largest, is kept."""
+    graph = comfy_img2img()
+    graph["3"]["inputs"]["seed"] = seed
+    got = read_image_settings(png(tmp_path, {"prompt": graph}))
+    assert got.settings["seed"] == seed and not any("seed" in note for note in got.notes)
+
+
+def test_a_seed_past_2_to_the_64_is_left_out_with_the_range(tmp_path):
+    graph = comfy_img2img()
+    graph["3"]["inputs"]["seed"] = 2**64
+    got = read_image_settings(png(tmp_path, {"prompt": graph}))
+    assert "seed" not in got.settings
+    assert "seed 18446744073709551616 is outside this program's range (from 0 to 18446744073709551615)" in got.notes[0]
+
+
 def test_comfyui_txt2img_with_hires_pass_reads_the_first_stage(tmp_path):
     graph = {
         "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 768, "batch_size": 1}},
