@@ -70,7 +70,12 @@ def add_request_flags(p: CommandParser) -> None:
         help=f"schedule length (default: the model's; SD {sd.steps}); with --real-steps the steps that run",
     )
     p.add_argument("--real-steps", action="store_true", help="--steps is the number of steps that must actually run")
-    p.add_argument("--seed", type=int, default=None, help="0 ≤ N < 2^32 (default: random; the seed used is reported)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="0 ≤ N ≤ 2^64 − 1 (any ComfyUI seed); -1 or left out: a new random one (the seed used is reported)",
+    )
     p.add_argument(
         "--sampler",
         choices=ALL_SAMPLER_NAMES,
@@ -225,7 +230,7 @@ def _say_load_warnings() -> list[str]:
 
 def request_from(args):
     """The ``GenerationRequest`` the flags ask for."""
-    from sd_img2img.plan.request import GenerationRequest
+    from sd_img2img.plan.request import GenerationRequest, seed_value
 
     return GenerationRequest(
         prompt=args.prompt,
@@ -234,7 +239,7 @@ def request_from(args):
         strength=args.strength,
         steps=args.steps,
         real_steps=args.real_steps,
-        seed=args.seed,
+        seed=seed_value(args.seed),
         sampler=args.sampler,
         guidance_scale=args.guidance,
         width=args.width,

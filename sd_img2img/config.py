@@ -46,7 +46,8 @@ MAX_SIDE = 1024  # longest side of the default size taken from the init image
 MAX_DIMENSION = 2048  # width/height a user may ask for
 MIN_DIMENSION = 64
 MAX_GUIDANCE = 30.0
-MAX_SEED = 2**32  # seeds are in [0, 2**32)
+MAX_SEED = 2**64  # seeds are in [0, 2**64), as ComfyUI's (torch's CPU generator draws from a seed's low 32 bits)
+RANDOM_SEED_BELOW = 2**32  # a new random seed is below this: as AUTOMATIC1111's, short, and exact in any JSON reader
 MAX_PROMPT_CHARS = 4000
 
 
@@ -59,6 +60,8 @@ RANDOM_SEED = -1  # the page's seed field: -1 (or empty) asks for a new random s
 MAX_INPUT_SIDE = 12000
 MAX_INPUT_PIXELS = 50_000_000
 MAX_INPUT_BYTES = 30 * 1024 * 1024
+# Settings hidden in an image's pixels (AUTOMATIC1111's stealth PNG info) are looked for in images up to this size.
+STEALTH_MAX_PIXELS = 4096 * 4096
 
 STRIP_MAX_FRAME_HEIGHT = 256  # the steps strip scales larger step images down to this height
 

@@ -3,13 +3,15 @@
 The settings go in a PNG text chunk ``sd-img2img`` as JSON. A second chunk, ``parameters``, holds the same
 in AUTOMATIC1111's text layout, with AUTOMATIC1111's sampler names, the model's short name and (when the
 settings carry one) its ``Model hash``, so AUTOMATIC1111's PNG Info, sd-parsers and image sites read them.
-Reading the settings of other tools' PNGs is ``png_settings.read_png_settings``.
+Reading the settings of any tool's image (PNG, JPEG, WebP) is ``image_settings.read_image_settings``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,45 +120,67 @@ def save_png(image: Image.Image, path: str | os.PathLike, settings: dict[str, An
 def png_text(
     source: str | os.PathLike | Image.Image, keys: tuple[str, ...] | None = None
 ) -> tuple[dict[str, str], str]:
-    """An image's text chunks, and how to name the image in messages.
-
-    Chunks before the pixel data come from the header alone. Chunks after it (rare) are read by decoding the
-    image, so only when none of ``keys`` was in the header and the image is small enough (at most
-    ``config.MAX_INPUT_PIXELS``). Raises ``UserInputError`` if ``source`` is missing, not an image, or has more
-    text than Pillow unpacks (``text_too_large``).
+    """An image's text chunks, and how to name the image in messages (``opened_image`` and ``text_chunks``).
 
     Args:
         source: a path or an open PIL image.
         keys: the chunks wanted; ``None``: any.
     """
+    with opened_image(source) as (image, name):
+        return text_chunks(image, name, keys), name
+
+
+@contextmanager
+def opened_image(source: str | os.PathLike | Image.Image) -> Iterator[tuple[Image.Image, str]]:
+    """The image at ``source`` opened (its header read, no pixel decoded), and how to name it in messages; closed
+    afterwards unless it was given open. Raises ``UserInputError`` if ``source`` is missing, not an image, or has more
+    text than Pillow unpacks (``text_too_large``).
+
+    Args:
+        source: a path or an open PIL image.
+    """
     if isinstance(source, Image.Image):
-        image, name = source, "the image"
-    else:
-        name = file_name(source)
-        try:
-            image = Image.open(source)
-        except FileNotFoundError:
-            raise UserInputError(f"'{source}' does not exist") from None
-        except (UnidentifiedImageError, OSError):
-            raise UserInputError(f"{name} is not an image") from None
-        except ValueError as e:  # Pillow's limits on text chunks
-            raise UserInputError(text_too_large(name, e) or f"{name} cannot be read: {e}") from None
+        yield source, "the image"
+        return
+    name = file_name(source)
     try:
-        text = {k: v for k, v in image.info.items() if isinstance(k, str) and isinstance(v, str)}
-        in_header = keys is not None and any(key in text for key in keys)
-        small = image.width * image.height <= MAX_INPUT_PIXELS
-        if not in_header and small and isinstance(image, PngImagePlugin.PngImageFile):
-            try:
-                text = {**image.text, **text}  # loads the image, for chunks after the pixel data
-            except ValueError as e:
-                if too_large := text_too_large(name, e):
-                    raise UserInputError(too_large) from None
-            except (OSError, SyntaxError, Image.DecompressionBombError):
-                pass
+        image = Image.open(source)
+    except FileNotFoundError:
+        raise UserInputError(f"'{source}' does not exist") from None
+    except (UnidentifiedImageError, OSError):
+        raise UserInputError(f"{name} is not an image") from None
+    except ValueError as e:  # Pillow's limits on text chunks
+        raise UserInputError(text_too_large(name, e) or f"{name} cannot be read: {e}") from None
+    try:
+        yield image, name
     finally:
-        if image is not source:
-            image.close()
-    return text, name
+        image.close()
+
+
+def text_chunks(image: Image.Image, name: str, keys: tuple[str, ...] | None = None) -> dict[str, str]:
+    """An open image's text chunks.
+
+    Chunks before the pixel data come from the header alone. Chunks after it (rare) are read by decoding the
+    image, so only when none of ``keys`` was in the header and the image is small enough (at most
+    ``config.MAX_INPUT_PIXELS``). Raises ``UserInputError`` if it has more text than Pillow unpacks.
+
+    Args:
+        image: an open image.
+        name: how to name it in messages.
+        keys: the chunks wanted; ``None``: any.
+    """
+    text = {k: v for k, v in image.info.items() if isinstance(k, str) and isinstance(v, str)}
+    in_header = keys is not None and any(key in text for key in keys)
+    small = image.width * image.height <= MAX_INPUT_PIXELS
+    if not in_header and small and isinstance(image, PngImagePlugin.PngImageFile):
+        try:
+            text = {**image.text, **text}  # loads the image, for chunks after the pixel data
+        except ValueError as e:
+            if too_large := text_too_large(name, e):
+                raise UserInputError(too_large) from None
+        except (OSError, SyntaxError, Image.DecompressionBombError):
+            pass
+    return text
 
 
 def text_too_large(name: str, error: ValueError) -> str | None:

@@ -1,13 +1,19 @@
-"""Sampler names across tools: this project's names next to AUTOMATIC1111's, InvokeAI's and ComfyUI's.
+"""Sampler names across tools: this project's names next to AUTOMATIC1111's, InvokeAI's and ComfyUI's (and so
+Fooocus', SwarmUI's and NovelAI's).
 
-One table, ``SAMPLER_TABLE``, holds the mapping both ways: reading another tool's PNG settings turns its
+One table, ``SAMPLER_TABLE``, holds the mapping both ways: reading another tool's settings turns its
 sampler (and schedule) into ours, and the PNGs this project writes name their sampler the way AUTOMATIC1111
 does.
 
+Fooocus, SwarmUI and NovelAI name their samplers as ComfyUI does (k-diffusion's names), so their names are looked up
+in ComfyUI's column: NovelAI's with its ``k_`` prefix taken off (``k_euler_ancestral``; ``ddim_v3`` is DDIM), and
+ComfyUI's own older ones (2023) with their ``sample_`` prefix taken off (``sample_dpmpp_2m``).
+
 Schedules: AUTOMATIC1111 names them apart (``Sampler: DPM++ 2M, Schedule type: Karras``; before 1.8 the
-schedule was part of the name, ``DPM++ 2M Karras``), InvokeAI adds ``_k`` to the name (``dpmpp_2m_k``) and
-ComfyUI has a ``scheduler`` input (``karras``). Here only ``dpmpp_2m_karras`` runs the Karras schedule; any
-other sampler asked for with a schedule it does not have maps to its plain version, with a note.
+schedule was part of the name, ``DPM++ 2M Karras``), InvokeAI adds ``_k`` to the name (``dpmpp_2m_k``), ComfyUI,
+Fooocus and SwarmUI have a ``scheduler`` (``karras``) and NovelAI a ``noise_schedule`` (``native``: the model's own).
+Here only ``dpmpp_2m_karras`` runs the Karras schedule; any other sampler asked for with a schedule it does not have
+maps to its plain version, with a note.
 """
 
 from __future__ import annotations
@@ -43,12 +49,16 @@ SAMPLER_TABLE: tuple[SamplerName, ...] = (
     SamplerName("lcm", "LCM", None, ("lcm",), "lcm"),
 )
 
-TOOLS = ("AUTOMATIC1111", "InvokeAI", "ComfyUI")
+TOOLS = ("AUTOMATIC1111", "InvokeAI", "ComfyUI", "Fooocus", "SwarmUI", "NovelAI")
+# the tools whose sampler names are ComfyUI's (k-diffusion's), and the prefixes their names may carry
+COMFYUI_NAMED = {"ComfyUI": ("sample_",), "Fooocus": (), "SwarmUI": (), "NovelAI": ("k_",)}
+# sampler names of those tools that are another name of one in ComfyUI's column
+COMFYUI_ALIASES = {"ddim_v3": "ddim"}  # NovelAI's DDIM
 
 # AUTOMATIC1111 1.8+: the samplers whose "Automatic" schedule type is Karras
 A1111_AUTOMATIC_KARRAS = ("DPM++ 2M", "DPM++ SDE", "DPM++ 2S a", "DPM2", "DPM2 a")
 # schedule names that mean a sampler's plain schedule, in any tool (compared case-insensitively)
-PLAIN_SCHEDULES = ("", "automatic", "uniform", "normal", "default", "none")
+PLAIN_SCHEDULES = ("", "automatic", "uniform", "normal", "default", "none", "native")
 # AUTOMATIC1111 before 1.8 put the schedule at the end of the sampler name
 A1111_SCHEDULE_SUFFIXES = (" karras", " exponential")
 
@@ -77,15 +87,16 @@ def our_sampler(tool: str, name: str, schedule: str | None = None) -> tuple[str 
     """Our sampler for another tool's sampler name and schedule.
 
     Args:
-        tool: ``"AUTOMATIC1111"``, ``"InvokeAI"`` or ``"ComfyUI"``.
-        name: the tool's sampler name (``Euler a``, ``dpmpp_2m_k``, ``euler_ancestral``, …).
-        schedule: AUTOMATIC1111's "Schedule type" or ComfyUI's ``scheduler``, if any.
+        tool: one of ``TOOLS``.
+        name: the tool's sampler name (``Euler a``, ``dpmpp_2m_k``, ``euler_ancestral``, ``k_euler``, …).
+        schedule: AUTOMATIC1111's "Schedule type", ComfyUI's (Fooocus's, SwarmUI's) ``scheduler`` or NovelAI's
+            ``noise_schedule``, if any.
 
     Returns:
         ``(sampler, notes)``: one of ``samplers.SAMPLER_NAMES``, or ``None`` when there is no equivalent
         here, and what did not carry over, for the user.
     """
-    if tool not in _BY_TOOL:
+    if tool not in _BY_TOOL and tool not in COMFYUI_NAMED:
         raise ValueError(f"unknown tool {tool!r}; one of {', '.join(TOOLS)}")
     base = name.strip()
     asked = (schedule or "").strip()  # as the tool wrote it, for the notes
@@ -101,10 +112,12 @@ def our_sampler(tool: str, name: str, schedule: str | None = None) -> tuple[str 
             asked = "Automatic (Karras)" if karras_default else asked
     elif tool == "InvokeAI" and base.endswith("_k"):
         base, schedule = base[:-2], "Karras"
+    elif tool in COMFYUI_NAMED:
+        base = _comfyui_name(base, COMFYUI_NAMED[tool])
     key = base.casefold() if tool == "AUTOMATIC1111" else base
     karras = schedule.casefold() == "karras"
     plain = schedule.casefold() in PLAIN_SCHEDULES
-    table = _BY_TOOL[tool]
+    table = _BY_TOOL["ComfyUI" if tool in COMFYUI_NAMED else tool]
     written = f"{name.strip()}, schedule {asked}" if asked else name.strip()
     ours = table.get((key, karras)) if plain or karras else None
     notes = []
@@ -117,3 +130,12 @@ def our_sampler(tool: str, name: str, schedule: str | None = None) -> tuple[str 
     if ours is None or ours not in SAMPLERS:
         return None, [f"sampler '{written}' ({tool}) has no equivalent here; the sampler is left as it was"]
     return ours, notes
+
+
+def _comfyui_name(name: str, prefixes: tuple[str, ...]) -> str:
+    """A sampler name of a tool in ``COMFYUI_NAMED`` as ComfyUI's column has it."""
+    for prefix in prefixes:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            name = name[len(prefix) :]
+            break
+    return COMFYUI_ALIASES.get(name, name)

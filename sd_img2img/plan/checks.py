@@ -65,7 +65,9 @@ def check_guidance(value: Any) -> None:
 
 def check_seed(value: Any) -> int:
     high = int(RANGES["seed"].high)
-    return check_int("seed", value, 0, high, f"use a seed from 0 to {high}, or none for a random one")
+    return check_int(
+        "seed", value, 0, high, f"use a seed from 0 to {high} (2⁶⁴ − 1), or none (-1 on the page) for a random one"
+    )
 
 
 def check_size(name: str, value: Any, family: Family) -> int:

@@ -37,8 +37,16 @@ class Range:
     def describe(self) -> str:
         """``above 0 and at most 1``, ``from 1 to 150``, as a message says it."""
         if self.above_low:
-            return f"above {self.low:g} and at most {self.high:g}"
-        return f"from {self.low:g} to {self.high:g}"
+            return f"above {number_text(self.low)} and at most {number_text(self.high)}"
+        return f"from {number_text(self.low)} to {number_text(self.high)}"
+
+
+def number_text(value: float) -> str:
+    """A bound or value as a message writes it: a whole number with all its digits (a 64-bit seed's
+    ``18446744073709551615``, never ``1.84467e+19``), any other number as ``:g`` writes it (``0.75``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return f"{value:g}"
 
 
 def keep(value: Any) -> Any:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from sd_img2img.config import MAX_DIMENSION, MAX_SEED, MIN_DIMENSION
+from sd_img2img.config import MAX_DIMENSION, MIN_DIMENSION, RANDOM_SEED_BELOW
 from sd_img2img.models.families import Family, default_family
 from sd_img2img.models.loras import LoraSpec, lcm_warnings, resolve
 from sd_img2img.plan.checks import check_inputs
@@ -81,6 +81,12 @@ def output_size(request: GenerationRequest, image: Image.Image | None, family: F
     return width // m * m, height // m * m
 
 
+def random_seed() -> int:
+    """A new random seed: below ``config.RANDOM_SEED_BELOW`` (2³²), as AUTOMATIC1111's, though any seed up to 2⁶⁴ − 1
+    may be asked for."""
+    return secrets.randbelow(RANDOM_SEED_BELOW)
+
+
 def prepare_request(
     request: GenerationRequest,
     family: Family | None = None,
@@ -104,7 +110,7 @@ def prepare_request(
     check_inputs(request, family, listed)
     r = with_defaults(request, family)
     prompt, negative_prompt, warnings = clean_prompts(r)
-    seed = secrets.randbelow(MAX_SEED) if r.seed is None else int(r.seed)
+    seed = random_seed() if r.seed is None else int(r.seed)
     image, width, height = fitted_image(r, family, images)
     # the steps, and the noise level the image enters at (from the run's own schedule)
     if image is not None:

@@ -9,6 +9,7 @@ controls and the PNG readers allow) and ``SETTINGS`` (every declaration, by fiel
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,9 +51,14 @@ def number_or_none(value: Any) -> float | None:
     return float(value) if value is not None else None
 
 
-def seed_value(value: Any) -> int | None:
-    """A seed field's value: empty, None or -1 mean "random"; a whole float becomes an int."""
-    if value is None or value == "" or value == RANDOM_SEED:
+def seed_value(value: Any) -> Any:
+    """A seed field's value: empty, None or -1 mean "random"; a whole float, or a whole number's digits as text (the
+    page's seed box is text, so that every seed up to 2⁶⁴ − 1 keeps its digits), becomes an int; anything else stays
+    as it is, for the checks to refuse by name."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = None if not text else int(text) if _WHOLE_TEXT.fullmatch(text) else value
+    if value is None or value == RANDOM_SEED:
         return None
     return whole(value)
 
@@ -62,6 +68,9 @@ def size_value(value: Any) -> int | None:
     if value is None or value == "" or value == 0:
         return None
     return whole(value)
+
+
+_WHOLE_TEXT = re.compile(r"[+-]?[0-9]{1,40}")
 
 
 def choice_or(default: str):
@@ -85,7 +94,8 @@ class GenerationRequest:
         strength: 0 < strength ≤ 1; how much of the schedule runs, and how far the init image may change.
         steps: schedule length, or with ``real_steps`` the number of steps that must run.
         real_steps: pick the schedule length so that exactly ``steps`` steps run.
-        seed: 0 ≤ seed < 2**32; ``None`` picks one at random (the result reports it).
+        seed: 0 ≤ seed < 2**64 (torch's CPU generator, as diffusers' and ComfyUI's, draws from its low 32 bits);
+            ``None`` picks one at random, below 2**32 (the result reports it).
         sampler: a name from ``samplers.ALL_SAMPLER_NAMES`` that fits the model's family (``Engine.samplers``).
         guidance_scale: classifier-free guidance; 1 turns it off (LCM: the guidance embedding's scale).
         strength, steps, sampler, guidance_scale: ``None`` (the default) takes the loaded model's family's
@@ -147,11 +157,13 @@ class GenerationRequest:
     seed: int | None = setting(
         None,
         label="Seed",
-        help=f"0 to {MAX_SEED - 1}; {RANDOM_SEED} or empty: a new random seed (the result says which)",
-        hint=f"{RANDOM_SEED} = a new random seed each run",
+        help=f"0 to {MAX_SEED - 1} (2⁶⁴ − 1, as ComfyUI's), a number or its digits as text; {RANDOM_SEED} or empty: "
+        "a new random seed (the result says which)",
+        hint=f"0 to 2⁶⁴ − 1 · {RANDOM_SEED} = a new random seed each run",
         range=Range(0, MAX_SEED - 1, whole=True),
         form=seed_value,
         recorded=True,
+        annotation=int | str | None,
     )
     sampler: str | None = setting(
         None, label="Sampler", help="one that fits the model (empty: the model's)", form=or_none, recorded=True
@@ -210,7 +222,7 @@ RECORDED_FIELDS = tuple(name for name, field in SETTINGS.items() if field.settin
 # what a page's form fills in: the recorded settings, the init image, and how steps are drawn
 FORM_FIELDS = tuple(name for name, field in SETTINGS.items() if field.setting.on_form)
 # each numeric setting's range: what validation accepts (checks), what the page's controls allow and what a PNG's
-# settings may fill in (formats/png_settings.py, ui/form.py)
+# settings may fill in (formats/settings_reader.py, ui/form.py)
 RANGES = {name: field.setting.range for name, field in SETTINGS.items() if field.setting.range is not None}
 
 # what a request leaves unset (None) and its model's family fills in

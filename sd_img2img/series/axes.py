@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sd_img2img.config import GRID_MAX_CELLS, MAX_SEED
+from sd_img2img.config import GRID_MAX_CELLS
 from sd_img2img.errors import UserInputError, check_choice
 from sd_img2img.models.families import Family
+from sd_img2img.plan.prepare import random_seed
 from sd_img2img.plan.request import RANGES, GenerationRequest
 from sd_img2img.plan.rules import rule_of
 
@@ -109,7 +109,7 @@ def axis_requests(
 ) -> list[tuple[tuple[int, ...], str, GenerationRequest]]:
     """Each run's place on ``axes`` (row-major), model and request: ``base`` (its seed, or one picked for all) with the
     axes' values; on ``model`` unless an axis is the models (each model's family then fills in ``PER_FAMILY``)."""
-    seed = base.seed if base.seed is not None else secrets.randbelow(MAX_SEED)
+    seed = base.seed if base.seed is not None else random_seed()
     runs = []
     for at in itertools.product(*(range(len(axis.values)) for axis in axes)):
         changes, name = {"seed": seed}, model

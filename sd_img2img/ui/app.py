@@ -20,10 +20,12 @@ from sd_img2img.engine.cpu_memory import keep_freed_memory
 from sd_img2img.engine.engine import Engine
 from sd_img2img.errors import BackendError
 from sd_img2img.settings import AppSettings, models_from, parse_settings, quiet_libraries
+from sd_img2img.ui.exact_numbers import exact_json
 from sd_img2img.ui.handlers import Handlers
 from sd_img2img.ui.html import model_badge, model_label
 from sd_img2img.ui.layout import EXAMPLES_DIR, INTRO, explain_tab, generate_tab, grid_panel
 from sd_img2img.ui.page import Page
+from sd_img2img.ui.png_import import SETTINGS_FILE_TYPES
 from sd_img2img.ui.state import RunFiles, forget_paths
 from sd_img2img.ui.wiring import PRIVATE, wire_explain, wire_form, wire_grid, wire_loopback, wire_png, wire_run
 
@@ -70,9 +72,9 @@ def build_demo(models, settings: AppSettings | None = None) -> gr.Blocks:
                 e = explain_tab(h)
                 grid = grid_panel(h)
         with gr.Row(visible=False):  # API endpoints only: on the page, Generate without an image is /txt2img, and
-            top.txt2img_btn = gr.Button("txt2img")  # "Settings from a PNG" reads what /read_settings returns
-            top.settings_png = gr.File(label="png", type="filepath", file_types=[".png"])
-            top.settings_out = gr.JSON(label="settings")
+            top.txt2img_btn = gr.Button("txt2img")  # "Settings from an image" reads what /read_settings returns
+            top.settings_png = gr.File(label="png", type="filepath", file_types=SETTINGS_FILE_TYPES)
+            top.settings_out = exact_json(label="settings")
             top.read_btn = gr.Button("read_settings")
         gr.HTML(footer_note(backend.capacity))
         badge = [top.model_badge, top.timer]

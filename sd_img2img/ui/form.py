@@ -13,7 +13,7 @@ from typing import Any
 
 from sd_img2img import config
 from sd_img2img.models.loras import format_scales
-from sd_img2img.plan.fields import Range
+from sd_img2img.plan.fields import Range, number_text
 from sd_img2img.plan.request import FORM_FIELDS, RANGES, SETTINGS, GenerationRequest
 
 # what the page's controls can hold: the validation ranges, except that the strength slider starts at its step and
@@ -62,7 +62,9 @@ def fit_form(values: dict, samplers: tuple[str, ...], loras: tuple[str, ...] = (
         if name in choices and value not in choices[name]:
             skipped.append(f"Not used: {name} {value!r} (not one of {', '.join(choices[name])})")
         elif limits is not None and value not in Range(limits.low, limits.high):
-            skipped.append(f"Not used: {name} {value!r} (outside {limits.low:g} to {limits.high:g})")
+            skipped.append(
+                f"Not used: {name} {value!r} (outside {number_text(limits.low)} to {number_text(limits.high)})"
+            )
         else:
             fitted[name] = value
     return fitted, skipped

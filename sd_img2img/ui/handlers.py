@@ -22,7 +22,7 @@ class Handlers:
     models: ModelPicker  # the picker, the badge, the LoRA sliders
     runs: Runs  # the plan line, the click, /img2img and /txt2img, the view switch, Stop
     explain: Explain  # the explain table, /compare
-    png: PngImport  # settings from a PNG, /read_settings
+    png: PngImport  # settings from an image, /read_settings
     grid: GridPage  # the strength × steps grid, /grid
     loopback: LoopbackPage  # loopback, /loopback
 

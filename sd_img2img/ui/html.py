@@ -95,9 +95,11 @@ def summary_html(result, animation=None) -> str:
 
 
 def png_note(found: dict) -> str:
-    """What "Settings from a PNG" did: who wrote the settings, what it filled, what did not carry over."""
+    """What "Settings from an image" did: who wrote the settings and where in the file they were, what it filled,
+    what did not carry over."""
     filled = [k for k in RECORDED_FIELDS if k in found]
-    text = f"Filled in from the {found['tool']} PNG: {', '.join(filled) or 'nothing'}."
+    where = f" in {found['found_in']}" if found.get("found_in") else ""
+    text = f"Filled in from the {found['tool']} settings{where}: {', '.join(filled) or 'nothing'}."
     if found.get("model"):
         text += f" Made with {found['model']}."
     notes = "".join(f"<li>{esc(n)}</li>" for n in found["notes"])

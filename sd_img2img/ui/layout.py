@@ -18,6 +18,7 @@ from sd_img2img.plan.images import open_image
 from sd_img2img.plan.request import RANGES
 from sd_img2img.series.compare import default_values
 from sd_img2img.ui.controls import labels, limits
+from sd_img2img.ui.exact_numbers import exact_json, seed_box
 from sd_img2img.ui.examples import EXAMPLES
 from sd_img2img.ui.explain import compare_html
 from sd_img2img.ui.form import page_defaults
@@ -26,6 +27,7 @@ from sd_img2img.ui.handlers import Handlers
 from sd_img2img.ui.html import plan_line, status_html
 from sd_img2img.ui.model_picker import sampler_choices
 from sd_img2img.ui.page import user_error
+from sd_img2img.ui.png_import import SETTINGS_FILE_TYPES
 from sd_img2img.ui.strength_chart import strength_chart
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
@@ -145,10 +147,7 @@ def settings_panel(h: Handlers) -> SimpleNamespace:
         ui.run_btn = gr.Button("Generate", variant="primary", size="lg", elem_id="run", scale=3)
         ui.stop_btn = gr.Button("Stop", variant="secondary", size="lg", elem_id="stop", scale=1)
     with gr.Row(elem_classes="seed-row"):
-        low, high = limits("seed", low=config.RANDOM_SEED)
-        ui.seed = gr.Number(
-            value=config.RANDOM_SEED, precision=0, minimum=low, maximum=high, elem_id="seed", scale=4, **labels("seed")
-        )
+        ui.seed = seed_box(value=str(config.RANDOM_SEED), max_lines=1, elem_id="seed", scale=4, **labels("seed"))
         ui.dice = gr.Button("🎲 Random", elem_id="seed-random", scale=0, min_width=96, size="md")
         ui.reuse = gr.Button("↺ Last seed", elem_id="seed-reuse", scale=0, min_width=110, size="md")
     more_settings(h, family, ui)
@@ -184,7 +183,7 @@ def strength_and_steps(h: Handlers, family, ui: SimpleNamespace) -> None:
 
 
 def more_settings(h: Handlers, family, ui: SimpleNamespace) -> None:
-    """The rarer settings, folded away: sampler, guidance, size, previews; the listed LoRAs; settings from a PNG."""
+    """The rarer settings, folded away: sampler, guidance, size, previews; the listed LoRAs; settings from an image."""
     start_guidance = page_defaults(family, h.page.on_cpu)[2]
     with gr.Accordion("More settings", open=False, elem_classes="more"):
         ui.sampler = gr.Dropdown(sampler_choices(family), value="", elem_id="sampler", **labels("sampler"))
@@ -216,13 +215,14 @@ def more_settings(h: Handlers, family, ui: SimpleNamespace) -> None:
         ui.loras = gr.Textbox(
             format_scales({spec.name: spec.scale for spec in specs}), visible=False, label="loras", elem_id="loras"
         )
-    with gr.Accordion("Settings from a PNG", open=False, elem_classes="more"):
+    with gr.Accordion("Settings from an image", open=False, elem_classes="more"):
+        gr.Markdown(
+            "A PNG, JPEG or WebP made by this app, AUTOMATIC1111, InvokeAI, ComfyUI, Fooocus, NovelAI or SwarmUI: "
+            "its settings fill the form, and a note says what did not carry over.",
+            elem_classes="hint",
+        )
         ui.png = gr.File(
-            label="Drop a PNG made by this app, AUTOMATIC1111, InvokeAI or ComfyUI",
-            file_types=[".png"],
-            type="filepath",
-            height=90,
-            elem_id="png-settings",
+            label="Drop an image", file_types=SETTINGS_FILE_TYPES, type="filepath", height=90, elem_id="png-settings"
         )
         ui.png_note = gr.HTML()
 
@@ -277,7 +277,7 @@ def output_panel() -> SimpleNamespace:
         ui.download = gr.DownloadButton("Download PNG (with settings)", elem_id="download", size="md")
         ui.animation = gr.DownloadButton("Download animation (WebP)", elem_id="download-animation", size="md")
     with gr.Accordion("Run info", open=False, elem_classes="more"):
-        ui.info = gr.JSON(label="Run info", elem_id="run-info")
+        ui.info = exact_json(label="Run info", elem_id="run-info")
     return ui
 
 
@@ -352,7 +352,7 @@ def explain_tab(h: Handlers) -> SimpleNamespace:
         ui.stop_btn = gr.Button("Stop", elem_id="compare-stop", scale=1)
     ui.table = gr.HTML(compare_html(None, "strength"), label="Table", elem_id="explain-table")
     with gr.Accordion("Column info", open=False, elem_classes="more"):
-        ui.info = gr.JSON(label="Columns")
+        ui.info = exact_json(label="Columns")
     return ui
 
 
@@ -409,7 +409,7 @@ def loopback_panel(h: Handlers) -> SimpleNamespace:
                     elem_id="loop-files",
                 )
                 with gr.Accordion("Loop info", open=False, elem_classes="more"):
-                    ui.info = gr.JSON(label="Loops")
+                    ui.info = exact_json(label="Loops")
     return ui
 
 
@@ -438,5 +438,5 @@ def grid_panel(h: Handlers) -> SimpleNamespace:
         ui.files = gr.File(
             label="Each cell's PNG (settings embedded)", file_count="multiple", interactive=False, elem_id="grid-files"
         )
-        ui.info = gr.JSON(label="Cells")
+        ui.info = exact_json(label="Cells")
     return ui

@@ -134,7 +134,7 @@ def wire_run(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
 
 
 def wire_png(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
-    """Settings from a PNG: the form filled on the page, the same as JSON through /read_settings."""
+    """Settings from an image: the form filled on the page, the same as JSON through /read_settings."""
     g.png.upload(
         h.png.load_png, [g.png, g.model], [*fields(RECORDED_FIELDS, g), g.png_note], api_name="png_settings", **PRIVATE
     )

@@ -166,7 +166,7 @@ def test_prompt2img_without_init_image(tiny_checkpoint, tmp_path, capsys):
                 "--steps",
                 "3",
                 "--seed",
-                "5",
+                "18446744073709551615",  # any seed up to 2⁶⁴ − 1, as ComfyUI's
                 "--width",
                 "64",
                 "--height",
@@ -189,6 +189,16 @@ def test_prompt2img_without_init_image(tiny_checkpoint, tmp_path, capsys):
         and summary["strength"] is None
         and (summary["width"], summary["height"]) == (64, 96)
     )
+    assert summary["seed"] == 2**64 - 1 == read_settings(summary["output"])["seed"]
+
+
+def test_seed_minus_one_is_a_new_random_seed():
+    from sd_img2img.cli import build_parser, request_from
+
+    args = ["--prompt", "x"]
+    assert request_from(build_parser({}).parse_args([*args, "--seed", "-1"])).seed is None
+    assert request_from(build_parser({}).parse_args([*args, "--seed", str(2**64 - 1)])).seed == 2**64 - 1
+    assert "2^64 − 1" in build_parser({}).format_help()
 
 
 def test_user_mistake_is_one_line_without_traceback(tiny_checkpoint, tmp_path):

@@ -99,3 +99,36 @@ def test_a_good_request_passes_for_each_family_with_its_defaults():
     for name in ("sd", "sdxl", "sd-turbo", "lcm", "sd3", "flux", "zimage", "flux-kontext"):
         family = FAMILIES[name]
         check_inputs(GenerationRequest("fire", init_image="a.png", width=128, height=128), family)
+
+
+@pytest.mark.parametrize(
+    "given, seed",
+    [
+        ("18446744073709551615", 2**64 - 1),  # the page's seed box is text: every digit is kept
+        (" 280823642470253 ", 280823642470253),  # a ComfyUI seed, pasted with spaces
+        (18446744073709551615, 2**64 - 1),  # the API's number
+        (7.0, 7),
+        ("-1", None),  # a new random seed
+        (-1, None),
+        ("", None),
+        (None, None),
+        ("7.5", "7.5"),  # not a whole number: left for the checks to refuse by name
+        ("12abc", "12abc"),
+    ],
+)
+def test_the_seed_field_takes_64_bit_seeds_as_digits_or_numbers(given, seed):
+    converted = SETTINGS["seed"].setting.form(given)
+    assert converted == seed and type(converted) is type(seed)
+    if isinstance(seed, str):
+        with pytest.raises(UserInputError, match=f"seed must be a whole number, got '{seed}'"):
+            check_inputs(request(seed=converted), SD)
+    else:
+        check_inputs(request(seed=converted), SD)
+
+
+def test_the_seed_range_is_stated_where_people_read_it():
+    declared = SETTINGS["seed"].setting
+    assert RANGES["seed"].high == 2**64 - 1 and RANGES["seed"].describe() == "from 0 to 18446744073709551615"
+    assert "18446744073709551615" in declared.help and "2⁶⁴ − 1" in declared.hint and "-1" in declared.hint
+    with pytest.raises(UserInputError, match=r"seed=18446744073709551616 is out of range \[0, 18446744073709551615\]"):
+        check_inputs(request(seed=2**64), SD)

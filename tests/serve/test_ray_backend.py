@@ -207,9 +207,10 @@ def test_the_local_instance_listens_on_loopback_only(backend):
 def test_a_run_on_a_worker_equals_the_in_process_run(backend, engine, tmp_path):
     from sd_img2img.formats.metadata import save_png
 
-    req = request()
+    req = request(seed=18446744073709551557)  # a 64-bit seed (ComfyUI's reach 2⁶⁴ − 1) crosses to the worker whole
     remote, local = run_on(backend, req), in_process(engine, req)
     assert remote.steps_taken == 7 and len(remote.frames) == 8 and remote.model_hash
+    assert remote.seed == local.seed == 18446744073709551557
     assert_same_run(remote, local)
     a = save_png(remote.output, tmp_path / "remote.png", remote.settings())
     b = save_png(local.output, tmp_path / "local.png", local.settings())
@@ -354,9 +355,12 @@ def test_wire_keeps_tensors_and_requests_exactly(fireplace):
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
         t = torch.randn(1, 4, 8, 8).to(dtype)
         assert torch.equal(wire.tensor_from(wire.tensor_message(t)), t)
-    prepared = prepare_request(GenerationRequest(prompt="fire\x00", init_image=fireplace, steps=10, strength=0.7))
+    seed = 2**64 - 1
+    prepared = prepare_request(
+        GenerationRequest(prompt="fire\x00", init_image=fireplace, steps=10, strength=0.7, seed=seed)
+    )
     back = wire.prepared_from(wire.prepared_message(prepared))
-    assert back.plan == prepared.plan and back.warnings == prepared.warnings and back.seed == prepared.seed
+    assert back.plan == prepared.plan and back.warnings == prepared.warnings and back.seed == seed == back.request.seed
     assert max_diff(back.image, prepared.image) == 0 and back.request.init_image is back.image
 
 

@@ -306,6 +306,65 @@ def test_read_settings_endpoint_reads_our_own_and_automatic1111_pngs(client, tmp
     assert "/tmp" not in str(refused.value)  # named by its own name, not by the server's upload folder
 
 
+def test_a_64_bit_seed_keeps_every_digit_through_the_api(client, tmp_path):
+    """ComfyUI's seeds reach 2⁶⁴ − 1: the API takes one as a number or as its digits, the run uses it, and the run
+    info (like every JSON the page shows) gives it back as its digits, which no JSON reader rounds (a browser's
+    numbers are exact only to 2⁵³ − 1); the PNG records it as it is."""
+    from sd_img2img.formats.metadata import read_settings
+
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/img2img"]["parameters"]
+    assert next(p for p in api if p["parameter_name"] == "seed")["python_type"]["type"] == "int | str"
+    seed = 18446744073709551557
+    outputs = [
+        img2img(client, seed=given, steps=4, strength=0.5, width=64, height=64).result() for given in (seed, str(seed))
+    ]
+    for output, _, info, *_ in outputs:
+        assert info["seed"] == str(seed) and read_settings(output)["seed"] == seed
+    assert open(outputs[0][0], "rb").read() == open(outputs[1][0], "rb").read()  # the same picture, the same PNG
+    with pytest.raises(Exception, match=r"seed=18446744073709551616 is out of range \[0, 18446744073709551615\]"):
+        img2img(client, seed=str(2**64), steps=4, strength=0.5, width=64, height=64).result()
+
+
+def test_read_settings_takes_jpegs_webps_and_comfyui_seeds(client, tmp_path):
+    from gradio_client import handle_file
+    from tool_images import USER_COMMENT, exif_block, jpeg_with_exif, png_with_text, webp_with_exif
+
+    text = "a harbour at night\nNegative prompt: fog\nSteps: 12, Sampler: Euler, CFG scale: 5, Seed: 42, Size: 64x64"
+    exif = exif_block({USER_COMMENT: b"UNICODE\0" + text.encode("utf-16-be")})
+    for path in (jpeg_with_exif(tmp_path / "a1111.jpg", exif), webp_with_exif(tmp_path / "a1111.webp", exif)):
+        got = client.predict(png=handle_file(str(path)), api_name="/read_settings")
+        assert (got["tool"], got["prompt"], got["negative_prompt"], got["seed"], got["steps"]) == (
+            "AUTOMATIC1111",
+            "a harbour at night",
+            "fog",
+            42,
+            12,
+        )
+        assert got["found_in"] == f"the {'JPEG' if path.suffix == '.jpg' else 'WebP'} EXIF UserComment"
+    graph = {
+        "3": {
+            "class_type": "KSampler",
+            "inputs": {
+                "seed": 280823642470253,
+                "steps": 9,
+                "cfg": 6,
+                "sampler_name": "euler",
+                "scheduler": "normal",
+                "denoise": 1,
+                "positive": ["6", 0],
+                "negative": ["6", 0],
+                "latent_image": ["5", 0],
+            },
+        },
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a harbour"}},
+    }
+    got = client.predict(
+        png=handle_file(str(png_with_text(tmp_path / "comfy.png", {"prompt": graph}))), api_name="/read_settings"
+    )
+    assert (got["tool"], got["seed"], got["steps"]) == ("ComfyUI", 280823642470253, 9)  # a 15-digit seed, kept
+
+
 def test_settings_from_flags_and_environment():
     from sd_img2img.settings import parse_settings
 

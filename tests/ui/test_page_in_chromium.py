@@ -147,7 +147,7 @@ def test_a_hostile_prompt_or_png_runs_no_script(url, browser_context, tmp_path):
     title = page.title()
     page.locator("#init-image input[type=file]").set_input_files(FIREPLACE)
     expect(page.locator("#init-image img").first).to_be_visible(timeout=15_000)
-    page.get_by_text("Settings from a PNG").click()
+    page.get_by_text("Settings from an image").click()
     page.locator("#png-settings input[type=file]").set_input_files(str(png))
     expect(page.locator(".png-note")).to_contain_text("prompt", timeout=15_000)
     expect(page.locator("#prompt textarea")).to_have_value("fire " * 75 + PAYLOAD)
@@ -167,7 +167,7 @@ def test_a_hostile_prompt_or_png_runs_no_script(url, browser_context, tmp_path):
     page = browser_context.new_page()
     page.goto(url)
     expect(page.locator(".model-status.ready")).to_be_visible(timeout=30_000)
-    page.get_by_text("Settings from a PNG").click()
+    page.get_by_text("Settings from an image").click()
     page.locator("#png-settings input[type=file]").set_input_files(str(bad))
     note = page.locator(".png-note")
     expect(note).to_contain_text("Not used: sampler", timeout=15_000)
@@ -184,4 +184,41 @@ def test_a_hostile_prompt_or_png_runs_no_script(url, browser_context, tmp_path):
     assert toast.locator("img").count() == 0
     page.wait_for_timeout(500)
     assert page.title() == title
+    page.close()
+
+
+def test_a_jpeg_and_a_64_bit_seed_on_the_page(url, browser_context, tmp_path):
+    """ "Settings from an image" takes AUTOMATIC1111's JPEG (its EXIF UserComment) and fills the seed box with all its
+    digits; a 19-digit seed typed there runs as it is: the status line, the run info and the PNG show the same digits
+    (a number box would round it: a browser's numbers are exact only to 2⁵³ − 1)."""
+    from playwright.sync_api import expect
+    from tool_images import USER_COMMENT, exif_block, jpeg_with_exif
+
+    from sd_img2img.formats.metadata import read_settings
+
+    comment = "fire\nSteps: 4, Sampler: Euler, CFG scale: 7, Seed: 18446744073709551557, Size: 64x64"
+    jpeg = jpeg_with_exif(
+        tmp_path / "a1111.jpg", exif_block({USER_COMMENT: b"UNICODE\0" + comment.encode("utf-16-be")})
+    )
+    page = browser_context.new_page()
+    page.goto(url)
+    expect(page.locator(".model-status.ready")).to_be_visible(timeout=30_000)
+    page.locator("#init-image input[type=file]").set_input_files(FIREPLACE)
+    expect(page.locator("#init-image img").first).to_be_visible(timeout=15_000)
+    page.get_by_text("Settings from an image").click()
+    page.locator("#png-settings input[type=file]").set_input_files(str(jpeg))
+    expect(page.locator(".png-note")).to_contain_text("AUTOMATIC1111 settings in the JPEG EXIF UserComment")
+    seed_box = page.locator("#seed input, #seed textarea").first
+    expect(seed_box).to_have_value("18446744073709551557")
+
+    seed_box.fill("9876543210987654321")  # typed, as a visitor does
+    set_number(page, "strength", 0.5)
+    page.locator("#run").click()
+    expect(page.locator("#run-status")).to_contain_text("seed 9876543210987654321", timeout=60_000)
+    page.get_by_text("Run info").click()
+    expect(page.locator("#run-info")).to_contain_text("9876543210987654321")
+    with page.expect_download() as download:
+        page.locator("#download").click()
+    assert read_settings(download.value.path())["seed"] == 9876543210987654321
+    page.screenshot(path=str(SHOTS / "desktop-64-bit-seed.png"), full_page=True)
     page.close()

@@ -78,7 +78,7 @@ def test_lora_slider_and_a_pngs_loras_in_chromium(url, tmp_path):
         expect(page.locator(".model-status.ready")).to_be_visible(timeout=60_000)
         page.get_by_text("LoRAs", exact=True).click()
         expect(page.locator("#lora-0")).to_contain_text("detail")
-        page.get_by_text("Settings from a PNG").click()
+        page.get_by_text("Settings from an image").click()
         page.locator("#png-settings input[type=file]").set_input_files(str(png))
         expect(page.locator(".png-note")).to_contain_text("Not used: LoRA 'gone'", timeout=15_000)
         expect(page.locator("#lora-0 input[type=number]")).to_have_value("1.25", timeout=10_000)
