@@ -170,7 +170,9 @@ def strength_and_steps(h: Handlers, family, ui: SimpleNamespace) -> None:
         **labels("strength"),
     )
     with gr.Row(elem_classes="steps-row"):
-        ui.steps = gr.Slider(*limits("steps"), value=start_steps, step=1, elem_id="steps", scale=3, **labels("steps"))
+        ui.steps = gr.Slider(
+            *limits("steps"), value=start_steps, step=1, precision=0, elem_id="steps", scale=3, **labels("steps")
+        )  # precision 0: the API types it as an int
         ui.real_steps = gr.Checkbox(value=False, elem_id="real-steps", scale=1, **labels("real_steps"))
     ui.plan = gr.HTML(plan_line(False, start_strength, start_steps, False, family), elem_id="plan-line")
     if h.page.on_cpu:
@@ -214,7 +216,7 @@ def more_settings(h: Handlers, family, ui: SimpleNamespace) -> None:
             for i in range(slots)
         ]
         ui.loras = gr.Textbox(
-            format_scales({spec.name: spec.scale for spec in specs}), visible=False, label="loras", elem_id="loras"
+            format_scales({spec.name: spec.scale for spec in specs}), visible=False, label="LoRAs", elem_id="loras"
         )
     with gr.Accordion("Settings from a PNG", open=False, elem_classes="more"):
         ui.png = gr.File(
@@ -250,7 +252,13 @@ def output_panel() -> SimpleNamespace:
     with gr.Row(elem_classes="steps-head"):
         gr.HTML('<div class="section-title">Every step <span>step 0 is what SD starts from</span></div>')
         ui.view = gr.Radio(
-            VIEW_CHOICES, value="latents", show_label=False, container=False, elem_id="view", min_width=220
+            VIEW_CHOICES,
+            value="latents",
+            label="View",
+            show_label=False,
+            container=False,
+            elem_id="view",
+            min_width=220,
         )
     ui.gallery = gr.Gallery(
         label="Steps",
@@ -333,6 +341,7 @@ def explain_tab(h: Handlers) -> SimpleNamespace:
             RANGES["steps"].high,
             value=config.COMPARE_STEPS,
             step=1,
+            precision=0,
             label="Steps of every column",
             elem_id="compare-steps",
             scale=2,
@@ -369,7 +378,7 @@ def loopback_panel(h: Handlers) -> SimpleNamespace:
         )
         with gr.Row(elem_classes="loop-controls"):
             ui.loops = gr.Slider(
-                1, config.MAX_LOOPS, value=config.DEFAULT_LOOPS, step=1, label="Loops", elem_id="loops"
+                1, config.MAX_LOOPS, value=config.DEFAULT_LOOPS, step=1, precision=0, label="Loops", elem_id="loops"
             )
             ui.final_strength = gr.Slider(
                 config.STRENGTH_STEP,
@@ -391,7 +400,7 @@ def loopback_panel(h: Handlers) -> SimpleNamespace:
         with gr.Row(elem_classes="actions"):
             ui.run_btn = gr.Button("Run the loops", variant="primary", elem_id="loop-run", scale=3)
             ui.stop_btn = gr.Button("Stop", elem_id="loop-stop", scale=1)
-        ui.strip = gr.HTML("", elem_id="loop-strip")
+        ui.strip = gr.HTML("", label="Loops strip", elem_id="loop-strip")
         with gr.Row(equal_height=False):
             ui.animation = gr.Image(
                 label="The loops as an animation",
@@ -433,7 +442,7 @@ def grid_panel(h: Handlers) -> SimpleNamespace:
     with gr.Row(elem_classes="actions"):
         ui.run_btn = gr.Button("Build the grid", variant="primary", elem_id="grid-run", scale=3)
         ui.stop_btn = gr.Button("Stop", elem_id="grid-stop", scale=1)
-    ui.table = gr.HTML(empty_grid_html(), elem_id="grid-table")
+    ui.table = gr.HTML(empty_grid_html(), label="Grid", elem_id="grid-table")
     with gr.Accordion("Cell PNGs and info", open=False, elem_classes="more"):
         ui.files = gr.File(
             label="Each cell's PNG (settings embedded)", file_count="multiple", interactive=False, elem_id="grid-files"

@@ -24,7 +24,12 @@ class PngImport:
 
         Returns {field: value} for each form field it fills (``prompt``, ``sampler``, ``steps``, …), plus ``tool``
         (who wrote the settings), ``model`` (what they were made with, for information) and ``notes`` (what did not
-        carry over, and why)."""
+        carry over, and why); img2img takes the fields back to reproduce the picture.
+
+        Args:
+            png: a PNG file with generation settings in its text chunks (this app's, AUTOMATIC1111's "parameters",
+                InvokeAI's or ComfyUI's).
+        """
         if not png:
             raise user_error("give a PNG to read the settings of")
         with shown_to_user():
