@@ -28,7 +28,7 @@ from sd_img2img.ui.model_picker import sampler_choices
 from sd_img2img.ui.page import user_error
 from sd_img2img.ui.strength_chart import strength_chart
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"  # package data: in a clone and an installed package
 VIEW_CHOICES = [("Noisy latents", "latents"), ("Predicted image", "x0")]
 
 INTRO = """
