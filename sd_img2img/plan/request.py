@@ -105,7 +105,14 @@ class GenerationRequest:
             listed LoRA at its start-up scale.
     """
 
-    prompt: str = setting("", label="Prompt", help="what to make", form=text, recorded=True)
+    prompt: str = setting(
+        "",
+        label="Prompt",
+        help="what to make, in words (CLIP reads the first 77 tokens; the run says where a longer prompt was cut)",
+        hint="Ctrl+Enter (⌘+Enter) runs Generate",
+        form=text,
+        recorded=True,
+    )
     init_image: Any = setting(
         None,
         label="Initial image",

@@ -194,9 +194,11 @@ def more_settings(h: Handlers, family, ui: SimpleNamespace) -> None:
             *limits("guidance_scale"), value=start_guidance, step=config.GUIDANCE_STEP, **labels("guidance_scale")
         )
         with gr.Row():
-            ui.width = gr.Number(value=None, precision=0, step=8, placeholder="auto", min_width=100, **labels("width"))
+            ui.width = gr.Number(
+                value=None, precision=0, step=8, placeholder="auto", min_width=100, elem_id="width", **labels("width")
+            )
             ui.height = gr.Number(
-                value=None, precision=0, step=8, placeholder="auto", min_width=100, **labels("height")
+                value=None, precision=0, step=8, placeholder="auto", min_width=100, elem_id="height", **labels("height")
             )
         ui.resize_mode = gr.Radio(list(config.RESIZE_MODES), value=config.DEFAULT_RESIZE_MODE, **labels("resize_mode"))
         ui.preview = gr.Radio(list(config.PREVIEWS), value=h.page.settings.preview, **labels("preview"))

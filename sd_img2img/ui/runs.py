@@ -152,17 +152,22 @@ class Runs:
         # Plain values while streaming, not gr.skip(): gradio keeps every component a prop update creates for a
         # session (tens of KB per run, for as long as the session lives); clearing the last result is cheap.
         yield None, [], None, None, status_html("running", "Starting…", 0.0), None, gr.skip(), None
-        with shown_to_user():
-            for item in stream:
-                if isinstance(item, GenerationResult):
-                    return item
-                path = save_step_image(item.image(view), folder / f"step{item.index:03d}.webp")
-                steps.append((path, caption(item, prepared.plan.reference)))
-                text = "the initial image SD sees" if item.index == 0 else f"step {item.index} of {item.total}"
-                if item.index == 0 and prepared.plan.reference:
-                    text = "step 0: pure noise (your image is the reference)"
-                running = status_html("running", text, item.index / max(1, item.total))
-                yield None, list(steps), None, None, running, None, gr.skip(), None
+        try:
+            with shown_to_user():
+                for item in stream:
+                    if isinstance(item, GenerationResult):
+                        return item
+                    path = save_step_image(item.image(view), folder / f"step{item.index:03d}.webp")
+                    steps.append((path, caption(item, prepared.plan.reference)))
+                    text = "the initial image SD sees" if item.index == 0 else f"step {item.index} of {item.total}"
+                    if item.index == 0 and prepared.plan.reference:
+                        text = "step 0: pure noise (your image is the reference)"
+                    running = status_html("running", text, item.index / max(1, item.total))
+                    yield None, list(steps), None, None, running, None, gr.skip(), None
+        except gr.Error as e:  # the status line says it too (the steps computed stay), not only the message
+            failed = status_html("failed", f"<b>Failed</b> · {e.message}")  # user_error escaped the message
+            yield None, list(steps), None, None, failed, None, gr.skip(), None
+            raise
         return None
 
     def switch_view(self, last, view):
