@@ -73,3 +73,17 @@ def test_the_json_line_reproduces_its_run(capsys, tiny_checkpoint, fireplace, tm
     second = json.loads(capsys.readouterr().out)
     assert {k: second[k] for k in RECIPE} == {k: summary[k] for k in RECIPE}
     assert max_diff(Image.open(second["output"]), Image.open(summary["output"])) == 0
+
+
+def test_docs_flags_lists_every_flag_of_every_command():
+    """docs/flags.md, the full list the README links to, names each flag the three commands take."""
+    from pathlib import Path
+
+    from sd_img2img.cli import build_grid_parser, build_parser
+    from sd_img2img.settings import build_parser as serve_parser
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "flags.md").read_text()
+    for parser in (build_parser({}), build_grid_parser({}), serve_parser({}, "sd-img2img serve")):
+        flags = {o for a in parser._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+        missing = sorted(f for f in flags if f"`{f}`" not in text)
+        assert not missing, (parser.prog, missing)
