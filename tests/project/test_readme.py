@@ -71,3 +71,24 @@ def test_the_readmes_api_snippet_uses_the_endpoints_parameters():
     (predict,) = [n for n in calls if getattr(n.func, "attr", "") == "predict"]
     names = {k.arg for k in predict.keywords} - {"api_name"}
     assert {"image", "prompt", "strength", "steps"} <= names <= {p.name for p in parameters(IMG2IMG)}
+
+
+def test_the_readmes_commands_run(tmp_path, capsys, monkeypatch, tiny_checkpoint):
+    """Each ``sd-img2img`` line of the README runs as written, on the tiny checkpoint at a tiny size."""
+    import json
+    import shlex
+
+    from sd_img2img.cli import main
+
+    blocks = re.findall(r"```bash\n(.*?)```", README, re.S)
+    lines = [line.split("  #")[0] for block in blocks for line in block.splitlines()]
+    commands = [shlex.split(line)[1:] for line in lines if line.startswith("sd-img2img ") and "--prompt" in line]
+    assert len(commands) >= 2  # one run and the grid
+    monkeypatch.chdir(ROOT)  # examples/fireplace.png as the README names it
+    for n, args in enumerate(commands):
+        args = [a for a in args if a not in ("--out", "outputs/")]
+        tiny = ["--model", str(tiny_checkpoint), "--device", "cpu", "--dtype", "float32", "--width", "64"]
+        tiny += ["--height", "64"]
+        assert main([*args, *tiny, "--out", str(tmp_path / str(n))]) == 0, args
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["model"] == tiny_checkpoint.name and (summary.get("output") or summary.get("grid"))
