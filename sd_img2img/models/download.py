@@ -26,7 +26,8 @@ from sd_img2img.config import HUB_PROBE_SECONDS
 # what a diffusers pipeline's from_pretrained(use_safetensors=True) reads from a hub repository
 WANTED = ["model_index.json", "*/*.json", "*/*.txt", "*/*.model", "*/*.safetensors"]
 SKIPPED = ["*.fp16.*", "*.bf16.*", "*.fp32.*", "*.fp16-*", "*.bf16-*", "*.non_ema.*", "*.ema.*", "*.onnx*"]
-SPEED_WINDOW_SECONDS = 5.0  # the speed is the bytes of about this long, over that time
+SPEED_WINDOW_SECONDS = 5.0  # the speed is the bytes of about this long, over that time …
+SPEED_MIN_SECONDS = 0.2  # … and none is said before this long has passed (a first burst is not a speed)
 
 _ACTIVE: dict[str, DownloadWatch] = {}  # repository → its download in progress
 _LOCK = threading.Lock()
@@ -99,7 +100,7 @@ class DownloadWatch:
             while len(self._samples) > 2 and now - self._samples[1][0] >= SPEED_WINDOW_SECONDS:
                 self._samples.popleft()
             then, before = self._samples[0]
-        speed = (done - before) / (now - then) if now > then else None
+        speed = (done - before) / (now - then) if now - then >= SPEED_MIN_SECONDS else None
         return DownloadProgress(done, self.total, speed)
 
 
