@@ -1,11 +1,14 @@
 """Set sd-img2img up (a virtual environment, the right torch, this package and its test tools), then run it.
 
-    python3 install.py demo    set up, then serve the offline demo on http://127.0.0.1:7860
-    python3 install.py test    set up, then run what CI runs: ruff check, ruff format --check, then pytest
-    python3 install.py         set up only
+    python3 install.py demo    set up what the demo needs, then serve it on http://127.0.0.1:7860
+    python3 install.py test    set up the demo and the test tools, then run what CI runs: ruff check,
+                               ruff format --check, then pytest
+    python3 install.py         set up only (with the test tools, unless --no-test)
 
 Arguments after the command go to pytest (`python3 install.py test tests/plan/test_rules.py -k plan`) or to app.py
-(`python3 install.py demo --port 7861`: `--model random` unless a --model is given); options go before it.
+(`python3 install.py demo --port 7861`); options go before it. Without a --model the demo serves SD-Turbo
+(stabilityai/sd-turbo, downloaded once from the hub, its progress on the page and here) where the hub answers, else
+the tiny random-weight model (`--model random`: offline, its pictures are noise), saying why in one line.
 
 Where: inside an active virtual environment, into that one (as `python install.py` always did); otherwise into
 .venv in this repository, created if missing, the script then running itself again with .venv's python.
@@ -14,8 +17,10 @@ Where: inside an active virtual environment, into that one (as `python install.p
 What: torch first, because PyPI's Linux torch wheels are CUDA builds (several GB with their nvidia-* packages) that
 a plain `pip install -e .` takes even without a GPU. Where there is no NVIDIA GPU (or with --cpu) the CPU build
 comes from a wheel pip already has (its find-links, no index asked), else from PyTorch's CPU index; a torch that is
-already installed is kept. Then `pip install -e ".[test]"`. Once done, it is skipped while pyproject.toml stays the
-same and nothing it lists is missing, so a second run goes straight to the demo or the tests.
+already installed is kept. Then `pip install -e .` for the demo, `pip install -e ".[test]"` with the test tools
+(pytest, Playwright, ruff, Ray Serve, gradio's MCP extra: several hundred MB the demo does not need). Once done, it is
+skipped while pyproject.toml stays the same and nothing it lists is missing, so a second run goes straight to the
+demo or the tests.
 """
 
 from __future__ import annotations
@@ -128,15 +133,26 @@ def missing_requirements(requirements: list[str], test: bool) -> list[str]:
     return missing
 
 
+def stamp_text(test: bool, here: Path = HERE) -> str:
+    """What an install records: the target (with the test tools or not) and pyproject.toml's hash."""
+    target = f"{here}[test]" if test else str(here)
+    return f"{target} {hashlib.sha256((here / 'pyproject.toml').read_bytes()).hexdigest()}\n"
+
+
+def stamp_serves(recorded: str | None, wanted: str, test: bool) -> bool:
+    """The install `recorded` (a stamp's text) is the one `wanted`, or one with the test tools where a demo's will do."""
+    return recorded == wanted or (not test and recorded == wanted.replace(" ", "[test] ", 1))
+
+
 def reason_to_install(stamp: Path, wanted: str, test: bool) -> str | None:
     """Why this environment needs installing into, or None when it holds sd-img2img as `wanted` says (the stamp's
-    text) with everything the installed metadata asks for."""
+    text; an install with the test tools also serves a demo) with everything the installed metadata asks for."""
     # not the sd_img2img.egg-info an editable install leaves in this folder, which is on sys.path as the script's
     installed = importlib.metadata.distributions(name="sd-img2img", path=[p for p in sys.path if Path(p) != HERE])
     dist = next(iter(installed), None)
     if dist is None:
         return "sd-img2img is not installed here yet"
-    if not stamp.exists() or stamp.read_text() != wanted:
+    if not stamp_serves(stamp.read_text() if stamp.exists() else None, wanted, test):
         return "pyproject.toml or the extras changed since the last install"
     missing = missing_requirements(dist.requires or [], test)
     return f"missing: {', '.join(missing)}" if missing else None
@@ -145,7 +161,7 @@ def reason_to_install(stamp: Path, wanted: str, test: bool) -> str | None:
 def install(cpu: bool, test: bool) -> None:
     """torch, then this package (editable, with its test tools if `test`), unless both are installed and current."""
     target = f"{HERE}[test]" if test else str(HERE)
-    wanted = f"{target} {hashlib.sha256((HERE / 'pyproject.toml').read_bytes()).hexdigest()}\n"
+    wanted = stamp_text(test)
     stamp = Path(sys.prefix) / STAMP
     in_venv = sys.prefix != sys.base_prefix  # a stamp only there: never written into a system Python
     reason = reason_to_install(stamp, wanted, test) if in_venv else "outside a virtual environment, pip decides"
@@ -164,9 +180,7 @@ def install(cpu: bool, test: bool) -> None:
 
 
 def demo_command(args: list[str]) -> list[str]:
-    """app.py with `args`, serving the offline random-weight model unless they name a --model."""
-    if not any(a == "--model" or a.startswith("--model=") for a in args):
-        args = ["--model", "random", *args]
+    """app.py with `args` (no --model: the demo's default, SD-Turbo where the hub answers, else random weights)."""
     return [sys.executable, str(HERE / "app.py"), *args]
 
 
@@ -191,7 +205,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="install.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--cpu", action="store_true", help="install torch's CPU build even where there is a GPU")
-    p.add_argument("--no-test", action="store_true", help="leave out the test tools (pytest, Playwright, ruff)")
+    p.add_argument(
+        "--no-test", action="store_true", help="set up only: leave out the test tools (demo never installs them)"
+    )
     p.add_argument("--no-venv", action="store_true", help="install into the Python running this script")
     p.add_argument("command", nargs="?", choices=["demo", "test"], help="what to run once set up (default: nothing)")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="passed on to pytest (test) or app.py (demo)")
@@ -201,6 +217,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.command == "test" and args.no_test:
         p.error("`test` needs the test tools: drop --no-test")
     return args
+
+
+def wants_test_tools(args: argparse.Namespace) -> bool:
+    """`test` installs the test tools, `demo` only what the demo needs; setting up alone, the tools unless --no-test."""
+    return args.command == "test" or (args.command is None and not args.no_test)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,14 +234,14 @@ def main(argv: list[str] | None = None) -> int:
         make_venv(python)
         return hand_over([str(python), str(Path(__file__).resolve()), *argv])
     say(f"environment: {sys.prefix} (Python {sys.version.split()[0]})")
-    install(cpu=args.cpu or not has_nvidia_gpu(), test=not args.no_test)
+    install(cpu=args.cpu or not has_nvidia_gpu(), test=wants_test_tools(args))
     os.chdir(HERE)
     if args.command == "test":
         return run_tests(args.args)
     if args.command == "demo":
-        say("serving the demo (Ctrl-C stops it); `--model random` is a tiny random-weight model: noise, offline")
+        say("serving the demo (Ctrl-C stops it); no --model: SD-Turbo where the hub answers, else random weights")
         return hand_over(demo_command(args.args))
-    say("set up. Next: `python3 install.py demo` (the offline demo) or `python3 install.py test` (the tests)")
+    say("set up. Next: `python3 install.py demo` (the demo) or `python3 install.py test` (the tests)")
     return 0
 
 

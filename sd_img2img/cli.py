@@ -8,17 +8,20 @@ Writes the output PNG (settings embedded), every step image (step 0 first) and t
 A mistake in the input gives a one-line message on stderr and exit status 2; a model or run failure
 exit status 1. Ctrl-C stops the run between steps and still writes what was computed.
 
-``--animation`` also writes the steps as one animation; ``--loops N --final-strength S --curve C`` runs loopback (each
+``sd-img2img serve [FLAGS]`` serves the web demo (app.py's flags: ``sd_img2img.ui.app.main``); ``--version`` says the
+version. ``--animation`` also writes the steps as one animation; ``--loops N --final-strength S --curve C`` runs loopback (each
 output the next initial image); ``sd-img2img grid INIT --strengths 0.4,0.7 --step-counts 10,20`` runs the strength ×
 steps grid (``formats/animation.py``, ``series/loopback.py``, ``series/grid.py``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import signal
 import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -30,14 +33,42 @@ from sd_img2img.settings import CommandParser, add_model_flags, make_engine, opt
 _NUMBERED = re.compile(r"^(\d{6})\.")
 
 
+COMMANDS = """commands:
+  sd-img2img [INIT_IMAGE] --prompt TEXT …   one run (these flags)
+  sd-img2img grid INIT_IMAGE …              the strength × steps grid (sd-img2img grid --help)
+  sd-img2img serve [FLAGS]                  the web demo, as app.py serves it (sd-img2img serve --help)"""
+
+
 def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
-    p = CommandParser(
-        prog="sd-img2img",
-        environ=environ,
-        description="Stable Diffusion img2img (or prompt2img without INIT_IMAGE) that writes every "
-        "denoising step. The model flags can also be set by environment variables "
-        "(shown in brackets); a flag beats its variable.",
+    """``sd-img2img``'s flags: one run (loopback with ``--loops``); its help names the other commands."""
+    p = command_parser(
+        "sd-img2img",
+        environ,
+        "Stable Diffusion img2img (or prompt2img without INIT_IMAGE) that writes every denoising step.",
     )
+    p.epilog = COMMANDS
+    add_run_flags(p)
+    add_series_flags(p)
+    return p
+
+
+def command_parser(prog: str, environ: dict[str, str] | None, description: str) -> CommandParser:
+    """A parser with ``--version`` and the note on environment variables."""
+    from sd_img2img import __version__
+
+    text = description + " The model flags can also be set by environment variables (shown in brackets); a flag beats "
+    p = CommandParser(
+        prog=prog,
+        environ=environ,
+        description=textwrap.fill(text + "its variable.", 100),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the commands' table (the epilog) as it is written
+    )
+    p.add_argument("--version", action="version", version=f"sd-img2img {__version__}")
+    return p
+
+
+def add_run_flags(p: CommandParser) -> None:
+    """What every run takes: its settings, the model flags, the view its step images show, the output folder."""
     add_request_flags(p)
     add_model_flags(p)
     p.add_argument(
@@ -47,8 +78,6 @@ def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
         help="step images show the noisy latents or the predicted final image (x0)",
     )
     p.add_argument("--out", default="outputs", metavar="DIR", help="output folder (default ./outputs)")
-    add_series_flags(p)
-    return p
 
 
 def add_request_flags(p: CommandParser) -> None:
@@ -86,6 +115,8 @@ def add_request_flags(p: CommandParser) -> None:
     )
     p.add_argument(
         "--guidance",
+        "--guidance-scale",
+        dest="guidance",
         type=float,
         default=None,
         help=f"classifier-free guidance scale (default: the model's; SD {sd.guidance:g}, Turbo 0)",
@@ -104,6 +135,8 @@ def add_request_flags(p: CommandParser) -> None:
     )
     p.add_argument(
         "--resize",
+        "--resize-mode",
+        dest="resize",
         choices=config.RESIZE_MODES,
         default=config.DEFAULT_RESIZE_MODE,
         help="fit the init image by stretching, centre-cropping or padding",
@@ -146,13 +179,14 @@ def add_series_flags(p: CommandParser) -> None:
 
 
 def build_grid_parser(environ: dict[str, str] | None = None) -> CommandParser:
-    """``sd-img2img grid INIT_IMAGE --strengths … --step-counts …``: the other flags as ``sd-img2img``'s."""
-    p = build_parser(environ)
-    p.prog = "sd-img2img grid"
-    p.description = (
-        "The strength × steps grid: the same image, prompt and seed once per strength (rows) and step "
-        "count (columns); prints the cells' outputs and the steps each took."
+    """``sd-img2img grid INIT_IMAGE --strengths … --step-counts …``: one run's flags (no loopback, no animation)."""
+    p = command_parser(
+        "sd-img2img grid",
+        environ,
+        "The strength × steps grid: the same image, prompt and seed once per strength (rows) and step count "
+        "(columns); prints the cells' outputs and the steps each took.",
     )
+    add_run_flags(p)
     p.add_argument("--strengths", default=None, metavar="LIST", help="the rows, e.g. 0.4,0.7 (default: --strength)")
     p.add_argument("--step-counts", default=None, metavar="LIST", help="the columns, e.g. 10,20 (default: --steps)")
     return p
@@ -186,27 +220,19 @@ def write_outputs(result, folder: Path, view: str = "latents", extra: dict | Non
         "output": str(output),
         "step_images": steps,
         "strip": str(strip),
-        "seed": result.seed,
-        "steps": result.steps,
-        "steps_taken": result.steps_taken,
-        "schedule_steps": result.schedule_steps,
-        "real_steps": result.real_steps,
-        "model_calls": result.model_calls,
-        "strength": result.strength,
+        # every setting that reproduces the run, under the PNG's own keys (``GenerationResult.settings``): each is the
+        # flag of the same name (``guidance_scale`` → ``--guidance-scale``, ``resize_mode`` → ``--resize-mode``)
+        **settings,
+        "loras": result.loras,  # {} when none was on (the PNG leaves it out)
         "noise_level": result.noise_level(),
-        "sampler": result.sampler,
-        "width": result.width,
-        "height": result.height,
-        "model": result.model,
         "family": result.family,
         "preview": result.preview,
+        "view": view,
         "dtype": result.dtype,
         "vae": result.vae,
         "seconds": result.seconds["total"],
         "nsfw_flagged": result.nsfw_flagged,
-        "stopped": result.stopped,
         "warnings": result.warnings,
-        "loras": result.loras,
     }
 
 
@@ -265,7 +291,7 @@ def run_command(engine, args, grid: bool, should_stop) -> tuple[dict, list[str]]
     if args.loops is not None and prepared is not None:  # the whole series checked before the model loads
         from sd_img2img.series.loopback import plan_loopback
 
-        plan_loopback(prepared, engine.model, loopback_options(args), family)
+        plan_loopback(prepared, engine.name, loopback_options(args), family)
     engine.load()
     engine.model_hash()  # the PNGs carry AUTOMATIC1111's "Model hash"
     if args.loops is not None:
@@ -315,7 +341,7 @@ def run_loopback_command(engine, args, first, should_stop) -> tuple[dict, list[s
         **loopback.series.info([]),
         "loops": entries,
         "curve": plan.options.curve,
-        "model": engine.model,
+        "model": engine.name,
         "strengths": list(plan.strengths) if plan.takes_strength else None,
         "colour_match": COLOUR_MATCH if plan.options.colour_match else None,
         "warnings": warnings,
@@ -349,11 +375,8 @@ def run_grid_command(engine, args, request, should_stop) -> tuple[dict, list[str
     """``sd-img2img grid``: strengths down, step counts across (``series.grid``), each cell run through the page's
     backend interface and written as one run, its PNG saying which cell it is; the cells' pictures as one sheet."""
     from sd_img2img.engine.backend import LocalBackend
-    from sd_img2img.errors import UserInputError
     from sd_img2img.series.grid import grid_sheet, plan_grid
 
-    if args.loops is not None or args.animation:
-        raise UserInputError("sd-img2img grid takes no --loops or --animation; run those without 'grid'")
     backend = LocalBackend(engine)
     name = backend.names[0]
     axes, family = grid_axes(engine, args, request, name)
@@ -371,7 +394,7 @@ def run_grid_command(engine, args, request, should_stop) -> tuple[dict, list[str
         "grid": str(sheet) if sheet else None,
         "rows": axes[0].by,
         "columns": axes[1].by,
-        "model": engine.model,
+        "model": engine.name,
         "warnings": warnings,
     }
     return summary, warnings
@@ -379,6 +402,11 @@ def run_grid_command(engine, args, request, should_stop) -> tuple[dict, list[str
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:  # the web demo, app.py's flags; an init image named "serve" is ./serve
+        from sd_img2img.ui.app import main as serve
+
+        serve(argv[1:], prog="sd-img2img serve")
+        return 0
     grid = argv[:1] == ["grid"]  # sd-img2img grid INIT …; an init image named "grid" is ./grid
     args = (build_grid_parser() if grid else build_parser()).parse_args(argv[1:] if grid else argv)
     from sd_img2img.engine.cpu_memory import keep_freed_memory
@@ -399,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
     previous = (
         signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
     )
+    from sd_img2img.models import download
+
+    downloaded = threading.Event()  # a hub model being downloaded says its progress on stderr until the run is done
+    download.report([args.model], lambda line: print(line, file=sys.stderr, flush=True), downloaded)
     try:
         engine = make_engine(args.model, options_from(args))
         summary, warnings = run_command(engine, args, grid, stop.is_set)
@@ -412,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sd-img2img: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return 1
     finally:
+        downloaded.set()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     for warning in warnings:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # the library's and the CLI's
+DEMO_MODEL = "stabilityai/sd-turbo"  # the demo's with no --model, where the hub answers (else "random": offline)
+HUB_PROBE_SECONDS = 5.0  # how long the demo waits for the hub to answer before serving the random model instead
 # the offline demo's model names → the tiny architecture behind each (built by sd_img2img.testing.tiny on first use)
 RANDOM_MODELS = {
     "random": "tiny",

@@ -132,8 +132,8 @@ def add_model_flags(p: CommandParser, several_models: bool = False) -> None:
             action="append",
             default=None,
             metavar="ID_OR_DIR_OR_FILE",
-            help=what + f"; repeat it to serve several, visitors choose among them (default "
-            f"{config.DEFAULT_MODEL}; the variable takes several separated by commas)",
+            help=what + f"; repeat it to serve several, visitors choose among them (default: {config.DEMO_MODEL} "
+            f"where the hub answers, else '{RANDOM_MODEL}'; the variable takes several separated by commas)",
         )
     else:
         p.add_env_argument("--model", "MODEL", default=config.DEFAULT_MODEL, metavar="ID_OR_DIR_OR_FILE", help=what)
@@ -227,7 +227,7 @@ def add_picture_flags(p: CommandParser) -> None:
 class AppSettings:
     """The web demo's start-up settings: the models served, how they load (``options``) and how the page serves."""
 
-    model: str = config.DEFAULT_MODEL  # the first model (the one a request that names none runs on)
+    model: str = config.DEMO_MODEL  # the first model (the one a request that names none runs on)
     more_models: tuple[str, ...] = ()  # the others visitors may choose, in order
     options: EngineOptions = field(default_factory=EngineOptions)
     preview: str = config.DEFAULT_PREVIEW
@@ -238,6 +238,9 @@ class AppSettings:
     queue_size: int = config.QUEUE_MAX_SIZE
     backend: str = "local"  # where the models run: "local" (this process) or "ray" (Ray Serve workers)
     ray: RayOptions = field(default_factory=RayOptions)  # the Ray backend's layout (``add_ray_flags``)
+    mcp: bool = False  # also serve gradio's MCP server (/gradio_api/mcp/), each public endpoint a tool
+    model_given: bool = True  # False: no --model, the demo's default (``models.demo_model.choose_demo_model``)
+    note: str | None = None  # one line on how the models were chosen (the hub unreachable …), said at start and shown
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -245,10 +248,12 @@ class AppSettings:
         return tuple(dict.fromkeys((self.model, *self.more_models)))
 
 
-def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
-    """``python app.py``'s flags."""
+def build_parser(environ: dict[str, str] | None = None, prog: str = "python app.py") -> CommandParser:
+    """The demo's flags (``python app.py``, ``sd-img2img serve``)."""
+    from sd_img2img import __version__
+
     p = CommandParser(
-        prog="python app.py",
+        prog=prog,
         environ=environ,
         description="The sd-img2img web demo: img2img with every denoising step. Each flag can also be set by "
         "an environment variable (shown in brackets); a flag beats its variable.",
@@ -268,15 +273,29 @@ def build_parser(environ: dict[str, str] | None = None) -> CommandParser:
         default=config.QUEUE_MAX_SIZE,
         help="requests that may wait in the queue",
     )
+    p.add_env_argument(
+        "--mcp",
+        "MCP",
+        action="store_true",
+        help="also serve gradio's MCP server at /gradio_api/mcp/ (tools: img2img, txt2img, read_settings, compare, "
+        "grid, loopback; needs the mcp extra: pip install 'sd-img2img[mcp]')",
+    )
+    p.add_argument("--version", action="version", version=f"sd-img2img {__version__}")
     add_ray_flags(p)
     return p
 
 
-def parse_settings(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> AppSettings:
-    parser = build_parser(environ)
+def parse_settings(
+    argv: list[str] | None = None, environ: dict[str, str] | None = None, prog: str = "python app.py"
+) -> AppSettings:
+    """The demo's settings from its flags and ``SD_IMG2IMG_*`` variables (no ``--model``: ``model_given`` is False
+    and the demo's default model stands in until ``main`` chooses)."""
+    parser = build_parser(environ, prog)
     a = parser.parse_args(argv)
-    models = a.model or [config.DEFAULT_MODEL]
+    models = a.model or [config.DEMO_MODEL]
     return AppSettings(
+        mcp=a.mcp,
+        model_given=bool(a.model),
         model=models[0],
         more_models=tuple(models[1:]),
         options=options_from(a),
@@ -414,16 +433,18 @@ def make_engine(model: str, options: EngineOptions):
         folder, taesd = random_model(model)
         model, options = str(folder), options.replace(taesd=options.taesd or str(taesd))
         offline_if_random([RANDOM_MODEL])
-    return Engine(model, options)
+    return Engine(model, options)  # results and PNGs name it by its display name (models.names), not its path
 
 
 def models_from(settings: AppSettings):
-    """The ``ModelSet`` the demo serves: every ``--model``, none loaded yet (``random*`` names build their offline
+    """The ``ModelSet`` the demo serves: every ``--model`` under its display name (a hub id as it is, a folder or file
+    by its own name: visitors never see a path on the server), none loaded yet (``random*`` names build their offline
     checkpoints on first use)."""
     from sd_img2img.engine.model_set import ModelSet
+    from sd_img2img.models.names import display_names
 
     offline_if_random(settings.models)
-    return ModelSet(list(settings.models), settings.options, cache=cache_dir())
+    return ModelSet(display_names(settings.models), settings.options, cache=cache_dir())
 
 
 def quiet_libraries() -> None:

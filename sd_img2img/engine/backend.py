@@ -21,6 +21,7 @@ from sd_img2img.engine.result import GenerationResult
 from sd_img2img.engine.step_recorder import StepFrame
 from sd_img2img.errors import check_choice
 from sd_img2img.models.devices import resolve_device
+from sd_img2img.models.download import progress_of
 from sd_img2img.models.families import Family
 from sd_img2img.models.loras import LoraSpec
 from sd_img2img.plan.images import ImageCache
@@ -41,6 +42,7 @@ class ModelStatus:
     load_seconds: float | None = None  # how long its load took, once ready
     loading_seconds: float | None = None  # how long it has been loading, while loading
     error: str | None = None  # why its load failed, when failed
+    download: str | None = None  # while its weights download: bytes of the total and speed ("1.2 GB of 5.2 GB …")
 
 
 class Backend(Protocol):
@@ -72,13 +74,13 @@ class LocalBackend:
     """A ``ModelSet`` served in this process.
 
     Args:
-        models: the models (a ``ModelSet``; one ``Engine``: served under the name given, else its model's).
+        models: the models (a ``ModelSet``; one ``Engine``: served under the name given, else its own ``name``).
         name: the name of a lone ``Engine``.
     """
 
     def __init__(self, models: ModelSet | Engine, name: str | None = None):
         if isinstance(models, Engine):
-            models = ModelSet.of({name or models.model: models})
+            models = ModelSet.of({name or models.name: models})
         self.models = models
         self.names = models.names
         self.on_cpu = resolve_device(models.options.device) == "cpu"
@@ -122,10 +124,16 @@ class LocalBackend:
         if engine is not None and engine.is_loaded:
             return ModelStatus(state="ready", load_seconds=engine.load_seconds, **status)
         if engine is not None and engine.load_error is not None and not loading:
-            error = engine.load_error
-            return ModelStatus(state="failed", error=str(error) or type(error).__name__, **status)
+            error = (str(engine.load_error) or type(engine.load_error).__name__).replace(engine.model, name)
+            return ModelStatus(state="failed", error=error, **status)  # the model by its name, not its path
         if loading:
-            return ModelStatus(state="loading", loading_seconds=time.monotonic() - self.started, **status)
+            progress = progress_of(engine.model if engine is not None else self.models.sources[name])
+            return ModelStatus(
+                state="loading",
+                loading_seconds=time.monotonic() - self.started,
+                download=progress.describe() if progress is not None else None,
+                **status,
+            )
         return ModelStatus(state="idle", **status)
 
     # -- runs ----------------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ class Engine(LazyModel):
             compile, single-file config, VAE, LoRAs); without it, ``option_fields`` make one
             (``Engine(model, device="cpu", dtype="float32")``).
         prompt_cache: prompt embeddings kept for repeated prompts (0: none); outputs are unchanged by it.
+        name: what results and PNGs call the model (default: its display name, ``models.names.display_name``).
     """
 
     def __init__(
@@ -54,9 +55,10 @@ class Engine(LazyModel):
         options: EngineOptions | None = None,
         *,
         prompt_cache: int | None = None,
+        name: str | None = None,
         **option_fields,
     ):
-        super().__init__(model, options or EngineOptions(**option_fields))
+        super().__init__(model, options or EngineOptions(**option_fields), name)
         self.prompt_cache = PromptCache() if prompt_cache is None else PromptCache(prompt_cache)
         self.timing = TimingModel()  # learns this server's seconds from finished runs (estimate_seconds)
         self._taesd: TinyDecoder | None = None  # the taesd preview's autoencoder, loaded once per load
@@ -129,7 +131,7 @@ class Engine(LazyModel):
         warnings = output_warnings(lm, done, prepared)
         # 7. The result, with the steps counted and the parts of the run timed (the timing model learns them)
         seconds = timed_seconds(t_start, t_locked, t_done, run_parts(recorder, text_seconds, t_done))
-        result = make_result(lm, prepared, done, warnings, seconds, self._model_hash)
+        result = make_result(lm, prepared, done, warnings, seconds, self._model_hash, model=self.name)
         self._learn_times(prepared, recorder.model_calls, text_seconds, seconds)
         return result
 

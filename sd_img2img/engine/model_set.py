@@ -142,7 +142,8 @@ class ModelSet:
                 model, taesd = random_model(source, self.cache)
                 source = str(model)
                 options = options.replace(taesd=options.taesd or str(taesd))
-            self._engines[name] = Engine(source, options)
+            # a mapping's name is what visitors see; a bare source is shown by its display name
+            self._engines[name] = Engine(source, options, name=name if name != self.sources[name] else None)
         return self._engines[name]
 
     def engine(self, name: str) -> Engine:

@@ -58,8 +58,10 @@ def make_result(
     warnings: list[str],
     seconds: dict[str, float],
     model_hash: str | None,
+    model: str | None = None,
 ) -> GenerationResult:
-    """The result of a finished (or stopped) run, its steps counted from the recorder's frames."""
+    """The result of a finished (or stopped) run, its steps counted from the recorder's frames; ``model``: what the
+    result calls the model (its display name; default: the loaded source)."""
     r, plan, frames = prepared.request, prepared.plan, done.recorder.frames
     unet_seconds = sorted(b.seconds - a.seconds for a, b in zip(frames, frames[1:]))
     seconds = {k: round(v, 4) for k, v in seconds.items()}
@@ -83,7 +85,7 @@ def make_result(
         height=prepared.height,
         resize_mode=r.resize_mode,
         preview=r.preview,
-        model=lm.model,
+        model=model or lm.model,
         seconds=seconds,
         family=lm.family.name,
         nsfw_flagged=flagged(done.out),

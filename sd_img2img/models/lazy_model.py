@@ -11,6 +11,7 @@ from sd_img2img.models import loras as lora_support
 from sd_img2img.models.devices import free_memory
 from sd_img2img.models.families import Family
 from sd_img2img.models.loading import LoadedModel, load_model
+from sd_img2img.models.names import display_name
 from sd_img2img.models.options import EngineOptions
 
 
@@ -20,10 +21,13 @@ class LazyModel:
     Args:
         model: hub id, local diffusers folder or single ``.safetensors`` file.
         options: how it loads (``EngineOptions``); its LoRAs are loaded with it.
+        name: what visitors see it called (results, PNGs, the page); default: its display name
+            (``names.display_name``: a hub id as it is, a folder or file by its own name, never the server's path).
     """
 
-    def __init__(self, model: str, options: EngineOptions):
+    def __init__(self, model: str, options: EngineOptions, name: str | None = None):
         self.model = model
+        self.name = name or display_name(model)
         self.options = options
         self._loaded: LoadedModel | None = None
         self._peeked: Family | None = None

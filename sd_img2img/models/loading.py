@@ -240,6 +240,10 @@ def load_pipelines(model: str, source: CheckpointSource, family: Family, options
         if source.kind == "single_file":
             img2img = single_file.load_pipeline(source.path, family, options.config, **kwargs)
         else:
+            if source.kind == "hub":  # a download says its progress (download.progress_of) instead of a bare wait
+                from sd_img2img.models.download import fetch
+
+                fetch(source.path)
             img2img = diffusers_class(family.img2img).from_pretrained(source.path, **kwargs)
     except (OSError, ValueError) as e:
         raise load_error(model, source, e) from e

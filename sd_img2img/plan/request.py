@@ -80,7 +80,10 @@ def choice_or(default: str):
 _SIZE = dict(
     range=Range(MIN_DIMENSION, MAX_DIMENSION, whole=True), form=size_value, recorded=True, annotation=int | None
 )
-_SIZE_HELP = "pixels, a multiple of 8 (SD3/FLUX 16); empty: the init image's size (prompt2img: the model's)"
+_SIZE_HELP = (
+    f"pixels, a multiple of 8 (SD3/FLUX 16) from {MIN_DIMENSION} to {MAX_DIMENSION}; empty: the init image's size, "
+    "longest side capped (prompt2img: the model's, 512 for SD, 1024 for SDXL)"
+)
 
 
 @dataclass
@@ -112,7 +115,14 @@ class GenerationRequest:
             listed LoRA at its start-up scale.
     """
 
-    prompt: str = setting("", label="Prompt", help="what to make", form=text, recorded=True)
+    prompt: str = setting(
+        "",
+        label="Prompt",
+        help="what to make, in words (CLIP reads the first 77 tokens; the run says where a longer prompt was cut)",
+        hint="Ctrl+Enter (⌘+Enter) runs Generate",
+        form=text,
+        recorded=True,
+    )
     init_image: Any = setting(
         None,
         label="Initial image",
@@ -128,9 +138,9 @@ class GenerationRequest:
     strength: float | None = setting(
         None,
         label="Strength",
-        help="how far into the noise the image goes, 0 < s ≤ 1: the share of the schedule that runs (int(steps × s) "
-        "steps by SD's rule; each family counts its own way); low keeps the image, high reimagines it; empty: the "
-        "model's",
+        help="how far into the noise the image goes, a number above 0 and at most 1: the share of the schedule that "
+        "runs (SD: int(steps × strength), so 10 steps at 0.7 run 7; each family counts its own way); 0.3 keeps the "
+        "image, 0.8 reimagines it, 1 ignores it; empty: the model's (SD 0.75)",
         hint="How far into the noise your image goes: low keeps it, high reimagines it",
         range=Range(0.0, 1.0, above_low=True),
         form=number_or_none,
@@ -140,7 +150,9 @@ class GenerationRequest:
     steps: int | None = setting(
         None,
         label="Steps",
-        help=f"the schedule's length, 1 to {MAX_STEPS} (with real steps: the steps that run; empty: the model's)",
+        help=f"the schedule's length, a whole number from 1 to {MAX_STEPS}: img2img skips its start and runs about "
+        "steps × strength of them (with real steps: exactly this many run); more steps, more detail and more time "
+        "(each a fraction of a second on a GPU, seconds on a CPU); empty: the model's (SD 30, Turbo 2)",
         range=Range(1, MAX_STEPS, whole=True),
         form=whole,
         recorded=True,
@@ -157,8 +169,9 @@ class GenerationRequest:
     seed: int | None = setting(
         None,
         label="Seed",
-        help=f"0 to {MAX_SEED - 1} (2⁶⁴ − 1, as ComfyUI's), a number or its digits as text; {RANDOM_SEED} or empty: "
-        "a new random seed (the result says which)",
+        help=f"the noise's seed, a whole number from 0 to {MAX_SEED - 1} (2⁶⁴ − 1, as ComfyUI's), a number or its "
+        f"digits as text: the same seed and settings give the same picture; {RANDOM_SEED} or empty: a new random seed "
+        "(the run info says which)",
         hint=f"0 to 2⁶⁴ − 1 · {RANDOM_SEED} = a new random seed each run",
         range=Range(0, MAX_SEED - 1, whole=True),
         form=seed_value,
@@ -166,13 +179,18 @@ class GenerationRequest:
         annotation=int | str | None,
     )
     sampler: str | None = setting(
-        None, label="Sampler", help="one that fits the model (empty: the model's)", form=or_none, recorded=True
+        None,
+        label="Sampler",
+        help="the scheduler by its InvokeAI name (k_lms, k_euler_a, dpmpp_2m, ddim …), one that fits the model; empty: "
+        "the model's",
+        form=or_none,
+        recorded=True,
     )
     guidance_scale: float | None = setting(
         None,
         label="Guidance scale",
-        help=f"classifier-free guidance, 0 to {MAX_GUIDANCE:g}: how closely to follow the prompt (1 = off; empty: the "
-        "model's)",
+        help=f"classifier-free guidance, a number from 0 to {MAX_GUIDANCE:g}: how closely to follow the prompt (SD "
+        "about 7.5; 1 or less turns it off, and Turbo models take 0); empty: the model's",
         hint="How closely to follow the prompt (1 = off)",
         range=Range(0.0, MAX_GUIDANCE),
         recorded=True,

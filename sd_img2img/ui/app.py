@@ -9,6 +9,9 @@ Every text a visitor, a PNG or a model can influence is escaped (``html.esc``) b
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,10 +22,11 @@ from sd_img2img.engine.backend import Backend, LocalBackend
 from sd_img2img.engine.cpu_memory import keep_freed_memory
 from sd_img2img.engine.engine import Engine
 from sd_img2img.errors import BackendError
+from sd_img2img.models import download
 from sd_img2img.settings import AppSettings, models_from, parse_settings, quiet_libraries
 from sd_img2img.ui.exact_numbers import exact_json
 from sd_img2img.ui.handlers import Handlers
-from sd_img2img.ui.html import model_badge, model_label
+from sd_img2img.ui.html import esc, model_badge
 from sd_img2img.ui.layout import EXAMPLES_DIR, INTRO, explain_tab, generate_tab, grid_panel
 from sd_img2img.ui.page import Page
 from sd_img2img.ui.png_import import SETTINGS_FILE_TYPES
@@ -30,12 +34,26 @@ from sd_img2img.ui.state import RunFiles, forget_paths
 from sd_img2img.ui.wiring import PRIVATE, wire_explain, wire_form, wire_grid, wire_loopback, wire_png, wire_run
 
 CSS_PATH = Path(__file__).resolve().parent / "app.css"
+# Ctrl+Enter (⌘+Enter on a Mac) in the prompt or the negative prompt runs Generate, as in AUTOMATIC1111 and ComfyUI:
+# the button's own click, so the run queues and plans exactly as a click does (launch(js=...) runs it once loaded)
+SHORTCUTS_JS = """
+() => {
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey) || event.isComposing) return;
+    if (!event.target.closest || !event.target.closest("#prompt, #negative-prompt")) return;
+    const run = document.querySelector("#run");
+    if (!run || run.disabled) return;
+    event.preventDefault();
+    run.click();
+  }, true);
+}
+"""
 
 
 def as_backend(models) -> Backend:
-    """A ``Backend`` as it is; a ``ModelSet`` or one ``Engine`` (served under its short name) in this process."""
+    """A ``Backend`` as it is; a ``ModelSet`` or one ``Engine`` (served under its display name) in this process."""
     if isinstance(models, Engine):
-        return LocalBackend(models, name=model_label(models.model))
+        return LocalBackend(models)
     return models if hasattr(models, "stream") and hasattr(models, "describe") else LocalBackend(models)
 
 
@@ -62,7 +80,9 @@ def build_demo(models, settings: AppSettings | None = None) -> gr.Blocks:
             run_done=gr.State(0),  # counts finished runs: the plan line's estimate follows them
         )
         with gr.Row(elem_classes="topbar"):
-            gr.HTML(INTRO, elem_classes="intro")
+            # with the line on how the model was chosen, where there is one (no --model, the hub unreachable …)
+            note = f'<div class="model-note" role="note">{esc(settings.note)}</div>' if settings.note else ""
+            gr.HTML(INTRO + note, elem_classes="intro")
             top.model_badge = gr.HTML(model_badge(h.page.status(None)), elem_classes="badge-wrap")
         top.timer = gr.Timer(1.0, active=h.models.loading)
         with gr.Tabs(elem_classes="main-tabs", overflow_behavior="wrap"):  # a phone shows both tabs, never a ⋯ menu
@@ -73,8 +93,8 @@ def build_demo(models, settings: AppSettings | None = None) -> gr.Blocks:
                 grid = grid_panel(h)
         with gr.Row(visible=False):  # API endpoints only: on the page, Generate without an image is /txt2img, and
             top.txt2img_btn = gr.Button("txt2img")  # "Settings from an image" reads what /read_settings returns
-            top.settings_png = gr.File(label="png", type="filepath", file_types=SETTINGS_FILE_TYPES)
-            top.settings_out = exact_json(label="settings")
+            top.settings_png = gr.File(label="Image with settings", type="filepath", file_types=SETTINGS_FILE_TYPES)
+            top.settings_out = exact_json(label="Settings")
             top.read_btn = gr.Button("read_settings")
         gr.HTML(footer_note(backend.capacity))
         badge = [top.model_badge, top.timer]
@@ -105,12 +125,14 @@ def launch(demo: gr.Blocks, settings: AppSettings, **kwargs):
     capacity = demo.handlers.page.backend.capacity
     demo.queue(max_size=settings.queue_size * capacity, default_concurrency_limit=1)
     return demo.launch(
+        mcp_server=settings.mcp,
         server_name=settings.host,
         server_port=settings.port,
         share=settings.share,
         max_file_size=config.MAX_UPLOAD_SIZE,
         theme=theme(),
         css=CSS_PATH.read_text(),
+        js=SHORTCUTS_JS,
         allowed_paths=[str(EXAMPLES_DIR)],
         footer_links=["api", "gradio"],
         **kwargs,
@@ -118,13 +140,15 @@ def launch(demo: gr.Blocks, settings: AppSettings, **kwargs):
 
 
 def theme() -> gr.themes.Base:
+    """gradio's Soft theme in orange and stone, its subdued text one shade darker in the light theme (stone-400 on
+    stone-50 is 2.4:1; stone-600 is 7:1) so that notes, captions and the status line's tail can be read."""
     return gr.themes.Soft(
         primary_hue="orange",
         secondary_hue="stone",
         neutral_hue="stone",
         font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
         font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
-    )
+    ).set(body_text_color_subdued="*neutral_600", body_text_color_subdued_dark="*neutral_400")
 
 
 def make_backend(settings: AppSettings) -> Backend:
@@ -146,9 +170,25 @@ def start_backend(backend: Backend, prog: str = "python app.py") -> Backend:
         raise SystemExit(f"{prog}: error: {e}") from None
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, prog: str = "python app.py") -> None:
+    """Serve the demo as ``argv`` (its flags and ``SD_IMG2IMG_*`` variables) asks: ``python app.py`` (the Space's
+    entry) and ``sd-img2img serve`` (an installed package) both run this."""
     keep_freed_memory()  # before any thread: CPU steps stop page-faulting their activations in (run/cpu_memory.py)
-    settings = parse_settings(argv)
+    settings = with_demo_model(parse_settings(argv, prog=prog), prog)
     quiet_libraries()
-    backend = start_backend(make_backend(settings))
+    download.report(settings.models, lambda line: print(line, file=sys.stderr, flush=True), threading.Event())
+    backend = start_backend(make_backend(settings), prog)
     launch(build_demo(backend, settings), settings)
+
+
+def with_demo_model(settings: AppSettings, prog: str) -> AppSettings:
+    """``settings`` with the demo's model where no ``--model`` was given (``models.demo_model``: SD-Turbo where the
+    hub answers, else the random model), the line saying why on stderr and on the page."""
+    if settings.model_given:
+        return settings
+    from sd_img2img.models.demo_model import choose_demo_model
+
+    choice = choose_demo_model()
+    if choice.note:
+        print(f"{prog}: {choice.note}", file=sys.stderr, flush=True)
+    return dataclasses.replace(settings, model=choice.model, more_models=(), note=choice.note)

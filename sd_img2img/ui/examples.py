@@ -1,5 +1,6 @@
 """Example init images the project draws itself (no downloads): a hand-drawn-style fireplace, a rough
-landscape sketch and a photo-like scene. ``python -m sd_img2img.examples DIR`` writes them as PNGs."""
+landscape sketch and a photo-like scene, shipped as package data in ``sd_img2img/examples/`` (``examples/`` in a clone
+points there). ``python -m sd_img2img.ui.examples [DIR]`` draws them again (default: that folder)."""
 
 from __future__ import annotations
 
@@ -117,5 +118,5 @@ def write_examples(folder: str | Path) -> list[Path]:
 
 
 if __name__ == "__main__":
-    for p in write_examples(sys.argv[1] if len(sys.argv) > 1 else "examples"):
+    for p in write_examples(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "examples"):
         print(p)

@@ -133,6 +133,8 @@ def describe_status(status: ModelStatus) -> str:
         return f"Model failed to load · {label} · {status.error}"
     if status.state == "idle":
         return f"Model not loaded yet · {label} · loads with the first run"
+    if status.download:
+        return f"Downloading the model · {label} · {status.download}"
     return f"Loading the model · {label} · {status.loading_seconds or 0:.0f} s"
 
 

@@ -30,7 +30,7 @@ from sd_img2img.ui.page import user_error
 from sd_img2img.ui.png_import import SETTINGS_FILE_TYPES
 from sd_img2img.ui.strength_chart import strength_chart
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"  # package data: in a clone and an installed package
 VIEW_CHOICES = [("Noisy latents", "latents"), ("Predicted image", "x0")]
 
 INTRO = """
@@ -169,7 +169,9 @@ def strength_and_steps(h: Handlers, family, ui: SimpleNamespace) -> None:
         **labels("strength"),
     )
     with gr.Row(elem_classes="steps-row"):
-        ui.steps = gr.Slider(*limits("steps"), value=start_steps, step=1, elem_id="steps", scale=3, **labels("steps"))
+        ui.steps = gr.Slider(
+            *limits("steps"), value=start_steps, step=1, precision=0, elem_id="steps", scale=3, **labels("steps")
+        )  # precision 0: the API types it as an int
         ui.real_steps = gr.Checkbox(value=False, elem_id="real-steps", scale=1, **labels("real_steps"))
     ui.plan = gr.HTML(plan_line(False, start_strength, start_steps, False, family), elem_id="plan-line")
     if h.page.on_cpu:
@@ -191,9 +193,11 @@ def more_settings(h: Handlers, family, ui: SimpleNamespace) -> None:
             *limits("guidance_scale"), value=start_guidance, step=config.GUIDANCE_STEP, **labels("guidance_scale")
         )
         with gr.Row():
-            ui.width = gr.Number(value=None, precision=0, step=8, placeholder="auto", min_width=100, **labels("width"))
+            ui.width = gr.Number(
+                value=None, precision=0, step=8, placeholder="auto", min_width=100, elem_id="width", **labels("width")
+            )
             ui.height = gr.Number(
-                value=None, precision=0, step=8, placeholder="auto", min_width=100, **labels("height")
+                value=None, precision=0, step=8, placeholder="auto", min_width=100, elem_id="height", **labels("height")
             )
         ui.resize_mode = gr.Radio(list(config.RESIZE_MODES), value=config.DEFAULT_RESIZE_MODE, **labels("resize_mode"))
         ui.preview = gr.Radio(list(config.PREVIEWS), value=h.page.settings.preview, **labels("preview"))
@@ -213,7 +217,7 @@ def more_settings(h: Handlers, family, ui: SimpleNamespace) -> None:
             for i in range(slots)
         ]
         ui.loras = gr.Textbox(
-            format_scales({spec.name: spec.scale for spec in specs}), visible=False, label="loras", elem_id="loras"
+            format_scales({spec.name: spec.scale for spec in specs}), visible=False, label="LoRAs", elem_id="loras"
         )
     with gr.Accordion("Settings from an image", open=False, elem_classes="more"):
         gr.Markdown(
@@ -250,7 +254,13 @@ def output_panel() -> SimpleNamespace:
     with gr.Row(elem_classes="steps-head"):
         gr.HTML('<div class="section-title">Every step <span>step 0 is what SD starts from</span></div>')
         ui.view = gr.Radio(
-            VIEW_CHOICES, value="latents", show_label=False, container=False, elem_id="view", min_width=220
+            VIEW_CHOICES,
+            value="latents",
+            label="View",
+            show_label=False,
+            container=False,
+            elem_id="view",
+            min_width=220,
         )
     ui.gallery = gr.Gallery(
         label="Steps",
@@ -333,6 +343,7 @@ def explain_tab(h: Handlers) -> SimpleNamespace:
             RANGES["steps"].high,
             value=config.COMPARE_STEPS,
             step=1,
+            precision=0,
             label="Steps of every column",
             elem_id="compare-steps",
             scale=2,
@@ -369,7 +380,7 @@ def loopback_panel(h: Handlers) -> SimpleNamespace:
         )
         with gr.Row(elem_classes="loop-controls"):
             ui.loops = gr.Slider(
-                1, config.MAX_LOOPS, value=config.DEFAULT_LOOPS, step=1, label="Loops", elem_id="loops"
+                1, config.MAX_LOOPS, value=config.DEFAULT_LOOPS, step=1, precision=0, label="Loops", elem_id="loops"
             )
             ui.final_strength = gr.Slider(
                 config.STRENGTH_STEP,
@@ -391,7 +402,7 @@ def loopback_panel(h: Handlers) -> SimpleNamespace:
         with gr.Row(elem_classes="actions"):
             ui.run_btn = gr.Button("Run the loops", variant="primary", elem_id="loop-run", scale=3)
             ui.stop_btn = gr.Button("Stop", elem_id="loop-stop", scale=1)
-        ui.strip = gr.HTML("", elem_id="loop-strip")
+        ui.strip = gr.HTML("", label="Loops strip", elem_id="loop-strip")
         with gr.Row(equal_height=False):
             ui.animation = gr.Image(
                 label="The loops as an animation",
@@ -433,7 +444,7 @@ def grid_panel(h: Handlers) -> SimpleNamespace:
     with gr.Row(elem_classes="actions"):
         ui.run_btn = gr.Button("Build the grid", variant="primary", elem_id="grid-run", scale=3)
         ui.stop_btn = gr.Button("Stop", elem_id="grid-stop", scale=1)
-    ui.table = gr.HTML(empty_grid_html(), elem_id="grid-table")
+    ui.table = gr.HTML(empty_grid_html(), label="Grid", elem_id="grid-table")
     with gr.Accordion("Cell PNGs and info", open=False, elem_classes="more"):
         ui.files = gr.File(
             label="Each cell's PNG (settings embedded)", file_count="multiple", interactive=False, elem_id="grid-files"

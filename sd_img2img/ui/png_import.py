@@ -28,7 +28,13 @@ class PngImport:
         Returns {field: value} for each form field it fills (``prompt``, ``sampler``, ``steps``, …), plus ``tool``
         (who wrote the settings), ``found_in`` (where in the file they were: its text chunks, its EXIF UserComment,
         its stealth PNG info), ``model`` (what they were made with, for information) and ``notes`` (what did not
-        carry over, and why). A seed above 2⁵³ − 1 comes back as its digits (text), which every JSON reader keeps."""
+        carry over, and why); img2img takes the fields back to reproduce the picture. A seed above 2⁵³ − 1 comes back
+        as its digits (text), which every JSON reader keeps.
+
+        Args:
+            png: a PNG, JPEG or WebP with generation settings: this app's, AUTOMATIC1111's (PNG text, JPEG/WebP EXIF
+                UserComment, stealth PNG info), InvokeAI's, ComfyUI's, Fooocus's, NovelAI's or SwarmUI's.
+        """
         if not png:
             raise user_error("give an image (PNG, JPEG or WebP) to read the settings of")
         with shown_to_user():

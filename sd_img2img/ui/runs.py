@@ -96,18 +96,20 @@ class Runs:
 
     @endpoint((*IMG2IMG, "prepared"))
     def img2img(self, values: dict, request: gr.Request = None):
-        """Stable Diffusion img2img (prompt2img when no image is given); streams every step.
+        """Stable Diffusion img2img: turn the given picture towards the prompt, showing every denoising step.
 
-        Strength, steps, sampler and guidance left empty take the model's family's defaults. Returns the output PNG
-        (settings embedded), the step gallery (step 0 first), the run info, the steps strip, a status line, the
-        download, the session's last run and the steps as an animation (WebP)."""
+        The image is noised part of the way (strength) and only the rest of the schedule runs: 10 steps at strength
+        0.7 run 7 steps (SD's rule, int(steps × strength); run info's steps_taken says what ran). Without an image
+        it is prompt2img. Strength, steps, sampler and guidance left empty take the model's defaults. One run takes
+        seconds on a GPU, about a minute on a free CPU; runs queue one at a time. Returns the output PNG (settings
+        embedded), the step gallery (step 0 first), the run info (JSON: steps_taken, seed, seconds …), the steps
+        strip, a status line, the PNG again as a download and the steps as an animation (WebP)."""
         yield from self.run(self.request(values), session_id(request), values["model"], values["prepared"])
 
     @endpoint(TXT2IMG)
     def txt2img(self, values: dict, request: gr.Request = None):
-        """Stable Diffusion prompt2img from pure noise; streams every step.
-
-        Returns what /img2img returns."""
+        """Stable Diffusion prompt2img (text to image) from pure noise, showing every denoising step: all of the
+        steps run. Empty settings take the model's defaults. Returns what img2img returns."""
         yield from self.run(self.request(values), session_id(request), values["model"])
 
     def ready(self, request: GenerationRequest, model: str | None, prepared: PreparedRequest | None):
@@ -150,17 +152,22 @@ class Runs:
         # Plain values while streaming, not gr.skip(): gradio keeps every component a prop update creates for a
         # session (tens of KB per run, for as long as the session lives); clearing the last result is cheap.
         yield None, [], None, None, status_html("running", "Starting…", 0.0), None, gr.skip(), None
-        with shown_to_user():
-            for item in stream:
-                if isinstance(item, GenerationResult):
-                    return item
-                path = save_step_image(item.image(view), folder / f"step{item.index:03d}.webp")
-                steps.append((path, caption(item, prepared.plan.reference)))
-                text = "the initial image SD sees" if item.index == 0 else f"step {item.index} of {item.total}"
-                if item.index == 0 and prepared.plan.reference:
-                    text = "step 0: pure noise (your image is the reference)"
-                running = status_html("running", text, item.index / max(1, item.total))
-                yield None, list(steps), None, None, running, None, gr.skip(), None
+        try:
+            with shown_to_user():
+                for item in stream:
+                    if isinstance(item, GenerationResult):
+                        return item
+                    path = save_step_image(item.image(view), folder / f"step{item.index:03d}.webp")
+                    steps.append((path, caption(item, prepared.plan.reference)))
+                    text = "the initial image SD sees" if item.index == 0 else f"step {item.index} of {item.total}"
+                    if item.index == 0 and prepared.plan.reference:
+                        text = "step 0: pure noise (your image is the reference)"
+                    running = status_html("running", text, item.index / max(1, item.total))
+                    yield None, list(steps), None, None, running, None, gr.skip(), None
+        except gr.Error as e:  # the status line says it too (the steps computed stay), not only the message
+            failed = status_html("failed", f"<b>Failed</b> · {e.message}")  # user_error escaped the message
+            yield None, list(steps), None, None, failed, None, gr.skip(), None
+            raise
         return None
 
     def switch_view(self, last, view):
@@ -168,6 +175,7 @@ class Runs:
         return run_view.switch_view(last, view)
 
     def stop(self, request: gr.Request = None):
+        """Stop this session's run (or series) after its current step; what was computed is kept and returned."""
         self.page.stops.stop(session_id(request))
 
     def use_sketch(self, source, sketch, image, request: gr.Request = None):

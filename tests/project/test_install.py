@@ -51,11 +51,26 @@ def test_an_active_virtual_environment_is_used(install, tmp_path):
     assert python.parent.parent == venv and python.name.startswith("python")
 
 
-def test_demo_serves_the_random_model_unless_one_is_named(install):
-    assert install.demo_command([])[-2:] == ["--model", "random"]
-    assert install.demo_command(["--port", "7861"])[-4:] == ["--model", "random", "--port", "7861"]
-    assert "random" not in install.demo_command(["--model", "./sd15"])
-    assert "random" not in install.demo_command(["--model=./sd15"])
+def test_demo_serves_the_demos_default_unless_a_model_is_named(install):
+    """No --model: app.py's own default (SD-Turbo where the hub answers, else random weights, saying why)."""
+    assert install.demo_command([])[-1].endswith("app.py")
+    assert install.demo_command(["--port", "7861"])[-3:] == [str(ROOT / "app.py"), "--port", "7861"]
+    assert install.demo_command(["--model", "./sd15"])[-2:] == ["--model", "./sd15"]
+
+
+def test_demo_installs_what_the_demo_needs_and_test_adds_the_test_tools(install, tmp_path):
+    assert install.wants_test_tools(install.parse_args(["test"])) is True
+    assert install.wants_test_tools(install.parse_args(["demo"])) is False
+    assert install.wants_test_tools(install.parse_args([])) is True
+    assert install.wants_test_tools(install.parse_args(["--no-test"])) is False
+    (tmp_path / "pyproject.toml").write_text("[project]\n")
+    demo, test = install.stamp_text(False, tmp_path), install.stamp_text(True, tmp_path)
+    assert demo.startswith(f"{tmp_path} ") and test.startswith(f"{tmp_path}[test] ")
+    assert install.stamp_serves(test, demo, test=False)  # an install with the test tools serves the demo as it is
+    assert not install.stamp_serves(demo, test, test=True)  # a demo's install lacks the test tools
+    assert install.stamp_serves(demo, demo, test=False) and not install.stamp_serves(None, demo, test=False)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'changed'\n")
+    assert not install.stamp_serves(demo, install.stamp_text(False, tmp_path), test=False)
 
 
 def test_missing_requirements(install):

@@ -21,7 +21,7 @@ from helpers import max_diff
 pytest.importorskip("ray.serve", reason="the Ray backend's tests need ray[serve] (pip install -e '.[ray]')")
 
 FIREPLACE = str(ROOT / "examples" / "fireplace.png")
-NAME = "tiny"
+NAME = "tiny-sd15"  # the checkpoint folder's name: what the in-process engine's results call it too
 SLOW = dict(strength=1.0, steps=40, width=512, height=512)  # ~60 ms a step on one CPU thread: 40 steps ≈ 2.5 s
 
 

@@ -3,6 +3,8 @@ checkpoint: every endpoint, streaming, Stop, errors; plus the demo's settings, s
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -17,9 +19,12 @@ from PIL import Image as PILImage
 FIREPLACE = str(ROOT / "examples" / "fireplace.png")
 
 
+MCP = importlib.util.find_spec("mcp") is not None  # the mcp extra (gradio[mcp])
+
+
 @pytest.fixture(scope="module")
 def url(engine):
-    with serve(engine) as u:
+    with serve(engine, mcp=MCP) as u:  # as `--mcp` serves it, where the extra is installed
         yield u
 
 
@@ -93,6 +98,44 @@ def test_img2img_strength_07_ten_steps(client):
     with PILImage.open(animation) as anim:  # the API's last output: the steps as an animation, one frame a step
         assert anim.format == "WEBP" and anim.n_frames == 8 == info["animation"]["frames"]
     assert Path(animation).stat().st_size == info["animation"]["bytes"] and "animation WebP · 8 frames" in status
+
+
+def test_no_server_path_in_the_api_or_the_run_info(client, tiny_checkpoint):
+    """The served model (a folder at /tmp/…/tiny-sd15) is named by its folder's name: the API's model default and
+    choices, the run info, the PNG's settings and its AUTOMATIC1111 ``Model:``; integer settings are typed as ints and
+    every output has a label."""
+    from sd_img2img.formats.metadata import png_text, read_settings
+
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    model = next(p for p in api["/img2img"]["parameters"] if p["parameter_name"] == "model")
+    assert model["parameter_default"] == tiny_checkpoint.name and model["type"]["enum"] == [tiny_checkpoint.name]
+    for name, endpoint in api.items():
+        types = {p["parameter_name"]: p["python_type"]["type"] for p in endpoint["parameters"]}
+        assert all(types[k] == "int" for k in ("steps", "loops") if k in types), (name, types)
+        assert all(not r["label"].startswith("value_") for r in endpoint["returns"]), name
+    output, _, info, *_ = client.predict(prompt="fire", steps=2, seed=1, width=64, height=64, api_name="/txt2img")
+    assert info["model"] == tiny_checkpoint.name
+    server_path = str(tiny_checkpoint.parent)
+    assert server_path not in str(info) and server_path not in str(read_settings(output))
+    assert f"Model: {tiny_checkpoint.name}" in png_text(output)[0]["parameters"]
+
+
+@pytest.mark.skipif(not MCP, reason="the mcp extra is not installed (pip install 'sd-img2img[mcp]')")
+def test_mcp_tools_say_what_their_settings_mean(url):
+    """``--mcp``: gradio's MCP server lists the endpoints as tools, each described by its docstring and each
+    parameter by its declared help (units, limits, what strength and steps do)."""
+    tools = {t["name"]: t for t in json.load(urllib.request.urlopen(url + "gradio_api/mcp/schema", timeout=30))}
+    assert {"img2img", "txt2img", "read_settings", "compare", "grid"} <= set(tools)
+    img2img = tools["img2img"]
+    assert "steps × strength" in img2img["description"] or "int(steps × strength)" in img2img["description"]
+    props = img2img["inputSchema"]["properties"]
+    assert props["steps"]["type"] == "integer" and "from 1 to 150" in props["steps"]["description"]
+    assert (
+        "at most 1" in props["strength"]["description"] and "10 steps at 0.7 run 7" in props["strength"]["description"]
+    )
+    assert "pixels" in props["width"]["description"] and props["model"]["enum"] == ["tiny-sd15"]
+    assert all(p.get("description") for p in props.values()), [k for k, p in props.items() if not p.get("description")]
+    assert tools["read_settings"]["inputSchema"]["properties"]["png"]["description"].startswith("a PNG file")
 
 
 def test_steps_arrive_one_by_one(client):

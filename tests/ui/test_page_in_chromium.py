@@ -222,3 +222,128 @@ def test_a_jpeg_and_a_64_bit_seed_on_the_page(url, browser_context, tmp_path):
     assert read_settings(download.value.path())["seed"] == 9876543210987654321
     page.screenshot(path=str(SHOTS / "desktop-64-bit-seed.png"), full_page=True)
     page.close()
+
+
+# the page's own boxes: every text in them is measured against what is drawn under it
+OWN_BOXES = (".hero", ".model-status", ".model-note", ".plan", ".cpu-note", ".run-status", ".png-note")
+OWN_BOXES += (".explain-empty", ".explain-table-wrap", ".series-status", ".grid-caption", ".grid-wrap", ".loop-strip")
+OWN_BOXES += (".strength-chart-note", "#strength-chart", ".footer-note")
+
+
+def rendered(page, selector: str, markup: str) -> None:
+    """Put ``markup`` (what the page's own code makes for a state a test cannot reach in time) where ``selector`` is."""
+    page.evaluate("([sel, html]) => { document.querySelector(sel).outerHTML = html; }", [selector, markup])
+
+
+class Contrast:
+    """Measures the page in the light and the dark theme (gradio's ``dark`` class on the body, as ``?__theme=dark``
+    sets it), keeping what is below 4.5:1 and how many texts each state had."""
+
+    def __init__(self, page):
+        self.page, self.failures, self.measured = page, [], {}
+
+    def measure(self, state: str) -> None:
+        for theme in ("light", "dark"):
+            self.page.evaluate(f"document.body.classList.toggle('dark', {str(theme == 'dark').lower()})")
+            # the chart draws its colours for the theme the page loaded in: measured dark on a page loaded dark
+            boxes = OWN_BOXES if theme == "light" else tuple(b for b in OWN_BOXES if b != "#strength-chart")
+            found = chromium.contrast_failures(self.page, boxes)
+            self.measured[f"{state}, {theme}"] = found["measured"]
+            self.failures += [{"state": state, "theme": theme, **f} for f in found["failures"]]
+        self.page.evaluate("document.body.classList.remove('dark')")
+
+
+def test_every_text_of_the_pages_own_boxes_reads_in_both_themes(url, browser_context, tmp_path):
+    """WCAG AA (4.5:1) for every text node of the page's own boxes, light and dark, in every state: the plan line
+    (prompt2img, fine, refused), the run status (running, done, stopped, failed, queued) after a run, a stop and an
+    error, the model badge's states, the explain and grid tables, the loopback strip and the strength chart's legend.
+    The run is started with Ctrl+Enter in the prompt, as AUTOMATIC1111 and ComfyUI users expect."""
+    from playwright.sync_api import expect
+
+    from sd_img2img.engine.backend import ModelStatus
+    from sd_img2img.models.families import default_family
+    from sd_img2img.ui.html import model_badge, status_html
+
+    page = browser_context.new_page()
+    page.goto(url)
+    expect(page.locator(".model-status.ready")).to_be_visible(timeout=30_000)
+    contrast = Contrast(page)
+    contrast.measure("idle, prompt2img plan line")
+    page.locator("#init-image input[type=file]").set_input_files(FIREPLACE)
+    expect(page.locator("#init-image img").first).to_be_visible(timeout=15_000)
+    page.get_by_text("More settings").click()
+    set_number(page, "width", 128)
+    set_number(page, "height", 128)
+    set_number(page, "strength", 0.05)
+    expect(page.locator("#plan-line .plan.bad")).to_contain_text("use strength ≥ 0.1", timeout=10_000)
+    page.locator("#run").click()  # an error: refused, said in a message
+    page.wait_for_timeout(1000)  # the click's refusal (gradio shows it on the event's outputs)
+    contrast.measure("refused plan line, after an error")
+
+    set_number(page, "strength", 0.7)
+    expect(page.locator("#plan-line")).to_contain_text("7 steps will run", timeout=10_000)
+    page.locator("#prompt textarea").fill("a cozy fireplace")
+    page.locator("#prompt textarea").press("Control+Enter")  # runs Generate
+    expect(page.locator("#run-status")).to_contain_text("7 taken", timeout=60_000)
+    assert page.locator("#prompt textarea").input_value() == "a cozy fireplace"  # no new line typed into it
+    contrast.measure("done")
+
+    set_number(page, "strength", 1)
+    set_number(page, "steps", 150)
+    page.locator("#run").click()
+    expect(page.locator("#run-status .run-status.running")).to_contain_text(
+        re.compile(r"step \d+ of 150"), timeout=60_000
+    )
+    contrast.measure("running")
+    page.locator("#stop").click()
+    expect(page.locator("#run-status")).to_contain_text("Stopped", timeout=60_000)
+    contrast.measure("stopped")
+
+    # states no run reaches in a test's time: the page's own markup for them, drawn in the page
+    family = default_family()
+    for state, markup in [
+        ("queued", status_html("queued", "Queued · 2 runs ahead of yours, about 40 s", 0.0)),
+        ("failed", status_html("failed", "<b>Failed</b> · out of memory on cuda; try a smaller size")),
+    ]:
+        rendered(page, "#run-status .run-status", markup)
+        contrast.measure(f"run status {state}")
+    for state in ("idle", "loading", "failed"):
+        status = ModelStatus("tiny-sd15", family, state, loading_seconds=12, error="the folder has no model_index.json")
+        rendered(page, ".model-status", model_badge(status))
+        contrast.measure(f"model badge {state}")
+    downloading = ModelStatus("stabilityai/sd-turbo", family, "loading", download="1.2 GB of 5.2 GB (23 %) · 38 MB/s")
+    rendered(page, ".model-status", model_badge(downloading))
+    contrast.measure("model badge downloading")
+
+    page.locator("#loopback").get_by_text("Loopback").first.click()
+    set_number(page, "steps", 4)
+    set_number(page, "loops", 2)
+    page.locator("#loop-run").click()
+    expect(page.locator("#loop-strip figure.loop img")).to_have_count(3, timeout=60_000)  # the start and two loops
+    contrast.measure("loopback strip")
+
+    page.get_by_role("tab", name=re.compile("Explain")).click()
+    expect(page.locator("#strength-chart svg, #strength-chart canvas").first).to_be_visible(timeout=15_000)
+    contrast.measure("explain tab, empty table")
+    page.locator("#compare-run").click()
+    expect(page.locator("#explain-table tr.row-out td img")).to_have_count(2, timeout=60_000)
+    page.locator("#grid-row-values textarea, #grid-row-values input").first.fill("0.5")
+    page.locator("#grid-column-values textarea, #grid-column-values input").first.fill("4, 6")
+    page.locator("#grid-run").click()
+    expect(page.locator("#grid-table .grid-table td img")).to_have_count(2, timeout=60_000)
+    contrast.measure("explain table and grid")
+    page.close()
+
+    dark = browser_context.new_page()  # the chart draws its legend for the theme the page loads in
+    dark.goto(url + "?__theme=dark")
+    dark.get_by_role("tab", name=re.compile("Explain")).click()
+    expect(dark.locator("#strength-chart svg, #strength-chart canvas").first).to_be_visible(timeout=30_000)
+    dark.wait_for_timeout(500)
+    found = chromium.contrast_failures(dark, ("#strength-chart", ".strength-chart-note"))
+    contrast.measured["strength chart, loaded dark"] = found["measured"]
+    contrast.failures += [{"state": "chart loaded dark", **f} for f in found["failures"]]
+    dark.close()
+
+    assert not contrast.failures, contrast.failures
+    assert all(contrast.measured.values()), contrast.measured  # every state had text to measure
+    assert contrast.measured["strength chart, loaded dark"] >= 3  # the legend's and the axes' texts were read
