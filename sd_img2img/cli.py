@@ -121,6 +121,11 @@ def add_request_flags(p: CommandParser) -> None:
         default=None,
         help=f"classifier-free guidance scale (default: the model's; SD {sd.guidance:g}, Turbo 0)",
     )
+    add_size_flags(p)
+
+
+def add_size_flags(p: CommandParser) -> None:
+    """The run's size and how the init image is fitted to it."""
     p.add_argument(
         "--width",
         type=int,

@@ -135,7 +135,7 @@ def test_mcp_tools_say_what_their_settings_mean(url):
     )
     assert "pixels" in props["width"]["description"] and props["model"]["enum"] == ["tiny-sd15"]
     assert all(p.get("description") for p in props.values()), [k for k, p in props.items() if not p.get("description")]
-    assert tools["read_settings"]["inputSchema"]["properties"]["png"]["description"].startswith("a PNG file")
+    assert tools["read_settings"]["inputSchema"]["properties"]["png"]["description"].startswith("a PNG, JPEG or WebP")
 
 
 def test_steps_arrive_one_by_one(client):
