@@ -22,10 +22,19 @@ from sd_img2img.errors import BackendError
 from sd_img2img.settings import AppSettings, models_from, parse_settings, quiet_libraries
 from sd_img2img.ui.handlers import Handlers
 from sd_img2img.ui.html import model_badge, model_label
-from sd_img2img.ui.layout import EXAMPLES_DIR, INTRO, explain_tab, generate_tab, grid_panel
+from sd_img2img.ui.layout import EXAMPLES_DIR, INTRO, diverge_panel, explain_tab, generate_tab, grid_panel
 from sd_img2img.ui.page import Page
 from sd_img2img.ui.state import RunFiles, forget_paths
-from sd_img2img.ui.wiring import PRIVATE, wire_explain, wire_form, wire_grid, wire_loopback, wire_png, wire_run
+from sd_img2img.ui.wiring import (
+    PRIVATE,
+    wire_diverge,
+    wire_explain,
+    wire_form,
+    wire_grid,
+    wire_loopback,
+    wire_png,
+    wire_run,
+)
 
 CSS_PATH = Path(__file__).resolve().parent / "app.css"
 
@@ -69,6 +78,7 @@ def build_demo(models, settings: AppSettings | None = None) -> gr.Blocks:
             with gr.Tab("Explain: strength & steps", id="explain"):
                 e = explain_tab(h)
                 grid = grid_panel(h)
+                diverge = diverge_panel(h)
         with gr.Row(visible=False):  # API endpoints only: on the page, Generate without an image is /txt2img, and
             top.txt2img_btn = gr.Button("txt2img")  # "Settings from a PNG" reads what /read_settings returns
             top.settings_png = gr.File(label="png", type="filepath", file_types=[".png"])
@@ -84,6 +94,7 @@ def build_demo(models, settings: AppSettings | None = None) -> gr.Blocks:
         wire_explain(h, e, g, top)
         wire_grid(h, grid, g, top)
         wire_loopback(h, g.loopback, g, top)
+        wire_diverge(h, diverge, g, top)
     demo.handlers = h  # for tests and embedding: the page's logic without a browser
     return demo
 
