@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sd_img2img.config import DIVERGE_THRESHOLD, GRID_MAX_STEPS, MAX_SEED
+from sd_img2img.config import DIVERGE_THRESHOLD, MAX_SEED
 from sd_img2img.errors import UserInputError, check_choice
 from sd_img2img.formats.metadata import save_png
 from sd_img2img.models.families import (
@@ -34,7 +34,7 @@ from sd_img2img.plan.fields import check_range
 from sd_img2img.plan.prepare import PreparedRequest
 from sd_img2img.plan.request import SETTINGS, GenerationRequest
 from sd_img2img.plan.samplers import ALL_SAMPLER_NAMES
-from sd_img2img.series.series import Series, SeriesRun, check_total_steps
+from sd_img2img.series.series import Series, SeriesRun
 from sd_img2img.series.step_alignment import VIEW, AlignedStep, align
 
 VARIES = ("steps", "seed", "strength", "sampler", "guidance_scale", "loras", "model")  # what the sides may differ in
@@ -257,6 +257,8 @@ def save_pairs(comparison: Comparison, folder: Path, stem: str) -> list[tuple[st
     """Write each pair's two pictures (PNGs with their run's settings, the step and the view) and its difference map
     into ``folder`` as ``{stem}.pair003.a.png``, ``….b.png``, ``….map.png``; their paths, pair by pair."""
     a, b = comparison.diverge.sides
+    if not comparison.entries:  # (stopped before both ran)
+        return []
     settings = [{**side.result.settings(), **side.records, "view": VIEW} for side in (a, b)]
     out = []
     for k, entry in enumerate(comparison.entries):
@@ -324,7 +326,8 @@ def plan_diverge(
         threshold: the parting step is the first whose pictures differ by more than this (0–255).
         listed_loras: the model's listed LoRAs (name → start-up scale), which a LoRA scale changes one of.
     Raises ``UserInputError`` without an initial image, for two models of different latent spaces, for a threshold
-    below 0 and for more than ``config.GRID_MAX_STEPS`` steps in all.
+    outside 0 to 255 and for two sides of different sizes (each side's own steps are in range, so the two together are
+    at most twice ``config.MAX_STEPS``).
     """
     vary = varied_setting(vary)
     if base.init_image is None:
@@ -346,5 +349,4 @@ def plan_diverge(
         )
     counts = f"{runs[0].steps_to_run} + {runs[1].steps_to_run} = {runs[0].steps_to_run + runs[1].steps_to_run} steps"
     series = Series("diverge", "side", runs, name="comparison", description=f"two runs, {counts}")
-    check_total_steps(series, GRID_MAX_STEPS, "use fewer steps")
     return Diverge(vary, tuple(values), series, float(threshold))

@@ -28,6 +28,8 @@ from sd_img2img.ui.runs import Runs
 from sd_img2img.ui.series import SeriesEvents, progress_html
 
 SHARED = ("strength", "steps", "seed", "sampler")  # the section's own controls the varied one hides
+PARTING = "parting step"  # the chart's upright line
+CHART_COLOURS = {"difference": "#ea580c", "threshold": "#8a8178", PARTING: "#b91c1c"}
 A, B = (str(v) for v in config.DIVERGE_VALUES)
 
 
@@ -210,7 +212,7 @@ class DivergePage:
             pairs = state.get("pairs", [])
             paths = list(files) + [path for pair in pairs for path in pair]
             info = diverge_info(diverge, comparison, files, pairs)
-            return diverge_html(diverge, comparison, running=folder is None), chart_rows(comparison), info, paths
+            return diverge_html(diverge, comparison, running=folder is None), chart_update(comparison), info, paths
 
         yield from self.series.stream(diverge.series, request, draw)
 
@@ -271,7 +273,7 @@ def strip_row(title: str, comparison: Comparison, side: str) -> str:
         picture = entry.a_image if side == "a" else entry.b_image
         alt = f"run {side.upper()}, step {step}, {level}"
         cells.append(
-            f"<td{_parts(i, comparison)}>{image_tag(picture, alt, 'pixelated', config.DIVERGE_THUMB_SIDE)}"
+            f"<td{_parts(i, comparison)}>{image_tag(picture, alt, _small(picture), config.DIVERGE_THUMB_SIDE)}"
             f"<small>step {step} · {esc(level)}</small></td>"
         )
     return f'<tr><th scope="row">{esc(title)}</th>{"".join(cells)}</tr>'
@@ -283,10 +285,15 @@ def map_row(comparison: Comparison) -> str:
         latent = f" · latents {entry.latent_difference:.3f}" if entry.latent_difference is not None else ""
         alt = f"difference map of pair {i}: {entry.difference:.2f} of 255 on average{latent}"
         cells.append(
-            f"<td{_parts(i, comparison)}>{image_tag(entry.map, alt, 'pixelated', config.DIVERGE_THUMB_SIDE)}"
+            f"<td{_parts(i, comparison)}>{image_tag(entry.map, alt, _small(entry.map), config.DIVERGE_THUMB_SIDE)}"
             f"<small><b>{entry.difference:.2f}</b></small></td>"
         )
     return f'<tr class="maps"><th scope="row">|A − B|</th>{"".join(cells)}</tr>'
+
+
+def _small(picture) -> str:
+    """``pixelated`` for a picture smaller than its place on the page (an ``approx`` preview is 1/8 of the size)."""
+    return "pixelated" if max(picture.size) < config.DIVERGE_THUMB_SIDE else ""
 
 
 def _parts(i: int, comparison: Comparison) -> str:
@@ -299,8 +306,10 @@ def chart_rows(comparison: Comparison | None):
     import pandas as pd
 
     columns = ["level", "difference", "line"]
-    if comparison is None or not comparison.entries:
-        return pd.DataFrame([], columns=columns)
+    if comparison is None or not comparison.entries:  # typed, so that the chart's axes are numbers from the start
+        return pd.DataFrame(
+            {"level": pd.Series(dtype=float), "difference": pd.Series(dtype=float), "line": pd.Series(dtype=str)}
+        )
     points = [(e.level(comparison.shorter), e.difference) for e in comparison.entries]
     points = [(x, y) for x, y in points if x is not None]
     rows = [dict(level=x, difference=y, line="difference") for x, y in points]
@@ -311,21 +320,38 @@ def chart_rows(comparison: Comparison | None):
         level = comparison.entries[i].level(comparison.shorter) if i is not None else None
         if level is not None:
             top = max(max(y for _, y in points), comparison.threshold) * 1.1
-            rows += [dict(level=level, difference=y, line=f"parts at step {i}") for y in (0.0, top)]
+            rows += [dict(level=level, difference=y, line=PARTING) for y in (0.0, top)]
     return pd.DataFrame(rows, columns=columns)
 
 
+def chart_update(comparison: Comparison | None):
+    """The chart shown with the pairs once there are any, hidden until then (gradio 6.31 draws no line in a line plot
+    that was on the page empty and then got points; one that appears with its points draws them)."""
+    rows = chart_rows(comparison)
+    return gr.update(value=rows, visible=not rows.empty, x_title=level_title(comparison))
+
+
+def level_title(comparison: Comparison | None) -> str:
+    """The chart's x axis: σ, or the timestep for a run whose sampler has no σ."""
+    by_sigma = comparison is None or not comparison.entries or comparison.level_text(comparison.entries[-1])[0] == "σ"
+    return f"{'noise level σ' if by_sigma else 'timestep t'}, falling as the steps run"
+
+
 def diverge_chart(comparison: Comparison | None = None) -> gr.LinePlot:
-    """The chart: the difference (0–255) against the noise level, falling as the steps run (so from left to right)."""
+    """The chart: the difference (0–255) against the noise level, falling as the steps run (so from left to right);
+    hidden until there are pairs to draw (``chart_update``)."""
+    rows = chart_rows(comparison)
     return gr.LinePlot(
-        chart_rows(comparison),
+        rows,
+        visible=not rows.empty,
         x="level",
         y="difference",
         color="line",
-        title="Where do they part?",
-        x_title="noise level (σ; t for samplers without one), falling as the steps run",
+        title="Difference at each noise level",
+        x_title=level_title(comparison),
         y_title="mean difference (of 255)",
         color_title="",
+        color_map=CHART_COLOURS,
         sort="-x",
         height=280,
         elem_id="diverge-chart",

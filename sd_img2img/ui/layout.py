@@ -469,21 +469,16 @@ def diverge_panel(h: Handlers) -> SimpleNamespace:
     gr.Markdown(DIVERGE, elem_classes=["explain-intro", "grid-intro"])
     choices = [(label, key) for label, key in DIVERGE_CHOICES if key != "model" or len(h.page.backend.names) > 1]
     choices = [(label, key) for label, key in choices if key != "loras" or h.models.lora_slots > 0]
+    ui.vary = gr.Radio(choices, value=config.DIVERGE_VARY, elem_id="diverge-vary", **labels("vary", DIVERGE_OPTIONS))
     with gr.Row(elem_classes="explain-controls"):
-        ui.vary = gr.Radio(
-            choices, value=config.DIVERGE_VARY, elem_id="diverge-vary", scale=3, **labels("vary", DIVERGE_OPTIONS)
-        )
-        ui.value_a = gr.Textbox(
-            default_diverge_values("steps")[0], elem_id="diverge-a", scale=1, **labels("value_a", DIVERGE_OPTIONS)
-        )
-        ui.value_b = gr.Textbox(
-            default_diverge_values("steps")[1], elem_id="diverge-b", scale=1, **labels("value_b", DIVERGE_OPTIONS)
-        )
+        a, b = default_diverge_values(config.DIVERGE_VARY)
+        ui.value_a = gr.Textbox(a, elem_id="diverge-a", min_width=120, **labels("value_a", DIVERGE_OPTIONS))
+        ui.value_b = gr.Textbox(b, elem_id="diverge-b", min_width=120, **labels("value_b", DIVERGE_OPTIONS))
     with gr.Row(elem_classes="diverge-presets"):
         ui.guide = gr.Button("The guide: 30 vs 29 steps at 0.7", size="sm", elem_id="diverge-guide")
         ui.strengths = gr.Button("Strength 0.4 vs 0.7, 20 steps that run", size="sm", elem_id="diverge-strengths")
     diverge_shared(h, ui)
-    ui.cost = gr.HTML('<div class="plan diverge-cost">two runs</div>', elem_id="diverge-cost")
+    ui.cost = gr.HTML(h.diverge.cost(), elem_id="diverge-cost")  # the guide's comparison, before anything changes
     with gr.Row(elem_classes="actions"):
         ui.run_btn = gr.Button("Compare the two runs", variant="primary", elem_id="diverge-run", scale=3)
         ui.stop_btn = gr.Button("Stop", elem_id="diverge-stop", scale=1)
