@@ -213,6 +213,9 @@ class Comparison:
                 f"{what} never part{stopped}: no step's pictures differ by more than {self.threshold:g} of 255 "
                 f"(at most {most:.2f})"
             )
+        if i == 0 and None not in (self.entries[0].sigma_a, self.entries[0].sigma_b):  # they start apart
+            first = self.entries[0]
+            return f"{what} part at step 0, where they start (σ {first.sigma_a:.2f} and {first.sigma_b:.2f})"
         return f"{what} part at step {i} ({self.level_text(self.entries[i])})"
 
     def level_text(self, entry: AlignedStep) -> str:

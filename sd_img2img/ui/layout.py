@@ -529,21 +529,10 @@ def diverge_shared(h: Handlers, ui: SimpleNamespace) -> None:
             ui.sampler = gr.Dropdown(
                 sampler_choices(family), value=sampler, elem_id="diverge-sampler", **labels("sampler", DIVERGE_OPTIONS)
             )
-            ui.width = gr.Number(
-                config.DIVERGE_SIZE,
-                precision=0,
-                step=8,
-                min_width=90,
-                elem_id="diverge-width",
-                **labels("width", DIVERGE_OPTIONS),
-            )
-            ui.height = gr.Number(
-                config.DIVERGE_SIZE,
-                precision=0,
-                step=8,
-                min_width=90,
-                elem_id="diverge-height",
-                **labels("height", DIVERGE_OPTIONS),
+            size = dict(precision=0, step=8, min_width=90)
+            ui.width, ui.height = (
+                gr.Number(config.DIVERGE_SIZE, elem_id=f"diverge-{side}", **size, **labels(side, DIVERGE_OPTIONS))
+                for side in ("width", "height")
             )
             ui.threshold = gr.Number(
                 config.DIVERGE_THRESHOLD,
