@@ -75,3 +75,14 @@ def test_diverge_same_settings_and_mistakes(capsys, tiny_checkpoint, init_png, t
         assert main(["diverge", str(init_png), *map(str, argv), *map(str, flags(tiny_checkpoint, tmp_path))]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
+
+
+def test_diverge_two_models(capsys, tiny_checkpoint, init_png, tmp_path):
+    """``--vs model=OTHER`` runs run B on a second model beside the first (here the same weights in another folder:
+    every pair the same)."""
+    import shutil
+
+    other = shutil.copytree(tiny_checkpoint, tmp_path / "same-weights")
+    out = run(capsys, "diverge", init_png, "--vs", f"model={other}", *flags(tiny_checkpoint, tmp_path, steps=4))
+    assert (out["a"]["model"], out["b"]["model"]) == (str(tiny_checkpoint), str(other)) and out["parts_at"] is None
+    assert out["values"] == [str(tiny_checkpoint), str(other)] and {e["difference"] for e in out["aligned"]} == {0.0}
