@@ -54,12 +54,14 @@ def test_diverge_endpoint_the_guides_comparison(client, engine):
     assert parts == next((e for e in aligned if e["difference"] > 2.0), None) and info["sentence"] in html.replace(
         "&#x27;", "'"
     )
-    drawn = [row for row in chart["data"] if row[2] == "difference"]  # the chart: each pair at run B's σ
+    assert chart["visible"] and chart["x_title"].startswith("noise level σ")  # shown once it has points
+    points = chart["value"]["data"]
+    drawn = [row for row in points if row[2] == "difference"]  # the chart: each pair at run B's σ
     assert [(x, y) for x, y, _ in drawn] == [
         (pytest.approx(e["sigma_b"]), pytest.approx(e["difference"])) for e in aligned
     ]
     if parts is not None:
-        marked = [row[0] for row in chart["data"] if row[2] == "parting step"]
+        marked = [row[0] for row in points if row[2] == "parting step"]
         assert marked == [pytest.approx(parts["sigma_b"])] * 2  # an upright line at the parting step's σ
 
 
