@@ -11,7 +11,8 @@ exit status 1. Ctrl-C stops the run between steps and still writes what was comp
 ``sd-img2img serve [FLAGS]`` serves the web demo (app.py's flags: ``sd_img2img.ui.app.main``); ``--version`` says the
 version. ``--animation`` also writes the steps as one animation; ``--loops N --final-strength S --curve C`` runs loopback (each
 output the next initial image); ``sd-img2img grid INIT --strengths 0.4,0.7 --step-counts 10,20`` runs the strength ×
-steps grid (``formats/animation.py``, ``series/loopback.py``, ``series/grid.py``).
+steps grid; ``sd-img2img diverge INIT --vs steps=29`` compares two runs step by step, where they part ways
+(``formats/animation.py``, ``series/loopback.py``, ``series/grid.py``, ``series/diverge.py``).
 """
 
 from __future__ import annotations
@@ -194,6 +195,33 @@ def build_grid_parser(environ: dict[str, str] | None = None) -> CommandParser:
     add_run_flags(p)
     p.add_argument("--strengths", default=None, metavar="LIST", help="the rows, e.g. 0.4,0.7 (default: --strength)")
     p.add_argument("--step-counts", default=None, metavar="LIST", help="the columns, e.g. 10,20 (default: --steps)")
+    return p
+
+
+def build_diverge_parser(environ: dict[str, str] | None = None) -> CommandParser:
+    """``sd-img2img diverge INIT_IMAGE --vs KEY=VALUE``: the other flags as ``sd-img2img``'s (run A's settings)."""
+    p = build_parser(environ)
+    p.prog = "sd-img2img diverge"
+    p.description = (
+        "Where two runs part ways: the same image, prompt and seed run twice, run B differing from run A (the other "
+        "flags) in one setting; their steps paired by noise level, each pair's predicted pictures compared; prints "
+        "both runs' summaries, every pair and the first step over the threshold."
+    )
+    p.add_argument(
+        "--vs",
+        required=True,
+        metavar="KEY=VALUE",
+        help="what run B differs in and its value: steps=29, seed=7, strength=0.4, sampler=k_euler, guidance=5, "
+        "lora=NAME:SCALE or model=MODEL (one latent space)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=config.DIVERGE_THRESHOLD,
+        metavar="LEVELS",
+        help="the runs part at the first pair whose pictures differ by more than this, as a mean absolute difference "
+        f"of 0–255 RGB (default {config.DIVERGE_THRESHOLD:g})",
+    )
     return p
 
 
@@ -405,6 +433,72 @@ def run_grid_command(engine, args, request, should_stop) -> tuple[dict, list[str
     return summary, warnings
 
 
+def side_a_value(vary: str, request, engine, name: str):
+    """Run A's value of ``vary``: its flag's, else the model's default (a LoRA: its start-up scale, the model: ``name``)."""
+    family = engine.peek_family() or engine.family
+    if vary == "model":
+        return name
+    if vary == "loras":
+        return {spec.name: spec.scale for spec in engine.lora_specs}
+    own = {"steps": "steps", "strength": "strength", "sampler": "sampler", "guidance_scale": "guidance"}
+    value = getattr(request, vary)
+    return value if value is not None or vary == "seed" else getattr(family, own[vary])
+
+
+def diverge_backend(engine, args, vary: str, raw: str):
+    """The backend both runs go through: ``engine`` alone, or with run B's model beside it (``--vs model=…``)."""
+    from sd_img2img.engine.backend import LocalBackend
+    from sd_img2img.engine.model_set import ModelSet
+
+    if vary != "model" or raw == args.model:
+        return LocalBackend(engine, name=args.model)
+    return LocalBackend(ModelSet.of({args.model: engine, raw: make_engine(raw, options_from(args))}))
+
+
+def run_diverge_command(engine, args, should_stop) -> tuple[dict, list[str]]:
+    """``sd-img2img diverge``: run A (the flags) and run B (``--vs KEY=VALUE``) as a series (``series.diverge``), each
+    written as one run is; each pair's two pictures and difference map; one JSON object."""
+    from sd_img2img.errors import UserInputError
+    from sd_img2img.series.diverge import parse_value, parse_vs, plan_diverge, save_pairs
+    from sd_img2img.series.series import run_series
+
+    if args.loops is not None or args.animation:
+        raise UserInputError("sd-img2img diverge takes no --loops or --animation; run those without 'diverge'")
+    vary, raw = parse_vs(args.vs)
+    request = request_from(args)
+    backend = diverge_backend(engine, args, vary, raw)
+    lora_names = tuple(spec.name for spec in engine.lora_specs)
+    if vary == "seed" and request.seed is None:  # each run's seed is said: run A's is picked here
+        import dataclasses
+        import secrets
+
+        request = dataclasses.replace(request, seed=secrets.randbelow(config.MAX_SEED))
+    values = (side_a_value(vary, request, engine, args.model), parse_value(vary, raw, backend.names, lora_names))
+    listed = {spec.name: spec.scale for spec in engine.lora_specs}
+    family_of = lambda name: backend.describe(name).family  # noqa: E731
+    diverge = plan_diverge(request, vary, values, args.model, backend.prepare, family_of, args.threshold, listed)
+    engine.load()
+    engine.model_hash()
+    sides, warnings = [], []
+    for run in run_series(diverge.series, backend, should_stop):
+        sides.append(write_outputs(run.result, Path(args.out), args.view, run.records))
+        warnings += [w for w in run.result.warnings if w not in warnings]
+    comparison = diverge.compare()
+    stem = "-".join(Path(s["output"]).name.split(".")[0] for s in sides)
+    pairs = save_pairs(comparison, Path(args.out), f"{stem}.diverge")
+    sides += [None] * (2 - len(sides))
+    summary = {
+        "a": sides[0],
+        "b": sides[1],
+        **comparison.info(pairs),
+        "vary": vary,
+        "values": list(values),
+        "stopped": diverge.series.stopped,
+        "warnings": warnings,
+    }
+    return summary, warnings
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["serve"]:  # the web demo, app.py's flags; an init image named "serve" is ./serve
@@ -413,7 +507,9 @@ def main(argv: list[str] | None = None) -> int:
         serve(argv[1:], prog="sd-img2img serve")
         return 0
     grid = argv[:1] == ["grid"]  # sd-img2img grid INIT …; an init image named "grid" is ./grid
-    args = (build_grid_parser() if grid else build_parser()).parse_args(argv[1:] if grid else argv)
+    diverge = argv[:1] == ["diverge"]  # sd-img2img diverge INIT --vs KEY=VALUE …
+    parser = build_grid_parser() if grid else build_diverge_parser() if diverge else build_parser()
+    args = parser.parse_args(argv[1:] if grid or diverge else argv)
     from sd_img2img.engine.cpu_memory import keep_freed_memory
 
     keep_freed_memory()  # before torch starts threads: CPU steps stop page-faulting their activations in
@@ -438,7 +534,10 @@ def main(argv: list[str] | None = None) -> int:
     download.report([args.model], lambda line: print(line, file=sys.stderr, flush=True), downloaded)
     try:
         engine = make_engine(args.model, options_from(args))
-        summary, warnings = run_command(engine, args, grid, stop.is_set)
+        if diverge:
+            summary, warnings = run_diverge_command(engine, args, stop.is_set)
+        else:
+            summary, warnings = run_command(engine, args, grid, stop.is_set)
     except UserInputError as e:
         print(f"sd-img2img: error: {e}", file=sys.stderr)
         return 2

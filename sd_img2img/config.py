@@ -125,3 +125,17 @@ MAX_LOOPBACK_STEPS = 300  # … and at most this many steps in all
 DEFAULT_LOOPS = 3
 DEFAULT_FINAL_STRENGTH = 0.3
 LOOP_STRENGTH_DIGITS = 4  # each loop's strength is rounded to this many decimals (what runs is what the PNG says)
+
+# Where two runs part ways (series/diverge.py, ui/diverge.py, sd-img2img diverge): the guide's own comparison by default
+DIVERGE_PROMPT = "fire"
+DIVERGE_SEED = 1592514025
+DIVERGE_STRENGTH = 0.7
+DIVERGE_SAMPLER = "k_lms"
+DIVERGE_SIZE = 384  # width and height
+DIVERGE_VARY = "steps"  # the setting the two sides differ in …
+DIVERGE_VALUES = (30, 29)  # … and its two values
+DIVERGE_PRESET_STRENGTHS = (0.4, 0.7)  # the guide's other comparison: two strengths …
+DIVERGE_PRESET_REAL_STEPS = 20  # … each running this many steps (real steps)
+DIVERGE_THRESHOLD = 2.0  # two pictures part where their mean absolute difference exceeds this (levels of 0–255 RGB)
+DIVERGE_MAP_FULL = 32  # a difference map's brightest colour: pixels this many levels apart (of 255) or more
+DIVERGE_THUMB_SIDE = 72  # one step's picture in the page's aligned strips

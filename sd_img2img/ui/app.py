@@ -27,11 +27,20 @@ from sd_img2img.settings import AppSettings, models_from, parse_settings, quiet_
 from sd_img2img.ui.exact_numbers import exact_json
 from sd_img2img.ui.handlers import Handlers
 from sd_img2img.ui.html import esc, model_badge
-from sd_img2img.ui.layout import EXAMPLES_DIR, INTRO, explain_tab, generate_tab, grid_panel
+from sd_img2img.ui.layout import EXAMPLES_DIR, INTRO, diverge_panel, explain_tab, generate_tab, grid_panel
 from sd_img2img.ui.page import Page
 from sd_img2img.ui.png_import import SETTINGS_FILE_TYPES
 from sd_img2img.ui.state import RunFiles, forget_paths
-from sd_img2img.ui.wiring import PRIVATE, wire_explain, wire_form, wire_grid, wire_loopback, wire_png, wire_run
+from sd_img2img.ui.wiring import (
+    PRIVATE,
+    wire_diverge,
+    wire_explain,
+    wire_form,
+    wire_grid,
+    wire_loopback,
+    wire_png,
+    wire_run,
+)
 
 CSS_PATH = Path(__file__).resolve().parent / "app.css"
 # Ctrl+Enter (⌘+Enter on a Mac) in the prompt or the negative prompt runs Generate, as in AUTOMATIC1111 and ComfyUI:
@@ -91,6 +100,7 @@ def build_demo(models, settings: AppSettings | None = None) -> gr.Blocks:
             with gr.Tab("Explain: strength & steps", id="explain"):
                 e = explain_tab(h)
                 grid = grid_panel(h)
+                diverge = diverge_panel(h)
         with gr.Row(visible=False):  # API endpoints only: on the page, Generate without an image is /txt2img, and
             top.txt2img_btn = gr.Button("txt2img")  # "Settings from an image" reads what /read_settings returns
             top.settings_png = gr.File(label="Image with settings", type="filepath", file_types=SETTINGS_FILE_TYPES)
@@ -106,6 +116,7 @@ def build_demo(models, settings: AppSettings | None = None) -> gr.Blocks:
         wire_explain(h, e, g, top)
         wire_grid(h, grid, g, top)
         wire_loopback(h, g.loopback, g, top)
+        wire_diverge(h, diverge, g, top)
     demo.handlers = h  # for tests and embedding: the page's logic without a browser
     return demo
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sd_img2img.ui.diverge import DivergePage
 from sd_img2img.ui.explain import Explain
 from sd_img2img.ui.grid import GridPage
 from sd_img2img.ui.loopback import LoopbackPage
@@ -25,6 +26,7 @@ class Handlers:
     png: PngImport  # settings from an image, /read_settings
     grid: GridPage  # the strength × steps grid, /grid
     loopback: LoopbackPage  # loopback, /loopback
+    diverge: DivergePage  # where two runs part ways, /diverge
 
     @classmethod
     def of(cls, page: Page) -> Handlers:
@@ -37,4 +39,5 @@ class Handlers:
             PngImport(page),
             GridPage(page, runs),
             LoopbackPage(page, runs),
+            DivergePage(page, runs),
         )

@@ -18,6 +18,10 @@ from sd_img2img.plan.images import open_image
 from sd_img2img.plan.request import RANGES
 from sd_img2img.series.compare import default_values
 from sd_img2img.ui.controls import labels, limits
+from sd_img2img.ui.diverge import OPTIONS as DIVERGE_OPTIONS
+from sd_img2img.ui.diverge import default_values as default_diverge_values
+from sd_img2img.ui.diverge import diverge_chart
+from sd_img2img.ui.diverge import empty_html as empty_diverge_html
 from sd_img2img.ui.exact_numbers import exact_json, seed_box
 from sd_img2img.ui.examples import EXAMPLES
 from sd_img2img.ui.explain import compare_html
@@ -48,6 +52,22 @@ image part of the way and runs only the rest of the schedule. With 10 steps at s
 first 3 and runs 7. The table runs the *same image, prompt and seed* from the Generate tab once per value,
 so the only thing that changes is the one you pick.
 """
+
+DIVERGE = """
+**Where do they part?** Two runs of the same image, prompt and seed that differ in one setting, step by step. The
+guide this page follows ends on it: *img2img is very sensitive to the step count … something got interpreted
+differently enough on the third or fourth step*. Each step of one run is shown next to the other run's step at the
+nearest noise level, with the difference between their predicted pictures under them.
+"""
+DIVERGE_CHOICES = [
+    ("Steps", "steps"),
+    ("Seed", "seed"),
+    ("Strength", "strength"),
+    ("Sampler", "sampler"),
+    ("Guidance", "guidance_scale"),
+    ("LoRA scale", "loras"),
+    ("Model", "model"),
+]
 
 
 def readable_uploads(component: gr.Image) -> gr.Image:
@@ -451,3 +471,90 @@ def grid_panel(h: Handlers) -> SimpleNamespace:
         )
         ui.info = exact_json(label="Cells")
     return ui
+
+
+def diverge_panel(h: Handlers) -> SimpleNamespace:
+    """The Explain tab's "Where do they part?": two runs that differ in one setting (the guide's 30 vs 29 steps at
+    strength 0.7 to start), both runs' steps aligned by noise level, their difference maps, a chart and one sentence."""
+    ui = SimpleNamespace()
+    gr.Markdown(DIVERGE, elem_classes=["explain-intro", "grid-intro"])
+    choices = [(label, key) for label, key in DIVERGE_CHOICES if key != "model" or len(h.page.backend.names) > 1]
+    choices = [(label, key) for label, key in choices if key != "loras" or h.models.lora_slots > 0]
+    ui.vary = gr.Radio(choices, value=config.DIVERGE_VARY, elem_id="diverge-vary", **labels("vary", DIVERGE_OPTIONS))
+    with gr.Row(elem_classes="explain-controls"):
+        a, b = default_diverge_values(config.DIVERGE_VARY)
+        ui.value_a = gr.Textbox(a, elem_id="diverge-a", min_width=120, **labels("value_a", DIVERGE_OPTIONS))
+        ui.value_b = gr.Textbox(b, elem_id="diverge-b", min_width=120, **labels("value_b", DIVERGE_OPTIONS))
+    with gr.Row(elem_classes="diverge-presets"):
+        ui.guide = gr.Button("The guide: 30 vs 29 steps at 0.7", size="sm", elem_id="diverge-guide")
+        ui.strengths = gr.Button("Strength 0.4 vs 0.7, 20 steps that run", size="sm", elem_id="diverge-strengths")
+    diverge_shared(h, ui)
+    ui.cost = gr.HTML(h.diverge.cost(), elem_id="diverge-cost")  # the guide's comparison, before anything changes
+    with gr.Row(elem_classes="actions"):
+        ui.run_btn = gr.Button("Compare the two runs", variant="primary", elem_id="diverge-run", scale=3)
+        ui.stop_btn = gr.Button("Stop", elem_id="diverge-stop", scale=1)
+    ui.view = gr.HTML(empty_diverge_html(), elem_id="diverge-view")
+    ui.chart = diverge_chart()
+    with gr.Accordion("PNGs and info", open=False, elem_classes="more"):
+        ui.files = gr.File(
+            label="Both runs' PNGs, then each pair's pictures and map",
+            file_count="multiple",
+            interactive=False,
+            elem_id="diverge-files",
+        )
+        ui.info = gr.JSON(label="Comparison", elem_id="diverge-info")
+    return ui
+
+
+def diverge_shared(h: Handlers, ui: SimpleNamespace) -> None:
+    """What both runs of "Where do they part?" share, the guide's settings to start (the varied one hidden)."""
+    family = h.page.family(None) or default_family()
+    sampler = config.DIVERGE_SAMPLER if config.DIVERGE_SAMPLER in family.samplers else ""
+    with gr.Accordion("What both runs share", open=True, elem_classes="more", elem_id="diverge-shared"):
+        ui.prompt = gr.Textbox(
+            config.DIVERGE_PROMPT, lines=1, elem_id="diverge-prompt", **labels("prompt", DIVERGE_OPTIONS)
+        )
+        with gr.Row():
+            ui.strength = gr.Slider(
+                config.STRENGTH_STEP,
+                RANGES["strength"].high,
+                value=config.DIVERGE_STRENGTH,
+                step=config.STRENGTH_STEP,
+                visible=config.DIVERGE_VARY != "strength",
+                elem_id="diverge-strength",
+                **labels("strength", DIVERGE_OPTIONS),
+            )
+            ui.steps = gr.Slider(
+                *limits("steps"),
+                value=config.DIVERGE_VALUES[0],
+                step=1,
+                visible=config.DIVERGE_VARY != "steps",
+                elem_id="diverge-steps",
+                **labels("steps", DIVERGE_OPTIONS),
+            )
+            ui.real_steps = gr.Checkbox(value=False, elem_id="diverge-real-steps", **labels("real_steps"))
+        with gr.Row():
+            ui.seed = seed_box(
+                value=str(config.DIVERGE_SEED), max_lines=1, elem_id="diverge-seed", **labels("seed", DIVERGE_OPTIONS)
+            )
+            ui.sampler = gr.Dropdown(
+                sampler_choices(family), value=sampler, elem_id="diverge-sampler", **labels("sampler", DIVERGE_OPTIONS)
+            )
+            size = dict(precision=0, step=8, min_width=90)
+            ui.width, ui.height = (
+                gr.Number(config.DIVERGE_SIZE, elem_id=f"diverge-{side}", **size, **labels(side, DIVERGE_OPTIONS))
+                for side in ("width", "height")
+            )
+            ui.threshold = gr.Number(
+                config.DIVERGE_THRESHOLD,
+                minimum=0,
+                maximum=255,
+                step=0.5,
+                elem_id="diverge-threshold",
+                **labels("threshold", DIVERGE_OPTIONS),
+            )
+        gr.Markdown(
+            "Negative prompt, guidance, resize mode, previews, model and LoRAs are the Generate tab's; so is the initial "
+            "image (the guide's fireplace drawing when it has none).",
+            elem_classes="hint",
+        )

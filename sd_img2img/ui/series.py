@@ -21,10 +21,12 @@ THUMB_SIDE = 160  # a run's picture in a series' strip
 
 
 def png_name(series: Series, run: SeriesRun) -> str:
-    """``grid-row1-col2-seed7.png``, ``loop2-of-3-seed8.png``, ``column1-seed7.png``: which run it is."""
+    """``grid-row1-col2-seed7.png``, ``loop2-of-3-seed8.png``, ``column1-seed7.png``, ``diverge-b-seed7.png``: which
+    run it is."""
     at = {
         "grid": lambda a: f"grid-row{a[0] + 1}-col{a[1] + 1}",
         "loopback": lambda a: f"loop{a[0] + 1}-of-{len(series.runs)}",
+        "diverge": lambda a: f"diverge-{'ab'[a[0]]}",
     }
     where = at.get(series.kind, lambda a: f"{series.noun}{a[0] + 1}")(run.at)
     return f"{where}-seed{run.result.seed}.png"

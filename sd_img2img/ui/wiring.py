@@ -244,3 +244,43 @@ def wire_loopback(h: Handlers, lb: SimpleNamespace, g: SimpleNamespace, top: Sim
         **model_event(h),
     )
     run.then(h.loopback.curve_line, curve_inputs, lb.curve_line, api_name="loop_curve_after", queue=False, **PRIVATE)
+
+
+def wire_diverge(h: Handlers, d: SimpleNamespace, g: SimpleNamespace, top: SimpleNamespace) -> None:
+    """ "Where do they part?": the setting picked and the presets fill in its values, the cost line follows the
+    section's and the Generate tab's settings (and each run, once there are times to tell), /diverge."""
+    shared = [d.strength, d.steps, d.seed, d.sampler]
+    d.vary.input(h.diverge.pick, [d.vary, g.model], [d.value_a, d.value_b, *shared], queue=False, **PRIVATE)
+    preset = [d.vary, d.value_a, d.value_b, d.strength, d.steps, d.real_steps, d.seed, d.sampler]
+    d.guide.click(h.diverge.preset_guide, None, preset, api_name="diverge_guide", queue=False, **PRIVATE)
+    d.strengths.click(h.diverge.preset_strengths, None, preset, api_name="diverge_strengths", queue=False, **PRIVATE)
+    cost_inputs = inputs_of(h.diverge.cost, d, g, top)
+    own = [d.vary, d.value_a, d.value_b, d.prompt, *shared, d.real_steps, d.width, d.height, d.threshold]
+    gr.on(
+        [g.plan.change, *(c.change for c in own)],  # the Generate tab's settings reach it through its plan line
+        h.diverge.cost,
+        cost_inputs,
+        d.cost,
+        api_name="diverge_cost",
+        queue=False,
+        trigger_mode="always_last",
+        **PRIVATE,
+    )
+    d.stop_btn.click(h.runs.stop, None, None, api_name="stop_diverge", queue=False, **PRIVATE)
+    sketch = d.run_btn.click(
+        h.diverge.queue,
+        inputs_of(h.diverge.queue, d, g, top),
+        g.init_image,
+        queue=False,
+        api_name="queue_diverge",
+        **PRIVATE,
+    )
+    run = sketch.success(
+        gpu(h.diverge.diverge),
+        inputs_of(h.diverge.diverge, d, g),
+        [d.view, d.chart, d.info, d.files],
+        api_name="diverge",
+        show_progress="hidden",
+        **model_event(h),
+    )
+    run.then(h.diverge.cost, cost_inputs, d.cost, api_name="diverge_cost_after", queue=False, **PRIVATE)
