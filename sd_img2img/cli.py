@@ -255,7 +255,7 @@ def write_outputs(result, folder: Path, view: str = "latents", extra: dict | Non
         "strip": str(strip),
         # every setting that reproduces the run, under the PNG's own keys (``GenerationResult.settings``): each is the
         # flag of the same name (``guidance_scale`` → ``--guidance-scale``, ``resize_mode`` → ``--resize-mode``)
-        **settings,
+        **result.settings(),
         "loras": result.loras,  # {} when none was on (the PNG leaves it out)
         "noise_level": result.noise_level(),
         "family": result.family,
