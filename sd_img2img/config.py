@@ -120,3 +120,13 @@ MAX_LOOPBACK_STEPS = 300  # … and at most this many steps in all
 DEFAULT_LOOPS = 3
 DEFAULT_FINAL_STRENGTH = 0.3
 LOOP_STRENGTH_DIGITS = 4  # each loop's strength is rounded to this many decimals (what runs is what the PNG says)
+
+# Inpainting (plan/request.py declares the mask's settings with these; plan/mask.py settles a mask).
+DEFAULT_MASK_BLUR = 4  # pixels of Gaussian blur on the mask's edge (AUTOMATIC1111's default)
+MAX_MASK_BLUR = 64
+MASKED_CONTENT = ("original", "fill", "latent noise", "latent nothing")  # what the masked region starts from
+INPAINT_AREAS = ("whole", "masked")  # the whole picture, or only the masked region (and padding) at full size
+DEFAULT_PADDING = 32  # pixels around the masked region in "only masked" (AUTOMATIC1111's default)
+MAX_PADDING = 256
+MASK_OUTLINE = ((255, 255, 255), (20, 20, 20))  # every step's mask outline: a light ring outside, a dark one inside
+MAX_BATCH_COUNT = 8  # Generate makes 1 to this many images in one click, seeds seed, seed + 1, … (series/batch.py)

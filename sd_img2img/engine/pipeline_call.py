@@ -15,6 +15,7 @@ from typing import Any, Callable
 import torch
 
 from sd_img2img.config import VIEWS
+from sd_img2img.engine import inpaint
 from sd_img2img.engine.previews import PreviewDecoder
 from sd_img2img.engine.step_recorder import StepFrame, StepRecorder
 from sd_img2img.errors import GenerationError
@@ -39,12 +40,19 @@ def request_pipeline(
     on_step: Callable[[StepFrame], None] | None,
     should_stop: Callable[[], bool] | None,
 ) -> tuple[Any, StepRecorder]:
-    """A shallow copy of the loaded pipeline with its own scheduler, and a ``StepRecorder`` on it."""
+    """A shallow copy of the loaded pipeline (the family's inpaint pipeline for a masked run) with its own scheduler, and
+    a ``StepRecorder`` on it (which draws a masked run's mask on every step)."""
     r = prepared.request
     base = lm.img2img if prepared.image is not None else lm.txt2img
+    if prepared.mask is not None:
+        base = inpaint.inpaint_pipeline(lm)
     assert base is not None, "prepare_request refuses prompt2img for a family without a prompt2img pipeline"
     pipe = copy.copy(base)
     pipe.scheduler = make_scheduler(r.sampler, base.scheduler.config)
+    if prepared.mask is not None:
+        crop = inpaint.crop_region(pipe, prepared)
+        inpaint.replace_latent_content(pipe, prepared, crop)
+        decoder = inpaint.masked_preview(decoder, prepared, crop)
     unpack = latent_unpacker(lm.family, pipe, prepared.width, prepared.height)
     recorder = StepRecorder(
         pipe,
@@ -103,6 +111,8 @@ def pipeline_kwargs(lm: LoadedModel, recorder: StepRecorder, prepared: PreparedR
         kwargs.update(width=prepared.width, height=prepared.height)
     if family.max_area:  # FluxKontextPipeline rescales its output to max_area pixels
         kwargs["max_area"] = prepared.width * prepared.height
+    if prepared.mask is not None:
+        kwargs.update(inpaint.mask_kwargs(lm, prepared))
     return kwargs
 
 
@@ -125,4 +135,6 @@ def call_pipeline(lm: LoadedModel, pipe, recorder: StepRecorder, prepared: Prepa
             f"out of memory on {lm.device} at {prepared.width}×{prepared.height}; lower width/height or "
             "steps, use preview 'approx', or start with --offload model (or sequential)"
         )
+    if prepared.mask is not None:
+        out.images[0] = inpaint.overlay(pipe, prepared, out.images[0])
     return Denoised(out, recorder)
