@@ -20,6 +20,8 @@ RANDOM_MODELS = {
     "random-kontext": "tiny-kontext",
     "random-flux2-klein": "tiny-flux2-klein",
     "random-qwen-edit": "tiny-qwen-edit",
+    "random-inpaint": "tiny-inpaint",
+    "random-flux-fill": "tiny-flux-fill",
 }
 DEFAULT_TAESD = "madebyollin/taesd"
 

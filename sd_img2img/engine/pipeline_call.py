@@ -9,6 +9,7 @@ between requests but the model's weights. What the call left becomes a result in
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -74,12 +75,14 @@ def latent_unpacker(family, pipe, width: int, height: int) -> Callable[[torch.Te
     if family.packing is None:
         return None
     if family.packing == "flux2":
+        side = pipe.vae_scale_factor * 2
+        # Flux2KleinPipeline's takes the grid's size too; Flux2KleinInpaintPipeline's reads it from the ids
+        sized = len(inspect.signature(pipe._unpack_latents_with_ids).parameters) > 2
+        grid_size = (height // side, width // side) if sized else ()
 
         def unpack_flux2(x):
-            side = pipe.vae_scale_factor * 2
-            grid = torch.zeros(1, 1, height // side, width // side)
-            ids = pipe._prepare_latent_ids(grid).to(x.device)
-            return pipe._unpatchify_latents(pipe._unpack_latents_with_ids(x, ids, height // side, width // side))
+            ids = pipe._prepare_latent_ids(torch.zeros(1, 1, height // side, width // side)).to(x.device)
+            return pipe._unpatchify_latents(pipe._unpack_latents_with_ids(x, ids, *grid_size))
 
         return unpack_flux2
 

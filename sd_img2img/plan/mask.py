@@ -175,7 +175,11 @@ def settle_mask(
             f"the mask is {mw}×{mh} and the image {iw}×{ih}: the mask was fitted with the image ({request.resize_mode} "
             f"to {width}×{height})"
         )
-    fitted = Image.new("L", (width, height), 255) if source == "white" else fit_image(mask, width, height, request.resize_mode)
+    fitted = (
+        Image.new("L", (width, height), 255)
+        if source == "white"
+        else fit_image(mask, width, height, request.resize_mode)
+    )
     if request.invert_mask:
         fitted = ImageOps.invert(fitted)
     blur = int(request.mask_blur)

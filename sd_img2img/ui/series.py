@@ -25,6 +25,7 @@ def png_name(series: Series, run: SeriesRun) -> str:
     at = {
         "grid": lambda a: f"grid-row{a[0] + 1}-col{a[1] + 1}",
         "loopback": lambda a: f"loop{a[0] + 1}-of-{len(series.runs)}",
+        "batch": lambda a: f"batch{a[0] + 1}-of-{len(series.runs)}",
     }
     where = at.get(series.kind, lambda a: f"{series.noun}{a[0] + 1}")(run.at)
     return f"{where}-seed{run.result.seed}.png"
