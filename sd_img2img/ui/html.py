@@ -60,10 +60,12 @@ def image_tag(image: Image.Image, alt: str, cls: str = "", max_side: int | None 
     return f'<img class="{esc(cls)}" src="{uri}" alt="{esc(alt)}" title="{esc(alt)}">'
 
 
-def caption(frame, reference: bool = False) -> str:
+def caption(frame, reference: bool = False, masked: bool = False) -> str:
     """A step's caption in the gallery: its number and timestep (step 0 is where the run starts: an edit model's is
-    pure noise, its image a reference)."""
+    pure noise, its image a reference; inpainting, the masked region noised and the rest as kept)."""
     if frame.index == 0:
+        if masked:
+            return "step 0 · the masked region noised"
         return "step 0 · pure noise" if reference else "step 0 · start"
     return f"step {frame.index} · t={frame.timestep}"
 

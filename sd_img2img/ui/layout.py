@@ -149,46 +149,50 @@ def inpaint_panel() -> SimpleNamespace:
         eraser=gr.Eraser(default_size=24),
     )
     gr.Markdown(
-        "Your image from the Image tab is under the brush: paint what to redraw. Or upload a black-and-white mask "
-        "(white = redraw). While this tab is open, Generate inpaints: every step shows the mask's outline.",
+        "Your image from the Image tab is under the brush: paint what to redraw. While this tab is open, Generate "
+        "inpaints, and every step shows the mask's outline.",
         elem_classes="hint",
     )
-    with gr.Row(elem_classes="mask-row"):
-        ui.mask_upload = readable_uploads(
-            gr.Image(
-                label="Or upload a mask (white = redraw)",
-                type="filepath",
-                image_mode=None,
-                sources=["upload", "clipboard"],
-                height=140,
-                elem_id="mask-upload",
+    with gr.Accordion(
+        "Mask settings: upload a mask, blur, masked content, only masked", open=False, elem_classes="more"
+    ):
+        with gr.Row(elem_classes="mask-row"):
+            ui.mask_upload = readable_uploads(
+                gr.Image(
+                    label="Or upload a mask (white = redraw)",
+                    type="filepath",
+                    image_mode=None,
+                    sources=["upload", "clipboard"],
+                    height=200,
+                    elem_id="mask-upload",
+                    placeholder="A black-and-white picture: white is redrawn",
+                )
             )
-        )
-        with gr.Column(min_width=200):
-            ui.use_alpha = gr.Checkbox(
-                False, label="Redraw where the image is transparent", elem_id="use-alpha", info="its alpha channel"
+            with gr.Column(min_width=200):
+                ui.use_alpha = gr.Checkbox(
+                    False, label="Redraw where the image is transparent", elem_id="use-alpha", info="its alpha channel"
+                )
+                ui.invert_mask = gr.Checkbox(False, elem_id="invert-mask", **labels("invert_mask"))
+        with gr.Row(elem_classes="mask-row"):
+            ui.mask_blur = gr.Slider(
+                *limits("mask_blur"), value=config.DEFAULT_MASK_BLUR, step=1, elem_id="mask-blur", **labels("mask_blur")
             )
-            ui.invert_mask = gr.Checkbox(False, elem_id="invert-mask", **labels("invert_mask"))
-    with gr.Row(elem_classes="mask-row"):
-        ui.mask_blur = gr.Slider(
-            *limits("mask_blur"), value=config.DEFAULT_MASK_BLUR, step=1, elem_id="mask-blur", **labels("mask_blur")
-        )
-        ui.padding = gr.Slider(
-            *limits("padding"), value=config.DEFAULT_PADDING, step=1, elem_id="padding", **labels("padding")
-        )
-    with gr.Row(elem_classes="mask-row"):
-        ui.masked_content = gr.Radio(
-            list(config.MASKED_CONTENT),
-            value=config.MASKED_CONTENT[0],
-            elem_id="masked-content",
-            **labels("masked_content"),
-        )
-        ui.inpaint_area = gr.Radio(
-            [("Whole picture", "whole"), ("Only masked", "masked")],
-            value="whole",
-            elem_id="inpaint-area",
-            **labels("inpaint_area"),
-        )
+            ui.padding = gr.Slider(
+                *limits("padding"), value=config.DEFAULT_PADDING, step=1, elem_id="padding", **labels("padding")
+            )
+        with gr.Row(elem_classes="mask-row"):
+            ui.masked_content = gr.Radio(
+                list(config.MASKED_CONTENT),
+                value=config.MASKED_CONTENT[0],
+                elem_id="masked-content",
+                **labels("masked_content"),
+            )
+            ui.inpaint_area = gr.Radio(
+                [("Whole picture", "whole"), ("Only masked", "masked")],
+                value="whole",
+                elem_id="inpaint-area",
+                **labels("inpaint_area"),
+            )
     return ui
 
 
@@ -327,10 +331,10 @@ def output_panel() -> SimpleNamespace:
         )
         ui.animation_preview = animation_preview()
     ui.batch = gr.Gallery(
-        label="This batch: pick an image to see its steps",
+        label="Batch: pick one to see its steps",
         visible=False,
-        columns=config.MAX_BATCH_COUNT,
-        height="auto",
+        columns=4,
+        height=240,
         object_fit="contain",
         allow_preview=False,
         elem_id="batch-strip",

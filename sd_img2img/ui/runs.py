@@ -77,7 +77,10 @@ class Runs:
     def plan(self, values: dict, request=None):
         """The plan line: what will run, by the model's rule (with a mask: how much of the picture is redrawn), and
         how long it takes here once the model has run."""
-        source = settle_source(values)
+        try:
+            source = settle_source(values)
+        except (gr.Error, UserInputError, OSError):  # a painted layer still being written: the next event will do
+            source = Source(values.get("init_image"))
         image, model = source.image, values["model"]
         has_image = bool(image) or values["source"] == "sketch"
         prepared = seconds = None
@@ -194,8 +197,10 @@ class Runs:
                 if isinstance(item, GenerationResult):
                     return item
                 path = save_step_image(item.image(view), folder / f"step{item.index:03d}.webp")
-                steps.append((path, caption(item, prepared.plan.reference)))
+                steps.append((path, caption(item, prepared.plan.reference, prepared.mask is not None)))
                 text = "the initial image SD sees" if item.index == 0 else f"step {item.index} of {item.total}"
+                if item.index == 0 and prepared.mask is not None:
+                    text = "step 0: the masked region noised, the rest as kept"
                 if item.index == 0 and prepared.plan.reference:
                     text = "step 0: pure noise (your image is the reference)"
                 running = status_html("running", text, item.index / max(1, item.total))

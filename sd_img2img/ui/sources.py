@@ -33,11 +33,10 @@ class Source:
 
 
 def painted_mask(editor: dict | None) -> Image.Image | None:
-    """The strokes painted on the Inpaint tab's picture as a mask (white = redraw) at the picture's size; None when
-    nothing is painted."""
+    """The strokes painted on the Inpaint tab's picture as a mask (white = redraw), at the canvas' size (the
+    picture's); None when nothing is painted."""
     if not editor or not editor.get("layers"):
         return None
-    background = editor.get("background")
     strokes = None
     for layer in editor["layers"]:
         if not layer:
@@ -48,11 +47,6 @@ def painted_mask(editor: dict | None) -> Image.Image | None:
         strokes = opaque if strokes is None else ImageChops.lighter(strokes, opaque)
     if strokes is None or strokes.getextrema()[1] == 0:
         return None
-    if background:
-        with shown_to_user():
-            size = open_picture(background, None, "picture").size
-        if strokes.size != size:
-            strokes = strokes.resize(size, Image.Resampling.NEAREST)
     return strokes
 
 
@@ -83,15 +77,15 @@ def settle_source(values: dict, save_to: Path | None = None) -> Source:
     return Source(background or image, mask, alpha, background)
 
 
-def editor_picture(image, editor: dict | None, fingerprint: str | None):
-    """The Inpaint tab opened: the Image tab's picture goes under the brush, unless it is there already (then the
-    strokes stay). Returns the editor's value and the fingerprint of its picture."""
+def open_inpaint(image, editor: dict | None, fingerprint: str | None):
+    """The Inpaint tab opened: it is the source in use, and the Image tab's picture goes under the brush, unless it
+    is there already (then the strokes stay). Returns the source, the editor's value and its picture's fingerprint."""
     if not image:
-        return gr.skip(), gr.skip()
+        return "inpaint", gr.skip(), gr.skip()
     now = file_fingerprint(image)
     if editor and editor.get("background") and now == fingerprint:
-        return gr.skip(), gr.skip()
-    return {"background": image, "layers": [], "composite": image}, now
+        return "inpaint", gr.skip(), gr.skip()
+    return "inpaint", {"background": image, "layers": [], "composite": image}, now
 
 
 def file_fingerprint(path) -> str | None:

@@ -13,7 +13,7 @@ from sd_img2img.plan.request import RECORDED_FIELDS
 from sd_img2img.ui.endpoints import PARAM_FIELDS
 from sd_img2img.ui.grid import default_axis_values
 from sd_img2img.ui.handlers import Handlers
-from sd_img2img.ui.sources import editor_picture
+from sd_img2img.ui.sources import open_inpaint
 from sd_img2img.ui.state import gpu
 
 MODEL_QUEUE = "model"  # the one concurrency group of every event that uses the model
@@ -52,21 +52,29 @@ def source_outputs(g: SimpleNamespace) -> list:
 
 def wire_form(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
     """The form's own events: which source tab is open, the plan line, a model picked, the LoRA sliders."""
-    g.image_tab.select(lambda: "image", None, top.source, api_name="source_image", queue=False, **PRIVATE)
-    g.sketch_tab.select(lambda: "sketch", None, top.source, api_name="source_sketch", queue=False, **PRIVATE)
-    g.inpaint_tab.select(lambda: "inpaint", None, top.source, api_name="source_inpaint", queue=False, **PRIVATE)
+    plan_inputs = inputs_of(h.runs.plan, g, top)
+    plan = dict(fn=h.runs.plan, inputs=plan_inputs, outputs=g.plan, queue=False, **PRIVATE)
+    # a tab selected says which source is in use, then the plan line follows (a State's change is not an event here)
+    g.image_tab.select(lambda: "image", None, top.source, api_name="source_image", queue=False, **PRIVATE).then(**plan)
+    g.sketch_tab.select(lambda: "sketch", None, top.source, api_name="source_sketch", queue=False, **PRIVATE).then(
+        **plan
+    )
     g.inpaint_tab.select(
-        editor_picture,
+        open_inpaint,
         [g.init_image, g.inpaint, top.inpaint_from],
-        [g.inpaint, top.inpaint_from],
-        api_name="inpaint_picture",
+        [top.source, g.inpaint, top.inpaint_from],
+        api_name="source_inpaint",
         queue=False,
         **PRIVATE,
-    )
-    plan_inputs = inputs_of(h.runs.plan, g, top)
-    triggers = [c.change for c in plan_inputs if c is not g.init_image and c is not top.source]
+    ).then(**plan)
+    # an editor's strokes are its input events (its change events come only when it is set)
+    triggers = [
+        c.input if isinstance(c, gr.ImageEditor) else c.change
+        for c in plan_inputs
+        if c is not g.init_image and c is not top.source
+    ]
     gr.on(
-        [g.init_image.change, top.source.change, top.run_done.change, *triggers],
+        [g.init_image.change, top.run_done.change, *triggers],
         h.runs.plan,
         plan_inputs,
         g.plan,
