@@ -17,7 +17,7 @@ from sd_img2img.errors import UserInputError, check_choice
 from sd_img2img.models.families import FAMILIES, Family, default_family
 from sd_img2img.models.loras import check_scale
 from sd_img2img.plan.fields import check_range
-from sd_img2img.plan.request import RANGES, SETTINGS, GenerationRequest, with_defaults
+from sd_img2img.plan.request import RANGES, SETTINGS, GenerationRequest, inpainting, with_defaults
 from sd_img2img.plan.rules import rule_of
 from sd_img2img.plan.samplers import ALL_SAMPLER_NAMES, DISCRETE_TIMESTEP_SAMPLERS
 
@@ -159,7 +159,7 @@ def check_mask(request: GenerationRequest, family: Family) -> None:
         check_range(SETTINGS[name], getattr(request, name))
     for name in ("masked_content", "inpaint_area"):
         check_choice(SETTINGS[name].setting.label.lower(), getattr(request, name), SETTINGS[name].setting.choices)
-    if not request.inpainting:
+    if not inpainting(request):
         return
     if request.init_image is None:
         raise UserInputError(

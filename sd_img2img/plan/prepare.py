@@ -20,7 +20,7 @@ from sd_img2img.plan.checks import check_inputs
 from sd_img2img.plan.images import ImageCache, default_size, fit_image, open_image
 from sd_img2img.plan.mask import InpaintMask, inpaint_size, settle_mask, with_fill
 from sd_img2img.plan.noise import entry_noise
-from sd_img2img.plan.request import GenerationRequest, with_defaults
+from sd_img2img.plan.request import GenerationRequest, inpainting, with_defaults
 from sd_img2img.plan.step_plan import StepPlan, plan_steps
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
@@ -161,7 +161,7 @@ def fitted_image(
     if request.init_image is not None:
         image = images.open(request.init_image) if images is not None else open_image(request.init_image)
     width, height = output_size(request, image, family)
-    if image is not None and (request.inpainting or family.mask_required):  # Qwen-Image-Edit's sizes itself
+    if image is not None and (inpainting(request) or family.mask_required):  # Qwen-Image-Edit's sizes itself
         width, height = inpaint_size(family, width, height)
     if image is not None and images is not None:
         image = images.fit(request.init_image, image, width, height, request.resize_mode)
@@ -180,7 +180,7 @@ def settled_mask(
 ) -> tuple[InpaintMask | None, list[str]]:
     """The run's mask settled (``mask.settle_mask``: fitted to ``width`` × ``height`` as the init image ``image`` was)
     and its warnings; None without one (an inpainting checkpoint always has one: all white when none is given)."""
-    if image is None or not (request.inpainting or family.mask_required):
+    if image is None or not (inpainting(request) or family.mask_required):
         return None, []
     opened = images.open(request.init_image) if images is not None else open_image(request.init_image)
     mask, warnings = settle_mask(request, family, opened.size, width, height)

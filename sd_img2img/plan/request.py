@@ -111,17 +111,8 @@ class GenerationRequest:
         max_side: cap on the longest side of the default size.
         loras: LoRA name → scale for this run (names from ``Engine.loras``; absent or 0 = off); ``None``: each
             listed LoRA at its start-up scale.
-        mask: inpainting: a black-and-white picture (a path, bytes or PIL image), white = redraw, black = keep;
-            fitted to the run's size as the init image is (``resize_mode``). ``None``: no inpainting, unless
-            ``mask_from_alpha``.
-        mask_from_alpha: the init image's transparency is the mask (transparent = redraw, as InvokeAI's canvas).
-        invert_mask: redraw where the mask is black instead.
-        mask_blur: pixels of Gaussian blur on the mask's edge (diffusers' ``mask_processor.blur``, AUTOMATIC1111's 4);
-            above 0 the output is laid over the init image through the blurred mask (a soft seam).
-        masked_content: what the masked region starts from: ``original``, ``fill`` (its surroundings' colours),
-            ``latent noise`` or ``latent nothing`` (AUTOMATIC1111's "masked content").
-        inpaint_area: ``whole`` picture, or only the ``masked`` region and ``padding`` pixels around it, redrawn at
-            the run's full size and pasted back (diffusers' ``padding_mask_crop``, AUTOMATIC1111's "only masked").
+        mask, mask_from_alpha, invert_mask, mask_blur, masked_content, inpaint_area, padding: inpainting (a mask: a
+            path, bytes or PIL image, white = redraw; ``plan/mask.py`` settles it; each one's help says what it does).
     """
 
     prompt: str = setting("", label="Prompt", help="what to make", form=text, recorded=True)
@@ -238,7 +229,6 @@ class GenerationRequest:
         False,
         label="Mask from transparency",
         help="inpainting: redraw where the initial image is transparent (its alpha channel), as InvokeAI's canvas does",
-        hint="redraw where your image is transparent",
         form=bool,
         img2img_only=True,
     )
@@ -296,11 +286,6 @@ class GenerationRequest:
         img2img_only=True,
     )
 
-    @property
-    def inpainting(self) -> bool:
-        """A mask is given (or the init image's transparency is asked to be one)."""
-        return self.mask is not None or bool(self.mask_from_alpha)
-
 
 SETTINGS = declared(GenerationRequest)
 # the settings a PNG records and that reproduce its run (the init image is not stored)
@@ -313,6 +298,11 @@ RANGES = {name: field.setting.range for name, field in SETTINGS.items() if field
 
 # what a request leaves unset (None) and its model's family fills in
 FAMILY_DEFAULTS = {"steps": "steps", "strength": "strength", "guidance_scale": "guidance", "sampler": "sampler"}
+
+
+def inpainting(request: GenerationRequest) -> bool:
+    """Whether ``request`` inpaints: a mask is given (or the init image's transparency is asked to be one)."""
+    return request.mask is not None or bool(request.mask_from_alpha)
 
 
 def with_defaults(request: GenerationRequest, family: Family | None = None) -> GenerationRequest:

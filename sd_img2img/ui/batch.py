@@ -27,7 +27,10 @@ def steps_of(result: GenerationResult, folder: Path, view: str, before: list) ->
     folder.mkdir(parents=True, exist_ok=True)
     reference = result.plan is not None and result.plan.reference
     return list(before) + [
-        (save_step_image(f.image(view), folder / f"{view}{f.index:03d}.webp"), caption(f, reference, result.mask is not None))
+        (
+            save_step_image(f.image(view), folder / f"{view}{f.index:03d}.webp"),
+            caption(f, reference, result.mask is not None),
+        )
         for f in result.frames
     ]
 

@@ -153,6 +153,13 @@ def inpaint_panel() -> SimpleNamespace:
         "inpaints, and every step shows the mask's outline.",
         elem_classes="hint",
     )
+    mask_settings(ui)
+    return ui
+
+
+def mask_settings(ui: SimpleNamespace) -> None:
+    """The Inpaint tab's folded settings: an uploaded mask, the transparency, invert, blur, padding, masked content,
+    the inpaint area."""
     with gr.Accordion(
         "Mask settings: upload a mask, blur, masked content, only masked", open=False, elem_classes="more"
     ):
@@ -193,7 +200,6 @@ def inpaint_panel() -> SimpleNamespace:
                 elem_id="inpaint-area",
                 **labels("inpaint_area"),
             )
-    return ui
 
 
 def settings_panel(h: Handlers) -> SimpleNamespace:
@@ -330,15 +336,7 @@ def output_panel() -> SimpleNamespace:
             scale=3,
         )
         ui.animation_preview = animation_preview()
-    ui.batch = gr.Gallery(
-        label="Batch: pick one to see its steps",
-        visible=False,
-        columns=4,
-        height=240,
-        object_fit="contain",
-        allow_preview=False,
-        elem_id="batch-strip",
-    )
+    ui.batch = batch_strip()
     with gr.Row(elem_classes="steps-head"):
         gr.HTML('<div class="section-title">Every step <span>step 0 is what SD starts from</span></div>')
         ui.view = gr.Radio(
@@ -369,15 +367,24 @@ def output_panel() -> SimpleNamespace:
         ui.download = gr.DownloadButton("Download PNG (with settings)", elem_id="download", size="md")
         ui.animation = gr.DownloadButton("Download animation (WebP)", elem_id="download-animation", size="md")
     ui.batch_files = gr.File(
-        label="Each image's PNG (settings embedded)",
-        file_count="multiple",
-        interactive=False,
-        visible=False,
-        elem_id="batch-files",
+        label="Each image's PNG (settings embedded)", file_count="multiple", interactive=False, visible=False
     )
     with gr.Accordion("Run info", open=False, elem_classes="more"):
         ui.info = gr.JSON(label="Run info", elem_id="run-info")
     return ui
+
+
+def batch_strip() -> gr.Gallery:
+    """A batch's images side by side (shown after a batch): the one picked is the one the page shows."""
+    return gr.Gallery(
+        label="Batch: pick one to see its steps",
+        visible=False,
+        columns=4,
+        height=240,
+        object_fit="contain",
+        allow_preview=False,
+        elem_id="batch-strip",
+    )
 
 
 def animation_preview() -> gr.Image:

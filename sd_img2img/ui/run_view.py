@@ -71,7 +71,10 @@ def switch_view(last, view):
     with shown_to_user():
         reference = result.plan is not None and result.plan.reference
         gallery = last.get("before", []) + [
-            (save_step_image(f.image(view), folder / f"{view}{f.index:03d}.webp"), caption(f, reference, result.mask is not None))
+            (
+                save_step_image(f.image(view), folder / f"{view}{f.index:03d}.webp"),
+                caption(f, reference, result.mask is not None),
+            )
             for f in result.frames
         ]
         strip = save_step_image(result.strip(view), folder / f"steps-{view}.webp")

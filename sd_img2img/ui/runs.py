@@ -106,8 +106,8 @@ class Runs:
         in use (the Inpaint tab: its picture, and the strokes painted on it the mask), a Stop pressed earlier is
         forgotten, the request is prepared (bad input is said now), and the run (or the batch) takes its place in the
         wait line (the status says what is ahead and how long it will take).
-        Returns the initial image, the mask, whether the transparency is the mask, the status line, the prepared
-        request (for the run) and the fingerprint of the picture the Inpaint tab paints on."""
+        Returns the initial image, the status line, the prepared request (for the run), the mask, whether the
+        transparency is the mask and the fingerprint of the picture the Inpaint tab paints on."""
         source = self.use_source(values, request)
         with shown_to_user():
             prepared = self.prepare(self.request(with_source(values, source)), values["model"])
@@ -122,7 +122,8 @@ class Runs:
         status = status_html("running", "Starting…", 0.0)
         if ahead:
             status = status_html("queued", f"Queued · {esc(format_wait(seconds, ahead))}", 0.0)
-        return (*source_outputs(source), status, prepared, self.batches.fingerprint(source))
+        image, mask, alpha = source_outputs(source)
+        return image, status, prepared, mask, alpha, self.batches.fingerprint(source)
 
     @endpoint((*IMG2IMG, "prepared"), BATCH)
     def img2img(self, values: dict, request: gr.Request = None):

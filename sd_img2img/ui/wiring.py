@@ -106,7 +106,7 @@ def wire_run(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
     click = g.run_btn.click(
         h.runs.queue_run,
         inputs_of(h.runs.queue_run, g, top),
-        [*source_outputs(g), g.run_status, top.prepared, top.inpaint_from],
+        [g.init_image, g.run_status, top.prepared, g.mask, g.mask_from_alpha, top.inpaint_from],
         queue=False,
         api_name="queue_run",
         **PRIVATE,
@@ -120,27 +120,7 @@ def wire_run(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
         **model_event(h),
     )
     run.then(lambda n: (n or 0) + 1, top.run_done, top.run_done, api_name="run_done", queue=False, **PRIVATE)
-    run.then(
-        h.runs.batches.strip, top.last_run, [g.batch, g.batch_files], api_name="batch_strip", queue=False, **PRIVATE
-    )
-    g.batch.select(
-        h.runs.batches.pick,
-        [top.last_run, g.view],
-        [
-            g.output,
-            g.gallery,
-            g.info,
-            g.strip,
-            g.run_status,
-            g.download,
-            top.last_run,
-            g.animation,
-            g.animation_preview,
-        ],
-        api_name="pick_batch_image",
-        **PRIVATE,
-        **model_event(h),
-    )
+    wire_batch(h, g, top, run)
     run.success(
         lambda last: last["animation"] if last else None,
         top.last_run,
@@ -174,6 +154,31 @@ def wire_run(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
         api_name="reuse_seed",
         queue=False,
         **PRIVATE,
+    )
+
+
+def wire_batch(h: Handlers, g: SimpleNamespace, top: SimpleNamespace, run) -> None:
+    """After a run, the batch strip (a batch's images; hidden after one image); a picture picked in it is shown."""
+    run.then(
+        h.runs.batches.strip, top.last_run, [g.batch, g.batch_files], api_name="batch_strip", queue=False, **PRIVATE
+    )
+    g.batch.select(
+        h.runs.batches.pick,
+        [top.last_run, g.view],
+        [
+            g.output,
+            g.gallery,
+            g.info,
+            g.strip,
+            g.run_status,
+            g.download,
+            top.last_run,
+            g.animation,
+            g.animation_preview,
+        ],
+        api_name="pick_batch_image",
+        **PRIVATE,
+        **model_event(h),
     )
 
 
