@@ -35,7 +35,7 @@ from typing import Any
 
 from PIL import Image
 
-from sd_img2img.config import MAX_DIMENSION, MAX_PROMPT_CHARS, MIN_DIMENSION
+from sd_img2img.config import MASKED_CONTENT, MAX_DIMENSION, MAX_PROMPT_CHARS, MIN_DIMENSION
 from sd_img2img.errors import UserInputError
 from sd_img2img.formats.metadata import METADATA_KEY, own_settings, png_text, request_kwargs, short_model_name
 from sd_img2img.formats.sampler_names import our_sampler
@@ -55,6 +55,8 @@ COMFYUI_KEYS = ("prompt", "workflow")
 A1111_USED = ("Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash")
 A1111_NOTED = ("Denoising strength", "Clip skip", "Lora hashes")
 A1111_QUIET = ("Steps taken", "Version", "Hashes", "VAE hash")
+# AUTOMATIC1111's inpainting settings (its img2img tab pastes them by these names) → ours
+A1111_MASK = ("Mask blur", "Mask mode", "Masked content", "Inpaint area", "Masked area padding", "Mask hash")
 COMFYUI_SAMPLERS = ("KSampler", "KSamplerAdvanced")
 COMFYUI_TEXT_INPUTS = ("text", "text_g", "string", "value")  # where a prompt's text sits on a node
 COMFYUI_SKIPPED_LINKS = ("clip",)  # inputs not followed when looking for a prompt's text
@@ -385,13 +387,33 @@ def _a1111_rest(r: _Reader, prompt: str, fields: dict[str, str]) -> None:
     if not lora_names and fields.get("Lora hashes"):
         lora_names = [part.split(":")[0] for part in fields["Lora hashes"].split(",")]
     _lora_note(r, lora_names)
+    _a1111_mask(r, fields)
     other = [
         f"{k}: {v if len(v) <= 40 else v[:39] + '…'}"
         for k, v in fields.items()
-        if k not in A1111_USED + A1111_NOTED + A1111_QUIET and not k.startswith("Hires ")
+        if k not in A1111_USED + A1111_NOTED + A1111_QUIET + A1111_MASK and not k.startswith("Hires ")
     ]
     if other:
         r.note(f"other settings not used here: {_listed(other)}")
+
+
+def _a1111_mask(r: _Reader, fields: dict[str, str]) -> None:
+    """AUTOMATIC1111's inpainting settings: mask blur, inverted, masked content, only masked and its padding (the
+    mask itself is not in a PNG: give it again)."""
+    if "Mask blur" not in fields and "Masked content" not in fields:
+        return
+    r.number("mask_blur", fields.get("Mask blur"), "Mask blur")
+    if "Mask mode" in fields:
+        r.settings["invert_mask"] = fields["Mask mode"].strip().lower() == "inpaint not masked"
+    content = fields.get("Masked content", "").strip().lower()
+    if content in MASKED_CONTENT:
+        r.settings["masked_content"] = content
+    elif content:
+        r.note(f"Masked content {_shown(content)} is not one of {', '.join(MASKED_CONTENT)}; left as it was")
+    if "Inpaint area" in fields:
+        r.settings["inpaint_area"] = "masked" if fields["Inpaint area"].strip().lower() == "only masked" else "whole"
+    r.number("padding", fields.get("Masked area padding"), "Masked area padding")
+    r.note("the mask is not in a PNG: paint or upload it again")
 
 
 # -- InvokeAI --------------------------------------------------------------------------------------------

@@ -25,8 +25,25 @@ def files(tmp_path_factory):
 
 
 def flags(tiny_checkpoint, out, *more):
-    return ["--prompt", "fire", "--seed", 9, "--steps", 4, "--strength", 0.5, "--model", tiny_checkpoint, "--device",
-            "cpu", "--dtype", "float32", "--out", out, *more]  # fmt: skip
+    return [
+        "--prompt",
+        "fire",
+        "--seed",
+        9,
+        "--steps",
+        4,
+        "--strength",
+        0.5,
+        "--model",
+        tiny_checkpoint,
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--out",
+        out,
+        *more,
+    ]
 
 
 def test_mask_and_batch_count(capsys, tiny_checkpoint, files, tmp_path):

@@ -68,8 +68,16 @@ def test_the_grid_takes_the_mask_along(client, files):
 
     image, mask = handle_file(str(files / "init.png")), handle_file(str(files / "mask.png"))
     common = {**COMMON, "steps": 4}
-    html, info, pngs = client.predict(image=image, mask=mask, rows="strength", row_values="0.5", columns="steps",
-                                      column_values="4, 6", **common, api_name="/grid")  # fmt: skip
+    html, info, pngs = client.predict(
+        image=image,
+        mask=mask,
+        rows="strength",
+        row_values="0.5",
+        columns="steps",
+        column_values="4, 6",
+        **common,
+        api_name="/grid",
+    )
     hashes = {read_settings(png)["mask_hash"] for png in pngs}
     assert len(pngs) == 2 and len(hashes) == 1 and None not in hashes
 
