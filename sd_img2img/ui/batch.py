@@ -17,7 +17,6 @@ from sd_img2img.ui import run_view
 from sd_img2img.ui.html import caption, esc, status_html, summary_html
 from sd_img2img.ui.page import Page, shown_to_user
 from sd_img2img.ui.series import SeriesEvents, strip_html
-from sd_img2img.ui.sources import Source, file_fingerprint
 from sd_img2img.ui.state import save_step_image
 
 
@@ -57,14 +56,6 @@ class BatchRuns:
         seeds = batch_seeds(int(seed), count)
         return f"{count} images, seeds {seeds[0]} to {seeds[-1]}, each its own run"
 
-    @staticmethod
-    def fingerprint(source: Source):
-        """The Inpaint tab's picture's fingerprint after a click from it (the tab keeps its strokes while the Image tab
-        shows the same picture); nothing changes after any other click."""
-        if source.background is None:
-            return gr.skip()
-        return file_fingerprint(source.background)
-
     def run(self, first: PreparedRequest, name: str, count: int, request):
         """Run the batch of ``first`` on ``name``, yielding the Generate tab's outputs after each image."""
         series = plan_batch(first, name, count)
@@ -83,7 +74,7 @@ class BatchRuns:
         progress = esc(series.progress(not ended))
         strip = strip_html(series, not ended)
         if not done:
-            status = status_html("running", progress + strip, 0.0)
+            status = status_html("stopped" if ended else "running", progress + strip, None if ended else 0.0)
             return None, [], None, None, status, None, gr.skip(), None
         run, view = done[0], done[0].prepared.request.view
         if "steps" not in shown:
@@ -91,7 +82,7 @@ class BatchRuns:
             shown["before"] = before
             shown["steps"] = steps_of(run.result, folder / "image1", view, before)
             shown["strip"] = save_step_image(run.result.strip(view), folder / "image1" / "steps.webp")
-        info = {**run.result.info(), **batch_info(series, files)}
+        info = image_info(run.result, batch_info(series, files))
         if not ended:
             status = status_html("running", progress + strip, len(done) / len(series.runs))
             return files[0], shown["steps"], info, shown["strip"], status, files[0], gr.skip(), None
@@ -112,7 +103,7 @@ class BatchRuns:
         path = str(animation.path) if animation is not None else None
         now = {**last, "result": result, "folder": folder, "seed": result.seed, "before": before}
         now.update(animation=path, reference=reference, shown=index)
-        info = {**result.info(), "animation": animation.info() if animation is not None else None, **last["info"]}
+        info = {**image_info(result, last["info"]), "animation": animation.info() if animation is not None else None}
         head += f"image {index + 1} of {len(last['batch'])} · "
         return entry["png"], steps, info, strip, summary_html(result, animation, head), entry["png"], now, path
 
@@ -148,6 +139,17 @@ def batch_last(series: Series, files: list[str], folder: Path, before: list) -> 
             )
         )
     return {"batch": entries, "root": folder, "info": batch_info(series, files)}
+
+
+def image_info(result: GenerationResult, batch: dict) -> dict:
+    """One image's run info, with the batch it is of: each image under ``batch``, the batch's steps and whether it was
+    stopped."""
+    return {
+        **result.info(),
+        "batch": batch["batch"],
+        "batch_steps_taken": batch["steps_taken"],
+        "batch_stopped": batch["stopped"],
+    }
 
 
 def reference_of(run: SeriesRun, folder: Path) -> list:

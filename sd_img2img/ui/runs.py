@@ -25,7 +25,7 @@ from sd_img2img.ui.endpoints import endpoint, form_names
 from sd_img2img.ui.form import form_request
 from sd_img2img.ui.html import caption, esc, plan_line, status_html
 from sd_img2img.ui.page import Page, session_id, shown_to_user, user_error
-from sd_img2img.ui.sources import SOURCE_CHOICES, Source, settle_source
+from sd_img2img.ui.sources import SOURCE_CHOICES, Source, painted_fingerprint, settle_source
 from sd_img2img.ui.state import save_step_image
 
 IMG2IMG = (*form_names(), *BATCH)
@@ -123,7 +123,7 @@ class Runs:
         if ahead:
             status = status_html("queued", f"Queued · {esc(format_wait(seconds, ahead))}", 0.0)
         image, mask, alpha = source_outputs(source)
-        return image, status, prepared, mask, alpha, self.batches.fingerprint(source)
+        return image, status, prepared, mask, alpha, painted_fingerprint(source)
 
     @endpoint((*IMG2IMG, "prepared"), BATCH)
     def img2img(self, values: dict, request: gr.Request = None):

@@ -88,6 +88,14 @@ def open_inpaint(image, editor: dict | None, fingerprint: str | None):
     return "inpaint", {"background": image, "layers": [], "composite": image}, now
 
 
+def painted_fingerprint(source: Source):
+    """After a click from the Inpaint tab, its picture's fingerprint (the tab keeps its strokes while the Image tab
+    shows the same picture); nothing changes after any other click."""
+    if source.background is None:
+        return gr.skip()
+    return file_fingerprint(source.background)
+
+
 def file_fingerprint(path) -> str | None:
     """A short hash of a file's bytes (None when it cannot be read)."""
     try:

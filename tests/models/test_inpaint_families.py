@@ -112,16 +112,16 @@ def test_only_masked_equals_padding_mask_crop(engine):
 
 OTHERS = [
     ("tiny-turbo", 2),
-    ("tiny-sdxl", 4),
+    ("tiny-sdxl", 3),
     ("tiny-sdxl-refiner", 4),
-    ("tiny-sd3", 4),
-    ("tiny-flux", 4),
-    ("tiny-flux-fill", 4),
-    ("tiny-zimage", 4),
-    ("tiny-qwenimage", 4),
-    ("tiny-chroma", 4),
-    ("tiny-kontext", 4),
-    ("tiny-flux2-klein", 4),
+    ("tiny-sd3", 3),
+    ("tiny-flux", 3),
+    ("tiny-flux-fill", 3),
+    ("tiny-zimage", 3),
+    ("tiny-qwenimage", 3),
+    ("tiny-chroma", 3),
+    ("tiny-kontext", 3),
+    ("tiny-flux2-klein", 3),
 ]
 
 

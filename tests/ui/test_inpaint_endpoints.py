@@ -58,7 +58,8 @@ def test_img2img_takes_a_mask_and_a_batch_count(client, files):
     output, gallery, info, strip, status, *_ = client.predict(
         image=image, mask=mask, batch_count=3, **COMMON, api_name="/img2img"
     )
-    assert [b["seed"] for b in info["batch"]] == [5, 6, 7] and info["kind"] == "batch"
+    assert [b["seed"] for b in info["batch"]] == [5, 6, 7] and info["batch_steps_taken"] == 6
+    assert info["seed"] == 5 and info["steps_taken"] == 2  # the shown image's own
     assert read_settings(output)["seed"] == 5 and len(gallery) == 3  # the first image shown
     assert "Done: 3 images · 6 steps taken" in status and "image 1 of 3" in status
 

@@ -48,8 +48,8 @@ def paint(page, selector: str) -> None:
         x, y = box["x"] + box["width"] * 0.35, box["y"] + box["height"] * row
         page.mouse.move(x, y)
         page.mouse.down()
-        page.mouse.move(x + box["width"] * 0.15, y + box["height"] * 0.03, steps=4)  # few moves: each redraws it
-        page.mouse.move(x + box["width"] * 0.3, y, steps=4)
+        page.mouse.move(x + box["width"] * 0.15, y + box["height"] * 0.03, steps=2)  # few moves: each redraws it
+        page.mouse.move(x + box["width"] * 0.3, y, steps=2)
         page.mouse.up()
 
 
