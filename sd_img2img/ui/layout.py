@@ -137,7 +137,7 @@ def inpaint_panel() -> SimpleNamespace:
     mask, or the image's transparency; and how the mask is used."""
     ui = SimpleNamespace()
     ui.inpaint = gr.ImageEditor(
-        label="Paint over what to redraw",
+        label="Paint what to redraw",
         type="filepath",
         format="png",
         sources=("upload", "clipboard"),
