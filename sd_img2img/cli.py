@@ -147,6 +147,36 @@ def add_size_flags(p: CommandParser) -> None:
         default=config.DEFAULT_RESIZE_MODE,
         help="fit the init image by stretching, centre-cropping or padding",
     )
+    add_mask_flags(p)
+
+
+def add_mask_flags(p: CommandParser) -> None:
+    """Inpainting: the mask and how it is used (the settings declared in ``plan/request.py``)."""
+    from sd_img2img.plan.request import SETTINGS
+
+    def helped(name: str) -> str:
+        return SETTINGS[name].setting.help.removeprefix("inpainting: ")
+
+    p.add_argument("--mask", default=None, metavar="PATH", help=helped("mask"))
+    p.add_argument("--mask-from-alpha", action="store_true", help=helped("mask_from_alpha"))
+    p.add_argument("--invert-mask", action="store_true", help=helped("invert_mask"))
+    p.add_argument(
+        "--mask-blur", type=int, default=SETTINGS["mask_blur"].default, metavar="PX", help=helped("mask_blur")
+    )
+    p.add_argument(
+        "--masked-content",
+        type=lambda text: text.replace("-", " "),  # latent-noise as well as "latent noise"
+        choices=config.MASKED_CONTENT,
+        default=SETTINGS["masked_content"].default,
+        help=helped("masked_content"),
+    )
+    p.add_argument(
+        "--inpaint-area",
+        choices=config.INPAINT_AREAS,
+        default=SETTINGS["inpaint_area"].default,
+        help=helped("inpaint_area"),
+    )
+    p.add_argument("--padding", type=int, default=SETTINGS["padding"].default, metavar="PX", help=helped("padding"))
 
 
 def add_series_flags(p: CommandParser) -> None:
@@ -157,6 +187,13 @@ def add_series_flags(p: CommandParser) -> None:
         help="also write the steps (with --loops: the loops) as one animation beside the strip",
     )
     p.add_argument("--animation-format", choices=config.ANIMATION_FORMATS, default="webp", help="animated WebP or GIF")
+    p.add_argument(
+        "--batch-count",
+        type=int,
+        default=1,
+        metavar="N",
+        help=f"make N images (1 to {config.MAX_BATCH_COUNT}) with seeds seed, seed + 1, …, each its own run",
+    )
     p.add_argument(
         "--loops",
         type=int,
@@ -243,6 +280,9 @@ def write_outputs(result, folder: Path, view: str = "latents", extra: dict | Non
     stem = f"{n:06d}.{result.seed}"
     settings = {**result.settings(), **(extra or {})}
     output = save_png(output_image or result.output, folder / f"{stem}.png", settings)
+    mask = None
+    if result.mask_image is not None:  # the mask beside the output (its PNG records the mask's hash)
+        mask = {**result.mask, "file": str(save_png(result.mask_image, folder / f"{stem}.mask.png", settings))}
     steps = []
     for frame in result.frames:
         path = folder / f"{stem}.step{frame.index:03d}.png"
@@ -266,6 +306,7 @@ def write_outputs(result, folder: Path, view: str = "latents", extra: dict | Non
         "seconds": result.seconds["total"],
         "nsfw_flagged": result.nsfw_flagged,
         "warnings": result.warnings,
+        **({"mask": mask} if mask is not None else {}),
     }
 
 
@@ -307,6 +348,13 @@ def request_from(args):
         preview=args.preview,
         view=args.view,
         max_side=args.max_side,
+        mask=args.mask,
+        mask_from_alpha=args.mask_from_alpha,
+        invert_mask=args.invert_mask,
+        mask_blur=args.mask_blur,
+        masked_content=args.masked_content,
+        inpaint_area=args.inpaint_area,
+        padding=args.padding,
     )
 
 
@@ -325,10 +373,13 @@ def run_command(engine, args, grid: bool, should_stop) -> tuple[dict, list[str]]
         from sd_img2img.series.loopback import plan_loopback
 
         plan_loopback(prepared, engine.name, loopback_options(args), family)
+    check_batch_count(args)
     engine.load()
     engine.model_hash()  # the PNGs carry AUTOMATIC1111's "Model hash"
     if args.loops is not None:
         return run_loopback_command(engine, args, prepared or engine.prepare(request), should_stop)
+    if args.batch_count != 1:
+        return run_batch_command(engine, args, prepared or engine.prepare(request), should_stop)
     result = engine.generate(prepared or request, should_stop=should_stop)
     summary = write_outputs(result, Path(args.out), args.view)
     if args.animation:
@@ -339,6 +390,31 @@ def run_command(engine, args, grid: bool, should_stop) -> tuple[dict, list[str]]
         animation = step_animation(result, path, args.view, args.animation_format)
         summary.update(animation=str(animation.path), animation_bytes=animation.bytes)
     return summary, result.warnings
+
+
+def check_batch_count(args) -> None:
+    """``--batch-count`` in its range, and not with another series (``--loops``, ``grid``)."""
+    from sd_img2img.errors import UserInputError
+    from sd_img2img.series.batch import batch_count
+
+    batch_count({"batch_count": args.batch_count})
+    if args.batch_count != 1 and args.loops is not None:
+        raise UserInputError("--batch-count and --loops make two different series; give one of them")
+    if args.batch_count != 1 and args.animation:
+        raise UserInputError("--animation writes one run's steps (or --loops' loops); leave it out with --batch-count")
+
+
+def run_batch_command(engine, args, first, should_stop) -> tuple[dict, list[str]]:
+    """``--batch-count N``: seeds seed, seed + 1, … (``series.batch``), each image written as one run is, its PNG saying
+    which image of the batch it is; ``batch`` lists them."""
+    from sd_img2img.engine.backend import LocalBackend
+    from sd_img2img.series.batch import batch_info, plan_batch
+
+    backend = LocalBackend(engine)
+    series = plan_batch(first, backend.names[0], args.batch_count)
+    entries, warnings = write_series(series, backend, args, should_stop)
+    summary = {**batch_info(series, []), "batch": entries, "model": engine.model, "warnings": warnings}
+    return summary, warnings
 
 
 def loopback_options(args):
@@ -355,7 +431,9 @@ def write_series(series, backend, args, should_stop) -> tuple[list[dict], list[s
     entries, warnings = [], []
     for run in run_series(series, backend, should_stop):
         s = write_outputs(run.result, Path(args.out), args.view, run.records, run.output)
-        entries.append({**series.run_info(run, s["output"]), "strip": s["strip"]})
+        entries.append(
+            {**series.run_info(run, s["output"]), "strip": s["strip"], **({"mask": s["mask"]} if "mask" in s else {})}
+        )
         warnings += [w for w in run.result.warnings if w not in warnings]
     return entries, warnings
 

@@ -22,6 +22,8 @@ RANDOM_MODELS = {
     "random-kontext": "tiny-kontext",
     "random-flux2-klein": "tiny-flux2-klein",
     "random-qwen-edit": "tiny-qwen-edit",
+    "random-inpaint": "tiny-inpaint",
+    "random-flux-fill": "tiny-flux-fill",
 }
 DEFAULT_TAESD = "madebyollin/taesd"
 
@@ -139,3 +141,13 @@ DIVERGE_PRESET_REAL_STEPS = 20  # … each running this many steps (real steps)
 DIVERGE_THRESHOLD = 2.0  # two pictures part where their mean absolute difference exceeds this (levels of 0–255 RGB)
 DIVERGE_MAP_FULL = 32  # a difference map's brightest colour: pixels this many levels apart (of 255) or more
 DIVERGE_THUMB_SIDE = 72  # one step's picture in the page's aligned strips
+
+# Inpainting (plan/request.py declares the mask's settings with these; plan/mask.py settles a mask).
+DEFAULT_MASK_BLUR = 4  # pixels of Gaussian blur on the mask's edge (AUTOMATIC1111's default)
+MAX_MASK_BLUR = 64
+MASKED_CONTENT = ("original", "fill", "latent noise", "latent nothing")  # what the masked region starts from
+INPAINT_AREAS = ("whole", "masked")  # the whole picture, or only the masked region (and padding) at full size
+DEFAULT_PADDING = 32  # pixels around the masked region in "only masked" (AUTOMATIC1111's default)
+MAX_PADDING = 256
+MASK_OUTLINE = ((255, 255, 255), (20, 20, 20))  # every step's mask outline: a light ring outside, a dark one inside
+MAX_BATCH_COUNT = 8  # Generate makes 1 to this many images in one click, seeds seed, seed + 1, … (series/batch.py)

@@ -9,12 +9,14 @@ between requests but the model's weights. What the call left becomes a result in
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
 from sd_img2img.config import VIEWS
+from sd_img2img.engine import inpaint
 from sd_img2img.engine.previews import PreviewDecoder
 from sd_img2img.engine.step_recorder import StepFrame, StepRecorder
 from sd_img2img.errors import GenerationError
@@ -39,12 +41,19 @@ def request_pipeline(
     on_step: Callable[[StepFrame], None] | None,
     should_stop: Callable[[], bool] | None,
 ) -> tuple[Any, StepRecorder]:
-    """A shallow copy of the loaded pipeline with its own scheduler, and a ``StepRecorder`` on it."""
+    """A shallow copy of the loaded pipeline (the family's inpaint pipeline for a masked run) with its own scheduler, and
+    a ``StepRecorder`` on it (which draws a masked run's mask on every step)."""
     r = prepared.request
     base = lm.img2img if prepared.image is not None else lm.txt2img
+    if prepared.mask is not None:
+        base = inpaint.inpaint_pipeline(lm)
     assert base is not None, "prepare_request refuses prompt2img for a family without a prompt2img pipeline"
     pipe = copy.copy(base)
     pipe.scheduler = make_scheduler(r.sampler, base.scheduler.config)
+    if prepared.mask is not None:
+        crop = inpaint.crop_region(pipe, prepared)
+        inpaint.replace_latent_content(pipe, prepared, crop)
+        decoder = inpaint.masked_preview(decoder, prepared, crop)
     unpack = latent_unpacker(lm.family, pipe, prepared.width, prepared.height)
     recorder = StepRecorder(
         pipe,
@@ -66,12 +75,14 @@ def latent_unpacker(family, pipe, width: int, height: int) -> Callable[[torch.Te
     if family.packing is None:
         return None
     if family.packing == "flux2":
+        side = pipe.vae_scale_factor * 2
+        # Flux2KleinPipeline's takes the grid's size too; Flux2KleinInpaintPipeline's reads it from the ids
+        sized = len(inspect.signature(pipe._unpack_latents_with_ids).parameters) > 2
+        grid_size = (height // side, width // side) if sized else ()
 
         def unpack_flux2(x):
-            side = pipe.vae_scale_factor * 2
-            grid = torch.zeros(1, 1, height // side, width // side)
-            ids = pipe._prepare_latent_ids(grid).to(x.device)
-            return pipe._unpatchify_latents(pipe._unpack_latents_with_ids(x, ids, height // side, width // side))
+            ids = pipe._prepare_latent_ids(torch.zeros(1, 1, height // side, width // side)).to(x.device)
+            return pipe._unpatchify_latents(pipe._unpack_latents_with_ids(x, ids, *grid_size))
 
         return unpack_flux2
 
@@ -103,6 +114,8 @@ def pipeline_kwargs(lm: LoadedModel, recorder: StepRecorder, prepared: PreparedR
         kwargs.update(width=prepared.width, height=prepared.height)
     if family.max_area:  # FluxKontextPipeline rescales its output to max_area pixels
         kwargs["max_area"] = prepared.width * prepared.height
+    if prepared.mask is not None:
+        kwargs.update(inpaint.mask_kwargs(lm, prepared))
     return kwargs
 
 
@@ -125,4 +138,6 @@ def call_pipeline(lm: LoadedModel, pipe, recorder: StepRecorder, prepared: Prepa
             f"out of memory on {lm.device} at {prepared.width}×{prepared.height}; lower width/height or "
             "steps, use preview 'approx', or start with --offload model (or sequential)"
         )
+    if prepared.mask is not None:
+        out.images[0] = inpaint.overlay(pipe, prepared, out.images[0])
     return Denoised(out, recorder)

@@ -48,6 +48,8 @@ class GenerationResult:
     loras: dict[str, float] = field(default_factory=dict)  # the LoRAs that were on (name → scale)
     dtype: str = ""  # the dtype the run computed in (float32, bfloat16, float16)
     vae: str = "full"  # the autoencoder that encoded and decoded: the checkpoint's ("full") or TAESD ("tiny")
+    mask: dict[str, Any] | None = None  # inpainting: the mask's hash and settings (plan.mask.InpaintMask.records)
+    mask_image: Image.Image | None = field(default=None, repr=False)  # … and the mask itself, saved beside the PNG
 
     def step_images(self, view: str = "latents") -> list[Image.Image]:
         """Step images, step 0 first; ``view`` is ``latents`` (noisy, as the UNet sees them) or ``x0``."""
@@ -81,6 +83,7 @@ class GenerationResult:
             stopped=self.stopped,
             **({"model_hash": self.model_hash} if self.model_hash else {}),
             **({"loras": dict(self.loras)} if self.loras else {}),
+            **(self.mask or {}),
         )
 
     def noise_level(self) -> dict[str, Any] | None:

@@ -96,6 +96,8 @@ def make_result(
         loras=dict(prepared.loras),
         dtype=str(lm.denoiser.dtype).removeprefix("torch."),
         vae=lm.vae_kind,
+        mask=prepared.mask.records() if prepared.mask is not None else None,
+        mask_image=prepared.mask.image if prepared.mask is not None else None,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 
+from sd_img2img.config import MASKED_CONTENT
 from sd_img2img.formats.settings_reader import (
     NotThisTool,
     SettingsReader,
@@ -28,6 +29,8 @@ MAX_TEXT_SETTINGS_CHARS = 100_000  # settings as text (AUTOMATIC1111's, InvokeAI
 A1111_USED = ("Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash")
 A1111_NOTED = ("Denoising strength", "Clip skip", "Lora hashes")
 A1111_QUIET = ("Steps taken", "Version", "Hashes", "VAE hash")
+# AUTOMATIC1111's inpainting settings (its img2img tab pastes them by these names) → ours
+A1111_MASK = ("Mask blur", "Mask mode", "Masked content", "Inpaint area", "Masked area padding", "Mask hash")
 
 _A1111_FIELD = re.compile(r'\s*(\w[\w \-/]{0,63}):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
 _A1111_SIZE = re.compile(r"^(\d{1,6})x(\d{1,6})$")
@@ -134,10 +137,30 @@ def _a1111_rest(r: SettingsReader, prompt: str, fields: dict[str, str]) -> None:
     if not lora_names and fields.get("Lora hashes"):
         lora_names = [part.split(":")[0] for part in fields["Lora hashes"].split(",")]
     lora_note(r, lora_names)
+    _a1111_mask(r, fields)
     r.unused(
         [
             f"{k}: {v if len(v) <= 40 else v[:39] + '…'}"
             for k, v in fields.items()
-            if k not in A1111_USED + A1111_NOTED + A1111_QUIET and not k.startswith("Hires ")
+            if k not in A1111_USED + A1111_NOTED + A1111_QUIET + A1111_MASK and not k.startswith("Hires ")
         ]
     )
+
+
+def _a1111_mask(r: SettingsReader, fields: dict[str, str]) -> None:
+    """AUTOMATIC1111's inpainting settings: mask blur, inverted, masked content, only masked and its padding (the
+    mask itself is not in a PNG: give it again)."""
+    if "Mask blur" not in fields and "Masked content" not in fields:
+        return
+    r.number("mask_blur", fields.get("Mask blur"), "Mask blur")
+    if "Mask mode" in fields:
+        r.settings["invert_mask"] = fields["Mask mode"].strip().lower() == "inpaint not masked"
+    content = fields.get("Masked content", "").strip().lower()
+    if content in MASKED_CONTENT:
+        r.settings["masked_content"] = content
+    elif content:
+        r.note(f"Masked content {shown(content)} is not one of {', '.join(MASKED_CONTENT)}; left as it was")
+    if "Inpaint area" in fields:
+        r.settings["inpaint_area"] = "masked" if fields["Inpaint area"].strip().lower() == "only masked" else "whole"
+    r.number("padding", fields.get("Masked area padding"), "Masked area padding")
+    r.note("the mask is not in a PNG: paint or upload it again")

@@ -77,10 +77,28 @@ def a1111_parameters(settings: dict[str, Any]) -> str:
         "Model": short_model_name(settings["model"]) if settings.get("model") else None,
         "Denoising strength": settings.get("strength"),
         "Steps taken": settings.get("steps_taken"),
+        **mask_fields(settings),
         **series_fields(settings),
     }
     lines.append(", ".join(f"{key}: {a1111_quote(value)}" for key, value in fields.items() if value is not None))
     return "\n".join(lines)
+
+
+def mask_fields(settings: dict[str, Any]) -> dict[str, Any]:
+    """An inpainting run's mask settings (``plan.mask.InpaintMask.records``) under the names AUTOMATIC1111's img2img
+    tab pastes them by (``Mask blur``, ``Mask mode``, ``Masked content``, ``Inpaint area``, ``Masked area padding``),
+    and the mask's hash; nothing for any other run."""
+    if not settings.get("mask_hash"):
+        return {}
+    masked = settings.get("inpaint_area") == "masked"
+    return {
+        "Mask blur": settings.get("mask_blur"),
+        "Mask mode": "Inpaint not masked" if settings.get("invert_mask") else None,
+        "Masked content": settings.get("masked_content"),
+        "Inpaint area": "Only masked" if masked else None,
+        "Masked area padding": settings.get("padding") if masked else None,
+        "Mask hash": settings.get("mask_hash"),
+    }
 
 
 def series_fields(settings: dict[str, Any]) -> dict[str, Any]:

@@ -206,6 +206,11 @@ class Family:
     guidance_embedded: bool = False  # FLUX: guidance is an embedding (or absent), never a second batch
     prompt_tokenizer: str | None = None  # the tokenizer whose limit cuts prompts (None: the first CLIP one)
     max_sequence_length: int | None = None  # … and its limit (T5: the pipeline's max_sequence_length)
+    inpaint: str | None = None  # diffusers' inpaint pipeline of the family (None: it takes no mask)
+    inpaint_crop: bool = True  # … which takes padding_mask_crop (inpaint area "only masked")
+    inpaint_latents: bool = True  # … which encodes the image through _encode_vae_image (masked content "latent …")
+    inpaint_pixels: int | None = None  # … which works at about this many pixels whatever size is asked (Qwen-Edit)
+    mask_required: bool = False  # an inpainting checkpoint (a 9-channel UNet, FLUX.1 Fill): every run takes a mask
     scheduler_config: dict[str, Any] | None = field(default=None, compare=False, hash=False, repr=False)
 
     @property
@@ -226,6 +231,11 @@ class Family:
         if self.guidance_embedded or self.guidance_ignored or embedded:
             return False
         return guidance_scale > self.cfg_above
+
+    @property
+    def takes_mask(self) -> bool:
+        """Whether diffusers has an inpaint pipeline for the family (a model without one refuses a mask)."""
+        return self.inpaint is not None
 
     @property
     def takes_strength(self) -> bool:
@@ -249,6 +259,7 @@ _SD = Family(
     takes_lcm_lora=True,
     safety_checker=True,
     cached_prompts=True,
+    inpaint="StableDiffusionInpaintPipeline",
 )
 _SDXL = Family(
     name="sdxl",
@@ -268,6 +279,7 @@ _SDXL = Family(
     approx_bias=SDXL_BIAS,
     taesd="madebyollin/taesdxl",
     takes_lcm_lora=True,
+    inpaint="StableDiffusionXLInpaintPipeline",
 )
 
 FAMILIES: dict[str, Family] = {
@@ -325,6 +337,7 @@ FAMILIES: dict[str, Family] = {
             guidance_embedded=True,  # the UNet's time_cond_proj_dim: one batch whatever the scale
             takes_lcm_lora=False,
             cached_prompts=False,
+            inpaint=None,  # diffusers has no LCM inpaint pipeline
         ),
         Family(
             name="sd3",
@@ -348,6 +361,7 @@ FAMILIES: dict[str, Family] = {
             flow_matching=True,
             prompt_tokenizer="tokenizer_3",
             max_sequence_length=256,
+            inpaint="StableDiffusion3InpaintPipeline",
         ),
         Family(
             name="flux",
@@ -375,11 +389,37 @@ FAMILIES: dict[str, Family] = {
             guidance_embedded=True,
             prompt_tokenizer="tokenizer_2",
             max_sequence_length=512,
+            inpaint="FluxInpaintPipeline",
         ),
     )
 }
 FAMILIES["flux-schnell"] = dataclasses.replace(
     FAMILIES["flux"], name="flux-schnell", label="FLUX.1-schnell", steps=4, guidance=0.0, guidance_ignored=True
+)
+# Inpainting checkpoints: the denoiser also reads the mask and the masked image (a 9-channel UNet, FLUX.1 Fill's
+# 384-channel transformer), so every run is an inpaint run (without a mask: all of the image redrawn) and none starts
+# from a prompt alone
+FAMILIES["sd-inpaint"] = dataclasses.replace(
+    _SD,
+    name="sd-inpaint",
+    label="SD inpainting",
+    img2img="StableDiffusionInpaintPipeline",
+    txt2img=None,
+    takes_lcm_lora=False,
+    mask_required=True,
+)
+FAMILIES["flux-fill"] = dataclasses.replace(
+    FAMILIES["flux"],
+    name="flux-fill",
+    label="FLUX.1 Fill",
+    img2img="FluxFillPipeline",
+    txt2img=None,
+    steps=50,
+    strength=1.0,  # FluxFillPipeline's own defaults: all steps, guidance 30
+    guidance=30.0,
+    inpaint="FluxFillPipeline",
+    inpaint_crop=False,  # no padding_mask_crop
+    mask_required=True,
 )
 
 # The families after FLUX: transformers on 16- (FLUX.2: 32-) channel latents in 2×2 patches, each pipeline passing its
@@ -414,6 +454,7 @@ _KLEIN = Family(
     taesd=None,
     packing="flux2",
     max_sequence_length=512,
+    inpaint="Flux2KleinInpaintPipeline",
     **{**_FLOW_MODEL, "latent_channels": 32, "sigma_schedule": "empirical"},
     **_EDIT,
 )
@@ -432,6 +473,9 @@ FAMILIES.update(
             guidance=0.0,
             cfg_above=0.0,  # diffusers' Z-Image guides whenever guidance > 0
             max_sequence_length=512,
+            inpaint="ZImageInpaintPipeline",
+            inpaint_crop=False,  # no padding_mask_crop
+            inpaint_latents=False,  # it encodes the image inside prepare_latents
             **_FLOW_MODEL,
             **_FLUX_VAE,
         ),
@@ -444,6 +488,7 @@ FAMILIES.update(
             rule="flow",
             steps=50,
             strength=0.6,
+            inpaint="QwenImageInpaintPipeline",
             **_QWEN_CFG,
             **_FLOW_MODEL,
             **_QWEN_VAE,
@@ -460,6 +505,7 @@ FAMILIES.update(
             guidance=5.0,
             packing="flux",
             max_sequence_length=512,
+            inpaint="ChromaInpaintPipeline",
             **_FLOW_MODEL,
             **_FLUX_VAE,
         ),
@@ -476,6 +522,7 @@ FAMILIES.update(
             max_area=True,
             guidance_embedded=True,
             max_sequence_length=512,
+            inpaint="FluxKontextInpaintPipeline",
             **{**_FLOW_MODEL, "prompt_tokenizer": "tokenizer_2"},
             **_FLUX_VAE,
             **_EDIT,
@@ -492,6 +539,8 @@ FAMILIES.update(
             weights=("transformer", "vae", "text_encoder"),
             steps=50,
             vision_processor=True,
+            inpaint="QwenImageEditInpaintPipeline",
+            inpaint_pixels=1024 * 1024,  # its inpaint pipeline sizes every run to about a megapixel
             **_QWEN_CFG,
             **_FLOW_MODEL,
             **_QWEN_VAE,
@@ -521,7 +570,14 @@ PIPELINE_FAMILIES = {
     "FluxKontextPipeline": "flux-kontext",
     "Flux2KleinPipeline": "flux2-klein",
     "QwenImageEditPipeline": "qwen-image-edit",
+    # checkpoints saved as their inpaint pipelines (a 9-channel UNet is told by its in_channels, in detect)
+    "StableDiffusionInpaintPipeline": "sd",
+    "StableDiffusionXLInpaintPipeline": "sdxl",
+    "FluxInpaintPipeline": "flux",
+    "FluxFillPipeline": "flux-fill",
 }
+
+INPAINT_UNET_CHANNELS = 9  # an SD inpainting checkpoint's UNet (stable-diffusion-inpainting): its in_channels
 
 # the scheduler a Turbo checkpoint ships with → its sampler name (so a Turbo runs its own scheduler by default)
 _OWN_SAMPLER = {"EulerDiscreteScheduler": "k_euler", "EulerAncestralDiscreteScheduler": "k_euler_a"}
@@ -551,7 +607,9 @@ def detect(
         )
     scheduler = scheduler or {}
     trailing = scheduler.get("timestep_spacing") == "trailing"
-    if name == "sd" and (unet or {}).get("time_cond_proj_dim") is not None:
+    if name == "sd" and (unet or {}).get("in_channels") == INPAINT_UNET_CHANNELS:
+        name = "sd-inpaint"  # latents, mask and masked image latents: 4 + 1 + 4 channels
+    elif name == "sd" and (unet or {}).get("time_cond_proj_dim") is not None:
         name = "lcm"  # an LCM-distilled SD checkpoint saved as a StableDiffusionPipeline
     elif (
         name == "sdxl"

@@ -103,6 +103,7 @@ class LoadedModel:
     taesd: str = ""  # where the tiny VAE came from, when vae_kind is "tiny"
     family: Family = field(default_factory=default_family)
     warnings: list[str] = field(default_factory=list)  # said at load (e.g. a flow-matching model on the cpu)
+    inpaint: Any = None  # the family's inpaint pipeline sharing these components, once a run asked for one
 
     @property
     def denoiser(self):

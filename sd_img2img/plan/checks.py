@@ -14,10 +14,10 @@ from typing import Any
 
 from sd_img2img.config import MAX_INPUT_PIXELS, MAX_INPUT_SIDE, MAX_PROMPT_CHARS
 from sd_img2img.errors import UserInputError, check_choice
-from sd_img2img.models.families import Family, default_family
+from sd_img2img.models.families import FAMILIES, Family, default_family
 from sd_img2img.models.loras import check_scale
 from sd_img2img.plan.fields import check_range
-from sd_img2img.plan.request import RANGES, SETTINGS, GenerationRequest, with_defaults
+from sd_img2img.plan.request import RANGES, SETTINGS, GenerationRequest, inpainting, with_defaults
 from sd_img2img.plan.rules import rule_of
 from sd_img2img.plan.samplers import ALL_SAMPLER_NAMES, DISCRETE_TIMESTEP_SAMPLERS
 
@@ -143,10 +143,49 @@ def check_starting_point(request: GenerationRequest, family: Family) -> None:
             f"{family.label} edits the image you give it and cannot make one from a prompt alone; give it an image "
             "(and say in the prompt what to change)"
         )
+    if family.mask_required:
+        raise UserInputError(
+            f"an {family.label} checkpoint redraws part of a picture and cannot start from a prompt alone; give it an "
+            "initial image and a mask of what to redraw"
+        )
     raise UserInputError(
         f"the {family.label} cannot start from pure noise (prompt2img); give it an initial image to refine, e.g. an "
         "SDXL base model's output"
     )
+
+
+def check_mask(request: GenerationRequest, family: Family) -> None:
+    """The mask and its settings (their ranges and choices always; a mask only with an init image, only one mask
+    source, only on a family with an inpaint pipeline, and only the options that pipeline has)."""
+    for name in ("mask_blur", "padding"):
+        check_range(SETTINGS[name], getattr(request, name))
+    for name in ("masked_content", "inpaint_area"):
+        check_choice(SETTINGS[name].setting.label.lower(), getattr(request, name), SETTINGS[name].setting.choices)
+    if not inpainting(request):
+        return
+    if request.init_image is None:
+        raise UserInputError(
+            "a mask says which part of an initial image to redraw, and no initial image was given; give one (or "
+            "leave the mask out for prompt2img)"
+        )
+    if request.mask is not None and request.mask_from_alpha:
+        raise UserInputError("give a mask or take it from the image's transparency, not both")
+    if not family.takes_mask:
+        able = ", ".join(dict.fromkeys(f.label for f in FAMILIES.values() if f.takes_mask))
+        raise UserInputError(
+            f"{family.label} has no inpaint pipeline in diffusers, so it takes no mask; leave the mask out, or use "
+            f"a checkpoint of a family that inpaints ({able})"
+        )
+    if request.inpaint_area != "whole" and not family.inpaint_crop:
+        raise UserInputError(
+            f"{family.label}'s inpaint pipeline ({family.inpaint}) redraws only the whole picture (it has no "
+            "padding_mask_crop); use inpaint area whole"
+        )
+    if request.masked_content.startswith("latent") and not family.inpaint_latents:
+        raise UserInputError(
+            f"masked content {request.masked_content!r} replaces the image's latents where {family.label}'s inpaint "
+            f"pipeline ({family.inpaint}) gives no way in; use masked content original or fill"
+        )
 
 
 def check_inputs(
@@ -175,6 +214,7 @@ def check_inputs(
         if getattr(r, name) is not None:
             check_size(name, getattr(r, name), family)
     check_starting_point(r, family)
+    check_mask(r, family)
     strength = None if r.init_image is None else r.strength
     check_steps(r.steps, strength, r.real_steps, family)
     rule = rule_of(family)

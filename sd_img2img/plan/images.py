@@ -28,20 +28,29 @@ def open_image(source, name: str | None = None) -> Image.Image:
 
     Raises ``UserInputError`` for a missing, empty, oversized, corrupt or non-image file.
     """
+    return to_rgb(open_picture(source, name))
+
+
+def open_picture(source, name: str | None = None, what: str = "init image") -> Image.Image:
+    """A picture from a path, bytes or a PIL image, decoded as it is (any mode), its size checked before any pixel is
+    decoded; ``what`` names it in messages (``init image``, ``mask``).
+
+    Raises ``UserInputError`` for a missing, empty, oversized, corrupt or non-image file.
+    """
     if isinstance(source, Image.Image):
-        check_image_size(*source.size, name or "the image")
-        return to_rgb(source)
+        check_image_size(*source.size, name or f"the {what}")
+        return source
     if isinstance(source, (bytes, bytearray)):
-        name = name or "the uploaded file"
+        name = name or ("the uploaded file" if what == "init image" else f"the uploaded {what}")
         data = io.BytesIO(source)
         size = len(source)
     else:
         path = Path(os.fspath(source))
         given = name or f"'{path}'"  # a file that is not there is named as it was given
         if not path.exists():
-            raise UserInputError(f"init image {given} does not exist; check the path")
+            raise UserInputError(f"{what} {given} does not exist; check the path")
         if not path.is_file():
-            raise UserInputError(f"init image {given} is not a file")
+            raise UserInputError(f"{what} {given} is not a file")
         name = name or file_name(path)
         size = path.stat().st_size
         data = path
@@ -73,7 +82,39 @@ def open_image(source, name: str | None = None) -> Image.Image:
         raise UserInputError(
             f"{name} is damaged and cannot be decoded ({e}); re-save or choose another image"
         ) from None
-    return to_rgb(img)
+    return img
+
+
+def to_mask(img: Image.Image) -> Image.Image:
+    """A mask picture as 8-bit grey (white = redraw): EXIF rotation applied, its brightness, transparent pixels black
+    (a painted layer's strokes on a transparent sheet are its opaque pixels)."""
+    img = to_rgba(img)
+    black = Image.new("RGBA", img.size, (0, 0, 0, 255))
+    return Image.alpha_composite(black, img).convert("L")
+
+
+def alpha_mask(img: Image.Image, name: str = "the init image") -> Image.Image:
+    """The mask a picture's transparency makes: transparent = redraw (white), opaque = keep (black), as InvokeAI's
+    canvas reads it; ``UserInputError`` when it has no transparency at all."""
+    img = to_rgba(img)
+    alpha = img.getchannel("A")
+    if alpha.getextrema()[0] == 255:
+        raise UserInputError(
+            f"{name} has no transparent pixels, so its transparency makes no mask; erase what to redraw (or give a "
+            "mask)"
+        )
+    return ImageOps.invert(alpha)
+
+
+def to_rgba(img: Image.Image) -> Image.Image:
+    """Upright 8-bit RGBA (16-bit and float pictures scaled as ``to_rgb`` does, opaque)."""
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # a broken EXIF block must not lose the picture
+        pass
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return to_rgb(img).convert("RGBA")
+    return img.convert("RGBA")
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

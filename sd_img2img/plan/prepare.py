@@ -18,8 +18,9 @@ from sd_img2img.models.families import Family, default_family
 from sd_img2img.models.loras import LoraSpec, lcm_warnings, resolve
 from sd_img2img.plan.checks import check_inputs
 from sd_img2img.plan.images import ImageCache, default_size, fit_image, open_image
+from sd_img2img.plan.mask import InpaintMask, inpaint_size, settle_mask, with_fill
 from sd_img2img.plan.noise import entry_noise
-from sd_img2img.plan.request import GenerationRequest, with_defaults
+from sd_img2img.plan.request import GenerationRequest, inpainting, with_defaults
 from sd_img2img.plan.step_plan import StepPlan, plan_steps
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
@@ -46,6 +47,7 @@ class PreparedRequest:
     plan: StepPlan
     warnings: list[str] = field(default_factory=list)
     loras: dict[str, float] = field(default_factory=dict)  # the LoRAs this run switches on (name → scale)
+    mask: InpaintMask | None = None  # inpainting: the mask settled (plan/mask.py); None: no inpainting
 
     @property
     def mode(self) -> str:
@@ -112,12 +114,15 @@ def prepare_request(
     prompt, negative_prompt, warnings = clean_prompts(r)
     seed = random_seed() if r.seed is None else int(r.seed)
     image, width, height = fitted_image(r, family, images)
+    mask, mask_warnings = settled_mask(r, family, images, image, width, height)
+    warnings += mask_warnings
     # the steps, and the noise level the image enters at (from the run's own schedule)
     if image is not None:
         plan = plan_steps(r.steps, r.strength, r.real_steps, family=family)
     else:
         plan = plan_steps(r.steps, None, family=family)
-    plan = dataclasses.replace(plan, noise=entry_noise(family, r.sampler, plan, width, height))
+    noise = entry_noise(family, r.sampler, plan, width, height)
+    plan = dataclasses.replace(plan, noise=noise, mask=mask.plan if mask is not None else None)
     active = resolve(r.loras, listed)
     # settings that run but the family was not made for
     warnings += family_warnings(family, r, negative_prompt, width, height)
@@ -138,6 +143,7 @@ def prepare_request(
         plan=plan,
         warnings=warnings,
         loras=active,
+        mask=mask,
     )
 
 
@@ -161,11 +167,35 @@ def fitted_image(
     if request.init_image is not None:
         image = images.open(request.init_image) if images is not None else open_image(request.init_image)
     width, height = output_size(request, image, family)
+    if image is not None and (inpainting(request) or family.mask_required):  # Qwen-Image-Edit's sizes itself
+        width, height = inpaint_size(family, width, height)
     if image is not None and images is not None:
         image = images.fit(request.init_image, image, width, height, request.resize_mode)
     elif image is not None:
         image = fit_image(image, width, height, request.resize_mode)
     return image, width, height
+
+
+def settled_mask(
+    request: GenerationRequest,
+    family: Family,
+    images: ImageCache | None,
+    image: Image.Image | None,
+    width: int,
+    height: int,
+) -> tuple[InpaintMask | None, list[str]]:
+    """The run's mask settled (``mask.settle_mask``: fitted to ``width`` × ``height`` as the init image ``image`` was)
+    and its warnings; None without one (an inpainting checkpoint always has one: all white when none is given)."""
+    if image is None or not (inpainting(request) or family.mask_required):
+        return None, []
+    opened = images.open(request.init_image) if images is not None else open_image(request.init_image)
+    mask, warnings = settle_mask(request, family, opened.size, width, height)
+    if family.inpaint_pixels is not None and (width, height) != output_size(request, opened, family):
+        warnings.append(
+            f"{family.label}'s inpaint pipeline ({family.inpaint}) works at about {family.inpaint_pixels / 1e6:.1f} "
+            f"megapixels: this run is {width}×{height}"
+        )
+    return with_fill(mask, image), warnings
 
 
 def family_warnings(

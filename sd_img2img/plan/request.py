@@ -14,10 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from sd_img2img.config import (
+    DEFAULT_MASK_BLUR,
+    DEFAULT_PADDING,
     DEFAULT_PREVIEW,
     DEFAULT_RESIZE_MODE,
+    INPAINT_AREAS,
+    MASKED_CONTENT,
     MAX_DIMENSION,
     MAX_GUIDANCE,
+    MAX_MASK_BLUR,
+    MAX_PADDING,
     MAX_SEED,
     MAX_SIDE,
     MAX_STEPS,
@@ -77,6 +83,11 @@ def choice_or(default: str):
     return lambda value: value or default
 
 
+def whole_or(default: int):
+    """A whole-number field's value (a whole float becomes an int); empty or None: ``default``."""
+    return lambda value: default if value is None or value == "" else whole(value)
+
+
 _SIZE = dict(
     range=Range(MIN_DIMENSION, MAX_DIMENSION, whole=True), form=size_value, recorded=True, annotation=int | None
 )
@@ -113,6 +124,8 @@ class GenerationRequest:
         max_side: cap on the longest side of the default size.
         loras: LoRA name → scale for this run (names from ``Engine.loras``; absent or 0 = off); ``None``: each
             listed LoRA at its start-up scale.
+        mask, mask_from_alpha, invert_mask, mask_blur, masked_content, inpaint_area, padding: inpainting (a mask: a
+            path, bytes or PIL image, white = redraw; ``plan/mask.py`` settles it; each one's help says what it does).
     """
 
     prompt: str = setting(
@@ -232,6 +245,76 @@ class GenerationRequest:
         annotation=str,
         api_default="",
     )
+    # inpainting: the mask and how it is used (plan/mask.py settles them; checks.check_mask says what is refused)
+    mask: Any = setting(
+        None,
+        label="Mask",
+        help="inpainting: a black-and-white picture of what to redraw (white) and keep (black), fitted to the image "
+        "as it is; empty: no inpainting",
+        form=or_none,
+        annotation=str | None,
+        img2img_only=True,
+    )
+    mask_from_alpha: bool = setting(
+        False,
+        label="Mask from transparency",
+        help="inpainting: redraw where the initial image is transparent (its alpha channel), as InvokeAI's canvas does",
+        form=bool,
+        img2img_only=True,
+    )
+    invert_mask: bool = setting(
+        False,
+        label="Invert mask",
+        help="inpainting: redraw where the mask is black and keep where it is white",
+        hint="redraw the black part instead",
+        form=bool,
+        recorded=True,
+        img2img_only=True,
+    )
+    mask_blur: int = setting(
+        DEFAULT_MASK_BLUR,
+        label="Mask blur",
+        help=f"inpainting: pixels of blur on the mask's edge, 0 to {MAX_MASK_BLUR} (AUTOMATIC1111's "
+        f"{DEFAULT_MASK_BLUR}); above 0 the output is laid over your image through the blurred mask, a soft seam",
+        hint="a soft seam between what is redrawn and what is kept",
+        range=Range(0, MAX_MASK_BLUR, whole=True),
+        form=whole_or(DEFAULT_MASK_BLUR),
+        recorded=True,
+        img2img_only=True,
+    )
+    masked_content: str = setting(
+        MASKED_CONTENT[0],
+        label="Masked content",
+        help="inpainting: what the masked region starts from: original (your image), fill (its surroundings' "
+        "colours), latent noise or latent nothing (AUTOMATIC1111's)",
+        hint="what the masked region starts from",
+        choices=MASKED_CONTENT,
+        form=choice_or(MASKED_CONTENT[0]),
+        recorded=True,
+        img2img_only=True,
+    )
+    inpaint_area: str = setting(
+        INPAINT_AREAS[0],
+        label="Inpaint area",
+        help="inpainting: whole (the whole picture) or masked (only the masked region and the padding around it, "
+        "redrawn at the run's full size and pasted back: AUTOMATIC1111's only masked)",
+        hint="masked: the masked region alone, at full size",
+        choices=INPAINT_AREAS,
+        form=choice_or(INPAINT_AREAS[0]),
+        recorded=True,
+        img2img_only=True,
+    )
+    padding: int = setting(
+        DEFAULT_PADDING,
+        label="Only-masked padding",
+        help=f"inpainting, only masked: pixels of the picture around the masked region that go with it, 0 to "
+        f"{MAX_PADDING} (AUTOMATIC1111's {DEFAULT_PADDING})",
+        hint="pixels of context around the masked region",
+        range=Range(0, MAX_PADDING, whole=True),
+        form=whole_or(DEFAULT_PADDING),
+        recorded=True,
+        img2img_only=True,
+    )
 
 
 SETTINGS = declared(GenerationRequest)
@@ -245,6 +328,11 @@ RANGES = {name: field.setting.range for name, field in SETTINGS.items() if field
 
 # what a request leaves unset (None) and its model's family fills in
 FAMILY_DEFAULTS = {"steps": "steps", "strength": "strength", "guidance_scale": "guidance", "sampler": "sampler"}
+
+
+def inpainting(request: GenerationRequest) -> bool:
+    """Whether ``request`` inpaints: a mask is given (or the init image's transparency is asked to be one)."""
+    return request.mask is not None or bool(request.mask_from_alpha)
 
 
 def with_defaults(request: GenerationRequest, family: Family | None = None) -> GenerationRequest:

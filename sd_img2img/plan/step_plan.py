@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sd_img2img.plan.checks import check_steps
+from sd_img2img.plan.mask import MaskPlan
 from sd_img2img.plan.noise import NoiseLevel
 from sd_img2img.plan.rules import RULES, StepRule, rule_of
 
@@ -27,6 +28,7 @@ class StepPlan:
     train_timesteps: int | None = None  # LCM: the scheduler's training timesteps (1000)
     reference: bool = False  # an edit model given an image: a reference, every step runs from pure noise
     noise: NoiseLevel | None = None  # where the image enters the schedule (prepare_request adds it)
+    mask: MaskPlan | None = None  # inpainting: the share of the picture redrawn and how (prepare_request adds it)
 
     @property
     def step_rule(self) -> StepRule:
@@ -44,6 +46,8 @@ class StepPlan:
         text = prefix + self.step_rule.describe(self)
         if self.noise is not None and not self.reference:
             text += f" · strength {self.strength:g} → {self.noise.describe()}"
+        if self.mask is not None:
+            text += f" · {self.mask.describe(self.steps_to_run, self.reference)}"
         return text
 
     def taken_note(self, steps_taken: int, stopped: bool = False) -> str:

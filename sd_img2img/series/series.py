@@ -60,8 +60,8 @@ class Series:
     """Runs made as one thing, and what they share.
 
     Args:
-        kind: ``compare``, ``grid`` or ``loopback``.
-        noun: what one run is called (``column``, ``cell``, ``loop``).
+        kind: ``compare``, ``grid``, ``loopback`` or ``batch``.
+        noun: what one run is called (``column``, ``cell``, ``loop``, ``image``).
         name: what a wait line and a message call it (``table``, ``grid``, ``loopback``; default: the kind).
         runs: the runs, in the order they run.
         chain: how a run's request follows from the run before it (loopback: the previous output is the next initial
@@ -155,7 +155,8 @@ class Series:
 
 def _position(series: Series, run: SeriesRun) -> dict[str, int]:
     """Where ``run`` sits, counted from 1, under its kind's names (grid: row and column; compare: column; loop)."""
-    names = {"grid": ("row", "column"), "compare": ("column",), "loopback": ("loop",)}.get(series.kind, ())
+    names = {"grid": ("row", "column"), "compare": ("column",), "loopback": ("loop",), "batch": ("image",)}
+    names = names.get(series.kind, ())
     return {name: i + 1 for name, i in zip(names, run.at)}
 
 

@@ -2,7 +2,8 @@
 never tensors or this package's objects (a worker and the page may run different builds of it; and a plain dict of
 bytes is what Ray moves cheapest).
 
-- a ``PreparedRequest`` (prepared once, on the page's side): its settings as dicts, the fitted init image as PNG;
+- a ``PreparedRequest`` (prepared once, on the page's side): its settings as dicts, the fitted init image as PNG (and
+  an inpainting run's settled mask: its pictures as PNG);
 - a ``StepFrame``: its numbers, each picture decoded during the run as PNG, and for a view not decoded during the run
   (``taesd``/``full`` previews decode only the view asked for) the latents as raw bytes, which the page sends back to
   a worker to decode if a visitor switches to that view (as the in-process engine decodes it when first asked);
@@ -25,6 +26,7 @@ from PIL import Image
 from sd_img2img.config import VIEWS
 from sd_img2img.engine.result import GenerationResult
 from sd_img2img.engine.step_recorder import StepFrame
+from sd_img2img.plan.mask import InpaintMask, MaskPlan
 from sd_img2img.plan.noise import NoiseLevel
 from sd_img2img.plan.prepare import PreparedRequest
 from sd_img2img.plan.request import GenerationRequest
@@ -69,8 +71,37 @@ def tensor_from(message: dict[str, Any]) -> torch.Tensor:
 
 
 def _request_fields(request: GenerationRequest) -> dict[str, Any]:
-    """A request's settings without its init image (which travels once, fitted, as the prepared request's)."""
-    return dataclasses.asdict(dataclasses.replace(request, init_image=None))
+    """A request's settings without its init image and mask (which travel once, fitted, as the prepared request's)."""
+    return dataclasses.asdict(dataclasses.replace(request, init_image=None, mask=None))
+
+
+def mask_message(mask: InpaintMask | None) -> dict[str, Any] | None:
+    """A settled mask as plain data: its pictures as PNG, its plan as a dict."""
+    if mask is None:
+        return None
+    return dict(
+        image=picture_bytes(mask.image),
+        blurred=picture_bytes(mask.blurred),
+        plan=dataclasses.asdict(mask.plan),
+        inverted=mask.inverted,
+        source=mask.source,
+        fill=picture_bytes(mask.fill) if mask.fill is not None else None,
+    )
+
+
+def mask_from(message: dict[str, Any] | None) -> InpaintMask | None:
+    """The ``InpaintMask`` of ``mask_message``."""
+    if message is None:
+        return None
+    fill = message["fill"]
+    return InpaintMask(
+        image=picture(message["image"]),
+        blurred=picture(message["blurred"]),
+        plan=MaskPlan(**message["plan"]),
+        inverted=message["inverted"],
+        source=message["source"],
+        fill=picture(fill) if fill is not None else None,
+    )
 
 
 def prepared_message(prepared: PreparedRequest) -> dict[str, Any]:
@@ -83,6 +114,7 @@ def prepared_message(prepared: PreparedRequest) -> dict[str, Any]:
         plan=dataclasses.asdict(prepared.plan),
         warnings=list(prepared.warnings),
         loras=dict(prepared.loras),
+        mask=mask_message(prepared.mask),
     )
     return fields
 
@@ -96,6 +128,7 @@ def prepared_from(message: dict[str, Any]) -> PreparedRequest:
         request=GenerationRequest(**{**fields["request"], "init_image": image}),
         image=image,
         plan=plan_from(fields["plan"]),
+        mask=mask_from(fields.get("mask")),
     )
     return PreparedRequest(**fields)
 
@@ -154,6 +187,8 @@ def result_message(result: GenerationResult) -> dict[str, Any]:
         seconds=dict(result.seconds),
         warnings=list(result.warnings),
         loras=dict(result.loras),
+        mask=dict(result.mask) if result.mask is not None else None,
+        mask_image=picture_bytes(result.mask_image) if result.mask_image is not None else None,
     )
     return fields
 
@@ -163,10 +198,18 @@ def result_from(message: dict[str, Any], frames: list[StepFrame]) -> GenerationR
     fields = dict(message)
     plan = fields["plan"]
     fields.update(output=picture(fields["output"]), plan=plan_from(plan) if plan is not None else None)
+    if fields.get("mask_image") is not None:
+        fields["mask_image"] = picture(fields["mask_image"])
     return GenerationResult(frames=frames, **fields)
 
 
 def plan_from(fields: dict) -> StepPlan:
-    """A ``StepPlan`` from its ``dataclasses.asdict`` form (its noise level a dataclass again)."""
-    noise = fields.get("noise")
-    return StepPlan(**{**fields, "noise": NoiseLevel(**noise) if noise is not None else None})
+    """A ``StepPlan`` from its ``dataclasses.asdict`` form (its noise level and mask plan dataclasses again)."""
+    noise, mask = fields.get("noise"), fields.get("mask")
+    return StepPlan(
+        **{
+            **fields,
+            "noise": NoiseLevel(**noise) if noise is not None else None,
+            "mask": MaskPlan(**mask) if mask is not None else None,
+        }
+    )

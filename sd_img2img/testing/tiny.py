@@ -31,6 +31,9 @@ downscale so latents have the real shape:
 - ``tiny-qwenimage``: like Qwen/Qwen-Image (``QwenImagePipeline``: the Qwen-Image transformer, a Qwen2.5-VL text
   encoder, the Wan-style video VAE ``AutoencoderKLQwenImage``).
 - ``tiny-chroma``: like lodestones/Chroma1-HD (``ChromaPipeline``: the Chroma transformer, T5 only).
+- ``tiny-inpaint``: like stable-diffusion-v1-5/stable-diffusion-inpainting (``StableDiffusionInpaintPipeline``, a
+  9-channel UNet: latents, the mask, the masked image's latents).
+- ``tiny-flux-fill``: like black-forest-labs/FLUX.1-Fill-dev (``FluxFillPipeline``, a 384-channel transformer).
 - ``tiny-kontext``: like black-forest-labs/FLUX.1-Kontext-dev (``FluxKontextPipeline``, FLUX.1-dev's parts).
 - ``tiny-flux2-klein``: like black-forest-labs/FLUX.2-klein-4B (``Flux2KleinPipeline``, ``is_distilled``: the FLUX.2
   transformer on 128 patchified channels, a Qwen3 causal LM whose layers 9, 18 and 27 it reads, the batch-normalized
@@ -335,6 +338,23 @@ _TINY = (
         family="flux-schnell",
         scheduler=("FlowMatchEulerDiscreteScheduler", FLUX_SCHNELL_SCHEDULER),
         transformer=dict(_TINY_FLUX.transformer, guidance_embeds=False),
+    ),
+    # inpainting checkpoints: the denoiser also reads the mask and the masked image's latents
+    Architecture(
+        name="tiny-inpaint",
+        family="sd-inpaint",
+        scheduler=("PNDMScheduler", SD15_SCHEDULER),
+        vae=TINY_VAE,
+        text=TINY_TEXT,
+        unet=dict(TINY_UNET, in_channels=9),  # 4 latent + 1 mask + 4 masked-image channels
+        vision=TINY_VISION,
+    ),
+    dataclasses.replace(
+        _TINY_FLUX,
+        name="tiny-flux-fill",
+        family="flux-fill",
+        # 64 packed latent + 64 masked-image + 256 packed mask channels (the mask at 8 × 8 per latent pixel, 2 × 2)
+        transformer=dict(_TINY_FLUX.transformer, in_channels=384, out_channels=64),
     ),
 )
 TINY_QWEN3 = dict(
@@ -787,6 +807,20 @@ def _chroma(path: Path, arch: Architecture, safety_checker: bool):
     return pipe, ("image_encoder", "feature_extractor"), {"tokenizer": ["transformers", "T5TokenizerFast"]}
 
 
+def _sd_inpaint(path: Path, arch: Architecture, safety_checker: bool):
+    """An SD inpainting checkpoint (stable-diffusion-v1-5/stable-diffusion-inpainting): SD's parts, a 9-channel UNet,
+    saved as a ``StableDiffusionInpaintPipeline``."""
+    pipe, drop, changes = _sd(path, arch, safety_checker)
+    return pipe, drop, {**changes, "_class_name": "StableDiffusionInpaintPipeline"}
+
+
+def _flux_fill(path: Path, arch: Architecture, safety_checker: bool):
+    """FLUX.1 Fill (black-forest-labs/FLUX.1-Fill-dev): FLUX.1-dev's parts, a 384-channel transformer, saved as a
+    ``FluxFillPipeline``."""
+    pipe, drop, changes = _flux(path, arch, safety_checker)
+    return pipe, drop, {**changes, "_class_name": "FluxFillPipeline"}
+
+
 def _kontext(path: Path, arch: Architecture, safety_checker: bool):
     """FLUX.1 Kontext: FLUX.1-dev's parts in a ``FluxKontextPipeline``."""
     from diffusers import FluxKontextPipeline
@@ -818,9 +852,14 @@ def _klein(path: Path, arch: Architecture, safety_checker: bool):
     return pipe, (), {}
 
 
+# config keys the real repositories carry beyond what the model classes take: lodestones/Chroma1-HD's transformer says
+# it has no guidance embedding, which ChromaInpaintPipeline reads
+CONFIG_EXTRAS = {"chroma": {"transformer": {"guidance_embeds": False}}}
+
 # family → the function making its pipeline: (pipe, model_index keys to drop, model_index entries to set)
 _LAYOUTS = {
     "sd": _sd,
+    "sd-inpaint": _sd_inpaint,
     "sd-turbo": _sd,
     "lcm": _sd,
     "sdxl": _sdxl,
@@ -829,6 +868,7 @@ _LAYOUTS = {
     "sd3": _sd3,
     "flux": _flux,
     "flux-schnell": _flux,
+    "flux-fill": _flux_fill,
     "zimage": _zimage,
     "qwen-image": _qwen_image,
     "qwen-image-edit": _qwen_image,
@@ -884,6 +924,9 @@ def build_checkpoint(
         index.pop(key, None)
     index.update(index_changes)
     index_path.write_text(json.dumps(index, indent=2) + "\n")
+    for folder, keys in CONFIG_EXTRAS.get(arch.family, {}).items():
+        config_path = path / folder / "config.json"
+        config_path.write_text(json.dumps({**json.loads(config_path.read_text()), **keys}, indent=2) + "\n")
     return path
 
 

@@ -28,12 +28,18 @@ class PageChoices:
     # the page's own (gradio State and editor values, not part of the API)
     prepared: PreparedRequest | None = setting(None, label="Prepared request", help="the click's prepared request")
     planned: Any = setting(None, label="Planned series", help="the click's planned series")
-    source: str = setting("image", label="Source", help="the source tab in use: image or sketch")
+    source: str = setting("image", label="Source", help="the source tab in use: image, sketch or inpaint")
     sketch: dict | None = setting(None, label="Sketch", help="the drawing on the Sketch tab")
+    inpaint: dict | None = setting(
+        None, label="Inpaint", help="the Inpaint tab's picture and the strokes painted on it"
+    )
+    mask_upload: str | None = setting(None, label="Mask upload", help="the Inpaint tab's uploaded mask")
+    use_alpha: bool = setting(False, label="Use alpha", help="the Inpaint tab asks for the image's transparency")
 
 
 PAGE = declared(PageChoices)
-PAGE_ONLY = ("prepared", "planned", "source", "sketch")  # never in the API's docs
+# never in the API's docs
+PAGE_ONLY = ("prepared", "planned", "source", "sketch", "inpaint", "mask_upload", "use_alpha")
 # an endpoint's parameter → the field it is, where the two names differ (the public API's ``image``)
 PARAM_FIELDS = {f.param: name for name, f in {**SETTINGS, **PAGE}.items() if f.param != name}
 

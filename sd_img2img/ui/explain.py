@@ -25,6 +25,7 @@ from sd_img2img.ui.endpoints import endpoint, form_names, with_options
 from sd_img2img.ui.page import Page, shown_to_user
 from sd_img2img.ui.runs import Runs
 from sd_img2img.ui.series import SeriesEvents, progress_html
+from sd_img2img.ui.sources import SOURCE_CHOICES
 
 
 @dataclass
@@ -180,10 +181,10 @@ class Explain:
         name = self.page.model_name(values.get("model"))
         return plan_compare(base, axis, name, self.page.backend.prepare, self.page.family)
 
-    @endpoint(("source", "sketch", *COMPARE), OPTIONS)
+    @endpoint((*SOURCE_CHOICES, *COMPARE), OPTIONS)
     def queue(self, values: dict, request: gr.Request = None):
         """At the click, before the table queues: its place in the wait line (``ui.series.SeriesEvents.queue``).
-        Returns the initial image."""
+        Returns the initial image and the mask."""
         return self.series.queue(self.plan, {**values, "kind": "table"}, request)
 
     @endpoint(COMPARE, OPTIONS)

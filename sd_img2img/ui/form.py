@@ -44,7 +44,8 @@ def fit_form(values: dict, samplers: tuple[str, ...], loras: tuple[str, ...] = (
     """The values the form's controls can take (``samplers`` and ``loras``: the chosen model's), and a note for each
     one they cannot."""
     fitted, skipped = {}, []
-    choices = {"sampler": ("", *samplers), "resize_mode": config.RESIZE_MODES}
+    declared = {name: field.setting.choices for name, field in SETTINGS.items() if field.setting.choices}
+    choices = {**declared, "sampler": ("", *samplers)}  # resize mode, masked content, inpaint area …
     for name, value in values.items():
         if name == "loras":
             asked = value if isinstance(value, dict) else {}

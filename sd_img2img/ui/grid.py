@@ -21,6 +21,7 @@ from sd_img2img.ui.html import esc, image_tag
 from sd_img2img.ui.page import Page, shown_to_user
 from sd_img2img.ui.runs import Runs
 from sd_img2img.ui.series import SeriesEvents, progress_html
+from sd_img2img.ui.sources import SOURCE_CHOICES
 
 ROW_AXES = [("Strengths", "strength"), ("Models", "model")]  # strengths down (or the models) …
 COLUMN_AXES = [("Step counts", "steps"), ("Models", "model")]  # … step counts across (or the models)
@@ -135,10 +136,10 @@ class GridPage:
         seconds = estimate_series(self.page.backend, grid.series)
         return f'<div class="plan grid-cost">{esc(grid.series.cost(seconds))}</div>'
 
-    @endpoint(("source", "sketch", *GRID), OPTIONS)
+    @endpoint((*SOURCE_CHOICES, *GRID), OPTIONS)
     def queue(self, values: dict, request: gr.Request = None):
         """At the click, before the grid queues: its place in the wait line (``ui.series.SeriesEvents.queue``).
-        Returns the initial image."""
+        Returns the initial image and the mask."""
         return self.series.queue(lambda values: self.plan(values).series, {**values, "kind": "grid"}, request)
 
     @endpoint(GRID, OPTIONS)

@@ -23,12 +23,15 @@ def esc(text) -> str:
 
 
 def plan_line(
-    has_image: bool, strength, steps, real_steps, family=None, seconds: float | None = None, plan=None
+    has_image: bool, strength, steps, real_steps, family=None, seconds: float | None = None, plan=None, note: str = ""
 ) -> str:
     """The live "what will happen" line, from the same ``plan_steps`` the engine runs, by the model family's rule;
-    ``plan``: the request's own, prepared as the run will be (it also says the noise level the image enters at); with
-    ``seconds`` (this server's estimate, once it has measured a run) how long it will take."""
-    tail = f" · {esc(format_duration(seconds))} here" if seconds is not None else ""
+    ``plan``: the request's own, prepared as the run will be (it also says the noise level the image enters at and,
+    inpainting, how much of the picture is redrawn); with ``seconds`` (this server's estimate, once it has measured a
+    run) how long it will take; ``note``: more text (a batch's images)."""
+    tail = (f" · {esc(note)}" if note else "") + (
+        f" · {esc(format_duration(seconds))} here" if seconds is not None else ""
+    )
     try:
         steps_i = int(steps)
         if not has_image:
@@ -57,10 +60,12 @@ def image_tag(image: Image.Image, alt: str, cls: str = "", max_side: int | None 
     return f'<img class="{esc(cls)}" src="{uri}" alt="{esc(alt)}" title="{esc(alt)}">'
 
 
-def caption(frame, reference: bool = False) -> str:
+def caption(frame, reference: bool = False, masked: bool = False) -> str:
     """A step's caption in the gallery: its number and timestep (step 0 is where the run starts: an edit model's is
-    pure noise, its image a reference)."""
+    pure noise, its image a reference; inpainting, the masked region noised and the rest as kept)."""
     if frame.index == 0:
+        if masked:
+            return "step 0 · the masked region noised"
         return "step 0 · pure noise" if reference else "step 0 · start"
     return f"step {frame.index} · t={frame.timestep}"
 
@@ -73,9 +78,9 @@ def status_html(kind: str, text_html: str, fraction: float | None = None) -> str
     return f'<div class="run-status {esc(kind)}">{bar}<div class="text">{text_html}</div></div>'
 
 
-def summary_html(result, animation=None) -> str:
+def summary_html(result, animation=None, head: str = "") -> str:
     """The status line after a run: what ran, how long, its animation (``formats.animation.Animation``) and its warnings
-    (which may quote the prompt)."""
+    (which may quote the prompt); ``head``: text before it (a batch's line)."""
     stopped = "Stopped" if result.stopped else "Done"
     asked = f"{result.steps} steps asked" + (" (real steps)" if result.real_steps else "")
     if result.mode == "txt2img":
@@ -84,7 +89,7 @@ def summary_html(result, animation=None) -> str:
         mode = "your image as a reference"
     else:
         mode = f"strength {result.strength:g}"
-    text = (
+    text = esc(head) + (
         f"<b>{stopped}</b> in {result.seconds['total']:.1f} s · seed <code>{result.seed}</code> · {esc(asked)} · "
         f"<b>{result.steps_taken} taken</b> · {esc(mode)} · {esc(result.sampler)} · {result.width}×{result.height}"
     )

@@ -16,6 +16,7 @@ from sd_img2img.models.families import default_family
 from sd_img2img.models.loras import format_scales
 from sd_img2img.plan.images import open_image
 from sd_img2img.plan.request import RANGES
+from sd_img2img.series.batch import OPTIONS as BATCH
 from sd_img2img.series.compare import default_values
 from sd_img2img.ui.controls import labels, limits
 from sd_img2img.ui.diverge import OPTIONS as DIVERGE_OPTIONS
@@ -135,7 +136,92 @@ def source_panel() -> SimpleNamespace:
                 "tab is open, Generate uses the drawing.",
                 elem_classes="hint",
             )
-    return SimpleNamespace(image_tab=image_tab, init_image=init_image, sketch_tab=sketch_tab, sketch=sketch)
+        with gr.Tab("Inpaint", id="inpaint") as inpaint_tab:
+            inpaint = inpaint_panel()
+    # what the run endpoints take as the mask: the click puts the Inpaint tab's into them (the API gives its own)
+    with gr.Row(visible=False):
+        mask = gr.Image(label="mask", type="filepath", image_mode=None, elem_id="mask")
+        mask_from_alpha = gr.Checkbox(False, label="mask_from_alpha")
+    return SimpleNamespace(
+        image_tab=image_tab,
+        init_image=init_image,
+        sketch_tab=sketch_tab,
+        sketch=sketch,
+        inpaint_tab=inpaint_tab,
+        mask=mask,
+        mask_from_alpha=mask_from_alpha,
+        **vars(inpaint),
+    )
+
+
+def inpaint_panel() -> SimpleNamespace:
+    """The Inpaint tab: the initial image under a brush (the strokes are the mask), or an uploaded black-and-white
+    mask, or the image's transparency; and how the mask is used."""
+    ui = SimpleNamespace()
+    ui.inpaint = gr.ImageEditor(
+        label="Paint what to redraw",
+        type="filepath",
+        format="png",
+        sources=("upload", "clipboard"),
+        height=360,
+        elem_id="inpaint-editor",
+        layers=gr.LayerOptions(allow_additional_layers=False, layers=["Mask"]),
+        transforms=(),
+        brush=gr.Brush(colors=[("#ff2e88", 0.6)], default_size=24, color_mode="fixed"),
+        eraser=gr.Eraser(default_size=24),
+    )
+    gr.Markdown(
+        "Your image from the Image tab is under the brush: paint what to redraw. While this tab is open, Generate "
+        "inpaints, and every step shows the mask's outline.",
+        elem_classes="hint",
+    )
+    mask_settings(ui)
+    return ui
+
+
+def mask_settings(ui: SimpleNamespace) -> None:
+    """The Inpaint tab's folded settings: an uploaded mask, the transparency, invert, blur, padding, masked content,
+    the inpaint area."""
+    with gr.Accordion(
+        "Mask settings: upload a mask, blur, masked content, only masked", open=False, elem_classes="more"
+    ):
+        with gr.Row(elem_classes="mask-row"):
+            ui.mask_upload = readable_uploads(
+                gr.Image(
+                    label="Or upload a mask (white = redraw)",
+                    type="filepath",
+                    image_mode=None,
+                    sources=["upload", "clipboard"],
+                    height=200,
+                    elem_id="mask-upload",
+                    placeholder="A black-and-white picture: white is redrawn",
+                )
+            )
+            with gr.Column(min_width=200):
+                ui.use_alpha = gr.Checkbox(
+                    False, label="Redraw where the image is transparent", elem_id="use-alpha", info="its alpha channel"
+                )
+                ui.invert_mask = gr.Checkbox(False, elem_id="invert-mask", **labels("invert_mask"))
+        with gr.Row(elem_classes="mask-row"):
+            ui.mask_blur = gr.Slider(
+                *limits("mask_blur"), value=config.DEFAULT_MASK_BLUR, step=1, elem_id="mask-blur", **labels("mask_blur")
+            )
+            ui.padding = gr.Slider(
+                *limits("padding"), value=config.DEFAULT_PADDING, step=1, elem_id="padding", **labels("padding")
+            )
+        with gr.Row(elem_classes="mask-row"):
+            ui.masked_content = gr.Radio(
+                list(config.MASKED_CONTENT),
+                value=config.MASKED_CONTENT[0],
+                elem_id="masked-content",
+                **labels("masked_content"),
+            )
+            ui.inpaint_area = gr.Radio(
+                [("Whole picture", "whole"), ("Only masked", "masked")],
+                value="whole",
+                elem_id="inpaint-area",
+                **labels("inpaint_area"),
+            )
 
 
 def settings_panel(h: Handlers) -> SimpleNamespace:
@@ -170,6 +256,9 @@ def settings_panel(h: Handlers) -> SimpleNamespace:
         ui.seed = seed_box(value=str(config.RANDOM_SEED), max_lines=1, elem_id="seed", scale=4, **labels("seed"))
         ui.dice = gr.Button("🎲 Random", elem_id="seed-random", scale=0, min_width=96, size="md")
         ui.reuse = gr.Button("↺ Last seed", elem_id="seed-reuse", scale=0, min_width=110, size="md")
+    ui.batch_count = gr.Slider(
+        *limits("batch_count", BATCH), value=1, step=1, elem_id="batch-count", **labels("batch_count", BATCH)
+    )
     more_settings(h, family, ui)
     return ui
 
@@ -271,6 +360,7 @@ def output_panel() -> SimpleNamespace:
             scale=3,
         )
         ui.animation_preview = animation_preview()
+    ui.batch = batch_strip()
     with gr.Row(elem_classes="steps-head"):
         gr.HTML('<div class="section-title">Every step <span>step 0 is what SD starts from</span></div>')
         ui.view = gr.Radio(
@@ -306,9 +396,25 @@ def output_panel() -> SimpleNamespace:
     with gr.Row():
         ui.download = gr.DownloadButton("Download PNG (with settings)", elem_id="download", size="md")
         ui.animation = gr.DownloadButton("Download animation (WebP)", elem_id="download-animation", size="md")
+    ui.batch_files = gr.File(
+        label="Each image's PNG (settings embedded)", file_count="multiple", interactive=False, visible=False
+    )
     with gr.Accordion("Run info", open=False, elem_classes="more"):
         ui.info = exact_json(label="Run info", elem_id="run-info")
     return ui
+
+
+def batch_strip() -> gr.Gallery:
+    """A batch's images side by side (shown after a batch): the one picked is the one the page shows."""
+    return gr.Gallery(
+        label="Batch: pick one to see its steps",
+        visible=False,
+        columns=4,
+        height=240,
+        object_fit="contain",
+        allow_preview=False,
+        elem_id="batch-strip",
+    )
 
 
 def animation_preview() -> gr.Image:

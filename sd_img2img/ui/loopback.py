@@ -25,6 +25,7 @@ from sd_img2img.ui.html import esc
 from sd_img2img.ui.page import Page, shown_to_user
 from sd_img2img.ui.runs import Runs
 from sd_img2img.ui.series import SeriesEvents, progress_html, strip_html
+from sd_img2img.ui.sources import SOURCE_CHOICES
 
 LOOPBACK = with_options(form_names(without=("view",)), OPTIONS, after="loras")
 CURVE = (
@@ -86,10 +87,10 @@ class LoopbackPage:
         time = f" · {format_duration(seconds)} here" if seconds is not None else ""
         return f'<div class="plan loop-curve">{esc(line)}{esc(time)}{tail}</div>'
 
-    @endpoint(("source", "sketch", *LOOPBACK), OPTIONS)
+    @endpoint((*SOURCE_CHOICES, *LOOPBACK), OPTIONS)
     def queue(self, values: dict, request: gr.Request = None):
         """At the click, before the loopback queues: its place in the wait line (``ui.series.SeriesEvents.queue``).
-        Returns the initial image."""
+        Returns the initial image and the mask."""
         return self.series.queue(lambda values: self.plan(values).series, {**values, "kind": "loopback"}, request)
 
     @endpoint(LOOPBACK, OPTIONS)

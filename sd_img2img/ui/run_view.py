@@ -37,6 +37,7 @@ def finished(
     """The page after a run: the PNG (settings embedded), every step (after ``before``: an edit model's reference
     image, ``reference``), the info, the strip, the summary, the steps as an animation."""
     png = save_png(result.output, folder / f"sd-img2img-{result.seed}.png", result.settings())
+    mask = save_mask(result, folder)
     strip = save_step_image(result.strip(view), folder / "steps.webp")
     animation = animate(result, folder, view, reference)
     path = str(animation.path) if animation is not None else None
@@ -49,7 +50,16 @@ def finished(
         "reference": reference,
     }
     info = {**result.info(), "animation": animation.info() if animation is not None else None}
+    if mask is not None:
+        info["mask_file"] = mask.name
     return str(png), steps, info, strip, summary_html(result, animation), str(png), last, path
+
+
+def save_mask(result: GenerationResult, folder: Path) -> Path | None:
+    """An inpainting run's mask, saved beside its PNG (the PNG records its hash); None for any other run."""
+    if result.mask_image is None:
+        return None
+    return save_png(result.mask_image, folder / f"sd-img2img-{result.seed}-mask.png", result.settings())
 
 
 def switch_view(last, view):
@@ -61,7 +71,10 @@ def switch_view(last, view):
     with shown_to_user():
         reference = result.plan is not None and result.plan.reference
         gallery = last.get("before", []) + [
-            (save_step_image(f.image(view), folder / f"{view}{f.index:03d}.webp"), caption(f, reference))
+            (
+                save_step_image(f.image(view), folder / f"{view}{f.index:03d}.webp"),
+                caption(f, reference, result.mask is not None),
+            )
             for f in result.frames
         ]
         strip = save_step_image(result.strip(view), folder / f"steps-{view}.webp")

@@ -16,18 +16,24 @@ from sd_img2img.errors import UserInputError
 from sd_img2img.plan.prepare import PreparedRequest
 from sd_img2img.plan.request import GenerationRequest
 from sd_img2img.plan.timing import format_wait
+from sd_img2img.series.batch import OPTIONS as BATCH
+from sd_img2img.series.batch import batch_count, plan_batch
+from sd_img2img.series.series import estimate_series
 from sd_img2img.ui import run_view
+from sd_img2img.ui.batch import BatchRuns
 from sd_img2img.ui.endpoints import endpoint, form_names
 from sd_img2img.ui.form import form_request
 from sd_img2img.ui.html import caption, esc, plan_line, status_html
 from sd_img2img.ui.page import Page, session_id, shown_to_user, user_error
+from sd_img2img.ui.sources import SOURCE_CHOICES, Source, painted_fingerprint, settle_source
 from sd_img2img.ui.state import save_step_image
 
-IMG2IMG = form_names()
-TXT2IMG = form_names(img2img=False)
+IMG2IMG = (*form_names(), *BATCH)
+TXT2IMG = (*form_names(img2img=False), *BATCH)
+MASK_SETTINGS = ("invert_mask", "mask_blur", "masked_content", "inpaint_area", "padding")
 PLAN = (
     "init_image",
-    "source",
+    *SOURCE_CHOICES,
     "strength",
     "steps",
     "real_steps",
@@ -37,6 +43,9 @@ PLAN = (
     "guidance_scale",
     "sampler",
     "preview",
+    "resize_mode",
+    *MASK_SETTINGS,
+    "batch_count",
 )  # what the plan line follows
 
 
@@ -45,6 +54,7 @@ class Runs:
 
     def __init__(self, page: Page):
         self.page = page
+        self.batches = BatchRuns(page)
 
     def request(self, values: dict) -> GenerationRequest:
         """The form's values (by field name) as a request; a ``loras`` text that cannot be read is a message."""
@@ -63,54 +73,88 @@ class Runs:
         """Seconds ``prepared`` will take on this server (None until the model has run here, or if it cannot tell)."""
         return self.page.backend.estimate(prepared, self.page.model_name(model)) if prepared is not None else None
 
-    @endpoint(PLAN)
+    @endpoint(PLAN, BATCH)
     def plan(self, values: dict, request=None):
-        """The plan line: what will run, by the model's rule, and how long it takes here once the model has run."""
-        image, model = values["init_image"], values["model"]
+        """The plan line: what will run, by the model's rule (with a mask: how much of the picture is redrawn), and
+        how long it takes here once the model has run."""
+        try:
+            source = settle_source(values)
+        except (gr.Error, UserInputError, OSError):  # a painted layer still being written: the next event will do
+            source = Source(values.get("init_image"))
+        image, model = source.image, values["model"]
         has_image = bool(image) or values["source"] == "sketch"
         prepared = seconds = None
         if image or not has_image:  # the request as the run will take it: its plan says where the image enters
             try:
-                prepared = self.prepare(self.request(values), model)
+                prepared = self.prepare(self.request(with_source(values, source)), model)
                 if prepared is not None and self.page.status(model).state == "ready":
                     seconds = self.estimate(prepared, model)
+                    count = batch_count(values)
+                    seconds = seconds * count if seconds is not None else None
             except (gr.Error, UserInputError, ValueError, OSError):
                 prepared = seconds = None
         plan = prepared.plan if prepared is not None else None
         family = self.page.family(model)
-        return plan_line(has_image, values["strength"], values["steps"], values["real_steps"], family, seconds, plan)
+        note = self.batches.plan_note(values)
+        return plan_line(
+            has_image, values["strength"], values["steps"], values["real_steps"], family, seconds, plan, note
+        )
 
-    @endpoint(("source", "sketch", *IMG2IMG))
+    @endpoint((*SOURCE_CHOICES, *IMG2IMG), BATCH)
     def queue_run(self, values: dict, request: gr.Request = None):
         """At the Generate click, before the run queues: the drawing becomes the initial image when the Sketch tab is
-        in use, a Stop pressed earlier is forgotten, the request is prepared (bad input is said now), and the run
-        takes its place in the wait line (the status says what is ahead and how long it will take).
-        Returns the initial image, the status line and the prepared request (for the run)."""
-        image = self.use_sketch(values["source"], values["sketch"], values["init_image"], request)
+        in use (the Inpaint tab: its picture, and the strokes painted on it the mask), a Stop pressed earlier is
+        forgotten, the request is prepared (bad input is said now), and the run (or the batch) takes its place in the
+        wait line (the status says what is ahead and how long it will take).
+        Returns the initial image, the status line, the prepared request (for the run), the mask, whether the
+        transparency is the mask and the fingerprint of the picture the Inpaint tab paints on."""
+        source = self.use_source(values, request)
         with shown_to_user():
-            prepared = self.prepare(self.request({**values, "init_image": image}), values["model"])
-        ahead, seconds = self.page.queue.join(session_id(request), self.estimate(prepared, values["model"]))
-        if not ahead:
-            return image, status_html("running", "Starting…", 0.0), prepared
-        return image, status_html("queued", f"Queued · {esc(format_wait(seconds, ahead))}", 0.0), prepared
+            prepared = self.prepare(self.request(with_source(values, source)), values["model"])
+            count = batch_count(values)
+        session = session_id(request)
+        if count > 1 and prepared is not None:
+            series = plan_batch(prepared, self.page.model_name(values["model"]), count)
+            seconds = estimate_series(self.page.backend, series)
+            ahead, seconds = self.page.queue.join(session, seconds, what=series.what(), runs=count, noun="image")
+        else:
+            ahead, seconds = self.page.queue.join(session, self.estimate(prepared, values["model"]))
+        status = status_html("running", "Starting…", 0.0)
+        if ahead:
+            status = status_html("queued", f"Queued · {esc(format_wait(seconds, ahead))}", 0.0)
+        image, mask, alpha = source_outputs(source)
+        return image, status, prepared, mask, alpha, painted_fingerprint(source)
 
-    @endpoint((*IMG2IMG, "prepared"))
+    @endpoint((*IMG2IMG, "prepared"), BATCH)
     def img2img(self, values: dict, request: gr.Request = None):
         """Stable Diffusion img2img: turn the given picture towards the prompt, showing every denoising step.
 
         The image is noised part of the way (strength) and only the rest of the schedule runs: 10 steps at strength
         0.7 run 7 steps (SD's rule, int(steps × strength); run info's steps_taken says what ran). Without an image
-        it is prompt2img. Strength, steps, sampler and guidance left empty take the model's defaults. One run takes
-        seconds on a GPU, about a minute on a free CPU; runs queue one at a time. Returns the output PNG (settings
-        embedded), the step gallery (step 0 first), the run info (JSON: steps_taken, seed, seconds …), the steps
-        strip, a status line, the PNG again as a download and the steps as an animation (WebP)."""
-        yield from self.run(self.request(values), session_id(request), values["model"], values["prepared"])
+        it is prompt2img; with a mask (white = redraw) it inpaints, the rest of the picture kept. Strength, steps,
+        sampler and guidance left empty take the model's defaults; batch_count above 1 makes that many images, seeds
+        seed, seed + 1, … One run takes seconds on a GPU, about a minute on a free CPU. Returns the output PNG
+        (settings embedded), the step gallery (step 0 first), the run info (JSON: steps_taken, seed, seconds …; a
+        batch's: each image under batch), the steps strip, a status line, the PNG again as a download and the steps
+        as an animation (WebP); for a batch, the first image's."""
+        yield from self.run_or_batch(values, request, values["prepared"])
 
-    @endpoint(TXT2IMG)
+    @endpoint(TXT2IMG, BATCH)
     def txt2img(self, values: dict, request: gr.Request = None):
         """Stable Diffusion prompt2img (text to image) from pure noise, showing every denoising step: all of the
         steps run. Empty settings take the model's defaults. Returns what img2img returns."""
-        yield from self.run(self.request(values), session_id(request), values["model"])
+        yield from self.run_or_batch(values, request)
+
+    def run_or_batch(self, values: dict, request: gr.Request | None, prepared=None):
+        """One run, or with a batch count above 1 a batch (``ui.batch``)."""
+        with shown_to_user():
+            count = batch_count(values)
+        asked = self.request(values)
+        if count == 1:
+            yield from self.run(asked, session_id(request), values["model"], prepared)
+            return
+        first = self.ready(asked, values["model"], prepared)
+        yield from self.batches.run(first, self.page.model_name(values["model"]), count, request)
 
     def ready(self, request: GenerationRequest, model: str | None, prepared: PreparedRequest | None):
         """The prepared request of the click when it is this request's, else ``request`` prepared now (bad input is
@@ -158,8 +202,10 @@ class Runs:
                     if isinstance(item, GenerationResult):
                         return item
                     path = save_step_image(item.image(view), folder / f"step{item.index:03d}.webp")
-                    steps.append((path, caption(item, prepared.plan.reference)))
+                    steps.append((path, caption(item, prepared.plan.reference, prepared.mask is not None)))
                     text = "the initial image SD sees" if item.index == 0 else f"step {item.index} of {item.total}"
+                    if item.index == 0 and prepared.mask is not None:
+                        text = "step 0: the masked region noised, the rest as kept"
                     if item.index == 0 and prepared.plan.reference:
                         text = "step 0: pure noise (your image is the reference)"
                     running = status_html("running", text, item.index / max(1, item.total))
@@ -178,10 +224,20 @@ class Runs:
         """Stop this session's run (or series) after its current step; what was computed is kept and returned."""
         self.page.stops.stop(session_id(request))
 
-    def use_sketch(self, source, sketch, image, request: gr.Request = None):
-        """At the click, before the run queues: a Stop pressed earlier is forgotten (so it cannot end this run),
-        and when the Sketch tab is the one in use, its drawing becomes the initial image."""
+    def use_source(self, values: dict, request: gr.Request = None) -> Source:
+        """At the click, before the run queues: a Stop pressed earlier is forgotten (so it cannot end this run), and
+        the source tab in use gives the initial image and the mask (``ui.sources.settle_source``)."""
         self.page.stops.clear_pending(session_id(request))
-        if source == "sketch" and sketch and sketch.get("composite"):
-            return sketch["composite"]
-        return image
+        folder = self.page.files.new() if values.get("source") == "inpaint" else None  # the painted mask's PNG
+        with shown_to_user():
+            return settle_source(values, folder)
+
+
+def with_source(values: dict, source: Source) -> dict:
+    """The form's values with the click's initial image and mask."""
+    return {**values, "init_image": source.image, "mask": source.mask, "mask_from_alpha": source.mask_from_alpha}
+
+
+def source_outputs(source: Source) -> tuple:
+    """What a click sets on the page: the initial image, the mask, whether the transparency is the mask."""
+    return source.image, source.mask, source.mask_from_alpha

@@ -16,6 +16,7 @@ from sd_img2img.formats.metadata import save_png
 from sd_img2img.series.series import Series, SeriesRun, estimate_series, run_series
 from sd_img2img.ui.html import esc, image_tag
 from sd_img2img.ui.page import Page, session_id, shown_to_user
+from sd_img2img.ui.sources import settle_source
 
 THUMB_SIDE = 160  # a run's picture in a series' strip
 
@@ -27,6 +28,7 @@ def png_name(series: Series, run: SeriesRun) -> str:
         "grid": lambda a: f"grid-row{a[0] + 1}-col{a[1] + 1}",
         "loopback": lambda a: f"loop{a[0] + 1}-of-{len(series.runs)}",
         "diverge": lambda a: f"diverge-{'ab'[a[0]]}",
+        "batch": lambda a: f"batch{a[0] + 1}-of-{len(series.runs)}",
     }
     where = at.get(series.kind, lambda a: f"{series.noun}{a[0] + 1}")(run.at)
     return f"{where}-seed{run.result.seed}.png"
@@ -38,26 +40,29 @@ class SeriesEvents:
     def __init__(self, page: Page):
         self.page = page
 
-    def queue(self, plan: Callable[[dict], Series], values: dict, request) -> str | None:
-        """At a series' click, before it queues: the drawing becomes the initial image when the Sketch tab is in use,
-        a Stop pressed earlier is forgotten, and the series takes its place in the wait line, planned when the models'
-        families are known without loading them (its mistakes are said when it runs). Returns the initial image."""
+    def queue(self, plan: Callable[[dict], Series], values: dict, request) -> tuple:
+        """At a series' click, before it queues: the source tab in use gives the initial image and the mask (the
+        Sketch tab's drawing, the Inpaint tab's picture and strokes: ``ui.sources``), a Stop pressed earlier is
+        forgotten, and the series takes its place in the wait line, planned when the models' families are known
+        without loading them (its mistakes are said when it runs). Returns the initial image, the mask and whether the
+        transparency is the mask (as the run endpoints take them)."""
         page, session = self.page, session_id(request)
         page.stops.clear_pending(session)
-        image = values["init_image"]
-        if values.get("source") == "sketch" and values.get("sketch") and values["sketch"].get("composite"):
-            image = values["sketch"]["composite"]
+        folder = page.files.new() if values.get("source") == "inpaint" else None  # the painted mask's PNG
+        with shown_to_user():
+            source = settle_source(values, folder)
+        given = {**values, "init_image": source.image, "mask": source.mask, "mask_from_alpha": source.mask_from_alpha}
         series = None
         if all(page.backend.describe(name).family is not None for name in page.backend.names):
             try:
-                series = plan({**values, "init_image": image})
+                series = plan(given)
             except (gr.Error, UserInputError, ValueError, OSError):
                 series = None
         if series is not None:
             self.join(series, session)
         else:
             page.queue.join(session, None, what=f"a {values.get('kind', 'series')}")
-        return image
+        return source.image, source.mask, source.mask_from_alpha
 
     def join(self, series: Series, session: str | None) -> None:
         """Take ``series``' place in the wait line (with its estimate, once this server has measured its models)."""

@@ -13,6 +13,7 @@ from sd_img2img.plan.request import RECORDED_FIELDS
 from sd_img2img.ui.endpoints import PARAM_FIELDS
 from sd_img2img.ui.grid import default_axis_values
 from sd_img2img.ui.handlers import Handlers
+from sd_img2img.ui.sources import open_inpaint
 from sd_img2img.ui.state import gpu
 
 MODEL_QUEUE = "model"  # the one concurrency group of every event that uses the model
@@ -44,14 +45,36 @@ def inputs_of(handler, *spaces: SimpleNamespace) -> list:
     return fields(names, *spaces)
 
 
+def source_outputs(g: SimpleNamespace) -> list:
+    """What a click sets from the source tab in use: the initial image, the mask, whether the transparency is it."""
+    return [g.init_image, g.mask, g.mask_from_alpha]
+
+
 def wire_form(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
     """The form's own events: which source tab is open, the plan line, a model picked, the LoRA sliders."""
-    g.image_tab.select(lambda: "image", None, top.source, api_name="source_image", queue=False, **PRIVATE)
-    g.sketch_tab.select(lambda: "sketch", None, top.source, api_name="source_sketch", queue=False, **PRIVATE)
     plan_inputs = inputs_of(h.runs.plan, g, top)
-    triggers = [c.change for c in plan_inputs if c is not g.init_image and c is not top.source]
+    plan = dict(fn=h.runs.plan, inputs=plan_inputs, outputs=g.plan, queue=False, **PRIVATE)
+    # a tab selected says which source is in use, then the plan line follows (a State's change is not an event here)
+    g.image_tab.select(lambda: "image", None, top.source, api_name="source_image", queue=False, **PRIVATE).then(**plan)
+    g.sketch_tab.select(lambda: "sketch", None, top.source, api_name="source_sketch", queue=False, **PRIVATE).then(
+        **plan
+    )
+    g.inpaint_tab.select(
+        open_inpaint,
+        [g.init_image, g.inpaint, top.inpaint_from],
+        [top.source, g.inpaint, top.inpaint_from],
+        api_name="source_inpaint",
+        queue=False,
+        **PRIVATE,
+    ).then(**plan)
+    # an editor's strokes are its input events (its change events come only when it is set)
+    triggers = [
+        c.input if isinstance(c, gr.ImageEditor) else c.change
+        for c in plan_inputs
+        if c is not g.init_image and c is not top.source
+    ]
     gr.on(
-        [g.init_image.change, top.source.change, top.run_done.change, *triggers],
+        [g.init_image.change, top.run_done.change, *triggers],
         h.runs.plan,
         plan_inputs,
         g.plan,
@@ -83,7 +106,7 @@ def wire_run(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
     click = g.run_btn.click(
         h.runs.queue_run,
         inputs_of(h.runs.queue_run, g, top),
-        [g.init_image, g.run_status, top.prepared],
+        [g.init_image, g.run_status, top.prepared, g.mask, g.mask_from_alpha, top.inpaint_from],
         queue=False,
         api_name="queue_run",
         **PRIVATE,
@@ -97,6 +120,7 @@ def wire_run(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
         **model_event(h),
     )
     run.then(lambda n: (n or 0) + 1, top.run_done, top.run_done, api_name="run_done", queue=False, **PRIVATE)
+    wire_batch(h, g, top, run)
     run.success(
         lambda last: last["animation"] if last else None,
         top.last_run,
@@ -133,6 +157,31 @@ def wire_run(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
     )
 
 
+def wire_batch(h: Handlers, g: SimpleNamespace, top: SimpleNamespace, run) -> None:
+    """After a run, the batch strip (a batch's images; hidden after one image); a picture picked in it is shown."""
+    run.then(
+        h.runs.batches.strip, top.last_run, [g.batch, g.batch_files], api_name="batch_strip", queue=False, **PRIVATE
+    )
+    g.batch.select(
+        h.runs.batches.pick,
+        [top.last_run, g.view],
+        [
+            g.output,
+            g.gallery,
+            g.info,
+            g.strip,
+            g.run_status,
+            g.download,
+            top.last_run,
+            g.animation,
+            g.animation_preview,
+        ],
+        api_name="pick_batch_image",
+        **PRIVATE,
+        **model_event(h),
+    )
+
+
 def wire_png(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
     """Settings from an image: the form filled on the page, the same as JSON through /read_settings."""
     g.png.upload(
@@ -162,7 +211,7 @@ def wire_explain(h: Handlers, e: SimpleNamespace, g: SimpleNamespace, top: Simpl
     sketch = e.run_btn.click(
         h.explain.queue,
         inputs_of(h.explain.queue, e, g, top),
-        g.init_image,
+        source_outputs(g),
         queue=False,
         api_name="queue_compare",
         **PRIVATE,
@@ -199,7 +248,12 @@ def wire_grid(h: Handlers, grid: SimpleNamespace, g: SimpleNamespace, top: Simpl
         axis.change(lambda by: default_axis_values(by, names), axis, values, queue=False, **PRIVATE)
     grid.stop_btn.click(h.runs.stop, None, None, api_name="stop_grid", queue=False, **PRIVATE)
     sketch = grid.run_btn.click(
-        h.grid.queue, inputs_of(h.grid.queue, grid, g, top), g.init_image, queue=False, api_name="queue_grid", **PRIVATE
+        h.grid.queue,
+        inputs_of(h.grid.queue, grid, g, top),
+        source_outputs(g),
+        queue=False,
+        api_name="queue_grid",
+        **PRIVATE,
     )
     run = sketch.success(
         gpu(h.grid.grid),
@@ -230,7 +284,7 @@ def wire_loopback(h: Handlers, lb: SimpleNamespace, g: SimpleNamespace, top: Sim
     sketch = lb.run_btn.click(
         h.loopback.queue,
         inputs_of(h.loopback.queue, lb, g, top),
-        g.init_image,
+        source_outputs(g),
         queue=False,
         api_name="queue_loopback",
         **PRIVATE,

@@ -68,10 +68,10 @@ def test_a_visitor_who_clicks_behind_others_sees_their_place_and_wait(handlers):
     form = dict(source="image", sketch=None, image=FIREPLACE, prompt="fire", negative_prompt="", strength=1.0, steps=24)
     form.update(real_steps=False, seed=4, sampler="", guidance_scale=7.5, width=256, height=256, resize_mode="resize")
     form.update(preview="approx", view="latents", model=None, loras="")
-    _, status, prepared = runs.queue_run(**form, request=first)
+    _, status, prepared, *_ = runs.queue_run(**form, request=first)
     assert "Starting" in status and prepared.plan.steps_to_run == 24  # prepared once, handed to the run
     queue.start("a")
-    _, status, _ = runs.queue_run(**form, request=second)
+    _, status, *_ = runs.queue_run(**form, request=second)
     assert "Queued" in status and "1 run ahead" in status and re.search(r"about \d+ s before yours starts", status)
     queue.leave("a")
     queue.leave("b")
@@ -110,7 +110,7 @@ def test_a_click_prepares_its_request_once_and_the_plan_line_shares_its_image(ha
         runs.plan(source="image", model=None, **form)
         session = SimpleNamespace(session_hash="once")
         click = dict(form, prompt="fire", negative_prompt="", seed=3, resize_mode="resize", view="latents", loras="")
-        _, _, prepared = runs.queue_run(source="image", sketch=None, model=None, **click, request=session)
+        _, _, prepared, *_ = runs.queue_run(source="image", sketch=None, model=None, **click, request=session)
         assert len(prepared_calls) == 2  # the plan line's and the click's
         *_, last = runs.img2img(**click, model=None, prepared=prepared, request=session)
         assert len(prepared_calls) == 2  # the run took the click's prepared request

@@ -170,7 +170,7 @@ def test_a_series_is_in_the_wait_line_of_a_visitor_behind_it(served, client, api
         time.sleep(0.02)
     visitor = SimpleNamespace(session_hash="queued-behind-a-series")
     try:
-        _, status, _ = demo.handlers.runs.queue_run(image=FIREPLACE, prompt="fire", steps=10, strength=0.7,
+        _, status, *_ = demo.handlers.runs.queue_run(image=FIREPLACE, prompt="fire", steps=10, strength=0.7,
                                                     request=visitor)  # fmt: skip
     finally:
         demo.handlers.page.queue.leave(visitor.session_hash)
