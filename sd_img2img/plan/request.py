@@ -99,34 +99,12 @@ _SIZE_HELP = (
 
 @dataclass
 class GenerationRequest:
-    """One run's settings. ``init_image=None`` means prompt2img (strength does not apply).
-
-    Args:
-        prompt: what to make.
-        init_image: a path, bytes or PIL image; ``None`` for prompt2img.
-        negative_prompt: what to steer away from (LCM takes none: a warning says it was ignored).
-        strength: 0 < strength ≤ 1; how much of the schedule runs, and how far the init image may change.
-        steps: schedule length, or with ``real_steps`` the number of steps that must run.
-        real_steps: pick the schedule length so that exactly ``steps`` steps run.
-        seed: 0 ≤ seed < 2**64 (torch's CPU generator, as diffusers' and ComfyUI's, draws from its low 32 bits);
-            ``None`` picks one at random, below 2**32 (the result reports it).
-        sampler: a name from ``samplers.ALL_SAMPLER_NAMES`` that fits the model's family (``Engine.samplers``).
-        guidance_scale: classifier-free guidance; 1 turns it off (LCM: the guidance embedding's scale).
-        strength, steps, sampler, guidance_scale: ``None`` (the default) takes the loaded model's family's
-            default (``Engine.defaults``; SD 1.x/2.x: 0.75, 30, k_lms, 7.5).
-        width, height: multiples of 8; ``None`` takes the init image's own size (longest side ≤ ``max_side``),
-            for prompt2img the family's size (512; SDXL 1024).
-        resize_mode: how the init image is fitted to width×height: ``resize``, ``crop`` or ``fill``.
-        preview: how step latents become pictures: ``approx``, ``taesd`` or ``full``.
-        view: the view decoded while the run goes (``latents`` or ``x0``); with ``taesd``/``full`` the
-            other view is decoded when first asked for, so the run pays for one decode a step. ``approx``
-            decodes both (it is nearly free).
-        max_side: cap on the longest side of the default size.
-        loras: LoRA name → scale for this run (names from ``Engine.loras``; absent or 0 = off); ``None``: each
-            listed LoRA at its start-up scale.
-        mask, mask_from_alpha, invert_mask, mask_blur, masked_content, inpaint_area, padding: inpainting (a mask: a
-            path, bytes or PIL image, white = redraw; ``plan/mask.py`` settles it; each one's help says what it does).
-    """
+    """One run's settings, each field declared below with its label, help (what it does, its units and limits) and
+    range. For library callers: ``init_image`` and ``mask`` take a path, bytes or a PIL image (no ``init_image``:
+    prompt2img); ``strength``, ``steps``, ``sampler`` and ``guidance_scale`` left ``None`` take the model family's
+    defaults (``Engine.defaults``; SD 1.x/2.x: 0.75, 30, k_lms, 7.5); ``seed=None`` picks one below 2**32 (the result
+    reports it; torch's CPU generator, as diffusers' and ComfyUI's, draws from a seed's low 32 bits); ``loras`` maps a
+    listed LoRA's name to its scale (``None``: each at its start-up scale)."""
 
     prompt: str = setting(
         "",

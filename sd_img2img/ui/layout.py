@@ -361,6 +361,20 @@ def output_panel() -> SimpleNamespace:
         )
         ui.animation_preview = animation_preview()
     ui.batch = batch_strip()
+    steps_panel(ui)
+    with gr.Row():
+        ui.download = gr.DownloadButton("Download PNG (with settings)", elem_id="download", size="md")
+        ui.animation = gr.DownloadButton("Download animation (WebP)", elem_id="download-animation", size="md")
+    ui.batch_files = gr.File(
+        label="Each image's PNG (settings embedded)", file_count="multiple", interactive=False, visible=False
+    )
+    with gr.Accordion("Run info", open=False, elem_classes="more"):
+        ui.info = exact_json(label="Run info", elem_id="run-info")
+    return ui
+
+
+def steps_panel(ui: SimpleNamespace) -> None:
+    """Every step as it comes (the noisy latents or the predicted image), and the strip of them all."""
     with gr.Row(elem_classes="steps-head"):
         gr.HTML('<div class="section-title">Every step <span>step 0 is what SD starts from</span></div>')
         ui.view = gr.Radio(
@@ -393,15 +407,6 @@ def output_panel() -> SimpleNamespace:
         buttons=["download"],
         elem_classes="strip-image",
     )
-    with gr.Row():
-        ui.download = gr.DownloadButton("Download PNG (with settings)", elem_id="download", size="md")
-        ui.animation = gr.DownloadButton("Download animation (WebP)", elem_id="download-animation", size="md")
-    ui.batch_files = gr.File(
-        label="Each image's PNG (settings embedded)", file_count="multiple", interactive=False, visible=False
-    )
-    with gr.Accordion("Run info", open=False, elem_classes="more"):
-        ui.info = exact_json(label="Run info", elem_id="run-info")
-    return ui
 
 
 def batch_strip() -> gr.Gallery:
