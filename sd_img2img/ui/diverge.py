@@ -192,8 +192,11 @@ class DivergePage:
     @endpoint(("source", "sketch", *DIVERGE), OPTIONS)
     def queue(self, values: dict, request: gr.Request = None):
         """At the click, before the comparison queues: its place in the wait line (``ui.series.SeriesEvents.queue``).
-        Returns the initial image."""
-        return self.series.queue(lambda values: self.plan(values).series, {**values, "kind": "comparison"}, request)
+        Returns the initial image (a comparison takes no mask)."""
+        image, _, _ = self.series.queue(
+            lambda values: self.plan(values).series, {**values, "kind": "comparison"}, request
+        )
+        return image
 
     @endpoint(DIVERGE, OPTIONS)
     def diverge(self, values: dict, request: gr.Request = None):
@@ -354,6 +357,8 @@ def diverge_chart(comparison: Comparison | None = None) -> gr.LinePlot:
         y="difference",
         color="line",
         title="Difference at each noise level",
+        label="Difference at each noise level",
+        show_label=False,  # the title says it
         x_title=level_title(comparison),
         y_title="mean difference (of 255)",
         color_title="",

@@ -204,10 +204,20 @@ def mask_settings(ui: SimpleNamespace) -> None:
                 ui.invert_mask = gr.Checkbox(False, elem_id="invert-mask", **labels("invert_mask"))
         with gr.Row(elem_classes="mask-row"):
             ui.mask_blur = gr.Slider(
-                *limits("mask_blur"), value=config.DEFAULT_MASK_BLUR, step=1, elem_id="mask-blur", **labels("mask_blur")
+                *limits("mask_blur"),
+                value=config.DEFAULT_MASK_BLUR,
+                step=1,
+                precision=0,
+                elem_id="mask-blur",
+                **labels("mask_blur"),
             )
             ui.padding = gr.Slider(
-                *limits("padding"), value=config.DEFAULT_PADDING, step=1, elem_id="padding", **labels("padding")
+                *limits("padding"),
+                value=config.DEFAULT_PADDING,
+                step=1,
+                precision=0,
+                elem_id="padding",
+                **labels("padding"),
             )
         with gr.Row(elem_classes="mask-row"):
             ui.masked_content = gr.Radio(
@@ -257,7 +267,12 @@ def settings_panel(h: Handlers) -> SimpleNamespace:
         ui.dice = gr.Button("🎲 Random", elem_id="seed-random", scale=0, min_width=96, size="md")
         ui.reuse = gr.Button("↺ Last seed", elem_id="seed-reuse", scale=0, min_width=110, size="md")
     ui.batch_count = gr.Slider(
-        *limits("batch_count", BATCH), value=1, step=1, elem_id="batch-count", **labels("batch_count", BATCH)
+        *limits("batch_count", BATCH),
+        value=1,
+        step=1,
+        precision=0,
+        elem_id="batch-count",
+        **labels("batch_count", BATCH),
     )
     more_settings(h, family, ui)
     return ui
@@ -604,7 +619,7 @@ def diverge_panel(h: Handlers) -> SimpleNamespace:
     with gr.Row(elem_classes="actions"):
         ui.run_btn = gr.Button("Compare the two runs", variant="primary", elem_id="diverge-run", scale=3)
         ui.stop_btn = gr.Button("Stop", elem_id="diverge-stop", scale=1)
-    ui.view = gr.HTML(empty_diverge_html(), elem_id="diverge-view")
+    ui.view = gr.HTML(empty_diverge_html(), label="Where the runs part", elem_id="diverge-view")
     ui.chart = diverge_chart()
     with gr.Accordion("PNGs and info", open=False, elem_classes="more"):
         ui.files = gr.File(
@@ -639,6 +654,7 @@ def diverge_shared(h: Handlers, ui: SimpleNamespace) -> None:
                 *limits("steps"),
                 value=config.DIVERGE_VALUES[0],
                 step=1,
+                precision=0,  # the API types it as an int
                 visible=config.DIVERGE_VARY != "steps",
                 elem_id="diverge-steps",
                 **labels("steps", DIVERGE_OPTIONS),

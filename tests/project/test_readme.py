@@ -63,6 +63,7 @@ def test_the_readme_links_resolve_and_names_hf_token_and_hardware():
 
 def test_the_readmes_api_snippet_uses_the_endpoints_parameters():
     """The gradio_client example names only parameters /img2img takes (the public API's names)."""
+    from sd_img2img.series.batch import OPTIONS as BATCH
     from sd_img2img.ui.endpoints import parameters
     from sd_img2img.ui.runs import IMG2IMG
 
@@ -70,7 +71,7 @@ def test_the_readmes_api_snippet_uses_the_endpoints_parameters():
     calls = [n for n in ast.walk(ast.parse(snippet)) if isinstance(n, ast.Call)]
     (predict,) = [n for n in calls if getattr(n.func, "attr", "") == "predict"]
     names = {k.arg for k in predict.keywords} - {"api_name"}
-    assert {"image", "prompt", "strength", "steps"} <= names <= {p.name for p in parameters(IMG2IMG)}
+    assert {"image", "prompt", "strength", "steps"} <= names <= {p.name for p in parameters(IMG2IMG, BATCH)}
 
 
 def test_the_readmes_commands_run(tmp_path, capsys, monkeypatch, tiny_checkpoint):

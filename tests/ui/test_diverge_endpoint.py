@@ -120,7 +120,7 @@ def test_a_comparison_is_in_the_wait_line_of_a_visitor_behind_it(served, client)
         time.sleep(0.02)
     visitor = SimpleNamespace(session_hash="queued-behind-a-comparison")
     try:
-        _, status, _ = demo.handlers.runs.queue_run(
+        _, status, *_ = demo.handlers.runs.queue_run(
             image=FIREPLACE, prompt="fire", steps=10, strength=0.7, request=visitor
         )
     finally:

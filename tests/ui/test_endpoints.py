@@ -111,8 +111,9 @@ def test_no_server_path_in_the_api_or_the_run_info(client, tiny_checkpoint):
     assert model["parameter_default"] == tiny_checkpoint.name and model["type"]["enum"] == [tiny_checkpoint.name]
     for name, endpoint in api.items():
         types = {p["parameter_name"]: p["python_type"]["type"] for p in endpoint["parameters"]}
-        assert all(types[k] == "int" for k in ("steps", "loops") if k in types), (name, types)
-        assert all(not r["label"].startswith("value_") for r in endpoint["returns"]), name
+        whole = ("steps", "loops", "batch_count", "mask_blur", "padding")
+        assert all(types[k] == "int" for k in whole if k in types), (name, {k: types.get(k) for k in whole})
+        assert all(not r["label"].startswith("value_") for r in endpoint["returns"]), (name, endpoint["returns"])
     output, _, info, *_ = client.predict(prompt="fire", steps=2, seed=1, width=64, height=64, api_name="/txt2img")
     assert info["model"] == tiny_checkpoint.name
     server_path = str(tiny_checkpoint.parent)
