@@ -85,7 +85,15 @@ COMPARE_STRENGTH = 0.4  # strength of each column when comparing step counts
 COMPARE_MAX_COLUMNS = 6
 COMPARE_FRAME_HEIGHT = 96  # height of one step in the explain table's strips
 COMPARE_FRAMES_PER_ROW = 6  # … which wrap after this many steps, so every step fits the column
-GPU_SECONDS = 120  # ZeroGPU: the longest one request may hold the GPU
+GPU_SECONDS = 120  # ZeroGPU: the GPU time asked for a run before this server has measured one
+GPU_SECONDS_MARGIN = 1.5  # ZeroGPU: a run asks for its estimate × this (+ GPU_SECONDS_FLOOR), so a slow one finishes
+GPU_SECONDS_FLOOR = 10  # … seconds on top (the model moving to the GPU)
+VIEW_GPU_SECONDS = 30  # ZeroGPU: redrawing a finished run's steps in the other view (decoded on first use)
+# The longest one request (a run, a grid, a loopback, …) may be estimated to take; 0: no limit. 5 minutes: a visitor
+# waits about that long at most, and it still admits one full SD1.5 run at 512² on a 2-vCPU Space (30 steps × 0.75 ≈
+# 2–4 min), while a grid of several such is refused with its numbers. Runs take turns, so the limit is about the
+# visitor's own wait and the server's share, not about the others' (they go in between).
+MAX_REQUEST_SECONDS = 300
 MAX_KEPT_RUNS = 64  # the demo keeps the files of at most this many recent runs (output PNG, steps, strip) …
 KEEP_RUN_SECONDS = 3600  # … and none older than this; gradio's own cache (uploads) is swept on the same age
 CACHE_SWEEP_SECONDS = 600  # how often gradio sweeps its cache

@@ -103,6 +103,17 @@ class _LoraAction(argparse.Action):
         setattr(namespace, self.dest, current + list(values))
 
 
+def non_negative_seconds(text: str) -> float:
+    """A number of seconds, 0 or more (0: no limit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0: no limit)") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0 (no limit) or more seconds")
+    return value
+
+
 def _lora_specs(text: str):
     """argparse type of ``--lora``: ``FILE[:SCALE]`` (several separated by commas or newlines)."""
     from sd_img2img.errors import UserInputError
@@ -236,6 +247,7 @@ class AppSettings:
     share: bool = False
     max_side: int = config.MAX_SIDE
     queue_size: int = config.QUEUE_MAX_SIZE
+    max_request_seconds: float = config.MAX_REQUEST_SECONDS  # 0: no limit
     backend: str = "local"  # where the models run: "local" (this process) or "ray" (Ray Serve workers)
     ray: RayOptions = field(default_factory=RayOptions)  # the Ray backend's layout (``add_ray_flags``)
     mcp: bool = False  # also serve gradio's MCP server (/gradio_api/mcp/), each public endpoint a tool
@@ -274,6 +286,15 @@ def build_parser(environ: dict[str, str] | None = None, prog: str = "python app.
         help="requests that may wait in the queue",
     )
     p.add_env_argument(
+        "--max-request-seconds",
+        "MAX_REQUEST_SECONDS",
+        type=non_negative_seconds,
+        default=config.MAX_REQUEST_SECONDS,
+        help=f"refuse a request (a run, a grid, a loopback …) estimated to take longer than this here, once this "
+        f"server has measured runs, saying its numbers (default {config.MAX_REQUEST_SECONDS}: about the longest a "
+        "visitor waits; 0: no limit)",
+    )
+    p.add_env_argument(
         "--mcp",
         "MCP",
         action="store_true",
@@ -305,6 +326,7 @@ def parse_settings(
         share=a.share,
         max_side=a.max_side,
         queue_size=a.queue_size,
+        max_request_seconds=a.max_request_seconds,
         backend=a.backend,
         ray=ray_options_from(a, parser),
     )

@@ -21,6 +21,7 @@ from sd_img2img import config
 from sd_img2img.engine.backend import Backend, LocalBackend
 from sd_img2img.engine.cpu_memory import keep_freed_memory
 from sd_img2img.engine.engine import Engine
+from sd_img2img.engine.zero_gpu import on_zero_gpu
 from sd_img2img.errors import BackendError
 from sd_img2img.models import download
 from sd_img2img.settings import AppSettings, models_from, parse_settings, quiet_libraries
@@ -70,7 +71,7 @@ def build_demo(models, settings: AppSettings | None = None) -> gr.Blocks:
     """The page, serving ``models``: a ``Backend`` (``LocalBackend(...).start()`` loads the first model in the
     background, and the badge shows how that goes), a ``ModelSet`` or one ``Engine`` (served as they are)."""
     settings = settings or AppSettings()
-    backend = as_backend(models)
+    backend = on_zero_gpu(as_backend(models))  # on ZeroGPU each run is its own GPU call (engine.zero_gpu)
     with gr.Blocks(
         title="sd-img2img · every step of img2img",
         fill_width=False,
@@ -118,13 +119,16 @@ def build_demo(models, settings: AppSettings | None = None) -> gr.Blocks:
         wire_grid(h, grid, g, top)
         wire_loopback(h, g.loopback, g, top)
         wire_diverge(h, diverge, g, top)
+        demo.unload(h.runs.leave)  # a closed tab: its run stops (between steps, or before its turn comes)
     demo.handlers = h  # for tests and embedding: the page's logic without a browser
     return demo
 
 
 def footer_note(capacity: int) -> str:
     """The line under the page: how runs are served, where the settings are, the API."""
-    served = "Runs are queued one at a time." if capacity == 1 else f"Up to {capacity} runs go at once; others queue."
+    served = "Runs take turns on the model: a grid or a loopback lets others' runs in between its own."
+    if capacity > 1:
+        served = f"Up to {capacity} runs go at once; the rest take turns, a grid's cells with others' runs."
     return (
         f'<div class="footer-note">{served} Settings are embedded in every PNG — drop one back in to reproduce it. '
         "Use the API link below for gradio_client.</div>"

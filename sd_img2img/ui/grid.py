@@ -182,6 +182,8 @@ def header(axis, value, family_of, scope: str, grid: Grid) -> str:
 
 
 def cell_html(cell, thumbs: dict, done: bool) -> str:
+    if cell.failed:  # the others went on
+        return f'<td class="failed"><b>Failed</b><small>{esc(cell.error)}</small></td>'
     if not cell.done:
         text = "not run (stopped)" if done else '<span class="spinner"></span>waiting…'
         return f'<td class="pending">{text}</td>'

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 from sd_img2img.engine.backend import Backend, ModelStatus
+from sd_img2img.engine.turns import TurnQueue
 from sd_img2img.errors import GenerationError, ModelLoadError, UserInputError, check_choice
 from sd_img2img.models.families import Family
+from sd_img2img.plan.timing import format_duration
 from sd_img2img.settings import AppSettings
 from sd_img2img.ui.form import page_max_side
 from sd_img2img.ui.state import RunFiles, RunQueue, StopFlags
@@ -47,13 +49,44 @@ class Page:
         backend: where the runs go (visitors choose among its model names only).
         settings: the demo's settings (default preview, size cap).
         files: where each run's files go (the page sets this to a folder in gradio's own cache).
+        turns: the runs' turns on the models (``engine.turns``), as many at once as the backend takes.
+        queue: the wait line a visitor who clicks is shown.
     """
 
     backend: Backend
     settings: AppSettings
     files: RunFiles = field(default_factory=RunFiles)
     stops: StopFlags = field(default_factory=StopFlags)
-    queue: RunQueue = field(default_factory=RunQueue)
+    turns: TurnQueue | None = None
+    queue: RunQueue | None = None
+
+    def __post_init__(self):
+        self.turns = self.turns or TurnQueue(self.backend.capacity)
+        self.queue = self.queue or RunQueue(capacity=self.backend.capacity)
+
+    def check_free(self, session: str | None) -> None:
+        """A session has one thing in flight: a click while its run or series goes is refused, saying so."""
+        busy = self.queue.busy(session)
+        if busy is not None:
+            raise user_error(
+                f"You have {busy.describe()} going already: one at a time for each visitor. Press Stop to end it "
+                "(what it has finished is kept), or wait for it, then click again."
+            )
+
+    def start(self, session: str | None) -> None:
+        """The session's run or series starts (``UserInputError`` when another of its own has started already)."""
+        if not self.queue.start(session):
+            self.check_free(session)
+
+    def check_time(self, seconds: float | None, what: str, reduce: str) -> None:
+        """Refuse a request estimated (once this server has measured runs) over ``--max-request-seconds``, with its
+        numbers and what to ``reduce``; before any measurement the step limits alone apply."""
+        limit = self.settings.max_request_seconds
+        if seconds is not None and limit and seconds > limit:
+            raise user_error(
+                f"{what} would take {format_duration(seconds)} here, above this server's limit of "
+                f"{format_duration(limit).removeprefix('about ')} for one request; {reduce}"
+            )
 
     @property
     def on_cpu(self) -> bool:

@@ -11,7 +11,7 @@ from sd_img2img.engine.result import GenerationResult
 from sd_img2img.formats.animation import step_animation
 from sd_img2img.formats.metadata import save_png
 from sd_img2img.plan.prepare import PreparedRequest
-from sd_img2img.ui.html import caption, summary_html
+from sd_img2img.ui.html import caption, status_html, summary_html
 from sd_img2img.ui.page import shown_to_user
 from sd_img2img.ui.state import save_step_image
 
@@ -81,3 +81,29 @@ def switch_view(last, view):
         animation = animate(result, folder, view, last.get("reference"))
     path = str(animation.path) if animation is not None else None
     return gallery, strip, path, path
+
+
+def stream_steps(stream, prepared: PreparedRequest, view: str, folder, steps: list):
+    """Yield the page as each step of ``stream`` arrives (into ``steps``); return the result."""
+    # Plain values while streaming, not gr.skip(): gradio keeps every component a prop update creates for a
+    # session (tens of KB per run, for as long as the session lives); clearing the last result is cheap.
+    yield None, [], None, None, status_html("running", "Starting…", 0.0), None, gr.skip(), None
+    try:
+        with shown_to_user():
+            for item in stream:
+                if isinstance(item, GenerationResult):
+                    return item
+                path = save_step_image(item.image(view), folder / f"step{item.index:03d}.webp")
+                steps.append((path, caption(item, prepared.plan.reference, prepared.mask is not None)))
+                text = "the initial image SD sees" if item.index == 0 else f"step {item.index} of {item.total}"
+                if item.index == 0 and prepared.mask is not None:
+                    text = "step 0: the masked region noised, the rest as kept"
+                if item.index == 0 and prepared.plan.reference:
+                    text = "step 0: pure noise (your image is the reference)"
+                running = status_html("running", text, item.index / max(1, item.total))
+                yield None, list(steps), None, None, running, None, gr.skip(), None
+    except gr.Error as e:  # the status line says it too (the steps computed stay), not only the message
+        failed = status_html("failed", f"<b>Failed</b> · {e.message}")  # user_error escaped the message
+        yield None, list(steps), None, None, failed, None, gr.skip(), None
+        raise
+    return None

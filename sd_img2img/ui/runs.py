@@ -11,22 +11,21 @@ from __future__ import annotations
 
 import gradio as gr
 
-from sd_img2img.engine.result import GenerationResult
 from sd_img2img.errors import UserInputError
 from sd_img2img.plan.prepare import PreparedRequest
 from sd_img2img.plan.request import GenerationRequest
 from sd_img2img.plan.timing import format_wait
 from sd_img2img.series.batch import OPTIONS as BATCH
 from sd_img2img.series.batch import batch_count, plan_batch
-from sd_img2img.series.series import estimate_series
+from sd_img2img.series.series import estimate_runs
 from sd_img2img.ui import run_view
 from sd_img2img.ui.batch import BatchRuns
 from sd_img2img.ui.endpoints import endpoint, form_names
 from sd_img2img.ui.form import form_request
-from sd_img2img.ui.html import caption, esc, plan_line, status_html
+from sd_img2img.ui.html import esc, plan_line, status_html
 from sd_img2img.ui.page import Page, session_id, shown_to_user, user_error
 from sd_img2img.ui.sources import SOURCE_CHOICES, Source, painted_fingerprint, settle_source
-from sd_img2img.ui.state import save_step_image
+from sd_img2img.ui.state import TURN_POLL_SECONDS
 
 IMG2IMG = (*form_names(), *BATCH)
 TXT2IMG = (*form_names(img2img=False), *BATCH)
@@ -108,20 +107,24 @@ class Runs:
         wait line (the status says what is ahead and how long it will take).
         Returns the initial image, the status line, the prepared request (for the run), the mask, whether the
         transparency is the mask and the fingerprint of the picture the Inpaint tab paints on."""
+        session = session_id(request)
+        self.page.check_free(session)
         source = self.use_source(values, request)
         with shown_to_user():
             prepared = self.prepare(self.request(with_source(values, source)), values["model"])
             count = batch_count(values)
-        session = session_id(request)
         if count > 1 and prepared is not None:
             series = plan_batch(prepared, self.page.model_name(values["model"]), count)
-            seconds = estimate_series(self.page.backend, series)
+            seconds = estimate_runs(self.page.backend, series)
+            self.page.check_time(seconds and sum(seconds), series.what(), "make fewer images, or fewer steps")
             ahead, seconds = self.page.queue.join(session, seconds, what=series.what(), runs=count, noun="image")
         else:
-            ahead, seconds = self.page.queue.join(session, self.estimate(prepared, values["model"]))
+            seconds = self.estimate(prepared, values["model"])
+            self.page.check_time(seconds, "this run", "lower the steps, the strength or the size")
+            ahead, seconds = self.page.queue.join(session, seconds)
         status = status_html("running", "Starting…", 0.0)
         if ahead:
-            status = status_html("queued", f"Queued · {esc(format_wait(seconds, ahead))}", 0.0)
+            status = status_html("queued", f"Queued · {esc(wait_line(seconds, ahead))}", 0.0)
         image, mask, alpha = source_outputs(source)
         return image, status, prepared, mask, alpha, painted_fingerprint(source)
 
@@ -165,56 +168,59 @@ class Runs:
             return self.page.backend.prepare(request, self.page.model_name(model))
 
     def run(self, request: GenerationRequest, session: str | None, model: str | None, prepared=None):
-        """Shared by /img2img and /txt2img: yield page updates as each step arrives, then the result."""
+        """Shared by /img2img and /txt2img: wait for the run's turn (the wait line updated each second), then yield
+        page updates as each step arrives, then the result."""
         page, name = self.page, self.page.model_name(model)
-        page.queue.start(session)
+        prepared = self.ready(request, model, prepared)
+        if not page.queue.has(session):  # an API call, which no click queued
+            page.check_free(session)
+            seconds = self.estimate(prepared, model)
+            page.check_time(seconds, "this run", "lower the steps, the strength or the size")
+            page.queue.join(session, seconds)
+        page.start(session)
         flag = page.stops.begin(session)
+        ticket = page.turns.ticket(session)
         try:
-            prepared = self.ready(request, model, prepared)
-            with shown_to_user():
-                stream = page.backend.stream(prepared, name, should_stop=flag.is_set)
-        except BaseException:
+            while not ticket.wait(TURN_POLL_SECONDS):
+                if flag.is_set():  # Stop, or the tab closed, before its turn came
+                    yield (
+                        None,
+                        [],
+                        None,
+                        None,
+                        status_html("stopped", "Stopped before its turn came"),
+                        None,
+                        gr.skip(),
+                        None,
+                    )
+                    return
+                ahead, seconds = page.queue.ahead_of(session)
+                queued = status_html("queued", f"Queued · {esc(wait_line(seconds, ahead))}", 0.0)
+                yield None, [], None, None, queued, None, gr.skip(), None
+            result = yield from self.take_turn(request, prepared, name, flag)
+        finally:
+            ticket.release()
             page.stops.end(session, flag)
             page.queue.leave(session)
-            raise
-        folder = page.files.new()
+        yield result
+
+    def take_turn(self, request: GenerationRequest, prepared: PreparedRequest, name: str, flag):
+        """The run, in its turn: its steps streamed into the gallery; returns the page's finished outputs."""
+        with shown_to_user():
+            stream = self.page.backend.stream(prepared, name, should_stop=flag.is_set)
+        folder = self.page.files.new()
         steps = run_view.reference_item(prepared, folder)
         shown = len(steps)  # an edit model's reference image stands before step 0
         try:
-            result = yield from self.steps(stream, prepared, request.view, folder, steps)
+            result = yield from run_view.stream_steps(stream, prepared, request.view, folder, steps)
         finally:
             stream.close()
-            page.stops.end(session, flag)
-            page.queue.leave(session)
+        if result is None and flag.is_set():  # stopped from outside the run (a ZeroGPU call is closed)
+            stopped = status_html("stopped", f"<b>Stopped</b> · {len(steps) - shown} steps shown")
+            return None, list(steps), None, None, stopped, None, gr.skip(), None
         if result is None:
             raise user_error("the run ended without a result; try again")
-        yield run_view.finished(result, folder, steps, request.view, steps[:shown], prepared.image if shown else None)
-
-    @staticmethod
-    def steps(stream, prepared: PreparedRequest, view: str, folder, steps: list):
-        """Yield the page as each step of ``stream`` arrives (into ``steps``); return the result."""
-        # Plain values while streaming, not gr.skip(): gradio keeps every component a prop update creates for a
-        # session (tens of KB per run, for as long as the session lives); clearing the last result is cheap.
-        yield None, [], None, None, status_html("running", "Starting…", 0.0), None, gr.skip(), None
-        try:
-            with shown_to_user():
-                for item in stream:
-                    if isinstance(item, GenerationResult):
-                        return item
-                    path = save_step_image(item.image(view), folder / f"step{item.index:03d}.webp")
-                    steps.append((path, caption(item, prepared.plan.reference, prepared.mask is not None)))
-                    text = "the initial image SD sees" if item.index == 0 else f"step {item.index} of {item.total}"
-                    if item.index == 0 and prepared.mask is not None:
-                        text = "step 0: the masked region noised, the rest as kept"
-                    if item.index == 0 and prepared.plan.reference:
-                        text = "step 0: pure noise (your image is the reference)"
-                    running = status_html("running", text, item.index / max(1, item.total))
-                    yield None, list(steps), None, None, running, None, gr.skip(), None
-        except gr.Error as e:  # the status line says it too (the steps computed stay), not only the message
-            failed = status_html("failed", f"<b>Failed</b> · {e.message}")  # user_error escaped the message
-            yield None, list(steps), None, None, failed, None, gr.skip(), None
-            raise
-        return None
+        return run_view.finished(result, folder, steps, request.view, steps[:shown], prepared.image if shown else None)
 
     def switch_view(self, last, view):
         """Redraw the gallery, strip and animation of the last run in the other view (decoded on first use)."""
@@ -224,6 +230,10 @@ class Runs:
         """Stop this session's run (or series) after its current step; what was computed is kept and returned."""
         self.page.stops.stop(session_id(request))
 
+    def leave(self, request: gr.Request = None):
+        """The visitor's tab closed: their run (or series) stops, between steps or before its turn comes."""
+        self.page.stops.stop(session_id(request))
+
     def use_source(self, values: dict, request: gr.Request = None) -> Source:
         """At the click, before the run queues: a Stop pressed earlier is forgotten (so it cannot end this run), and
         the source tab in use gives the initial image and the mask (``ui.sources.settle_source``)."""
@@ -231,6 +241,15 @@ class Runs:
         folder = self.page.files.new() if values.get("source") == "inpaint" else None  # the painted mask's PNG
         with shown_to_user():
             return settle_source(values, folder)
+
+
+def wait_line(seconds: float | None, ahead: list[str]) -> str:
+    """``about 8 s before yours starts (a grid of 6 cells (3 of 6 left, about 40 s) ahead) · runs take turns: yours
+    goes in between`` (the note when a series is ahead)."""
+    line = format_wait(seconds, ahead)
+    if any(item != "a run" for item in ahead):
+        line += " · runs take turns: yours goes in between"
+    return line
 
 
 def with_source(values: dict, source: Source) -> dict:

@@ -22,21 +22,25 @@ from pathlib import Path
 from typing import Callable
 
 from sd_img2img import config
+from sd_img2img.plan.timing import format_duration
 
 # -- ZeroGPU -----------------------------------------------------------------------------------------------
 
 
 def gpu(fn: Callable) -> Callable:
-    """``spaces.GPU(duration=GPU_SECONDS)(fn)`` on Hugging Face ZeroGPU hardware (the ``spaces`` package is
-    importable there); ``fn`` itself everywhere else."""
+    """``spaces.GPU(duration=VIEW_GPU_SECONDS)(fn)`` on Hugging Face ZeroGPU hardware (the ``spaces`` package is
+    importable there), for the page's short GPU work outside a run (redrawing a run's steps in the other view);
+    ``fn`` itself everywhere else. The runs themselves are one GPU call each (``engine.zero_gpu``)."""
     try:
         import spaces  # type: ignore[import-not-found]
     except ImportError:
         return fn
-    return spaces.GPU(duration=config.GPU_SECONDS)(fn)
+    return spaces.GPU(duration=config.VIEW_GPU_SECONDS)(fn)
 
 
 # -- the queue, as a waiting visitor sees it ----------------------------------------------------------------
+
+TURN_POLL_SECONDS = 1.0  # a run waiting for its turn redraws its wait line this often
 
 
 @dataclass
@@ -44,66 +48,121 @@ class Waiting:
     """One session's run or series in the wait line."""
 
     clicked: float
-    estimate: float | None  # seconds it takes in all (None: not known yet)
+    estimates: list[float] | None  # each run's seconds (None: not known yet)
     what: str = "a run"  # "a grid of 6 cells"
     runs: int = 1
     noun: str = "run"
     started: float | None = None
-    done: int = 0  # runs of it finished
+    done: int = 0  # runs of it ended
+    run_started: float | None = None  # when its current run began (or began waiting for its turn)
+
+    @property
+    def estimate(self) -> float | None:
+        return None if self.estimates is None else sum(self.estimates)
+
+    def _current_left(self, now: float) -> float:
+        """Seconds left of its current run (its first, before it starts)."""
+        current = self.estimates[min(self.done, len(self.estimates) - 1)]
+        return max(0.0, current - (now - self.run_started)) if self.run_started is not None else current
 
     def seconds_left(self, now: float) -> float | None:
-        if self.estimate is None:
+        """Seconds left of all its runs."""
+        if self.estimates is None:
             return None
-        return max(0.0, self.estimate - (now - self.started)) if self.started is not None else self.estimate
+        return self._current_left(now) + sum(self.estimates[self.done + 1 :])
 
-    def describe(self) -> str:
-        """``a run``, ``a grid of 6 cells`` (``… (2 of 6 done)`` once it has finished some)."""
-        return self.what + (f" ({self.done} of {self.runs} done)" if self.runs > 1 and self.done else "")
+    def turn_seconds(self, now: float) -> float | None:
+        """Seconds it holds the models before a run clicked now gets its turn: runs take turns, so one run of it
+        (the one going, or its first)."""
+        return None if self.estimates is None else self._current_left(now)
+
+    def describe(self, now: float | None = None) -> str:
+        """``a run``, ``a grid of 6 cells`` (``… (3 of 6 left, about 40 s)`` once it has started)."""
+        if self.runs == 1 or self.started is None:
+            return self.what
+        left = self.seconds_left(now if now is not None else time.monotonic())
+        more = f", {format_duration(left)}" if left is not None else ""
+        return f"{self.what} ({self.runs - self.done} of {self.runs} left{more})"
 
 
 class RunQueue:
     """The runs and series clicked and not finished, in click order, each with its estimated seconds: what a visitor
-    who clicks now waits for (gradio's one model queue serves them in that order). One entry per session."""
+    who clicks now waits for. Runs take turns (``engine.turns``), so a visitor waits for one run of each that is
+    ahead, shared among the runs that go at once (``capacity``). One entry per session: a session has one thing in
+    flight (``busy``)."""
 
-    def __init__(self, forget_seconds: float = config.QUEUE_FORGET_SECONDS):
+    def __init__(self, forget_seconds: float = config.QUEUE_FORGET_SECONDS, capacity: int = 1):
         self._lock = threading.Lock()
         self._waiting: dict[str, Waiting] = {}
         self.forget_seconds = forget_seconds
+        self.capacity = max(1, capacity)
 
     def join(
-        self, session: str | None, estimate: float | None, what: str = "a run", runs: int = 1, noun: str = "run"
+        self,
+        session: str | None,
+        estimate: float | list[float] | None,
+        what: str = "a run",
+        runs: int = 1,
+        noun: str = "run",
     ) -> tuple[list[str], float | None]:
-        """Queue ``session``'s run (or series: ``what`` it is, of ``runs`` runs); return what is ahead of it, each as
-        a wait line names it, and the seconds they will take (None if any is unknown)."""
+        """Queue ``session``'s run (or series: ``what`` it is, of ``runs`` runs; ``estimate``: its seconds in all, or
+        each run's); return what is ahead of it, each as a wait line names it, and the seconds before its turn
+        comes (None if any is unknown)."""
         now = time.monotonic()
+        if estimate is not None and not isinstance(estimate, list):
+            estimate = [estimate / runs] * runs
         with self._lock:
             for old in [s for s, w in self._waiting.items() if now - w.clicked > self.forget_seconds]:
                 del self._waiting[old]
             ahead = [w for s, w in self._waiting.items() if s != session]
             if session:
                 self._waiting[session] = Waiting(now, estimate, what, runs, noun)
-        seconds = 0.0
-        for waiting in ahead:
-            left = waiting.seconds_left(now)
-            if left is None:
-                return [w.describe() for w in ahead], None
-            seconds += left
-        return [w.describe() for w in ahead], seconds
+            return self._wait(ahead, now)
+
+    def ahead_of(self, session: str | None) -> tuple[list[str], float | None]:
+        """What is ahead of ``session``'s run now (what has started, and what was clicked before it) and the seconds
+        before its turn comes, as ``join`` says them."""
+        now = time.monotonic()
+        with self._lock:
+            mine = self._waiting.get(session)
+            clicked = mine.clicked if mine is not None else now
+            ahead = [
+                w for s, w in self._waiting.items() if s != session and (w.started is not None or w.clicked < clicked)
+            ]
+            return self._wait(ahead, now)
+
+    def _wait(self, ahead: list[Waiting], now: float) -> tuple[list[str], float | None]:
+        names = [w.describe(now) for w in ahead]
+        turns = [w.turn_seconds(now) for w in ahead]
+        return names, (None if None in turns else sum(turns) / self.capacity)
 
     def has(self, session: str | None) -> bool:
         with self._lock:
             return session in self._waiting
 
-    def start(self, session: str | None) -> None:
+    def busy(self, session: str | None) -> Waiting | None:
+        """``session``'s run or series that has started and not ended (a session has one thing in flight)."""
         with self._lock:
-            if session in self._waiting:
-                self._waiting[session].started = time.monotonic()
+            waiting = self._waiting.get(session)
+            return waiting if waiting is not None and waiting.started is not None else None
+
+    def start(self, session: str | None) -> bool:
+        """``session``'s run or series starts; False when one of its runs or series has started already."""
+        with self._lock:
+            waiting = self._waiting.get(session)
+            if waiting is None:
+                return True
+            if waiting.started is not None:
+                return False
+            waiting.started = waiting.run_started = time.monotonic()
+            return True
 
     def progress(self, session: str | None, done: int) -> None:
-        """``done`` runs of ``session``'s series have finished."""
+        """``done`` runs of ``session``'s series have ended (the next one begins)."""
         with self._lock:
             if session in self._waiting:
                 self._waiting[session].done = done
+                self._waiting[session].run_started = time.monotonic()
 
     def leave(self, session: str | None) -> None:
         with self._lock:

@@ -21,8 +21,10 @@ PRIVATE = dict(api_visibility="private", show_progress="hidden")  # page-only ev
 
 
 def model_event(h: Handlers) -> dict:
-    """Every event that uses the models: one queue, as many at once as the backend takes."""
-    return dict(concurrency_id=MODEL_QUEUE, concurrency_limit=h.page.backend.capacity)
+    """Every event that uses the models: one queue whose events all start (up to the queue's size for each run the
+    backend takes at once), each of their runs then waiting for its own turn on the models (``engine.turns``), so a
+    series never holds the others for longer than one run."""
+    return dict(concurrency_id=MODEL_QUEUE, concurrency_limit=h.page.settings.queue_size * h.page.backend.capacity)
 
 
 def fields(names, *spaces: SimpleNamespace) -> list:
@@ -112,7 +114,7 @@ def wire_run(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
         **PRIVATE,
     )
     run = click.success(
-        gpu(h.runs.img2img),
+        h.runs.img2img,
         inputs_of(h.runs.img2img, g, top),
         run_outputs,
         api_name="img2img",
@@ -130,7 +132,7 @@ def wire_run(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
         **PRIVATE,
     )
     top.txt2img_btn.click(
-        gpu(h.runs.txt2img),
+        h.runs.txt2img,
         inputs_of(h.runs.txt2img, g),
         run_outputs,
         api_name="txt2img",
@@ -217,7 +219,7 @@ def wire_explain(h: Handlers, e: SimpleNamespace, g: SimpleNamespace, top: Simpl
         **PRIVATE,
     )
     sketch.success(
-        gpu(h.explain.compare),
+        h.explain.compare,
         inputs_of(h.explain.compare, e, g),
         [e.table, e.info],
         api_name="compare",
@@ -256,7 +258,7 @@ def wire_grid(h: Handlers, grid: SimpleNamespace, g: SimpleNamespace, top: Simpl
         **PRIVATE,
     )
     run = sketch.success(
-        gpu(h.grid.grid),
+        h.grid.grid,
         inputs_of(h.grid.grid, grid, g),
         [grid.table, grid.info, grid.files],
         api_name="grid",
@@ -290,7 +292,7 @@ def wire_loopback(h: Handlers, lb: SimpleNamespace, g: SimpleNamespace, top: Sim
         **PRIVATE,
     )
     run = sketch.success(
-        gpu(h.loopback.loopback),
+        h.loopback.loopback,
         inputs_of(h.loopback.loopback, lb, g),
         [lb.strip, lb.animation, lb.files, lb.info],
         api_name="loopback",
@@ -330,7 +332,7 @@ def wire_diverge(h: Handlers, d: SimpleNamespace, g: SimpleNamespace, top: Simpl
         **PRIVATE,
     )
     run = sketch.success(
-        gpu(h.diverge.diverge),
+        h.diverge.diverge,
         inputs_of(h.diverge.diverge, d, g),
         [d.view, d.chart, d.info, d.files],
         api_name="diverge",
