@@ -15,7 +15,12 @@ import threading
 from pathlib import Path
 from types import SimpleNamespace
 
-import gradio as gr
+try:  # ZeroGPU: its spaces package must be imported before gradio, and before torch is asked about CUDA
+    import spaces  # type: ignore[import-not-found]  # noqa: F401
+except ImportError:
+    pass
+
+import gradio as gr  # noqa: E402
 
 from sd_img2img import config
 from sd_img2img.engine.backend import Backend, LocalBackend
