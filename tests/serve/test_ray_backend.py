@@ -284,9 +284,12 @@ def picture_and_info(output) -> tuple:
     return Image.open(png["path"] if isinstance(png, dict) else png), len(gallery), without_seconds(info)
 
 
-def test_four_visitors_on_two_workers_each_get_what_they_get_alone(backend, client):
+def test_four_visitors_on_two_workers_each_get_what_they_get_alone(backend, url, client):
+    from gradio_client import Client
+
     before = dict(backend.served)
-    jobs = [visit(client, seed) for seed in (1, 2, 3, 4)]
+    visitors = [Client(url, verbose=False, download_files=False) for _ in range(4)]  # a session each
+    jobs = [visit(visitor, seed) for visitor, seed in zip(visitors, (1, 2, 3, 4))]
     together = [picture_and_info(job.result()) for job in jobs]
     served = {replica: n - before.get(replica, 0) for replica, n in backend.served.items()}
     assert sum(served.values()) == 4 and len([n for n in served.values() if n]) == 2, served  # both workers served
@@ -296,8 +299,9 @@ def test_four_visitors_on_two_workers_each_get_what_they_get_alone(backend, clie
         assert info["seed"] == seed and info["prompt"] == f"fire {seed}"
 
 
-def test_a_worker_killed_mid_run_is_one_message_and_the_next_run_succeeds(backend, client):
+def test_a_worker_killed_mid_run_is_one_message_and_the_next_run_succeeds(backend, url, client):
     import ray
+    from gradio_client import Client
 
     job = visit(client, 5, **SLOW)
     deadline = time.monotonic() + 60
@@ -316,9 +320,10 @@ def test_a_worker_killed_mid_run_is_one_message_and_the_next_run_succeeds(backen
         time.sleep(0.1)
     wait_for_replicas(backend, 2)  # … and starts a worker in the killed one's place
     up = set(backend.served)
+    visitors = [client, Client(url, verbose=False, download_files=False)]  # two sessions: one run in flight each
     for _ in range(20):  # two at once, one on each worker, once the page's handle has heard of the new one
         before = dict(backend.served)
-        jobs = [visit(client, seed, steps=30) for seed in (7, 8)]
+        jobs = [visit(visitor, seed, steps=30) for visitor, seed in zip(visitors, (7, 8))]
         assert [picture_and_info(job.result())[1] for job in jobs] == [22, 22]
         if any(replica not in up for replica in backend.served):
             break
@@ -341,7 +346,9 @@ def test_the_page_runs_as_many_at_once_as_the_workers_take(backend):
     demo = app.build_demo(backend, AppSettings(model=NAME))
     fns = demo.fns.values() if isinstance(demo.fns, dict) else demo.fns
     limits = {f.api_name: f.concurrency_limit for f in fns if f.api_name in ("img2img", "txt2img", "compare")}
-    assert limits == dict(img2img=2, txt2img=2, compare=2) and backend.capacity == 2  # 2 workers × 1 run each
+    waiting = AppSettings().queue_size * 2  # every event starts; each run waits for one of the 2 workers' turns
+    assert limits == dict(img2img=waiting, txt2img=waiting, compare=waiting) and backend.capacity == 2
+    assert demo.handlers.page.turns.capacity == 2  # 2 workers × 1 run each
     html = "".join(str(getattr(b, "value", "")) for b in demo.blocks.values())
     assert "Up to 2 runs go at once" in html and "one at a time" not in html  # the page says so too
 
@@ -393,3 +400,29 @@ def test_grid_loopback_and_animation_run_on_the_workers_as_in_process(backend, e
     for a, b in zip(remote_cells + remote_loops, local_cells + local_loops):
         assert max_diff(getattr(a, "output", a), getattr(b, "output", b)) == 0
     assert step_animation(remote_cells[1], tmp_path / "remote.webp", "x0").frames == 4  # the x0 view too
+
+
+def test_a_four_cell_grid_on_two_workers_runs_two_cells_at_once(backend, client):
+    """Through the page: a 4-cell grid's cells spread over the 2 workers, 2 at a time, as the workers report which of
+    them runs each (the backend's runs in progress), and each worker serves 2 of them."""
+    from gradio_client import handle_file
+
+    before, at_once, done = dict(backend.served), [], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            at_once.append(len({replica for replica in list(backend.runs.values()) if replica is not None}))
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        html, info, files = client.predict(image=handle_file(FIREPLACE), prompt="fire", seed=5, strength=1.0,
+                                           steps=40, width=256, height=256, rows="strength", row_values="1.0, 0.9",
+                                           columns="steps", column_values="40, 41", api_name="/grid")  # fmt: skip
+    finally:
+        done.set()
+        watcher.join()
+    served = {replica: n - before.get(replica, 0) for replica, n in backend.served.items()}
+    assert len(info["cells"]) == 4 and max(at_once) == 2, max(at_once)
+    assert sorted(n for n in served.values() if n) == [2, 2], served
