@@ -140,7 +140,10 @@ class Series:
         n, done = len(self.runs), len(self.finished)
         failed = f" · {len(self.failures)} failed" if self.failures else ""
         k = self.others_between
-        failed += f" · {k} other visitor{'s' * (k != 1)}' run{'s' * (k != 1)} went in between" if k else ""
+        if k:
+            failed += (
+                " · 1 other visitor's run went in between" if k == 1 else f" · {k} other visitors' runs went in between"
+            )
         if running:
             return f"Running {self.noun} {min(done + len(self.failures) + 1, n)} of {n}…{failed}"
         head = f"Done: {self.plural(n)}" if not self.stopped else f"Stopped after {done} of {self.plural(n)}"

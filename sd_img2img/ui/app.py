@@ -131,7 +131,7 @@ def build_demo(models, settings: AppSettings | None = None) -> gr.Blocks:
 
 def footer_note(capacity: int) -> str:
     """The line under the page: how runs are served, where the settings are, the API."""
-    served = "Runs take turns on the model: a grid or a loopback lets others' runs in between its own."
+    served = "Runs take turns: others' go between a grid's cells."
     if capacity > 1:
         served = f"Up to {capacity} runs go at once; the rest take turns, a grid's cells with others' runs."
     return (

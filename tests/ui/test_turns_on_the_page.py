@@ -84,7 +84,7 @@ def test_a_single_run_clicked_behind_a_started_grid_runs_before_the_grids_next_c
     seeds = [seed for seed, _, _ in turns_of]
     assert seeds == [5, 99, 5], turns_of  # cell 1, the single run, then cell 2
     assert info["steps_taken"] == 2 and len(grid_info["cells"]) == 2 and not grid_info["stopped"]
-    assert "1 other visitor" in html  # the grid's own visitor sees what went in between
+    assert "1 other visitor&#x27;s run went in between" in html  # the grid's own visitor sees what went in between
 
 
 def test_a_crowd_of_ten_single_runs_go_between_two_grids_and_a_loopback(engine, turns_of):
