@@ -52,6 +52,33 @@ def source_outputs(g: SimpleNamespace) -> list:
     return [g.init_image, g.mask, g.mask_from_alpha]
 
 
+def wire_series_run(
+    h: Handlers,
+    name: str,
+    ui: SimpleNamespace,
+    g: SimpleNamespace,
+    top: SimpleNamespace,
+    *,
+    queue,
+    run,
+    outputs,
+    queued=None,
+):
+    """A series' Stop and its click: the click takes its place in the wait line at once (``queue``: the initial
+    image and the mask, ``queued`` its outputs), then ``run`` (/``name``) streams in the model queue, each of its runs
+    in its own turn. Returns the run's event."""
+    ui.stop_btn.click(h.runs.stop, None, None, api_name=f"stop_{name}", queue=False, **PRIVATE)
+    click = ui.run_btn.click(
+        queue,
+        inputs_of(queue, ui, g, top),
+        queued if queued is not None else source_outputs(g),
+        queue=False,
+        api_name=f"queue_{name}",
+        **PRIVATE,
+    )
+    return click.success(run, inputs_of(run, ui, g), outputs, api_name=name, show_progress="hidden", **model_event(h))
+
+
 def wire_form(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
     """The form's own events: which source tab is open, the plan line, a model picked, the LoRA sliders."""
     plan_inputs = inputs_of(h.runs.plan, g, top)
@@ -209,23 +236,7 @@ def wire_explain(h: Handlers, e: SimpleNamespace, g: SimpleNamespace, top: Simpl
         queue=False,
         **PRIVATE,
     )
-    e.stop_btn.click(h.runs.stop, None, None, api_name="stop_compare", queue=False, **PRIVATE)
-    sketch = e.run_btn.click(
-        h.explain.queue,
-        inputs_of(h.explain.queue, e, g, top),
-        source_outputs(g),
-        queue=False,
-        api_name="queue_compare",
-        **PRIVATE,
-    )
-    sketch.success(
-        h.explain.compare,
-        inputs_of(h.explain.compare, e, g),
-        [e.table, e.info],
-        api_name="compare",
-        show_progress="hidden",
-        **model_event(h),
-    )
+    wire_series_run(h, "compare", e, g, top, queue=h.explain.queue, run=h.explain.compare, outputs=[e.table, e.info])
 
 
 def wire_grid(h: Handlers, grid: SimpleNamespace, g: SimpleNamespace, top: SimpleNamespace) -> None:
@@ -248,23 +259,8 @@ def wire_grid(h: Handlers, grid: SimpleNamespace, g: SimpleNamespace, top: Simpl
     names = h.page.backend.names
     for axis, values in ((grid.rows, grid.row_values), (grid.columns, grid.column_values)):
         axis.change(lambda by: default_axis_values(by, names), axis, values, queue=False, **PRIVATE)
-    grid.stop_btn.click(h.runs.stop, None, None, api_name="stop_grid", queue=False, **PRIVATE)
-    sketch = grid.run_btn.click(
-        h.grid.queue,
-        inputs_of(h.grid.queue, grid, g, top),
-        source_outputs(g),
-        queue=False,
-        api_name="queue_grid",
-        **PRIVATE,
-    )
-    run = sketch.success(
-        h.grid.grid,
-        inputs_of(h.grid.grid, grid, g),
-        [grid.table, grid.info, grid.files],
-        api_name="grid",
-        show_progress="hidden",
-        **model_event(h),
-    )
+    outputs = [grid.table, grid.info, grid.files]
+    run = wire_series_run(h, "grid", grid, g, top, queue=h.grid.queue, run=h.grid.grid, outputs=outputs)
     run.then(h.grid.cost, cost_inputs, grid.cost, api_name="grid_cost_after", queue=False, **PRIVATE)
 
 
@@ -282,23 +278,8 @@ def wire_loopback(h: Handlers, lb: SimpleNamespace, g: SimpleNamespace, top: Sim
         trigger_mode="always_last",
         **PRIVATE,
     )
-    lb.stop_btn.click(h.runs.stop, None, None, api_name="stop_loopback", queue=False, **PRIVATE)
-    sketch = lb.run_btn.click(
-        h.loopback.queue,
-        inputs_of(h.loopback.queue, lb, g, top),
-        source_outputs(g),
-        queue=False,
-        api_name="queue_loopback",
-        **PRIVATE,
-    )
-    run = sketch.success(
-        h.loopback.loopback,
-        inputs_of(h.loopback.loopback, lb, g),
-        [lb.strip, lb.animation, lb.files, lb.info],
-        api_name="loopback",
-        show_progress="hidden",
-        **model_event(h),
-    )
+    outputs = [lb.strip, lb.animation, lb.files, lb.info]
+    run = wire_series_run(h, "loopback", lb, g, top, queue=h.loopback.queue, run=h.loopback.loopback, outputs=outputs)
     run.then(h.loopback.curve_line, curve_inputs, lb.curve_line, api_name="loop_curve_after", queue=False, **PRIVATE)
 
 
@@ -322,21 +303,9 @@ def wire_diverge(h: Handlers, d: SimpleNamespace, g: SimpleNamespace, top: Simpl
         trigger_mode="always_last",
         **PRIVATE,
     )
-    d.stop_btn.click(h.runs.stop, None, None, api_name="stop_diverge", queue=False, **PRIVATE)
-    sketch = d.run_btn.click(
-        h.diverge.queue,
-        inputs_of(h.diverge.queue, d, g, top),
-        g.init_image,
-        queue=False,
-        api_name="queue_diverge",
-        **PRIVATE,
-    )
-    run = sketch.success(
-        h.diverge.diverge,
-        inputs_of(h.diverge.diverge, d, g),
-        [d.view, d.chart, d.info, d.files],
-        api_name="diverge",
-        show_progress="hidden",
-        **model_event(h),
+    outputs = [d.view, d.chart, d.info, d.files]
+    queued = [g.init_image]
+    run = wire_series_run(
+        h, "diverge", d, g, top, queue=h.diverge.queue, run=h.diverge.diverge, outputs=outputs, queued=queued
     )
     run.then(h.diverge.cost, cost_inputs, d.cost, api_name="diverge_cost_after", queue=False, **PRIVATE)
