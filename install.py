@@ -194,10 +194,15 @@ def run_tests(args: list[str]) -> int:
     return hand_over(pytest_command(args))
 
 
-def pytest_command(args: list[str]) -> list[str]:
-    """`python -m pytest -q ARGS`, without the -q where ARGS set the verbosity (-q twice hides the summary line)."""
+def pytest_command(args: list[str], cores: int | None = None) -> list[str]:
+    """`python -m pytest -q ARGS`, without the -q where ARGS set the verbosity (-q twice hides the summary line), on
+    one pytest-xdist worker per core (at most 4, each test file whole on one worker) unless ARGS say how many
+    (`-n 0`: one process)."""
     sets_verbosity = any(re.fullmatch(r"-[qv]+|--quiet|--verbose", a) for a in args)
-    return [sys.executable, "-m", "pytest", *([] if sets_verbosity else ["-q"]), *args]
+    cores = cores or os.cpu_count() or 1
+    sets_workers = any(re.fullmatch(r"-n\d*|--numprocesses(=.*)?|--dist(=.*)?", a) for a in args)
+    workers = [] if sets_workers or cores < 2 else ["-n", str(min(cores, 4)), "--dist", "loadfile"]
+    return [sys.executable, "-m", "pytest", *([] if sets_verbosity else ["-q"]), *workers, *args]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -14,6 +14,9 @@ os.environ.setdefault("SD_IMG2IMG_CACHE", tempfile.mkdtemp(prefix="sd-img2img-te
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # pytest-xdist: the cores shared out, not each worker on all of them
+    share = (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, share)))  # torch's threads, here and in the tests' subprocesses
 
 import pytest  # noqa: E402
 

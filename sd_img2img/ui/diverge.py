@@ -22,7 +22,7 @@ from sd_img2img.series.diverge import VARIES, Comparison, Diverge, both_values, 
 from sd_img2img.series.series import estimate_series
 from sd_img2img.ui.endpoints import endpoint, form_names, with_options
 from sd_img2img.ui.examples import draw_fireplace
-from sd_img2img.ui.html import esc, image_tag
+from sd_img2img.ui.html import esc, image_tag, refused_plan
 from sd_img2img.ui.page import Page, shown_to_user
 from sd_img2img.ui.runs import Runs
 from sd_img2img.ui.series import SeriesEvents, progress_html
@@ -173,10 +173,8 @@ class DivergePage:
             if any(self.page.family(name) is None for name in self.models_of(values)):
                 return '<div class="plan diverge-cost">two runs: their steps are counted once the model is known</div>'
             diverge = self.plan(values)
-        except gr.Error as e:  # its message is escaped already
-            return f'<div class="plan bad">{e.message}</div>'
-        except UserInputError as e:
-            return f'<div class="plan bad">{esc(e)}</div>'
+        except (gr.Error, UserInputError) as e:
+            return refused_plan(e)
         line = diverge.series.cost(estimate_series(self.page.backend, diverge.series))
         if not values.get("init_image"):
             sketch = values.get("source") == "sketch"

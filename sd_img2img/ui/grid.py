@@ -17,7 +17,7 @@ from sd_img2img.series.axes import AXES
 from sd_img2img.series.grid import Grid, grid_axis, plan_grid, planned_steps
 from sd_img2img.series.series import estimate_series
 from sd_img2img.ui.endpoints import endpoint, form_names, with_options
-from sd_img2img.ui.html import esc, image_tag
+from sd_img2img.ui.html import esc, image_tag, refused_plan
 from sd_img2img.ui.page import Page, shown_to_user
 from sd_img2img.ui.runs import Runs
 from sd_img2img.ui.series import SeriesEvents, progress_html
@@ -129,10 +129,8 @@ class GridPage:
                     + "</div>"
                 )
             grid = self.plan(values)
-        except gr.Error as e:  # its message is escaped already
-            return f'<div class="plan bad">{e.message}</div>'
-        except UserInputError as e:
-            return f'<div class="plan bad">{esc(e)}</div>'
+        except (gr.Error, UserInputError) as e:
+            return refused_plan(e)
         seconds = estimate_series(self.page.backend, grid.series)
         return f'<div class="plan grid-cost">{esc(grid.series.cost(seconds))}</div>'
 

@@ -8,6 +8,7 @@ import html
 import io
 from pathlib import Path
 
+import gradio as gr
 from PIL import Image
 
 from sd_img2img.engine.backend import ModelStatus
@@ -20,6 +21,12 @@ from sd_img2img.plan.timing import format_duration
 def esc(text) -> str:
     """Text for HTML: every ``<``, ``>``, ``&`` and quote escaped."""
     return html.escape(str(text), quote=True)
+
+
+def refused_plan(e: Exception) -> str:
+    """A series' cost line when its request is refused: a ``gr.Error``'s message (escaped where it was raised) or
+    any other error's text, escaped here."""
+    return f'<div class="plan bad">{e.message if isinstance(e, gr.Error) else esc(e)}</div>'
 
 
 def plan_line(
@@ -45,7 +52,7 @@ def plan_line(
         plan = plan if plan is not None else plan_steps(steps_i, float(strength), bool(real_steps), family)
         return f'<div class="plan">{esc(plan.describe())}{tail}</div>'
     except (UserInputError, TypeError, ValueError) as e:
-        return f'<div class="plan bad">{esc(e)}</div>'
+        return refused_plan(e)
 
 
 def image_tag(image: Image.Image, alt: str, cls: str = "", max_side: int | None = None) -> str:

@@ -21,7 +21,7 @@ from sd_img2img.series.loopback import (
 )
 from sd_img2img.series.series import estimate_series
 from sd_img2img.ui.endpoints import endpoint, form_names, with_options
-from sd_img2img.ui.html import esc
+from sd_img2img.ui.html import esc, refused_plan
 from sd_img2img.ui.page import Page, shown_to_user
 from sd_img2img.ui.runs import Runs
 from sd_img2img.ui.series import SeriesEvents, progress_html, strip_html
@@ -79,10 +79,8 @@ class LoopbackPage:
             else:
                 r = with_defaults(self.runs.request(values), family)
                 line, seconds = loop_plan(r, options_of(values), family).describe(), None
-        except gr.Error as e:  # its message is escaped already
-            return f'<div class="plan bad">{e.message}</div>'
-        except (UserInputError, TypeError, ValueError) as e:
-            return f'<div class="plan bad">{esc(e)}</div>'
+        except (gr.Error, UserInputError, TypeError, ValueError) as e:
+            return refused_plan(e)
         tail = "" if image or values["source"] == "sketch" else " · pick an initial image first"
         time = f" · {format_duration(seconds)} here" if seconds is not None else ""
         return f'<div class="plan loop-curve">{esc(line)}{esc(time)}{tail}</div>'

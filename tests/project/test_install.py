@@ -81,6 +81,10 @@ def test_missing_requirements(install):
 
 
 def test_pytest_is_quiet_unless_told_otherwise(install):
-    assert install.pytest_command(["tests/x.py"])[-3:] == ["pytest", "-q", "tests/x.py"]
-    assert install.pytest_command(["-q", "tests/x.py"])[-3:] == ["pytest", "-q", "tests/x.py"]
-    assert install.pytest_command(["-vv", "-k", "a"])[-4:] == ["pytest", "-vv", "-k", "a"]
+    assert install.pytest_command(["tests/x.py"], cores=1)[-3:] == ["pytest", "-q", "tests/x.py"]
+    assert install.pytest_command(["-q", "tests/x.py"], cores=1)[-3:] == ["pytest", "-q", "tests/x.py"]
+    assert install.pytest_command(["-vv", "-k", "a"], cores=1)[-4:] == ["pytest", "-vv", "-k", "a"]
+    # one worker per core, at most 4, each file on one worker; unless the arguments say how many
+    assert install.pytest_command([], cores=2)[-6:] == ["pytest", "-q", "-n", "2", "--dist", "loadfile"]
+    assert install.pytest_command(["tests/x.py"], cores=16)[-5:-2] == ["-n", "4", "--dist"]
+    assert install.pytest_command(["-n", "0", "tests/x.py"], cores=2)[-4:] == ["-q", "-n", "0", "tests/x.py"]

@@ -114,7 +114,7 @@ def test_a_full_queue_says_busy_try_again(engine):
     from gradio_client.exceptions import AppError
 
     with serve(engine, queue_size=1) as u:
-        jobs = [submit(client_for(u), steps=60, strength=1.0, seed=k) for k in range(4)]
+        jobs = [submit(client_for(u), steps=20, strength=1.0, seed=k) for k in range(4)]
         outcomes = []
         for job in jobs:
             try:

@@ -75,7 +75,7 @@ def test_a_single_run_clicked_behind_a_started_grid_runs_before_the_grids_next_c
     with serve_demo(engine) as (url, demo):
         other = client_for(url)  # connected before the grid starts
         grid = client_for(url).submit(image=image_arg(), **BIG, seed=5, steps=60, rows="strength",
-                                      row_values="1.0", columns="steps", column_values="60, 61",
+                                      row_values="1.0", columns="steps", column_values="60, 4",
                                       api_name="/grid")  # fmt: skip
         wait_for(lambda: len(turns_of) == 1)  # its first cell has the model
         single = other.submit(image=image_arg(), **SMALL, seed=99, steps=4, strength=0.5, api_name="/img2img")
@@ -92,14 +92,17 @@ def test_a_crowd_of_ten_single_runs_go_between_two_grids_and_a_loopback(engine, 
     result equals the same request run alone, pixel for pixel, and nobody hangs."""
     with serve_demo(engine) as (url, demo):
         visitors = [client_for(url) for _ in range(10)]  # connected before anyone clicks
-        series = [
-            visitor.submit(image=image_arg(), **BIG, seed=seed, steps=60, rows="strength", row_values="1.0",
-                           columns="steps", column_values="60, 59", api_name="/grid")
-            for visitor, seed in zip(visitors, (21, 22))
-        ]  # fmt: skip
+        cells = {21: [100, 4], 22: [4, 3]}  # the first grid's first cell long enough for all the others to click
+
+        def grid(visitor, seed):
+            return visitor.submit(image=image_arg(), **BIG, seed=seed, steps=60, rows="strength", row_values="1.0",
+                                  columns="steps", column_values=", ".join(map(str, cells[seed])), api_name="/grid")  # fmt: skip
+
+        series = [grid(visitors[0], 21)]
+        wait_for(lambda: len(turns_of) == 1)  # its first cell has the model
+        series.append(grid(visitors[1], 22))
         series.append(visitors[2].submit(image=image_arg(), **SMALL, seed=23, strength=0.6, steps=6, loops=2,
                                          final_strength=0.5, api_name="/loopback"))  # fmt: skip
-        started_running(series[0])
         singles = {seed: visitor.submit(image=image_arg(), **SMALL, seed=seed, steps=4, strength=0.5,
                                         api_name="/img2img") for visitor, seed in zip(visitors[3:], range(100, 107))}  # fmt: skip
         ended = {}
@@ -117,7 +120,7 @@ def test_a_crowd_of_ten_single_runs_go_between_two_grids_and_a_loopback(engine, 
             alone = engine.generate(GenerationRequest(init_image=FIREPLACE, **SMALL, seed=seed, steps=4, strength=0.5))
             assert np.array_equal(pixels(output), np.asarray(alone.output)), seed
         for (_, info, files), seed in zip(grids, (21, 22)):
-            assert [c["steps_taken"] for c in info["cells"]] == [60, 59]
+            assert [c["steps_taken"] for c in info["cells"]] == cells[seed]
             for cell, png in zip(info["cells"], files):
                 alone = engine.generate(GenerationRequest(init_image=FIREPLACE, **BIG, seed=seed, steps=cell["steps"]))
                 assert np.array_equal(pixels(png), np.asarray(alone.output)), cell
@@ -150,8 +153,9 @@ def test_a_grid_estimated_over_the_limit_is_refused_with_its_numbers(tiny_checkp
         client = client_for(url)
         grid = dict(image=image_arg(), **BIG, seed=5, steps=60, rows="strength", row_values="1.0, 0.9",
                     columns="steps", column_values="60, 59", api_name="/grid")  # fmt: skip
-        html, info, files = client.predict(**grid)  # before any measurement only the step limits apply: it runs
-        assert len(info["cells"]) == 4
+        first = {**grid, "row_values": "1.0", "column_values": "8, 6"}
+        html, info, files = client.predict(**first)  # before any measurement only the step limits apply: it runs
+        assert len(info["cells"]) == 2
         with pytest.raises(AppError) as refused:
             client.predict(**grid)
     message = str(refused.value)
