@@ -74,9 +74,15 @@ def test_paint_a_mask_run_and_see_it_in_every_step(url, browser_context, small_f
     set_number(page, "strength", 0.5)
     page.get_by_role("tab", name="Inpaint").click()
     expect(page.locator("#inpaint-editor canvas").first).to_be_visible(timeout=15_000)
-    page.wait_for_timeout(800)  # the picture goes under the brush
-    paint(page, "#inpaint-editor")
-    expect(page.locator("#plan-line")).to_contain_text("the rest is kept", timeout=20_000)
+    for attempt in range(3):  # as a visitor does when a stroke went nowhere (the picture still going under the brush
+        page.wait_for_timeout(800)  # on a busy machine), the same strokes again
+        paint(page, "#inpaint-editor")
+        try:
+            expect(page.locator("#plan-line")).to_contain_text("the rest is kept", timeout=10_000)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
     assert "the masked" in page.locator("#plan-line").inner_text()
     page.locator("#run").click()
     expect(page.locator("#run-status")).to_contain_text("2 taken", timeout=90_000)
