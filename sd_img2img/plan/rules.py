@@ -28,6 +28,11 @@ from sd_img2img.config import MAX_SCHEDULE_STEPS, MAX_STEPS
 from sd_img2img.errors import UserInputError
 
 
+def steps_text(n: int) -> str:
+    """``1 step``, ``7 steps``."""
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
 @dataclass(frozen=True)
 class StepRule:
     """SD's rule, ``min(int(N × s), N)``; the other rules override what differs.
@@ -121,12 +126,12 @@ class StepRule:
 
     def describe(self, plan) -> str:
         """What ``plan`` (a ``step_plan.StepPlan`` by this rule) will run, as the plan line says it."""
-        n, s = plan.steps_to_run, plan.strength
+        n, s, asked = plan.steps_to_run, plan.strength, steps_text(plan.steps)
         if s is None:
-            return f"{plan.steps} steps from pure noise → {n} steps will run (prompt2img: strength does not apply)"
+            return f"{asked} from pure noise → {steps_text(n)} will run (prompt2img: strength does not apply)"
         if plan.real_steps:
             return f"a schedule of {plan.schedule_steps} steps × strength {s:g}, {n} will run ({plan.skipped} skipped)"
-        return f"{plan.steps} steps × strength {s:g} → {n} steps will run ({plan.skipped} skipped{self.rounding()})"
+        return f"{asked} × strength {s:g} → {steps_text(n)} will run ({plan.skipped} skipped{self.rounding()})"
 
     def taken_note(self, plan, steps_taken: int) -> str:
         """How ``steps_taken`` came about under ``plan`` (the explain table's "steps actually taken" row)."""

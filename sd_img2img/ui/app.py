@@ -92,7 +92,6 @@ def build_demo(models, settings: AppSettings | None = None) -> gr.Blocks:
             last_run=gr.State(None, time_to_live=3600),
             prepared=gr.State(None, time_to_live=3600),  # the click's prepared request, handed to its run
             source=gr.State("image"),
-            run_done=gr.State(0),  # counts finished runs: the plan line's estimate follows them
             inpaint_from=gr.State(None),  # the fingerprint of the picture the Inpaint tab paints on
         )
         with gr.Row(elem_classes="topbar"):

@@ -76,7 +76,19 @@ def wire_series_run(
         api_name=f"queue_{name}",
         **PRIVATE,
     )
-    return click.success(run, inputs_of(run, ui, g), outputs, api_name=name, show_progress="hidden", **model_event(h))
+    event = click.success(run, inputs_of(run, ui, g), outputs, api_name=name, show_progress="hidden", **model_event(h))
+    after_run(h, g, top, event, name)
+    return event
+
+
+def after_run(h: Handlers, g: SimpleNamespace, top: SimpleNamespace, event, name: str) -> None:
+    """Once a run (or a series) ends: the badge says its model is loaded (another may have been freed), and the plan
+    line gives the time this server has now measured. Chained to the run itself (a ``gr.State``'s change event is not
+    sent to the page)."""
+    badge = [top.model_badge, top.timer]
+    event.then(h.models.model_badge, g.model, badge, api_name=f"badge_after_{name}", queue=False, **PRIVATE)
+    plan = inputs_of(h.runs.plan, g, top)
+    event.then(h.runs.plan, plan, g.plan, api_name=f"plan_after_{name}", queue=False, **PRIVATE)
 
 
 def wire_form(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
@@ -103,7 +115,7 @@ def wire_form(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
         if c is not g.init_image and c is not top.source
     ]
     gr.on(
-        [g.init_image.change, top.run_done.change, *triggers],
+        [g.init_image.change, *triggers],
         h.runs.plan,
         plan_inputs,
         g.plan,
@@ -148,7 +160,7 @@ def wire_run(h: Handlers, g: SimpleNamespace, top: SimpleNamespace) -> None:
         show_progress="hidden",
         **model_event(h),
     )
-    run.then(lambda n: (n or 0) + 1, top.run_done, top.run_done, api_name="run_done", queue=False, **PRIVATE)
+    after_run(h, g, top, run, "run")
     wire_batch(h, g, top, run)
     run.success(
         lambda last: last["animation"] if last else None,

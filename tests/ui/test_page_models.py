@@ -132,3 +132,34 @@ def test_model_picker_and_compare_models_in_chromium(url):
             String(e.parentElement.className).slice(0, 40)) + ': ' + Math.round(e.getBoundingClientRect().right))""")
         assert overflow <= 0, f"the page is {overflow}px wider than a 390px phone: {wide[:12]}"
         browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not available(), reason=MISSING)
+def test_the_badge_follows_a_run_that_loaded_its_model(tmp_path):
+    """One model loaded at a time: the page opens on the one that is not loaded ("not loaded yet · loads with the
+    first run"); once a run has loaded it, the badge says it is ready (not the stale line it opened with)."""
+    from chromium import browser_context, set_number
+    from playwright.sync_api import expect
+
+    from sd_img2img.engine.model_set import ModelSet
+
+    models = ModelSet(["random", "random-sdxl"], device="cpu", dtype="float32", cache=tmp_path, max_loaded=1)
+    with serve(models) as url, browser_context(viewport={"width": 1280, "height": 800}) as context:
+        page = context.new_page()
+        page.goto(url)
+        expect(page.locator(".model-status.ready")).to_be_visible(timeout=60_000)  # the first model, at start
+        page.locator("#model input").click()
+        page.get_by_role("option", name=re.compile("random-sdxl")).click()
+        badge = page.locator(".model-status")
+        expect(badge).to_contain_text("Model not loaded yet · random-sdxl", timeout=10_000)
+        page.locator("#init-image input[type=file]").set_input_files(FIREPLACE)
+        expect(page.locator("#init-image img").first).to_be_visible(timeout=15_000)
+        set_number(page, "steps", 2)
+        page.get_by_text("More settings").click()
+        set_number(page, "width", 128)
+        set_number(page, "height", 128)
+        page.locator("#run").click()
+        expect(page.locator("#run-status")).to_contain_text("taken", timeout=120_000)
+        expect(page.locator(".model-status.ready")).to_contain_text("random-sdxl", timeout=10_000)
+        expect(page.locator("#plan-line")).to_contain_text("s here", timeout=10_000)  # the run measured: its estimate
