@@ -8,7 +8,11 @@ The entry Hugging Face Spaces runs; the page itself is ``sd_img2img.ui``.
 
 import sys
 
-from sd_img2img.ui.app import main
+from sd_img2img.settings import parse_settings
 
 if __name__ == "__main__":
+    # a bad flag or variable is answered at once, before the page's libraries load (seconds)
+    parse_settings(sys.argv[1:], prog="python app.py")
+    from sd_img2img.ui.app import main
+
     main(sys.argv[1:])
