@@ -11,8 +11,7 @@ import sys
 from sd_img2img.settings import parse_settings
 
 if __name__ == "__main__":
-    # a bad flag or variable is answered at once, before the page's libraries load (seconds)
-    parse_settings(sys.argv[1:], prog="python app.py")
-    from sd_img2img.ui.app import main
+    settings = parse_settings(sys.argv[1:], prog="python app.py")  # a bad flag is answered before the libraries load
+    from sd_img2img.ui.app import serve
 
-    main(sys.argv[1:])
+    serve(settings)

@@ -8,7 +8,7 @@ Writes the output PNG (settings embedded), every step image (step 0 first) and t
 A mistake in the input gives a one-line message on stderr and exit status 2; a model or run failure
 exit status 1. Ctrl-C stops the run between steps and still writes what was computed.
 
-``sd-img2img serve [FLAGS]`` serves the web demo (app.py's flags: ``sd_img2img.ui.app.main``); ``--version`` says the
+``sd-img2img serve [FLAGS]`` serves the web demo (app.py's flags: ``sd_img2img.ui.app.serve``); ``--version`` says the
 version. ``--animation`` also writes the steps as one animation; ``--loops N --final-strength S --curve C`` runs loopback (each
 output the next initial image); ``sd-img2img grid INIT --strengths 0.4,0.7 --step-counts 10,20`` runs the strength ×
 steps grid; ``sd-img2img diverge INIT --vs steps=29`` compares two runs step by step, where they part ways
@@ -29,7 +29,14 @@ from pathlib import Path
 from sd_img2img import config
 from sd_img2img.models.families import default_family
 from sd_img2img.plan.samplers import ALL_SAMPLER_NAMES
-from sd_img2img.settings import CommandParser, add_model_flags, make_engine, options_from, quiet_libraries
+from sd_img2img.settings import (
+    CommandParser,
+    add_model_flags,
+    make_engine,
+    options_from,
+    parse_settings,
+    quiet_libraries,
+)
 
 _NUMBERED = re.compile(r"^(\d{6})\.")
 
@@ -580,9 +587,10 @@ def run_diverge_command(engine, args, should_stop) -> tuple[dict, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["serve"]:  # the web demo, app.py's flags; an init image named "serve" is ./serve
-        from sd_img2img.ui.app import main as serve
+        settings = parse_settings(argv[1:], prog="sd-img2img serve")  # a bad flag: answered before gradio loads
+        from sd_img2img.ui.app import serve
 
-        serve(argv[1:], prog="sd-img2img serve")
+        serve(settings, prog="sd-img2img serve")
         return 0
     grid = argv[:1] == ["grid"]  # sd-img2img grid INIT …; an init image named "grid" is ./grid
     diverge = argv[:1] == ["diverge"]  # sd-img2img diverge INIT --vs KEY=VALUE …

@@ -27,8 +27,8 @@ LONGEST_FIRST = ("ui", "serve", "cli", "models", "engine", "series", "project", 
 
 def pytest_collection_modifyitems(config, items):
     def folder(item) -> int:
-        parts = item.path.parent.name
-        return LONGEST_FIRST.index(parts) if parts in LONGEST_FIRST else len(LONGEST_FIRST)
+        name = item.path.parent.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=folder)  # stable: each file's tests keep their order
 

@@ -29,7 +29,7 @@ from sd_img2img.engine.engine import Engine
 from sd_img2img.engine.zero_gpu import on_zero_gpu
 from sd_img2img.errors import BackendError
 from sd_img2img.models import download
-from sd_img2img.settings import AppSettings, models_from, parse_settings, quiet_libraries
+from sd_img2img.settings import AppSettings, models_from, quiet_libraries
 from sd_img2img.ui.exact_numbers import exact_json
 from sd_img2img.ui.handlers import Handlers
 from sd_img2img.ui.html import esc, model_badge
@@ -190,11 +190,12 @@ def start_backend(backend: Backend, prog: str = "python app.py") -> Backend:
         raise SystemExit(f"{prog}: error: {e}") from None
 
 
-def main(argv: list[str] | None = None, prog: str = "python app.py") -> None:
-    """Serve the demo as ``argv`` (its flags and ``SD_IMG2IMG_*`` variables) asks: ``python app.py`` (the Space's
-    entry) and ``sd-img2img serve`` (an installed package) both run this."""
+def serve(settings: AppSettings, prog: str = "python app.py") -> None:
+    """Serve the demo as ``settings`` (parsed from the flags and ``SD_IMG2IMG_*`` variables before this module and
+    its libraries were imported, so a bad flag is answered at once) asks: ``python app.py`` (the Space's entry) and
+    ``sd-img2img serve`` (an installed package) both run this."""
     keep_freed_memory()  # before any thread: CPU steps stop page-faulting their activations in (run/cpu_memory.py)
-    settings = with_demo_model(parse_settings(argv, prog=prog), prog)
+    settings = with_demo_model(settings, prog)
     quiet_libraries()
     download.report(settings.models, lambda line: print(line, file=sys.stderr, flush=True), threading.Event())
     backend = start_backend(make_backend(settings), prog)

@@ -24,8 +24,8 @@ def esc(text) -> str:
 
 
 def refused_plan(e: Exception) -> str:
-    """A series' cost line when its request is refused: a ``gr.Error``'s message (escaped where it was raised) or
-    any other error's text, escaped here."""
+    """The plan line, or a series' cost line, when its request is refused: a ``gr.Error``'s message (escaped where
+    it was raised) or any other error's text, escaped here."""
     return f'<div class="plan bad">{e.message if isinstance(e, gr.Error) else esc(e)}</div>'
 
 
